@@ -1,0 +1,26 @@
+r"""MaskGIT transformer (MVTM) on the token cache of the shapes tokenizer.
+
+  python -m maskgit_edit.train --config configs/maskgit_shapes.py \
+      --config.tokenizer_workdir=runs/shapes/tokenizer \
+      --workdir runs/shapes/maskgit
+
+`:runlocal` is a seconds-long smoke run (still needs a tokenizer run).
+"""
+
+from maskgit_edit import config_defaults
+
+
+def get_config(arg: str = ""):
+  c = config_defaults.base("maskgit", total_steps=2000, batch_size=64)
+  c.tokenizer_workdir = "runs/shapes/tokenizer"
+  c.model = config_defaults.transformer()
+  c.mvtm = dict(schedule="cosine", label_smoothing=0.1)
+  c.sample = config_defaults.decode()
+  c.optim.update(lr=1e-3, warmup_steps=200, ema_decay=0.0)
+  if arg == "runlocal":
+    c.total_steps, c.batch_size, c.log_every = 4, 8, 2
+    c.checkpoint_every, c.num_eval = 2, 16
+    c.model.update(hidden_size=32, num_layers=1, num_heads=2,
+                   intermediate_size=64)
+    c.sample.num_steps = 4
+  return c

@@ -1,0 +1,102 @@
+"""What a finished run leaves in its workdir, and how later stages read it.
+
+- `config.json`: the run's config (written by the metric writer).
+- `<name>_params.msgpack`: final (EMA if used) parameters, in the same Flax
+  msgpack format as the released MaskGIT checkpoints (`{"params": tree}`).
+- `tokens_<split>.npz` (tokenizer runs): `tokens` int32 [N, h, w], `labels`.
+"""
+
+import json
+import os
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from maskgit_edit import checkpoints
+from maskgit_edit import models
+
+
+def params_path(workdir: str, name: str) -> str:
+  return os.path.join(workdir, f"{name}_params.msgpack")
+
+
+def export_params(workdir: str, name: str, params) -> str:
+  """Writes params atomically (temp file + rename) so a kill loses nothing."""
+  if jax.process_index() != 0:
+    return params_path(workdir, name)
+  path = params_path(workdir, name)
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    f.write(flax.serialization.msgpack_serialize(
+        {"params": jax.device_get(params)}))
+  os.replace(tmp, path)
+  return path
+
+
+def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No config.json in {workdir!r}: not a run folder.")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def save_token_cache(workdir: str, split: str, tokens_Nxhxw, labels_N):
+  path = os.path.join(workdir, f"tokens_{split}.npz")
+  np.savez(path + ".tmp.npz", tokens=np.asarray(tokens_Nxhxw, np.int32),
+           labels=np.asarray(labels_N, np.int32))
+  os.replace(path + ".tmp.npz", path)
+  return path
+
+
+def load_token_cache(workdir: str, split: str):
+  """(tokens int32 [N, h, w], labels int32 [N]) of a tokenizer run."""
+  path = os.path.join(workdir, f"tokens_{split}.npz")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"No token cache {path!r}: train the tokenizer to the end first "
+        "(its last step writes the cache).")
+  with np.load(path) as f:
+    return f["tokens"], f["labels"]
+
+
+def load_params(workdir: str, name: str, abstract_params):
+  """Reads `<name>_params.msgpack` and checks it against `abstract_params`."""
+  path = params_path(workdir, name)
+  params = checkpoints.read_msgpack_params(path)
+  checkpoints.check_params_fit(params, abstract_params, source=path)
+  return params
+
+
+def load_tokenizer(workdir: str):
+  """(model, params, run config) of a finished tokenizer run."""
+  config = load_run_config(workdir)
+  model = models.build_tokenizer(config.tokenizer)
+  size = config.data.image_size
+  abstract = jax.eval_shape(model.init, jax.random.key(0),
+                            jnp.zeros((1, size, size, 3)))["params"]
+  return model, load_params(workdir, "tokenizer", abstract), config
+
+
+def transformer_layout(config) -> models.TokenLayout:
+  """Token layout of a transformer run config (reads its tokenizer run)."""
+  tok_config = load_run_config(config.tokenizer_workdir)
+  latent = models.latent_size(tok_config.data.image_size, tok_config.tokenizer)
+  _, labels = load_token_cache(config.tokenizer_workdir, "test")
+  num_classes = int(config.get("num_classes", 0) or labels.max() + 1)
+  return models.TokenLayout(tok_config.tokenizer.codebook_size, num_classes,
+                            latent, config.model.class_conditional)
+
+
+def load_transformer(workdir: str, name: str = "transformer"):
+  """(model, params, layout, run config) of a finished transformer run."""
+  config = load_run_config(workdir)
+  layout = transformer_layout(config)
+  model = models.build_transformer(config.model, layout)
+  abstract = jax.eval_shape(
+      model.init, jax.random.key(0),
+      jnp.zeros((1, layout.seq_len), jnp.int32))["params"]
+  return model, load_params(workdir, name, abstract), layout, config

@@ -1,0 +1,71 @@
+"""Config sections shared by the files in configs/ (big_vision style)."""
+
+import ml_collections
+
+from maskgit_edit import data
+
+
+def base(trainer: str, *, total_steps: int, batch_size: int,
+         seed: int = 0) -> ml_collections.ConfigDict:
+  """Fields every trainer reads: loop, optimiser, logging."""
+  c = ml_collections.ConfigDict()
+  c.trainer = trainer
+  c.seed = seed
+  c.data = data.default_data_config()
+  c.total_steps = total_steps
+  c.batch_size = batch_size
+  c.log_every = 50
+  c.eval_every = 0  # 0: evaluate only at the end.
+  c.checkpoint_every = 500
+  c.keep_checkpoints = 2
+  c.num_eval = 512
+  c.eval_batch_size = 256
+  c.distributed = False  # jax.distributed.initialize() for multi-host.
+  c.optim = ml_collections.ConfigDict(dict(
+      lr=1e-3, warmup_steps=100, end_lr_factor=0.05, weight_decay=1e-4,
+      b1=0.9, b2=0.99, grad_clip=1.0, ema_decay=0.0))
+  c.wandb = ml_collections.ConfigDict(dict(mode="disabled",
+                                           project="maskgit-edit"))
+  return c
+
+
+def tokenizer(**overrides) -> ml_collections.ConfigDict:
+  """VQGAN tokenizer section (sizes, losses, dead-code restart, GAN)."""
+  t = ml_collections.ConfigDict(dict(
+      filters=32, num_res_blocks=1, channel_multipliers=(1, 2, 2),
+      embedding_dim=32, codebook_size=256, norm_groups=8,
+      commitment_cost=0.25, entropy_loss_ratio=0.0,
+      usage_decay=0.99, dead_code_threshold=0.03, dead_code_every=100,
+      adversarial=ml_collections.ConfigDict(dict(
+          weight=0.0, start_step=0, r1_gamma=1.0, lr=1e-4, filters=32,
+          num_layers=2))))
+  t.update(overrides)
+  return t
+
+
+def transformer(**overrides) -> ml_collections.ConfigDict:
+  m = ml_collections.ConfigDict(dict(
+      hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
+      dropout_rate=0.1, class_conditional=True))
+  m.update(overrides)
+  return m
+
+
+def decode(**overrides) -> ml_collections.ConfigDict:
+  d = ml_collections.ConfigDict(dict(
+      num_steps=12, schedule="cosine", choice_temperature=4.5, start_iter=0,
+      stop_iter=ml_collections.config_dict.placeholder(int)))
+  d.update(overrides)
+  return d
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py[:arg]` the way `--config` does."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("_config", path)
+  if module_spec is None:
+    raise FileNotFoundError(f"No config file {path!r}.")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg) if arg else module.get_config()

@@ -1,0 +1,203 @@
+"""MaskGIT parallel decoding as one pure `lax.while_loop`, with guidance hooks.
+
+Released semantics (Chang et al. 2022, google-research/maskgit): at each step
+the model predicts every unknown token; a token is sampled per unknown
+position; its confidence is its log-probability plus Gumbel noise scaled by
+`choice_temperature * (1 - ratio)`; the `floor(N0 * gamma(ratio))` least
+confident unknown positions stay unknown (clamped to [1, unknown - 1]) and the
+rest are committed, with ratio = (step + 1) / T. Known positions never change.
+
+Every guided variant runs through this same loop; `Guidance` only changes
+(a) which ids the model sees at unknown positions and (b) a bias added to the
+logits before sampling and confidence. With all knobs at zero it is the
+baseline, bit for bit.
+"""
+
+from typing import Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from maskgit_edit.decoding import schedules
+
+# log-prob given to known tokens so they are never chosen for re-masking.
+_KNOWN_CONFIDENCE = float("inf")
+
+# logits_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B) -> logits_BxLxC,
+# with C the codebook size (class/mask rows already dropped).
+LogitsFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+@flax.struct.dataclass
+class Guidance:
+  """Per-edit guidance; every field zero/empty gives the baseline decoder.
+
+  Attributes:
+    guide_ids_BxL: int32 guidance token per position, -1 where there is none.
+    self_weight_B: lambda of self-guidance: adds lambda * K[guide] to logits.
+    kernel_CxC: affinity K between codes (row g = bias when the guide is g).
+    context_until_B: rho of context guidance: during the first fraction rho
+      of the steps, unknown positions show their guide token to the model
+      instead of [MASK].
+    reembed_scale_B: scale of the guide-token embedding that the transformer
+      adds at [MASK] positions (iterative re-embedding).
+  """
+  guide_ids_BxL: jax.Array
+  self_weight_B: jax.Array
+  kernel_CxC: jax.Array
+  context_until_B: jax.Array
+  reembed_scale_B: jax.Array
+
+  @classmethod
+  def none(cls, batch: int, length: int, codebook_size: int) -> "Guidance":
+    zeros_B = jnp.zeros((batch,), jnp.float32)
+    return cls(
+        guide_ids_BxL=jnp.full((batch, length), -1, jnp.int32),
+        self_weight_B=zeros_B,
+        kernel_CxC=jnp.zeros((codebook_size, codebook_size), jnp.float32),
+        context_until_B=zeros_B,
+        reembed_scale_B=zeros_B)
+
+
+@flax.struct.dataclass
+class DecodeState:
+  step: jax.Array            # int32 scalar: next step to run
+  tokens_BxL: jax.Array      # int32; committed tokens (and the known ones)
+  unknown_BxL: jax.Array     # bool; still to decode
+  rng: jax.Array
+  history_BxTxL: jax.Array   # int32 samples per step ([B, 0, L] if unused)
+
+
+def _guided_logits(logits_BxLxC, guidance: Guidance):
+  """Adds lambda * K[guide] on guided positions (product of experts)."""
+  has_guide_BxL = guidance.guide_ids_BxL >= 0
+  bias_BxLxC = guidance.kernel_CxC[jnp.maximum(guidance.guide_ids_BxL, 0)]
+  weight_BxL = jnp.where(has_guide_BxL, guidance.self_weight_B[:, None], 0.0)
+  return logits_BxLxC + weight_BxL[..., None] * bias_BxLxC
+
+
+def _model_inputs(state: DecodeState, guidance: Guidance, ratio_done,
+                  mask_id: int):
+  """Ids the model sees: known tokens, and [MASK] or the context guide."""
+  show_guide_BxL = ((ratio_done < guidance.context_until_B)[:, None]
+                    & (guidance.guide_ids_BxL >= 0))
+  placeholder_BxL = jnp.where(show_guide_BxL, guidance.guide_ids_BxL, mask_id)
+  return jnp.where(state.unknown_BxL, placeholder_BxL, state.tokens_BxL)
+
+
+def _least_confident(confidence_BxL, num_keep_Bx1):
+  """True on the `num_keep` least confident positions of each row."""
+  sorted_BxL = jnp.sort(confidence_BxL, axis=-1)
+  cutoff_Bx1 = jnp.take_along_axis(sorted_BxL, num_keep_Bx1, axis=-1)
+  return confidence_BxL < cutoff_Bx1
+
+
+def decode(logits_fn: LogitsFn,
+           tokens_BxL: jax.Array,
+           unknown_BxL: jax.Array,
+           rng: jax.Array,
+           *,
+           mask_id: int,
+           num_steps: int,
+           schedule: str = "cosine",
+           start_iter: int = 0,
+           stop_iter: int | None = None,
+           choice_temperature: float = 4.5,
+           guidance: Guidance | None = None,
+           return_history: bool = False):
+  """Decodes the unknown tokens in parallel over `num_steps` steps.
+
+  Args:
+    logits_fn: model call, see `LogitsFn`.
+    tokens_BxL: int32 tokens; values at unknown positions are ignored.
+    unknown_BxL: bool, positions to generate.
+    rng: typed PRNG key.
+    mask_id: id of [MASK] in the model's vocabulary.
+    num_steps: total steps T of the schedule (>= 1).
+    schedule: mask schedule name (see `schedules`).
+    start_iter: first step to run (editing starts late, e.g. 2 of 12).
+    stop_iter: "sweet spot": run steps [start_iter, stop_iter) only, then fill
+      what is still unknown with the argmax of one more forward pass.
+    choice_temperature: scale of the Gumbel noise on confidences, annealed
+      linearly to 0 over the schedule.
+    guidance: optional `Guidance`; None is the baseline.
+    return_history: also return the sampled tokens of every step.
+
+  Returns:
+    tokens_BxL with every unknown position filled (and known ones unchanged),
+    plus history_BxTxL (samples of steps run, zeros for steps skipped) if
+    `return_history`.
+  """
+  schedules.validate(schedule)
+  stop_iter = num_steps if stop_iter is None else stop_iter
+  if num_steps < 1:
+    raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
+  if not 0 <= start_iter < stop_iter <= num_steps:
+    raise ValueError(
+        f"Need 0 <= start_iter < stop_iter <= num_steps, got start_iter="
+        f"{start_iter}, stop_iter={stop_iter}, num_steps={num_steps}.")
+  if tokens_BxL.shape != unknown_BxL.shape:
+    raise ValueError(f"tokens {tokens_BxL.shape} and unknown "
+                     f"{unknown_BxL.shape} shapes differ.")
+  batch, length = tokens_BxL.shape
+  unknown_BxL = unknown_BxL.astype(bool)
+  num_unknown_Bx1 = jnp.sum(unknown_BxL, axis=-1, keepdims=True)
+
+  if guidance is None:
+    probe = jax.eval_shape(
+        logits_fn, tokens_BxL, tokens_BxL, jnp.zeros((batch,), jnp.float32))
+    guidance = Guidance.none(batch, length, probe.shape[-1])
+
+  def call_model(state, ratio_done):
+    g = guidance
+    input_ids_BxL = _model_inputs(state, g, ratio_done, mask_id)
+    logits_BxLxC = logits_fn(input_ids_BxL, g.guide_ids_BxL, g.reembed_scale_B)
+    return jax.nn.log_softmax(_guided_logits(logits_BxLxC, g), axis=-1)
+
+  def body(state: DecodeState) -> DecodeState:
+    step = state.step
+    ratio = (step + 1).astype(jnp.float32) / num_steps
+    log_probs_BxLxC = call_model(state, step.astype(jnp.float32) / num_steps)
+    rng, sample_rng, choice_rng = jax.random.split(state.rng, 3)
+    sampled_BxL = jax.random.categorical(sample_rng, log_probs_BxLxC)
+    sampled_BxL = jnp.where(state.unknown_BxL, sampled_BxL, state.tokens_BxL)
+    log_p_BxL = jnp.take_along_axis(
+        log_probs_BxLxC, sampled_BxL[..., None], axis=-1)[..., 0]
+    gumbel_BxL = jax.random.gumbel(choice_rng, log_p_BxL.shape)
+    confidence_BxL = log_p_BxL + choice_temperature * (1.0 - ratio) * gumbel_BxL
+    confidence_BxL = jnp.where(state.unknown_BxL, confidence_BxL,
+                               _KNOWN_CONFIDENCE)
+    gamma_Bx1 = schedules.mask_ratio(ratio, schedule, num_unknown_Bx1)
+    num_keep_Bx1 = jnp.floor(num_unknown_Bx1 * gamma_Bx1).astype(jnp.int32)
+    still_Bx1 = jnp.sum(state.unknown_BxL, axis=-1, keepdims=True)
+    num_keep_Bx1 = jnp.maximum(1, jnp.minimum(still_Bx1 - 1, num_keep_Bx1))
+    keep_unknown_BxL = _least_confident(confidence_BxL, num_keep_Bx1)
+    history = state.history_BxTxL
+    if return_history:
+      history = jax.lax.dynamic_update_slice(
+          history, sampled_BxL[:, None], (0, step, 0))
+    return DecodeState(
+        step=step + 1,
+        tokens_BxL=sampled_BxL,
+        unknown_BxL=keep_unknown_BxL & state.unknown_BxL,
+        rng=rng,
+        history_BxTxL=history)
+
+  init = DecodeState(
+      step=jnp.asarray(start_iter, jnp.int32),
+      tokens_BxL=jnp.where(unknown_BxL, 0, tokens_BxL).astype(jnp.int32),
+      unknown_BxL=unknown_BxL,
+      rng=rng,
+      history_BxTxL=jnp.zeros(
+          (batch, num_steps if return_history else 0, length), jnp.int32))
+  final = jax.lax.while_loop(lambda s: s.step < stop_iter, body, init)
+  # After the last step, positions left unknown hold that step's samples.
+  tokens_BxL = final.tokens_BxL
+  if stop_iter < num_steps:
+    log_probs_BxLxC = call_model(final, stop_iter / num_steps)
+    argmax_BxL = jnp.argmax(log_probs_BxLxC, axis=-1).astype(jnp.int32)
+    tokens_BxL = jnp.where(final.unknown_BxL, argmax_BxL, tokens_BxL)
+  if return_history:
+    return tokens_BxL, final.history_BxTxL
+  return tokens_BxL

@@ -1,0 +1,66 @@
+"""Metric logging: JSON lines in the workdir always, wandb when asked."""
+
+import json
+import os
+import time
+
+import jax
+import numpy as np
+
+
+def _jsonable(value):
+  if isinstance(value, (np.ndarray, jax.Array)):
+    value = np.asarray(value)
+    return value.item() if value.ndim == 0 else value.tolist()
+  if isinstance(value, (np.floating, np.integer)):
+    return value.item()
+  return value
+
+
+class MetricWriter:
+  """Appends `{"step": s, ...}` records to `<workdir>/metrics.jsonl`.
+
+  Only process 0 writes. wandb is used when `wandb_config.mode` is "offline"
+  or "online" (default "disabled"); it is imported lazily so that runs without
+  it never touch it.
+  """
+
+  def __init__(self, workdir: str, config, wandb_config=None):
+    self._active = jax.process_index() == 0
+    self._path = os.path.join(workdir, "metrics.jsonl")
+    self._wandb = None
+    if not self._active:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+    mode = (wandb_config or {}).get("mode", "disabled")
+    if mode not in ("disabled", "offline", "online"):
+      raise ValueError(f"wandb.mode must be disabled/offline/online, got {mode!r}.")
+    if mode != "disabled":
+      import wandb  # pylint: disable=g-import-not-at-top
+      self._wandb = wandb.init(
+          project=wandb_config.get("project", "maskgit-edit"), mode=mode,
+          dir=workdir, config=config.to_dict(), resume="allow",
+          name=os.path.basename(os.path.abspath(workdir)))
+
+  def write(self, step: int, metrics: dict):
+    if not self._active:
+      return
+    record = {"step": int(step), "time": time.time()}
+    record.update({k: _jsonable(v) for k, v in metrics.items()})
+    with open(self._path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    if self._wandb is not None:
+      self._wandb.log({k: v for k, v in record.items() if k != "step"},
+                      step=int(step))
+
+  def close(self):
+    if self._wandb is not None:
+      self._wandb.finish()
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """All records of `<workdir>/metrics.jsonl`, in order."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,55 @@
+"""Model builders from config sections."""
+
+from maskgit_edit.models.transformer import Transformer
+from maskgit_edit.models.vqgan import VQGAN
+
+TOKENIZER_FIELDS = ("filters", "num_res_blocks", "channel_multipliers",
+                    "embedding_dim", "codebook_size", "norm_groups",
+                    "commitment_cost", "entropy_loss_ratio")
+
+
+def build_tokenizer(tokenizer_config) -> VQGAN:
+  kwargs = {k: tokenizer_config[k] for k in TOKENIZER_FIELDS
+            if k in tokenizer_config}
+  kwargs["channel_multipliers"] = tuple(kwargs["channel_multipliers"])
+  return VQGAN(**kwargs)
+
+
+def latent_size(image_size: int, tokenizer_config) -> int:
+  """Token grid side: one 2x downsampling between multiplier levels."""
+  factor = 2 ** (len(tokenizer_config.channel_multipliers) - 1)
+  if image_size % factor:
+    raise ValueError(f"image_size {image_size} is not divisible by the "
+                     f"tokenizer's downsampling factor {factor}.")
+  return image_size // factor
+
+
+class TokenLayout:
+  """Vocabulary and sequence layout of the transformer.
+
+  Ids: [0, C) codes, [C, C + K) class tokens, C + K = [MASK]. The sequence is
+  the optional class token followed by the h*w code tokens, row-major.
+  """
+
+  def __init__(self, codebook_size: int, num_classes: int, latent: int,
+               class_conditional: bool):
+    self.codebook_size = codebook_size
+    self.num_classes = num_classes if class_conditional else 0
+    self.latent = latent
+    self.class_conditional = class_conditional
+    self.vocab_size = codebook_size + self.num_classes + 1
+    self.mask_id = self.vocab_size - 1
+    self.offset = 1 if class_conditional else 0
+    self.seq_len = latent * latent + self.offset
+
+  def class_ids(self, labels_B):
+    return self.codebook_size + labels_B
+
+
+def build_transformer(model_config, layout: TokenLayout) -> Transformer:
+  return Transformer(
+      vocab_size=layout.vocab_size, seq_len=layout.seq_len,
+      hidden_size=model_config.hidden_size,
+      num_layers=model_config.num_layers, num_heads=model_config.num_heads,
+      intermediate_size=model_config.intermediate_size,
+      dropout_rate=model_config.dropout_rate)

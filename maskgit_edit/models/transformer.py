@@ -1,0 +1,250 @@
+"""Bidirectional MaskGIT transformer (BERT-style, post-LayerNorm).
+
+The module tree and parameter names match the released MaskGIT ImageNet
+checkpoints one-to-one (``Embed_0``, ``TransformerLayer_i``, ``MlmLayer_0``),
+so the released weights load without any renaming.
+
+Token convention: ids ``[0, V-1)`` are real tokens (codebook codes, then class
+tokens); the mask token is the last vocabulary row ``V-1``. As in the release,
+an input id of ``-1`` wraps to that last row, so ``-1`` and ``V-1`` are the
+same input.
+
+Optional guidance re-embedding: at masked positions with a guidance id
+``g >= 0``, ``guide_scale * word_embedding[g]`` is added to the [MASK]
+embedding, which lets the model see a hint of the token a user's stroke
+suggests without committing to it. It adds no parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LAYERNORM_EPSILON = 1e-12
+INIT_STDDEV = 0.02
+
+Array = jax.Array
+
+
+def truncated_normal_init(stddev: float = INIT_STDDEV) -> nn.initializers.Initializer:
+  """Truncated normal in [-2, 2] standard deviations, scaled by `stddev` (as released)."""
+
+  def init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * stddev
+
+  return init
+
+
+def _attention(query, key, value, mask=None, dropout_rng=None, dropout_rate=0.0,
+               broadcast_dropout=True, deterministic=True, dtype=None, precision=None):
+  """Attention for `nn.MultiHeadDotProductAttention` taking the fused path when possible.
+
+  Without dropout, `jax.nn.dot_product_attention` lets XLA fuse softmax and both
+  matmuls; with attention dropout it falls back to flax's reference kernel.
+  Shapes follow flax: query/key/value [B, L, heads, head_dim].
+  """
+  if deterministic or dropout_rate == 0.0:
+    return jax.nn.dot_product_attention(query, key, value, mask=mask)
+  return nn.dot_product_attention(
+      query, key, value, mask=mask, dropout_rng=dropout_rng, dropout_rate=dropout_rate,
+      broadcast_dropout=broadcast_dropout, deterministic=deterministic, dtype=dtype,
+      precision=precision)
+
+
+def _layer_norm(name: str, dtype: Any) -> nn.LayerNorm:
+  return nn.LayerNorm(epsilon=LAYERNORM_EPSILON, dtype=dtype, name=name)
+
+
+class Embed(nn.Module):
+  """Word + position embeddings -> LayerNorm -> dropout (released `Embed_0`)."""
+
+  vocab_size: int
+  seq_len: int
+  hidden_size: int
+  dropout_rate: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, input_ids_BxL: Array, guide_ids_BxL: Array | None,
+               guide_scale: float | Array, deterministic: bool) -> Array:
+    word_embedder = nn.Embed(
+        self.vocab_size, self.hidden_size, dtype=self.dtype,
+        embedding_init=truncated_normal_init(), name="word_embeddings")
+    position_embedder = nn.Embed(
+        self.seq_len, self.hidden_size, dtype=self.dtype,
+        embedding_init=truncated_normal_init(), name="position_embeddings")
+
+    # Negative ids wrap like the release's `jnp.take`, so -1 is the last row ([MASK]).
+    ids_BxL = jnp.where(input_ids_BxL < 0, input_ids_BxL + self.vocab_size, input_ids_BxL)
+    words_BxLxH = word_embedder(ids_BxL)
+    if guide_ids_BxL is not None:
+      words_BxLxH = words_BxLxH + self._guidance(
+          word_embedder, ids_BxL, guide_ids_BxL, guide_scale)
+    positions_1xLxH = position_embedder(jnp.arange(ids_BxL.shape[1])[None, :])
+
+    embeddings_BxLxH = _layer_norm("embeddings_ln", self.dtype)(words_BxLxH + positions_1xLxH)
+    return nn.Dropout(self.dropout_rate)(embeddings_BxLxH, deterministic=deterministic)
+
+  def _guidance(self, word_embedder: nn.Embed, ids_BxL: Array, guide_ids_BxL: Array,
+                guide_scale: float | Array) -> Array:
+    """Scaled guidance-token embeddings at [MASK] positions with a guide id >= 0, else 0."""
+    if guide_ids_BxL.shape != ids_BxL.shape:
+      raise ValueError(
+          f"guide_ids_BxL has shape {guide_ids_BxL.shape}, expected the input shape "
+          f"{ids_BxL.shape}.")
+    scale = jnp.asarray(guide_scale, self.dtype)
+    if scale.ndim > 1 or (scale.ndim == 1 and scale.shape[0] != ids_BxL.shape[0]):
+      raise ValueError(
+          f"guide_scale must be a scalar or have shape [B]=({ids_BxL.shape[0]},), got "
+          f"shape {scale.shape}.")
+    scale_Bx1x1 = jnp.reshape(scale, (-1, 1, 1))
+    use_BxL = (ids_BxL == self.vocab_size - 1) & (guide_ids_BxL >= 0)
+    guides_BxLxH = word_embedder(jnp.maximum(guide_ids_BxL, 0))
+    return jnp.where(use_BxL[..., None], scale_Bx1x1 * guides_BxLxH, 0.0)
+
+
+class Attention(nn.Module):
+  """Bidirectional self-attention, dropout, residual, post-LayerNorm."""
+
+  hidden_size: int
+  num_heads: int
+  dropout_rate: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxH: Array, deterministic: bool) -> Array:
+    attended_BxLxH = nn.MultiHeadDotProductAttention(
+        num_heads=self.num_heads,
+        qkv_features=self.hidden_size,
+        dropout_rate=self.dropout_rate,
+        deterministic=deterministic,
+        kernel_init=truncated_normal_init(),
+        bias_init=nn.initializers.zeros,
+        attention_fn=_attention,
+        dtype=self.dtype,
+        name="self_attention",
+    )(x_BxLxH)
+    attended_BxLxH = nn.Dropout(self.dropout_rate)(attended_BxLxH, deterministic=deterministic)
+    return _layer_norm("attention_output_ln", self.dtype)(attended_BxLxH + x_BxLxH)
+
+
+class Mlp(nn.Module):
+  """Dense -> GELU -> Dense, dropout, residual, post-LayerNorm."""
+
+  hidden_size: int
+  intermediate_size: int
+  dropout_rate: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxH: Array, deterministic: bool) -> Array:
+    h_BxLxI = nn.Dense(self.intermediate_size, kernel_init=truncated_normal_init(),
+                       dtype=self.dtype, name="intermediate_output")(x_BxLxH)
+    h_BxLxI = jax.nn.gelu(h_BxLxI)
+    out_BxLxH = nn.Dense(self.hidden_size, kernel_init=truncated_normal_init(),
+                         dtype=self.dtype, name="layer_output")(h_BxLxI)
+    out_BxLxH = nn.Dropout(self.dropout_rate)(out_BxLxH, deterministic=deterministic)
+    return _layer_norm("layer_output_ln", self.dtype)(out_BxLxH + x_BxLxH)
+
+
+class TransformerLayer(nn.Module):
+  """One post-LN transformer block (released `TransformerLayer_i`)."""
+
+  hidden_size: int
+  num_heads: int
+  intermediate_size: int
+  dropout_rate: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxH: Array, deterministic: bool) -> Array:
+    x_BxLxH = Attention(self.hidden_size, self.num_heads, self.dropout_rate,
+                        self.dtype)(x_BxLxH, deterministic)
+    return Mlp(self.hidden_size, self.intermediate_size, self.dropout_rate,
+               self.dtype)(x_BxLxH, deterministic)
+
+
+class Bias(nn.Module):
+  """Learned per-logit bias (released `mlm_bias/bias`)."""
+
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxV: Array) -> Array:
+    bias_V = self.param("bias", nn.initializers.zeros, (x_BxLxV.shape[-1],), jnp.float32)
+    return x_BxLxV + bias_V.astype(self.dtype)
+
+
+class MlmLayer(nn.Module):
+  """Dense -> GELU -> LayerNorm -> logits against the tied word embeddings."""
+
+  hidden_size: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxH: Array, word_embeddings_VxH: Array) -> Array:
+    h_BxLxH = nn.Dense(self.hidden_size, kernel_init=truncated_normal_init(),
+                       dtype=self.dtype, name="mlm_dense")(x_BxLxH)
+    h_BxLxH = _layer_norm("mlm_ln", self.dtype)(jax.nn.gelu(h_BxLxH))
+    logits_BxLxV = h_BxLxH @ word_embeddings_VxH.astype(self.dtype).T
+    return Bias(self.dtype, name="mlm_bias")(logits_BxLxV)
+
+
+class Transformer(nn.Module):
+  """MaskGIT bidirectional transformer over token ids.
+
+  Attributes:
+    vocab_size: V = codebook size + number of classes + 1 ([MASK] is row V-1).
+    seq_len: L, number of positions (tokens + class token).
+    hidden_size: H.
+    num_layers: Number of transformer blocks.
+    num_heads: Attention heads; must divide `hidden_size`.
+    intermediate_size: MLP width.
+    dropout_rate: Dropout on embeddings, attention probabilities and block outputs.
+    dtype: Compute dtype; parameters stay float32 and logits are float32.
+  """
+
+  vocab_size: int
+  seq_len: int
+  hidden_size: int
+  num_layers: int
+  num_heads: int
+  intermediate_size: int
+  dropout_rate: float = 0.1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, input_ids_BxL: Array, *, deterministic: bool = True,
+               guide_ids_BxL: Array | None = None,
+               guide_scale: float | Array = 0.0) -> Array:
+    """Predicts token logits at every position.
+
+    Args:
+      input_ids_BxL: int [B, L] ids in [-1, V); -1 and V-1 both mean [MASK].
+      deterministic: Disables dropout (needs a "dropout" rng when False).
+      guide_ids_BxL: Optional int [B, L] guidance ids; entries < 0 mean no guidance.
+        Only [MASK] positions are guided.
+      guide_scale: Scalar or [B] weight of the guidance embedding; 0 means none.
+
+    Returns:
+      float32 [B, L, V] logits.
+    """
+    if input_ids_BxL.ndim != 2 or input_ids_BxL.shape[1] != self.seq_len:
+      raise ValueError(
+          f"input_ids_BxL must have shape [B, {self.seq_len}], got {input_ids_BxL.shape}.")
+    if self.hidden_size % self.num_heads:
+      raise ValueError(
+          f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}.")
+
+    x_BxLxH = Embed(self.vocab_size, self.seq_len, self.hidden_size, self.dropout_rate,
+                    self.dtype)(input_ids_BxL.astype(jnp.int32), guide_ids_BxL, guide_scale,
+                                deterministic)
+    for _ in range(self.num_layers):
+      x_BxLxH = TransformerLayer(self.hidden_size, self.num_heads, self.intermediate_size,
+                                 self.dropout_rate, self.dtype)(x_BxLxH, deterministic)
+    word_embeddings_VxH = self.variables["params"]["Embed_0"]["word_embeddings"]["embedding"]
+    logits_BxLxV = MlmLayer(self.hidden_size, self.dtype)(x_BxLxH, word_embeddings_VxH)
+    return logits_BxLxV.astype(jnp.float32)

@@ -1,0 +1,135 @@
+"""Token-grid decoding with a trained transformer: one compiled program.
+
+`Sampler` turns token grids + an unknown mask (+ labels, + guidance) into
+decoded grids. Everything that varies between calls (tokens, masks, labels,
+rng, guidance knobs) is a traced array, so a new mask or knob value never
+recompiles; only shapes and the static decode settings do.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from maskgit_edit.decoding import parallel_decode
+from maskgit_edit.decoding import schedules
+from maskgit_edit.models import TokenLayout
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeSettings:
+  """Static settings of a decode (changing them recompiles)."""
+  num_steps: int = 12
+  schedule: str = "cosine"
+  choice_temperature: float = 4.5
+  start_iter: int = 0
+  stop_iter: int | None = None
+
+  def __post_init__(self):
+    schedules.validate(self.schedule)
+    if self.num_steps < 1:
+      raise ValueError(f"num_steps must be >= 1, got {self.num_steps}.")
+
+  @classmethod
+  def from_config(cls, cfg) -> "DecodeSettings":
+    return cls(**{f.name: cfg[f.name] for f in dataclasses.fields(cls)
+                  if f.name in cfg})
+
+
+def logits_fn_for(model, params, layout: TokenLayout):
+  """`parallel_decode.LogitsFn` over the codebook for a transformer."""
+
+  def logits_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B):
+    logits_BxLxV = model.apply(
+        {"params": params}, input_ids_BxL, deterministic=True,
+        guide_ids_BxL=guide_ids_BxL, guide_scale=guide_scale_B)
+    return logits_BxLxV[..., :layout.codebook_size]
+
+  return logits_fn
+
+
+class Sampler:
+  """Decodes [B, h, w] token grids with a transformer."""
+
+  def __init__(self, model, layout: TokenLayout, settings: DecodeSettings):
+    self.model = model
+    self.layout = layout
+    self.settings = settings
+    self._decode = jax.jit(self._decode_impl,
+                           static_argnames=("return_history",))
+
+  def _to_sequence(self, grid_Bxhxw, labels_B, class_value):
+    seq_BxN = grid_Bxhxw.reshape(grid_Bxhxw.shape[0], -1)
+    if not self.layout.class_conditional:
+      return seq_BxN
+    return jnp.concatenate([class_value(labels_B)[:, None].astype(seq_BxN.dtype),
+                            seq_BxN], axis=1)
+
+  def _decode_impl(self, params, tokens_Bxhxw, unknown_Bxhxw, labels_B, rng,
+                   guidance_grid, return_history=False):
+    layout, s = self.layout, self.settings
+    batch = tokens_Bxhxw.shape[0]
+    tokens_BxL = self._to_sequence(tokens_Bxhxw.astype(jnp.int32), labels_B,
+                                   layout.class_ids)
+    unknown_BxL = self._to_sequence(unknown_Bxhxw, labels_B,
+                                    lambda y: jnp.zeros_like(y, bool))
+    guidance = None
+    if guidance_grid is not None:
+      guidance = dataclasses.replace(
+          guidance_grid,
+          guide_ids_BxL=self._to_sequence(
+              guidance_grid.guide_ids_BxL.reshape(batch, -1), labels_B,
+              lambda y: jnp.full_like(y, -1)))
+    out = parallel_decode.decode(
+        logits_fn_for(self.model, params, layout), tokens_BxL, unknown_BxL,
+        rng, mask_id=layout.mask_id, num_steps=s.num_steps,
+        schedule=s.schedule, start_iter=s.start_iter, stop_iter=s.stop_iter,
+        choice_temperature=s.choice_temperature, guidance=guidance,
+        return_history=return_history)
+    tokens_BxL, history = out if return_history else (out, None)
+    grid = tokens_BxL[:, layout.offset:].reshape(tokens_Bxhxw.shape)
+    if return_history:
+      return grid, history[:, :, layout.offset:].reshape(
+          batch, -1, *tokens_Bxhxw.shape[1:])
+    return grid
+
+  def __call__(self, params, tokens_Bxhxw, unknown_Bxhxw, rng, *,
+               labels_B=None, guidance=None, return_history=False):
+    """Decodes the unknown tokens.
+
+    Args:
+      params: transformer params.
+      tokens_Bxhxw: int token grids (unknown positions are ignored).
+      unknown_Bxhxw: bool, positions to generate.
+      rng: typed key.
+      labels_B: int class labels (required iff the model is class-conditional).
+      guidance: optional `parallel_decode.Guidance` whose guide_ids_BxL is
+        given as a [B, h, w] grid (the class position is added here).
+      return_history: also return per-step samples [B, T, h, w].
+
+    Returns:
+      int32 [B, h, w] grids (and the history if asked).
+    """
+    if tokens_Bxhxw.shape != unknown_Bxhxw.shape:
+      raise ValueError(f"tokens {tokens_Bxhxw.shape} and unknown mask "
+                       f"{unknown_Bxhxw.shape} differ in shape.")
+    side = self.layout.latent
+    if tuple(tokens_Bxhxw.shape[1:]) != (side, side):
+      raise ValueError(f"Token grids must be {side}x{side} for this model, "
+                       f"got {tuple(tokens_Bxhxw.shape[1:])}.")
+    if self.layout.class_conditional and labels_B is None:
+      raise ValueError("This model is class-conditional: pass labels_B.")
+    if labels_B is None:
+      labels_B = jnp.zeros((tokens_Bxhxw.shape[0],), jnp.int32)
+    return self._decode(params, jnp.asarray(tokens_Bxhxw),
+                        jnp.asarray(unknown_Bxhxw, bool),
+                        jnp.asarray(labels_B, jnp.int32), rng, guidance,
+                        return_history=return_history)
+
+  def generate(self, params, rng, batch: int, labels_B=None):
+    """Unconditional / class-conditional generation: all tokens unknown."""
+    side = self.layout.latent
+    tokens = jnp.zeros((batch, side, side), jnp.int32)
+    return self(params, tokens, jnp.ones_like(tokens, bool), rng,
+                labels_B=labels_B)
+

@@ -1,0 +1,221 @@
+"""The one training loop every trainer runs through.
+
+A trainer is a `Task`: it builds the initial state, a pure train step, and
+the global batch of any step. The loop owns everything else: the device mesh
+and shardings (batch split over the `data` axis, state replicated), the
+per-step rng (`fold_in(root, step)`), orbax checkpoints with automatic resume,
+NaN/Inf detection, metrics and progress output.
+
+Because the batch and the rng of a step are pure functions of the step
+number, a run resumed from a checkpoint continues exactly the stream of the
+uninterrupted run.
+"""
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any, Callable, Protocol
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from maskgit_edit import metric_writer
+
+PyTree = Any
+
+
+class Task(Protocol):
+  """What a trainer provides to `train`."""
+
+  def init_state(self, rng: jax.Array) -> PyTree:
+    """Initial train state (a pytree of arrays; no python scalars)."""
+
+  def train_step(self, state: PyTree, batch: dict, rng: jax.Array
+                 ) -> tuple[PyTree, dict]:
+    """Pure step: new state and scalar metrics (must include "loss")."""
+
+  def batch(self, step: int) -> dict:
+    """This process's slice of the global batch of `step` (numpy arrays)."""
+
+  def evaluate(self, state: PyTree) -> dict:
+    """Host-side evaluation metrics (may be empty)."""
+
+  def finish(self, state: PyTree, workdir: str) -> dict:
+    """Writes the run's artefacts (exports, caches, grids); returns metrics."""
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
+  """AdamW with linear warmup + cosine decay and global-norm clipping."""
+  lr = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=optim.lr,
+      warmup_steps=min(optim.warmup_steps, max(total_steps - 1, 0)),
+      decay_steps=max(total_steps, 1), end_value=optim.lr * optim.end_lr_factor)
+  return optax.chain(
+      optax.clip_by_global_norm(optim.grad_clip),
+      optax.adamw(lr, b1=optim.b1, b2=optim.b2,
+                  weight_decay=optim.weight_decay))
+
+
+def ema_update(ema_params, params, decay: float):
+  """EMA of parameters; decay 0 keeps a plain copy."""
+  return optax.incremental_update(params, ema_params, step_size=1.0 - decay)
+
+
+def make_mesh():
+  """1-D device mesh over every device of every process.
+
+  Auto axes: XLA propagates shardings through the models, so model code never
+  has to name output shardings (Explicit mode would require it for gathers).
+  """
+  return jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def maybe_initialize_distributed(config):
+  """Multi-host start-up (coordinator from the environment / cluster)."""
+  if config.get("distributed", False) and jax.process_count() == 1:
+    jax.distributed.initialize()
+
+
+@dataclasses.dataclass
+class _Progress:
+  total_steps: int
+  start_step: int
+  start_time: float = dataclasses.field(default_factory=time.time)
+
+  def line(self, step: int, metrics: dict) -> str:
+    elapsed = time.time() - self.start_time
+    done = step - self.start_step
+    rate = done / elapsed if elapsed > 0 else float("nan")
+    eta = (self.total_steps - step) / rate if rate > 0 else float("nan")
+    shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
+                     if isinstance(v, float))
+    return (f"step {step}/{self.total_steps} {shown} "
+            f"({rate:.2f} steps/s, ETA {eta:.0f}s)")
+
+
+def _mean_metrics(history: list[dict]) -> dict:
+  fetched = jax.device_get(history)
+  return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, "checkpoints")),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=config.keep_checkpoints, create=True))
+
+
+def restore_latest(manager: ocp.CheckpointManager, abstract_state: PyTree):
+  """(state, step) of the latest checkpoint, or (None, 0)."""
+  step = manager.latest_step()
+  if step is None:
+    return None, 0
+  try:
+    state = manager.restore(
+        step, args=ocp.args.StandardRestore(abstract_state))
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(
+        f"Checkpoint at step {step} in {manager.directory} does not fit this "
+        f"config (change the workdir or the config): {e}") from e
+  return state, step
+
+
+def train(config, workdir: str, task: Task, *,
+          stop_after: int | None = None) -> tuple[PyTree, dict]:
+  """Runs (or resumes) `task` for `config.total_steps` steps.
+
+  Args:
+    config: ConfigDict with seed, total_steps, log_every, checkpoint_every,
+      keep_checkpoints, optional eval_every and wandb.
+    workdir: run folder: checkpoints/, metrics.jsonl, config.json, artefacts.
+    task: the trainer.
+    stop_after: stop (with a checkpoint) after this many steps in total,
+      as a preemption would; a later call resumes.
+
+  Returns:
+    (final state, final metrics dict).
+  """
+  mesh = make_mesh()
+  replicated = jax.NamedSharding(mesh, jax.P())
+  batch_sharded = jax.NamedSharding(mesh, jax.P("data"))
+  root = jax.random.key(config.seed)
+  total = config.total_steps
+  last = total if stop_after is None else min(stop_after, total)
+
+  init = jax.jit(task.init_state, out_shardings=replicated)
+  abstract = jax.eval_shape(task.init_state, root)
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+      abstract)
+  manager = checkpoint_manager(workdir, config)
+  state, start = restore_latest(manager, abstract)
+  if state is None:
+    state = init(root)
+  else:
+    logging.info("Resumed from step %d in %s", start, workdir)
+    print(f"Resuming from checkpoint at step {start}", flush=True)
+  writer = metric_writer.MetricWriter(workdir, config, config.get("wandb"))
+
+  step_fn = jax.jit(task.train_step,
+                    in_shardings=(replicated, batch_sharded, replicated),
+                    out_shardings=(replicated, replicated),
+                    donate_argnums=0)
+
+  def global_batch(step):
+    return {k: jax.make_array_from_process_local_data(batch_sharded, v)
+            for k, v in task.batch(step).items()}
+
+  progress = _Progress(total, start)
+  pending: list[dict] = []
+  metrics: dict = {}
+  eval_every = config.get("eval_every", 0)
+  for step in range(start, last):
+    rng = jax.random.fold_in(root, step)
+    state, step_metrics = step_fn(state, global_batch(step), rng)
+    pending.append(step_metrics)
+    done = step + 1
+    must_save = done % config.checkpoint_every == 0 or done == last
+    if done % config.log_every == 0 or must_save:
+      metrics = _mean_metrics(pending)
+      pending = []
+      # A finite loss does not prove the updated state is finite: check both
+      # so that no checkpoint ever holds NaN/Inf.
+      finite = all(math.isfinite(v) for v in metrics.values())
+      if not finite or (must_save and not bool(_all_finite(state))):
+        manager.wait_until_finished()
+        raise NonFiniteLossError(
+            f"Non-finite loss or parameters by step {done} ({metrics}). "
+            f"Stopped; the last good checkpoint (step {manager.latest_step()})"
+            f" in {workdir} is kept.")
+      if eval_every and (done % eval_every == 0 or done == total):
+        metrics.update(task.evaluate(state))
+      writer.write(done, metrics)
+      if jax.process_index() == 0:
+        print(progress.line(done, metrics), flush=True)
+    if must_save:
+      manager.save(done, args=ocp.args.StandardSave(state))
+  manager.wait_until_finished()
+  if last == total:
+    final = task.finish(state, workdir)
+    if final:
+      writer.write(total, final)
+      metrics = {**metrics, **final}
+  writer.close()
+  return state, metrics

@@ -1,0 +1,174 @@
+"""Masked visual token modelling (MVTM) trainer for the MaskGIT transformer.
+
+Each example draws its own mask ratio gamma(r), r ~ U[0, 1), from the
+training schedule (cosine by default); ceil(gamma * N) random tokens become
+[MASK] and the loss is label-smoothed cross-entropy on those tokens only.
+Reads the token cache of a finished tokenizer run (`tokenizer_workdir`).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from maskgit_edit import artefacts
+from maskgit_edit import data as data_lib
+from maskgit_edit import images as images_lib
+from maskgit_edit import models
+from maskgit_edit import sampling
+from maskgit_edit.decoding import schedules
+from maskgit_edit.trainers import loop
+
+
+def random_mask(rng, batch: int, length: int, ratio_B):
+  """bool [B, L]: ceil(ratio * L) random positions per row (at least 1)."""
+  num_B1 = jnp.clip(jnp.ceil(ratio_B * length), 1, length)[:, None]
+  scores_BxL = jax.random.uniform(rng, (batch, length))
+  ranks_BxL = jnp.argsort(jnp.argsort(scores_BxL, axis=-1), axis=-1)
+  return ranks_BxL < num_B1
+
+
+def masked_inputs(layout: models.TokenLayout, tokens_BxN, labels_B, mask_BxN):
+  """Transformer inputs [B, L]: [MASK] where masked, class token first."""
+  ids_BxN = jnp.where(mask_BxN, layout.mask_id, tokens_BxN)
+  if layout.class_conditional:
+    ids_BxN = jnp.concatenate([layout.class_ids(labels_B)[:, None], ids_BxN],
+                              axis=1)
+  return ids_BxN
+
+
+def masked_cross_entropy(logits_BxNxC, tokens_BxN, mask_BxN,
+                         label_smoothing: float):
+  """Mean label-smoothed CE over masked positions, and their accuracy."""
+  num_codes = logits_BxNxC.shape[-1]
+  targets = optax.smooth_labels(jax.nn.one_hot(tokens_BxN, num_codes),
+                                label_smoothing)
+  ce_BxN = optax.softmax_cross_entropy(logits_BxNxC, targets)
+  weight_BxN = mask_BxN.astype(jnp.float32)
+  denom = jnp.maximum(weight_BxN.sum(), 1.0)
+  correct = (jnp.argmax(logits_BxNxC, -1) == tokens_BxN) * weight_BxN
+  return jnp.sum(ce_BxN * weight_BxN) / denom, jnp.sum(correct) / denom
+
+
+class MaskGitTask:
+  """`loop.Task` for MVTM training over a tokenizer run's token cache."""
+
+  def __init__(self, config):
+    self.config = config
+    schedules.validate(config.mvtm.schedule)
+    self.layout = artefacts.transformer_layout(config)
+    self.model = models.build_transformer(config.model, self.layout)
+    tokens, labels = artefacts.load_token_cache(config.tokenizer_workdir,
+                                                "train")
+    self.train_tokens = tokens.reshape(len(tokens), -1)
+    self.train_labels = labels
+    tokens, labels = artefacts.load_token_cache(config.tokenizer_workdir,
+                                                "test")
+    self.test_tokens = tokens.reshape(len(tokens), -1)
+    self.test_labels = labels
+    if self.layout.class_conditional and (
+        self.train_labels.max() >= self.layout.num_classes):
+      raise ValueError(f"Labels up to {self.train_labels.max()} but "
+                       f"num_classes={self.layout.num_classes}.")
+    self.optimizer = loop.make_optimizer(config.optim, config.total_steps)
+    self._eval_logits = jax.jit(self._logits)
+
+  def init_state(self, rng):
+    dummy = jnp.zeros((1, self.layout.seq_len), jnp.int32)
+    params = self.model.init(rng, dummy)["params"]
+    state = {"params": params, "opt_state": self.optimizer.init(params)}
+    if self.config.optim.ema_decay > 0:
+      state["ema"] = params
+    return state
+
+  def batch(self, step):
+    indices = data_lib.batch_indices(step, self.config.batch_size,
+                                     len(self.train_tokens), self.config.seed)
+    indices = data_lib.process_slice(indices, jax.process_index(),
+                                     jax.process_count())
+    return {"tokens": self.train_tokens[indices],
+            "labels": self.train_labels[indices]}
+
+  def _logits(self, params, inputs_BxL, rng=None):
+    deterministic = rng is None
+    logits = self.model.apply({"params": params}, inputs_BxL,
+                              deterministic=deterministic,
+                              rngs=None if deterministic else {"dropout": rng})
+    return logits[:, self.layout.offset:, :self.layout.codebook_size]
+
+  def train_step(self, state, batch, rng):
+    tokens_BxN, labels_B = batch["tokens"], batch["labels"]
+    batch_size, length = tokens_BxN.shape
+    ratio_rng, mask_rng, dropout_rng = jax.random.split(rng, 3)
+    ratio_B = schedules.mask_ratio(jax.random.uniform(ratio_rng, (batch_size,)),
+                                   self.config.mvtm.schedule, length)
+    mask_BxN = random_mask(mask_rng, batch_size, length, ratio_B)
+    inputs_BxL = masked_inputs(self.layout, tokens_BxN, labels_B, mask_BxN)
+
+    def loss_fn(params):
+      logits = self._logits(params, inputs_BxL, dropout_rng)
+      return masked_cross_entropy(logits, tokens_BxN, mask_BxN,
+                                  self.config.mvtm.label_smoothing)
+
+    (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state["params"])
+    updates, opt_state = self.optimizer.update(grads, state["opt_state"],
+                                               state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    new_state = {**state, "params": params, "opt_state": opt_state}
+    if "ema" in state:
+      new_state["ema"] = loop.ema_update(state["ema"], params,
+                                         self.config.optim.ema_decay)
+    return new_state, {"loss": loss, "masked_accuracy": accuracy,
+                       "grad_norm": optax.tree.norm(grads)}
+
+  def _eval_params(self, state):
+    return state.get("ema", state["params"])
+
+  def evaluate(self, state):
+    """Accuracy/NLL at exactly 50% masking on the test cache vs unigram."""
+    num = min(self.config.num_eval, len(self.test_tokens))
+    tokens_BxN = jnp.asarray(self.test_tokens[:num])
+    labels_B = jnp.asarray(self.test_labels[:num])
+    mask_BxN = random_mask(jax.random.key(1234), num, tokens_BxN.shape[1],
+                           jnp.full((num,), 0.5))
+    inputs = masked_inputs(self.layout, tokens_BxN, labels_B, mask_BxN)
+    logits = self._eval_logits(self._eval_params(state), inputs)
+    nll, accuracy = masked_cross_entropy(logits, tokens_BxN, mask_BxN, 0.0)
+    counts = np.bincount(self.train_tokens.ravel(),
+                         minlength=self.layout.codebook_size)
+    probs = counts / counts.sum()
+    test = np.asarray(tokens_BxN)[np.asarray(mask_BxN)]
+    return {"test_masked_accuracy": float(accuracy),
+            "test_masked_nll": float(nll),
+            "unigram_accuracy": float(np.mean(test == counts.argmax())),
+            "unigram_nll": float(-np.mean(np.log(probs[test] + 1e-12)))}
+
+  def finish(self, state, workdir):
+    params = self._eval_params(state)
+    artefacts.export_params(workdir, "transformer", params)
+    results = self.evaluate(state)
+    sample_png = save_sample_grid(self.config, self.model, self.layout, params,
+                                  f"{workdir}/samples.png")
+    print(f"Wrote {sample_png}", flush=True)
+    return results
+
+
+def save_sample_grid(config, model, layout, params, path, rows: int = 4):
+  """Generates rows x 8 samples (one class per row when class-conditional)."""
+  tokenizer, tok_params, _ = artefacts.load_tokenizer(config.tokenizer_workdir)
+  sampler = sampling.Sampler(
+      model, layout, sampling.DecodeSettings.from_config(config.sample))
+  labels = (np.arange(rows * 8) // 8) % max(layout.num_classes, 1)
+  tokens = sampler.generate(params, jax.random.key(config.seed), rows * 8,
+                            labels_B=labels)
+  pixels = tokenizer.apply({"params": tok_params}, tokens,
+                           method=tokenizer.decode_from_indices)
+  size = pixels.shape[1]
+  return images_lib.save_png(images_lib.grid(np.clip(pixels, 0, 1), 8), path,
+                             scale=max(1, 128 // size))
+
+
+def make_task(config, workdir):
+  del workdir
+  return MaskGitTask(config)

@@ -1,0 +1,141 @@
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from maskgit_edit.decoding import parallel_decode
+from maskgit_edit.decoding import schedules
+
+C, L, MASK = 40, 24, 99
+
+
+def counting_model(input_ids_BxL, guide_ids_BxL, guide_scale_B):
+  """Deterministic fake: predicts, everywhere, the number of [MASK] inputs."""
+  del guide_ids_BxL, guide_scale_B
+  count_B = jnp.sum(input_ids_BxL == MASK, axis=-1)
+  return 1e4 * jax.nn.one_hot(count_B, C)[:, None, :].repeat(L, axis=1)
+
+
+def random_model(input_ids_BxL, guide_ids_BxL, guide_scale_B):
+  """A fixed random logit table per position, so sampling is stochastic."""
+  del guide_ids_BxL, guide_scale_B
+  table = jax.random.normal(jax.random.key(7), (L, C))
+  return jnp.broadcast_to(table, input_ids_BxL.shape + (C,))
+
+
+def run(model, tokens, unknown, seed=0, **kw):
+  kw.setdefault("num_steps", 8)
+  fn = jax.jit(functools.partial(parallel_decode.decode, model, mask_id=MASK,
+                                 **kw))
+  return fn(jnp.asarray(tokens), jnp.asarray(unknown), jax.random.key(seed))
+
+
+def inputs(batch=3, seed=0):
+  rng = np.random.default_rng(seed)
+  tokens = rng.integers(0, C, (batch, L))
+  unknown = rng.random((batch, L)) < 0.7
+  unknown[:, 0] = True
+  return tokens, unknown
+
+
+def expected_masks_per_step(num_unknown, num_steps, schedule, start=0,
+                            stop=None):
+  """[MASK] count in the model input of each step, by the released rule."""
+  counts, still = [], num_unknown
+  for step in range(start, num_steps if stop is None else stop):
+    counts.append(still)
+    gamma = float(schedules.mask_ratio((step + 1) / num_steps, schedule,
+                                       num_unknown))
+    keep = int(np.floor(num_unknown * gamma))
+    still = max(1, min(still - 1, keep))
+  return counts, still
+
+
+def test_fills_every_unknown_and_keeps_known_tokens():
+  tokens, unknown = inputs()
+  out = np.asarray(run(random_model, tokens, unknown))
+  assert out.shape == tokens.shape
+  np.testing.assert_array_equal(out[~unknown], tokens[~unknown])
+  assert out.min() >= 0 and out.max() < C
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear", "pow3", "exp"])
+@pytest.mark.parametrize("start_iter", [0, 3])
+def test_commits_follow_schedule(schedule, start_iter):
+  tokens, unknown = inputs(batch=2)
+  out = np.asarray(run(counting_model, tokens, unknown, schedule=schedule,
+                       start_iter=start_iter))
+  for row in range(2):
+    n0 = int(unknown[row].sum())
+    counts, _ = expected_masks_per_step(n0, 8, schedule, start_iter)
+    # A token committed at a step holds that step's [MASK] count.
+    got = np.bincount(out[row][unknown[row]], minlength=C)
+    want = np.zeros(C, int)
+    for i, m in enumerate(counts):
+      nxt = counts[i + 1] if i + 1 < len(counts) else 0
+      want[m] += m - nxt
+    np.testing.assert_array_equal(got, want)
+
+
+def test_sweet_spot_stops_early_and_fills_by_argmax():
+  tokens, unknown = inputs(batch=1)
+  n0 = int(unknown.sum())
+  out, history = run(counting_model, tokens, unknown, stop_iter=3,
+                     return_history=True)
+  counts, left = expected_masks_per_step(n0, 8, "cosine", stop=3)
+  out = np.asarray(out)[0][unknown[0]]
+  # The final argmax pass sees `left` masks and fills exactly those.
+  assert np.sum(out == left) == left
+  assert np.asarray(history)[0, 3:].sum() == 0  # steps not run stay empty
+  assert counts[0] == n0
+
+
+def test_same_seed_same_output_and_seeds_differ():
+  tokens, unknown = inputs()
+  a = run(random_model, tokens, unknown, seed=1)
+  b = run(random_model, tokens, unknown, seed=1)
+  c = run(random_model, tokens, unknown, seed=2)
+  np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(a, c)
+
+
+def test_zero_guidance_is_the_baseline_bit_for_bit():
+  tokens, unknown = inputs()
+  base = run(random_model, tokens, unknown, seed=3)
+  g = parallel_decode.Guidance.none(3, L, C)
+  guided = g.replace(
+      guide_ids_BxL=jnp.asarray(tokens, jnp.int32),
+      kernel_CxC=jnp.eye(C))
+  out = run(random_model, tokens, unknown, seed=3, guidance=guided)
+  np.testing.assert_array_equal(base, out)
+
+
+def test_strong_self_guidance_copies_the_guide():
+  tokens, unknown = inputs()
+  guide = (tokens + 5) % C
+  g = parallel_decode.Guidance.none(3, L, C).replace(
+      guide_ids_BxL=jnp.asarray(guide, jnp.int32), kernel_CxC=jnp.eye(C),
+      self_weight_B=jnp.full((3,), 1e3))
+  out = np.asarray(run(random_model, tokens, unknown, guidance=g))
+  np.testing.assert_array_equal(out[unknown], guide[unknown])
+  np.testing.assert_array_equal(out[~unknown], tokens[~unknown])
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(num_steps=0), "num_steps"),
+    (dict(start_iter=8), "start_iter"),
+    (dict(stop_iter=0), "stop_iter"),
+    (dict(schedule="zigzag"), "Unknown mask schedule"),
+])
+def test_bad_settings(kw, match):
+  tokens, unknown = inputs()
+  with pytest.raises(ValueError, match=match):
+    run(random_model, tokens, unknown, **kw)
+
+
+def test_shape_mismatch():
+  tokens, unknown = inputs()
+  with pytest.raises(ValueError, match="shapes differ"):
+    run(random_model, tokens, unknown[:, :-1])

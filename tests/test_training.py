@@ -1,0 +1,156 @@
+"""End-to-end runs of the trainers and the loop's guarantees (tiny configs)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from maskgit_edit import artefacts
+from maskgit_edit import config_defaults
+from maskgit_edit import train
+from maskgit_edit.trainers import loop
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config(name, **overrides):
+  c = config_defaults.load(os.path.join(ROOT, "configs", name) + ":runlocal")
+  c.update(overrides)
+  return c
+
+
+@pytest.fixture(scope="module")
+def tokenizer_run(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp("tok"))
+  _, metrics = train.train_and_evaluate(config("tokenizer_shapes.py"), workdir)
+  return workdir, metrics
+
+
+def maskgit_config(tokenizer_workdir, **overrides):
+  return config("maskgit_shapes.py", tokenizer_workdir=tokenizer_workdir,
+                **overrides)
+
+
+def test_tokenizer_run_writes_its_artefacts(tokenizer_run):
+  workdir, metrics = tokenizer_run
+  for name in ("config.json", "metrics.jsonl", "tokenizer_params.msgpack",
+               "tokens_train.npz", "tokens_test.npz", "reconstructions.png"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  tokens, labels = artefacts.load_token_cache(workdir, "train")
+  assert tokens.shape == (64, 8, 8) and labels.shape == (64,)
+  assert 0 <= tokens.min() and tokens.max() < 16
+  assert {"test_psnr", "test_codes_used", "test_perplexity"} <= set(metrics)
+  model, params, _ = artefacts.load_tokenizer(workdir)
+  images = jnp.zeros((1, 16, 16, 3))
+  assert model.apply({"params": params}, images,
+                     method=model.tokenize).shape == (1, 8, 8)
+
+
+def test_maskgit_run_evaluates_and_samples(tokenizer_run, tmp_path):
+  _, metrics = train.train_and_evaluate(maskgit_config(tokenizer_run[0]),
+                                        str(tmp_path))
+  assert os.path.exists(tmp_path / "samples.png")
+  assert {"test_masked_accuracy", "unigram_accuracy"} <= set(metrics)
+  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert [l["step"] for l in lines if "loss" in l] == [2, 4]
+  assert all(np.isfinite(l["loss"]) for l in lines if "loss" in l)
+
+
+def test_resume_gives_the_uninterrupted_result(tokenizer_run, tmp_path):
+  cfg = maskgit_config(tokenizer_run[0], checkpoint_every=2)
+  straight, _ = train.train_and_evaluate(cfg, str(tmp_path / "a"))
+  train.train_and_evaluate(cfg, str(tmp_path / "b"), stop_after=2)
+  assert artefacts.load_run_config(str(tmp_path / "b"))  # written at start
+  resumed, _ = train.train_and_evaluate(cfg, str(tmp_path / "b"))
+  jax.tree.map(np.testing.assert_array_equal, straight["params"],
+               resumed["params"])
+  jax.tree.map(np.testing.assert_array_equal, straight["opt_state"],
+               resumed["opt_state"])
+
+
+def test_checkpoint_that_does_not_fit_the_config(tokenizer_run, tmp_path):
+  train.train_and_evaluate(maskgit_config(tokenizer_run[0]), str(tmp_path),
+                           stop_after=2)
+  bigger = maskgit_config(tokenizer_run[0])
+  bigger.model.hidden_size = 48
+  with pytest.raises(ValueError, match="does not fit"):
+    train.train_and_evaluate(bigger, str(tmp_path))
+  assert loop.checkpoint_manager(str(tmp_path), bigger).latest_step() == 2
+
+
+def test_unknown_trainer(tmp_path):
+  c = config("tokenizer_shapes.py", trainer="gan")
+  with pytest.raises(ValueError, match="Unknown trainer 'gan'"):
+    train.train_and_evaluate(c, str(tmp_path))
+
+
+class _QuadraticTask:
+  """Fits w to targets; turns NaN at step `nan_at` to test the guard."""
+
+  def __init__(self, nan_at):
+    self.nan_at = nan_at
+
+  def init_state(self, rng):
+    del rng
+    return {"w": jnp.zeros((4,)), "step": jnp.zeros((), jnp.int32)}
+
+  def batch(self, step):
+    return {"x": np.full((2, 4), step, np.float32)}
+
+  def train_step(self, state, batch, rng):
+    del rng
+    loss = jnp.mean((state["w"] - batch["x"]) ** 2)
+    poison = jnp.where(state["step"] + 1 >= self.nan_at, jnp.nan, 1.0)
+    return ({"w": (state["w"] + 0.1) * poison, "step": state["step"] + 1},
+            {"loss": loss})
+
+  def evaluate(self, state):
+    return {}
+
+  def finish(self, state, workdir):
+    return {}
+
+
+def test_non_finite_state_stops_and_keeps_last_good_checkpoint(tmp_path):
+  c = config("tokenizer_shapes.py", total_steps=6, checkpoint_every=1,
+             log_every=1)
+  with pytest.raises(loop.NonFiniteLossError, match="last good checkpoint "
+                     r"\(step 2\)"):
+    loop.train(c, str(tmp_path), _QuadraticTask(nan_at=3))
+  manager = loop.checkpoint_manager(str(tmp_path), c)
+  assert manager.latest_step() == 2
+
+
+_MULTI_DEVICE_SCRIPT = """
+import json, sys
+from maskgit_edit import config_defaults, train
+c = config_defaults.load(sys.argv[1])
+c.tokenizer_workdir = sys.argv[2]
+_, m = train.train_and_evaluate(c, sys.argv[3])
+import jax
+print(json.dumps({"devices": jax.device_count(),
+                  "loss": [json.loads(l)["loss"] for l in open(sys.argv[3] + "/metrics.jsonl") if '"loss"' in l]}))
+"""
+
+
+def _run_with_devices(n, tokenizer_workdir, workdir):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+             JAX_PLATFORMS="cpu", WANDB_MODE="disabled")
+  out = subprocess.run(
+      [sys.executable, "-c", _MULTI_DEVICE_SCRIPT,
+       os.path.join(ROOT, "configs", "maskgit_shapes.py") + ":runlocal",
+       tokenizer_workdir, workdir], env=env, cwd=ROOT, capture_output=True,
+      text=True, check=True)
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_four_devices_match_one_device(tokenizer_run, tmp_path):
+  one = _run_with_devices(1, tokenizer_run[0], str(tmp_path / "one"))
+  four = _run_with_devices(4, tokenizer_run[0], str(tmp_path / "four"))
+  assert (one["devices"], four["devices"]) == (1, 4)
+  np.testing.assert_allclose(one["loss"], four["loss"], rtol=1e-5)
