@@ -17,6 +17,7 @@ def get_config(arg: str = ""):
   if arg == "runlocal":
     c.total_steps, c.batch_size, c.log_every = 4, 8, 2
     c.checkpoint_every, c.eval_every, c.num_eval = 2, 0, 16
+    c.eval_batch_size = 16
     c.data.num_train, c.data.num_test, c.data.image_size = 64, 16, 16
     c.tokenizer.update(filters=8, codebook_size=16, embedding_dim=8,
                        norm_groups=4, channel_multipliers=(1, 2))

@@ -91,6 +91,18 @@ def transformer_layout(config) -> models.TokenLayout:
                             latent, config.model.class_conditional)
 
 
+def kernel_path(workdir: str) -> str:
+  return params_path(workdir, "kernel")
+
+
+def load_kernel(workdir: str):
+  """Learned self-guidance kernel K [C, C] of a `reweight` run."""
+  params = checkpoints.read_msgpack_params(kernel_path(workdir))
+  if "kernel" not in params or np.ndim(params["kernel"]) != 2:
+    raise ValueError(f"{kernel_path(workdir)!r} holds no [C, C] 'kernel'.")
+  return np.asarray(params["kernel"], np.float32)
+
+
 def load_transformer(workdir: str, name: str = "transformer"):
   """(model, params, layout, run config) of a finished transformer run."""
   config = load_run_config(workdir)

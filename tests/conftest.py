@@ -1,6 +1,36 @@
-"""Test-wide settings: CPU only, no wandb, no network."""
+"""Test-wide settings (CPU only, no wandb) and the tiny trained runs.
+
+Tests that need trained runs use the `tiny_runs` fixture and the
+`xdist_group("tiny_runs")` mark, so that under `pytest -n 2 --dist loadgroup`
+one worker trains them once.
+"""
 
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["WANDB_MODE"] = "disabled"
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(name, **overrides):
+  from maskgit_edit import config_defaults  # pylint: disable=g-import-not-at-top
+  c = config_defaults.load(os.path.join(ROOT, "configs", name) + ":runlocal")
+  c.update(overrides)
+  return c
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+  """Workdirs of a runlocal tokenizer and transformer (and their metrics)."""
+  from maskgit_edit import train  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("tiny_runs")
+  runs = {"tokenizer": str(root / "tokenizer"), "maskgit": str(root / "maskgit")}
+  _, runs["tokenizer_metrics"] = train.train_and_evaluate(
+      tiny_config("tokenizer_shapes.py"), runs["tokenizer"])
+  _, runs["maskgit_metrics"] = train.train_and_evaluate(
+      tiny_config("maskgit_shapes.py", tokenizer_workdir=runs["tokenizer"]),
+      runs["maskgit"])
+  return runs

@@ -15,20 +15,14 @@ from maskgit_edit import config_defaults
 from maskgit_edit import train
 from maskgit_edit.trainers import loop
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT, tiny_config as config
 
-
-def config(name, **overrides):
-  c = config_defaults.load(os.path.join(ROOT, "configs", name) + ":runlocal")
-  c.update(overrides)
-  return c
+pytestmark = pytest.mark.xdist_group("tiny_runs")
 
 
 @pytest.fixture(scope="module")
-def tokenizer_run(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("tok"))
-  _, metrics = train.train_and_evaluate(config("tokenizer_shapes.py"), workdir)
-  return workdir, metrics
+def tokenizer_run(tiny_runs):
+  return tiny_runs["tokenizer"], tiny_runs["tokenizer_metrics"]
 
 
 def maskgit_config(tokenizer_workdir, **overrides):
@@ -51,12 +45,11 @@ def test_tokenizer_run_writes_its_artefacts(tokenizer_run):
                      method=model.tokenize).shape == (1, 8, 8)
 
 
-def test_maskgit_run_evaluates_and_samples(tokenizer_run, tmp_path):
-  _, metrics = train.train_and_evaluate(maskgit_config(tokenizer_run[0]),
-                                        str(tmp_path))
-  assert os.path.exists(tmp_path / "samples.png")
+def test_maskgit_run_evaluates_and_samples(tiny_runs):
+  workdir, metrics = tiny_runs["maskgit"], tiny_runs["maskgit_metrics"]
+  assert os.path.exists(os.path.join(workdir, "samples.png"))
   assert {"test_masked_accuracy", "unigram_accuracy"} <= set(metrics)
-  lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [l["step"] for l in lines if "loss" in l] == [2, 4]
   assert all(np.isfinite(l["loss"]) for l in lines if "loss" in l)
 

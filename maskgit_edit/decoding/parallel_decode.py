@@ -8,9 +8,10 @@ confident unknown positions stay unknown (clamped to [1, unknown - 1]) and the
 rest are committed, with ratio = (step + 1) / T. Known positions never change.
 
 Every guided variant runs through this same loop; `Guidance` only changes
-(a) which ids the model sees at unknown positions and (b) a bias added to the
-logits before sampling and confidence. With all knobs at zero it is the
-baseline, bit for bit.
+(a) which ids the model sees at unknown positions, (b) a bias added to the
+logits before sampling and confidence, and (c) whether an unknown position
+proposes its guide token instead of a sample. With all knobs at zero it is
+the baseline, bit for bit.
 """
 
 from typing import Callable
@@ -42,12 +43,18 @@ class Guidance:
       instead of [MASK].
     reembed_scale_B: scale of the guide-token embedding that the transformer
       adds at [MASK] positions (iterative re-embedding).
+    propose_until_B: zero-shot strength: during the first fraction of the
+      steps, unknown guided positions propose their guide token (scored by
+      its log-probability in context) instead of a sample, so plausible
+      guide tokens are committed and the least likely ones stay unknown and
+      are re-sampled once the offer ends.
   """
   guide_ids_BxL: jax.Array
   self_weight_B: jax.Array
   kernel_CxC: jax.Array
   context_until_B: jax.Array
   reembed_scale_B: jax.Array
+  propose_until_B: jax.Array
 
   @classmethod
   def none(cls, batch: int, length: int, codebook_size: int) -> "Guidance":
@@ -57,7 +64,8 @@ class Guidance:
         self_weight_B=zeros_B,
         kernel_CxC=jnp.zeros((codebook_size, codebook_size), jnp.float32),
         context_until_B=zeros_B,
-        reembed_scale_B=zeros_B)
+        reembed_scale_B=zeros_B,
+        propose_until_B=zeros_B)
 
 
 @flax.struct.dataclass
@@ -158,9 +166,14 @@ def decode(logits_fn: LogitsFn,
   def body(state: DecodeState) -> DecodeState:
     step = state.step
     ratio = (step + 1).astype(jnp.float32) / num_steps
-    log_probs_BxLxC = call_model(state, step.astype(jnp.float32) / num_steps)
+    ratio_done = step.astype(jnp.float32) / num_steps
+    log_probs_BxLxC = call_model(state, ratio_done)
     rng, sample_rng, choice_rng = jax.random.split(state.rng, 3)
     sampled_BxL = jax.random.categorical(sample_rng, log_probs_BxLxC)
+    offer_guide_BxL = ((ratio_done < guidance.propose_until_B)[:, None]
+                       & (guidance.guide_ids_BxL >= 0))
+    sampled_BxL = jnp.where(offer_guide_BxL, guidance.guide_ids_BxL,
+                            sampled_BxL)
     sampled_BxL = jnp.where(state.unknown_BxL, sampled_BxL, state.tokens_BxL)
     log_p_BxL = jnp.take_along_axis(
         log_probs_BxLxC, sampled_BxL[..., None], axis=-1)[..., 0]

@@ -53,17 +53,23 @@ def masked_cross_entropy(logits_BxNxC, tokens_BxN, mask_BxN,
 class MaskGitTask:
   """`loop.Task` for MVTM training over a tokenizer run's token cache."""
 
-  def __init__(self, config):
+  def __init__(self, config, model_run_config=None):
+    """Args:
+      config: this run's config.
+      model_run_config: config holding `model` and `tokenizer_workdir`
+        (default: `config`; fine-tuning trainers pass their base run's).
+    """
     self.config = config
+    model_run_config = model_run_config or config
     schedules.validate(config.mvtm.schedule)
-    self.layout = artefacts.transformer_layout(config)
-    self.model = models.build_transformer(config.model, self.layout)
-    tokens, labels = artefacts.load_token_cache(config.tokenizer_workdir,
-                                                "train")
+    self.layout = artefacts.transformer_layout(model_run_config)
+    self.model = models.build_transformer(model_run_config.model, self.layout)
+    tokenizer_workdir = model_run_config.tokenizer_workdir
+    self.tokenizer_workdir = tokenizer_workdir
+    tokens, labels = artefacts.load_token_cache(tokenizer_workdir, "train")
     self.train_tokens = tokens.reshape(len(tokens), -1)
     self.train_labels = labels
-    tokens, labels = artefacts.load_token_cache(config.tokenizer_workdir,
-                                                "test")
+    tokens, labels = artefacts.load_token_cache(tokenizer_workdir, "test")
     self.test_tokens = tokens.reshape(len(tokens), -1)
     self.test_labels = labels
     if self.layout.class_conditional and (
@@ -75,17 +81,31 @@ class MaskGitTask:
 
   def init_state(self, rng):
     dummy = jnp.zeros((1, self.layout.seq_len), jnp.int32)
-    params = self.model.init(rng, dummy)["params"]
+    return self.state_from_params(self.model.init(rng, dummy)["params"])
+
+  def state_from_params(self, params):
     state = {"params": params, "opt_state": self.optimizer.init(params)}
     if self.config.optim.ema_decay > 0:
       state["ema"] = params
     return state
 
+  def apply_gradients(self, state, grads):
+    updates, opt_state = self.optimizer.update(grads, state["opt_state"],
+                                               state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    new_state = {**state, "params": params, "opt_state": opt_state}
+    if "ema" in state:
+      new_state["ema"] = loop.ema_update(state["ema"], params,
+                                         self.config.optim.ema_decay)
+    return new_state
+
   def batch(self, step):
     indices = data_lib.batch_indices(step, self.config.batch_size,
                                      len(self.train_tokens), self.config.seed)
-    indices = data_lib.process_slice(indices, jax.process_index(),
-                                     jax.process_count())
+    return self.examples(data_lib.process_slice(
+        indices, jax.process_index(), jax.process_count()))
+
+  def examples(self, indices):
     return {"tokens": self.train_tokens[indices],
             "labels": self.train_labels[indices]}
 
@@ -112,14 +132,8 @@ class MaskGitTask:
 
     (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state["params"])
-    updates, opt_state = self.optimizer.update(grads, state["opt_state"],
-                                               state["params"])
-    params = optax.apply_updates(state["params"], updates)
-    new_state = {**state, "params": params, "opt_state": opt_state}
-    if "ema" in state:
-      new_state["ema"] = loop.ema_update(state["ema"], params,
-                                         self.config.optim.ema_decay)
-    return new_state, {"loss": loss, "masked_accuracy": accuracy,
+    return self.apply_gradients(state, grads), {
+        "loss": loss, "masked_accuracy": accuracy,
                        "grad_norm": optax.tree.norm(grads)}
 
   def _eval_params(self, state):
@@ -148,15 +162,17 @@ class MaskGitTask:
     params = self._eval_params(state)
     artefacts.export_params(workdir, "transformer", params)
     results = self.evaluate(state)
-    sample_png = save_sample_grid(self.config, self.model, self.layout, params,
+    sample_png = save_sample_grid(self.config, self.tokenizer_workdir,
+                                  self.model, self.layout, params,
                                   f"{workdir}/samples.png")
     print(f"Wrote {sample_png}", flush=True)
     return results
 
 
-def save_sample_grid(config, model, layout, params, path, rows: int = 4):
+def save_sample_grid(config, tokenizer_workdir, model, layout, params, path,
+                     rows: int = 4):
   """Generates rows x 8 samples (one class per row when class-conditional)."""
-  tokenizer, tok_params, _ = artefacts.load_tokenizer(config.tokenizer_workdir)
+  tokenizer, tok_params, _ = artefacts.load_tokenizer(tokenizer_workdir)
   sampler = sampling.Sampler(
       model, layout, sampling.DecodeSettings.from_config(config.sample))
   labels = (np.arange(rows * 8) // 8) % max(layout.num_classes, 1)

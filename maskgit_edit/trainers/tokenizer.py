@@ -170,14 +170,17 @@ class TokenizerTask:
   def reconstruct_split(self, params, source, num):
     """(psnr per image, indices, labels) over the first `num` examples."""
     psnrs, indices, labels = [], [], []
-    for start in range(0, num, self.config.eval_batch_size):
-      idx = np.arange(start, min(start + self.config.eval_batch_size, num))
+    size = self.config.eval_batch_size
+    for start in range(0, num, size):
+      # Fixed-size batches (the last one padded) compile once.
+      idx = np.minimum(np.arange(start, start + size), num - 1)
       images, y = source.get(idx)
       images = images_lib.to_float(images)
       recon, ind = self._eval_fn(params, images)
-      psnrs.append(np.asarray(psnr_per_image(recon, images)))
-      indices.append(np.asarray(ind))
-      labels.append(y)
+      valid = min(size, num - start)
+      psnrs.append(np.asarray(psnr_per_image(recon, images))[:valid])
+      indices.append(np.asarray(ind)[:valid])
+      labels.append(y[:valid])
     return np.concatenate(psnrs), np.concatenate(indices), np.concatenate(labels)
 
   def evaluate(self, state):
@@ -202,10 +205,11 @@ class TokenizerTask:
       print(f"Tokenized {len(source)} {split} images "
             f"(PSNR {psnr.mean():.2f} dB)", flush=True)
     results.update(self.evaluate(state))
-    images, _ = self.test_source.get(np.arange(16))
+    images, _ = self.test_source.get(np.minimum(
+        np.arange(self.config.eval_batch_size), len(self.test_source) - 1))
     images = images_lib.to_float(images)
     recon, _ = self._eval_fn(params, images)
-    pairs = np.stack([images, np.clip(np.asarray(recon), 0, 1)], 1)
+    pairs = np.stack([images, np.clip(np.asarray(recon), 0, 1)], 1)[:16]
     images_lib.save_png(images_lib.grid(pairs.reshape(-1, *images.shape[1:]),
                                         8), f"{workdir}/reconstructions.png",
                         scale=max(1, 128 // self.image_size))

@@ -1,0 +1,23 @@
+r"""`iterate`: fine-tune the transformer for iterative re-embedding.
+
+  python -m maskgit_edit.train --config configs/iterate_shapes.py \
+      --config.transformer_workdir=runs/shapes/maskgit \
+      --workdir runs/shapes/iterate
+
+`:runlocal` is a seconds-long smoke run.
+"""
+
+from maskgit_edit import config_defaults
+
+
+def get_config(arg: str = ""):
+  c = config_defaults.base("iterate", total_steps=300, batch_size=32)
+  c.transformer_workdir = "runs/shapes/maskgit"
+  c.mvtm = dict(schedule="cosine", label_smoothing=0.1)
+  c.iterate = dict(max_scale=2.0)
+  c.optim.update(lr=2e-4, warmup_steps=20)
+  c.checkpoint_every = 100
+  if arg == "runlocal":
+    c.total_steps, c.batch_size, c.log_every = 4, 8, 2
+    c.checkpoint_every, c.num_eval = 2, 16
+  return c

@@ -1,0 +1,25 @@
+r"""`reweight`: learn the self-guidance kernel K (transformer frozen).
+
+  python -m maskgit_edit.train --config configs/reweight_shapes.py \
+      --config.transformer_workdir=runs/shapes/maskgit \
+      --workdir runs/shapes/reweight
+
+`:runlocal` is a seconds-long smoke run.
+"""
+
+from maskgit_edit import config_defaults
+
+
+def get_config(arg: str = ""):
+  c = config_defaults.base("reweight", total_steps=300, batch_size=64)
+  c.transformer_workdir = "runs/shapes/maskgit"
+  c.mvtm = dict(schedule="cosine", label_smoothing=0.0)
+  # "strokes": (stroke codes, true codes) pairs; "samples": own samples.
+  c.reweight = dict(guide_source="strokes", num_stroke_pairs=1000)
+  c.optim.update(lr=3e-2, warmup_steps=20, weight_decay=0.0)
+  c.checkpoint_every = 100
+  if arg == "runlocal":
+    c.total_steps, c.batch_size, c.log_every = 4, 8, 2
+    c.checkpoint_every, c.num_eval = 2, 16
+    c.reweight.num_stroke_pairs = 16
+  return c

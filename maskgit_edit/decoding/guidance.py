@@ -1,0 +1,93 @@
+"""Guided editing variants: a name + one knob -> `parallel_decode.Guidance`.
+
+G = tokenizer codes of the stroked image on the edited token positions E.
+Every variant is the same decode loop with different `Guidance` fields, and
+knob 0 reproduces the unguided baseline exactly (same rng => same output).
+
+| variant        | knob           | range   | meaning                                      |
+|----------------|----------------|---------|----------------------------------------------|
+| none           | (ignored)      | -       | plain inpainting of E                        |
+| context        | rho            | [0, 1]  | share of steps in which unknown positions     |
+|                |                |         | show G to the model instead of [MASK]        |
+| self_fixed     | lambda         | >= 0    | adds lambda * K[G] to the logits at E; K is  |
+|                |                |         | identity or -||c_i - c_j||^2 / tau (`kernel`) |
+| self_learned   | lambda         | >= 0    | same with the K trained by `reweight`        |
+| iterative      | scale          | >= 0    | transformer adds scale * embed(G) at [MASK]  |
+|                |                |         | (use the `iterate`-tuned transformer)        |
+| zero_shot      | strength       | [0, 1]  | share of steps in which E proposes G, scored |
+|                |                |         | in context; 1 keeps G, 0 is the baseline     |
+"""
+
+import jax.numpy as jnp
+import numpy as np
+
+from maskgit_edit.decoding.parallel_decode import Guidance
+
+VARIANTS = ("none", "context", "self_fixed", "self_learned", "iterative",
+            "zero_shot")
+_FRACTION_KNOBS = ("context", "zero_shot")
+
+
+def identity_kernel(codebook_size: int) -> np.ndarray:
+  return np.eye(codebook_size, dtype=np.float32)
+
+
+def l2_kernel(codebook_CxD, tau: float | None = None) -> np.ndarray:
+  """K[i, j] = -||c_i - c_j||^2 / tau.
+
+  tau defaults to the mean squared distance between distinct codes, so that
+  lambda has the same meaning across codebooks (K is about -1 between typical
+  codes, 0 on the diagonal).
+  """
+  codebook = np.asarray(codebook_CxD, np.float64)
+  sq = np.sum(codebook ** 2, axis=1)
+  dist_CxC = np.maximum(sq[:, None] + sq[None, :] - 2 * codebook @ codebook.T,
+                        0.0)
+  if tau is None:
+    n = len(codebook)
+    tau = dist_CxC.sum() / max(n * (n - 1), 1)
+  if tau <= 0:
+    raise ValueError(f"tau must be > 0, got {tau}.")
+  return (-dist_CxC / tau).astype(np.float32)
+
+
+def validate(variant: str, knob: float) -> None:
+  if variant not in VARIANTS:
+    raise ValueError(f"Unknown variant {variant!r}; expected one of "
+                     f"{', '.join(VARIANTS)}.")
+  if not np.isfinite(knob) or knob < 0:
+    raise ValueError(f"Knob of {variant!r} must be finite and >= 0, got {knob}.")
+  if variant in _FRACTION_KNOBS and knob > 1:
+    raise ValueError(f"Knob of {variant!r} is a fraction in [0, 1], got {knob}.")
+
+
+def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
+                  kernel_CxC) -> Guidance:
+  """Guidance for a batch of edits.
+
+  Args:
+    variant: one of VARIANTS.
+    knob: float or [B] array (same variant for the batch, knob per edit).
+    guide_ids_Bxhxw: int tokens of the stroked images.
+    edited_Bxhxw: bool, edited token positions E (guidance applies there).
+    kernel_CxC: affinity K for self-guidance (identity for other variants).
+
+  Returns:
+    `Guidance` with guide_ids as a [B, h, w] grid (the sampler flattens it).
+  """
+  knob_B = np.broadcast_to(np.asarray(knob, np.float32),
+                           (guide_ids_Bxhxw.shape[0],))
+  for k in np.unique(knob_B):
+    validate(variant, float(k))
+  zeros_B = jnp.zeros_like(knob_B)
+  knob_B = jnp.asarray(knob_B)
+  on = lambda name: knob_B if variant == name else zeros_B
+  return Guidance(
+      guide_ids_BxL=jnp.where(jnp.asarray(edited_Bxhxw),
+                              jnp.asarray(guide_ids_Bxhxw, jnp.int32), -1),
+      self_weight_B=(knob_B if variant in ("self_fixed", "self_learned")
+                     else zeros_B),
+      kernel_CxC=jnp.asarray(kernel_CxC, jnp.float32),
+      context_until_B=on("context"),
+      reembed_scale_B=on("iterative"),
+      propose_until_B=on("zero_shot"))

@@ -1,0 +1,205 @@
+r"""Edit images from pixel masks (and strokes) with a trained MaskGIT.
+
+Python:
+  editor = Editor.from_workdirs("runs/shapes/tokenizer", "runs/shapes/maskgit")
+  out = editor.edit(sources, masks, jax.random.key(0), strokes=strokes,
+                    variant="self_fixed", knob=2.0)
+
+CLI (PNG files, one edit; images in [0, 1] RGB, mask: non-zero = edit):
+  python -m maskgit_edit.edit --tokenizer_workdir runs/shapes/tokenizer \
+      --transformer_workdir runs/shapes/maskgit --source s.png \
+      --stroke k.png --mask m.png --variant self_fixed --knob 2 --out e.png
+
+Pipeline: pixel mask -> edited tokens (every token its patch touches, plus
+`dilation`) -> guide tokens = codes of the stroke image -> guided parallel
+decode of the edited tokens only (all others are kept) -> pixels ->
+composite over the source (hard or feathered). Inpainting/outpainting is the
+same call without a stroke (variant "none").
+"""
+
+import dataclasses
+import warnings
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from maskgit_edit import artefacts
+from maskgit_edit import editing
+from maskgit_edit import images as images_lib
+from maskgit_edit import sampling
+from maskgit_edit.decoding import guidance as guidance_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class EditSettings:
+  """Editing defaults (those of the released MaskGIT editing demo)."""
+  decode: sampling.DecodeSettings = sampling.DecodeSettings(
+      num_steps=12, start_iter=2, choice_temperature=4.5)
+  dilation: int = 1
+  composite: str = "feather"
+  feather_sigma_px: float = 1.0
+  kernel: str = "l2"  # self_fixed kernel: "identity" or "l2".
+
+
+class Editor:
+  """Tokenizer + transformer(s) + one compiled decode for every variant."""
+
+  def __init__(self, tokenizer, tokenizer_params, transformer,
+               transformer_params, layout, settings: EditSettings = EditSettings(),
+               *, iterative_params=None, learned_kernel=None):
+    """Args:
+      tokenizer, tokenizer_params: VQGAN module and params.
+      transformer, transformer_params: MaskGIT module and params.
+      layout: `models.TokenLayout` of the transformer.
+      settings: `EditSettings`.
+      iterative_params: transformer params tuned by `iterate` (variant
+        "iterative"; the base params are used when None).
+      learned_kernel: K [C, C] trained by `reweight` ("self_learned").
+    """
+    self.tokenizer, self.tokenizer_params = tokenizer, tokenizer_params
+    self.layout, self.settings = layout, settings
+    self.params = transformer_params
+    self.iterative_params = iterative_params
+    codebook = tokenizer_params["quantizer"]["codebook"]
+    size = codebook.shape[0]
+    if size != layout.codebook_size:
+      raise ValueError(f"Tokenizer codebook has {size} codes but the "
+                       f"transformer expects {layout.codebook_size}.")
+    if learned_kernel is not None and np.shape(learned_kernel) != (size, size):
+      raise ValueError(f"Learned kernel has shape {np.shape(learned_kernel)}, "
+                       f"but the tokenizer's codebook has {size} codes: "
+                       f"expected ({size}, {size}).")
+    if settings.kernel not in ("l2", "identity"):
+      raise ValueError(f"Unknown kernel {settings.kernel!r}: l2 or identity.")
+    fixed = (guidance_lib.l2_kernel(codebook) if settings.kernel == "l2"
+             else guidance_lib.identity_kernel(size))
+    self.kernels = {"self_fixed": fixed, "self_learned": learned_kernel}
+    self.sampler = sampling.Sampler(transformer, layout, settings.decode)
+    self._tokenize = jax.jit(lambda p, x: tokenizer.apply(
+        {"params": p}, x, method=tokenizer.tokenize))
+    self._detokenize = jax.jit(lambda p, t: tokenizer.apply(
+        {"params": p}, t, method=tokenizer.decode_from_indices))
+
+  @classmethod
+  def from_workdirs(cls, tokenizer_workdir: str, transformer_workdir: str,
+                    settings: EditSettings = EditSettings(), *,
+                    iterate_workdir: str | None = None,
+                    reweight_workdir: str | None = None):
+    tokenizer, tok_params, _ = artefacts.load_tokenizer(tokenizer_workdir)
+    transformer, params, layout, _ = artefacts.load_transformer(
+        transformer_workdir)
+    iterative = learned = None
+    if iterate_workdir:
+      abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                              params)
+      iterative = artefacts.load_params(iterate_workdir, "transformer",
+                                        abstract)
+    if reweight_workdir:
+      learned = artefacts.load_kernel(reweight_workdir)
+    return cls(tokenizer, tok_params, transformer, params, layout, settings,
+               iterative_params=iterative, learned_kernel=learned)
+
+  def tokenize(self, images_BxHxWx3):
+    return self._tokenize(self.tokenizer_params, jnp.asarray(images_BxHxWx3))
+
+  def detokenize(self, tokens_Bxhxw):
+    return self._detokenize(self.tokenizer_params, tokens_Bxhxw)
+
+  def _variant_inputs(self, variant):
+    kernel = self.kernels.get(variant)
+    if variant == "self_learned" and kernel is None:
+      raise ValueError("Variant 'self_learned' needs a kernel trained by the "
+                       "reweight trainer (reweight_workdir).")
+    if kernel is None:
+      kernel = np.zeros((self.layout.codebook_size,) * 2, np.float32)
+    params = self.params
+    if variant == "iterative" and self.iterative_params is not None:
+      params = self.iterative_params
+    return params, kernel
+
+  def edit(self, sources_BxHxWx3, masks_BxHxW, rng, *, strokes_BxHxWx3=None,
+           labels_B=None, variant: str = "none", knob=0.0,
+           source_tokens_Bxhxw=None):
+    """Edits a batch; returns a dict of numpy arrays.
+
+    Args:
+      sources_BxHxWx3: float images in [0, 1].
+      masks_BxHxW: bool pixel masks of the edit (the stroke's region).
+      rng: typed key; the same key across variants gives paired samples.
+      strokes_BxHxWx3: stroked images (required by every guided variant).
+      labels_B: class labels for class-conditional models.
+      variant, knob: see `decoding.guidance`.
+      source_tokens_Bxhxw: tokens of the sources if already known.
+
+    Returns:
+      dict with "images" (composited), "decoded" (tokenizer output before
+      compositing), "tokens" [B, h, w], "edited" token mask [B, h, w].
+    """
+    sources = np.asarray(sources_BxHxWx3, np.float32)
+    masks = np.asarray(masks_BxHxW)
+    if strokes_BxHxWx3 is None and variant != "none":
+      raise ValueError(f"Variant {variant!r} needs stroke images.")
+    kinds = editing.validate_edit_inputs(sources, strokes_BxHxWx3, masks,
+                                         self.layout.latent)
+    guidance_lib.validate(variant, float(np.max(knob)))
+    empty = np.array([k is editing.MaskKind.EMPTY for k in kinds])
+    if empty.any():
+      warnings.warn(f"{empty.sum()} edit(s) have an empty mask: their source "
+                    "is returned unchanged.")
+    edited = editing.pixel_to_token_mask(masks, self.layout.latent,
+                                         self.settings.dilation)
+    if source_tokens_Bxhxw is None:
+      source_tokens_Bxhxw = self.tokenize(sources)
+    guide = (self.tokenize(strokes_BxHxWx3) if strokes_BxHxWx3 is not None
+             else source_tokens_Bxhxw)
+    params, kernel = self._variant_inputs(variant)
+    guidance = guidance_lib.make_guidance(variant, knob, guide, edited, kernel)
+    tokens = self.sampler(params, source_tokens_Bxhxw, edited, rng,
+                          labels_B=labels_B, guidance=guidance)
+    decoded = np.asarray(self.detokenize(tokens))
+    region = editing.token_to_pixel_mask(edited, sources.shape[1])
+    composited = np.asarray(editing.composite(
+        sources, np.clip(decoded, 0, 1), region, self.settings.composite,
+        sigma_px=self.settings.feather_sigma_px, core_mask_BxHxW=masks))
+    composited[empty] = sources[empty]
+    return {"images": composited, "decoded": decoded,
+            "tokens": np.asarray(tokens), "edited": edited}
+
+
+_TOKENIZER = flags.DEFINE_string("tokenizer_workdir", None, "Tokenizer run.")
+_TRANSFORMER = flags.DEFINE_string("transformer_workdir", None,
+                                   "Transformer (MVTM) run.")
+_ITERATE = flags.DEFINE_string("iterate_workdir", None, "`iterate` run.")
+_REWEIGHT = flags.DEFINE_string("reweight_workdir", None, "`reweight` run.")
+_SOURCE = flags.DEFINE_string("source", None, "Source PNG.")
+_STROKE = flags.DEFINE_string("stroke", None, "Stroke PNG (optional).")
+_MASK = flags.DEFINE_string("mask", None, "Mask PNG (non-zero = edit).")
+_LABEL = flags.DEFINE_integer("label", 0, "Class label (class-conditional).")
+_VARIANT = flags.DEFINE_enum("variant", "none", guidance_lib.VARIANTS,
+                             "Guidance variant.")
+_KNOB = flags.DEFINE_float("knob", 0.0, "Variant knob (see README).")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+_OUT = flags.DEFINE_string("out", "edited.png", "Output PNG.")
+
+
+def main(argv):
+  del argv
+  editor = Editor.from_workdirs(_TOKENIZER.value, _TRANSFORMER.value,
+                                iterate_workdir=_ITERATE.value,
+                                reweight_workdir=_REWEIGHT.value)
+  source, stroke, mask = editing.load_edit_triplet(
+      _SOURCE.value, _STROKE.value or _SOURCE.value, _MASK.value)
+  out = editor.edit(source[None], mask[None], jax.random.key(_SEED.value),
+                    strokes_BxHxWx3=stroke[None] if _STROKE.value else None,
+                    labels_B=np.array([_LABEL.value]), variant=_VARIANT.value,
+                    knob=_KNOB.value)
+  print(images_lib.save_png(out["images"][0], _OUT.value))
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["tokenizer_workdir", "transformer_workdir",
+                                "source", "mask"])
+  app.run(main)
