@@ -11,12 +11,12 @@ from maskgit_edit import config_defaults
 
 
 def get_config(arg: str = ""):
-  c = config_defaults.base("maskgit", total_steps=2000, batch_size=64)
+  c = config_defaults.base("maskgit", total_steps=1500, batch_size=32)
   c.tokenizer_workdir = "runs/shapes/tokenizer"
-  c.model = config_defaults.transformer()
+  c.model = config_defaults.transformer(num_layers=3)
   c.mvtm = dict(schedule="cosine", label_smoothing=0.1)
   c.sample = config_defaults.decode()
-  c.optim.update(lr=1e-3, warmup_steps=200, ema_decay=0.0)
+  c.optim.update(lr=1e-3, warmup_steps=100, ema_decay=0.0)
   if arg == "runlocal":
     c.total_steps, c.batch_size, c.log_every = 4, 8, 2
     c.checkpoint_every, c.num_eval = 2, 16

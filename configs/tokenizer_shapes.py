@@ -10,7 +10,7 @@ from maskgit_edit import config_defaults
 
 
 def get_config(arg: str = ""):
-  c = config_defaults.base("tokenizer", total_steps=1500, batch_size=64)
+  c = config_defaults.base("tokenizer", total_steps=1500, batch_size=32)
   c.tokenizer = config_defaults.tokenizer()
   c.optim.lr = 2e-3
   c.eval_every = 500

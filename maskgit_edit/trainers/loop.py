@@ -12,6 +12,7 @@ uninterrupted run.
 """
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -137,6 +138,19 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: PyTree):
   return state, step
 
 
+FINAL_METRICS = "final_metrics.json"
+
+
+def write_final_metrics(workdir: str, metrics: dict):
+  """Marks the run finished (artefacts written) with its final metrics."""
+  if jax.process_index() != 0:
+    return
+  path = os.path.join(workdir, FINAL_METRICS)
+  with open(path + ".tmp", "w") as f:
+    json.dump(metrics, f, indent=2)
+  os.replace(path + ".tmp", path)
+
+
 def train(config, workdir: str, task: Task, *,
           stop_after: int | None = None) -> tuple[PyTree, dict]:
   """Runs (or resumes) `task` for `config.total_steps` steps.
@@ -217,5 +231,6 @@ def train(config, workdir: str, task: Task, *,
     if final:
       writer.write(total, final)
       metrics = {**metrics, **final}
+    write_final_metrics(workdir, metrics)
   writer.close()
   return state, metrics
