@@ -85,8 +85,10 @@ def transformer_layout(config) -> models.TokenLayout:
   """Token layout of a transformer run config (reads its tokenizer run)."""
   tok_config = load_run_config(config.tokenizer_workdir)
   latent = models.latent_size(tok_config.data.image_size, tok_config.tokenizer)
-  _, labels = load_token_cache(config.tokenizer_workdir, "test")
-  num_classes = int(config.get("num_classes", 0) or labels.max() + 1)
+  num_classes = config.get("num_classes", 0)
+  if not num_classes and config.model.class_conditional:
+    _, labels = load_token_cache(config.tokenizer_workdir, "test")
+    num_classes = int(labels.max()) + 1
   return models.TokenLayout(tok_config.tokenizer.codebook_size, num_classes,
                             latent, config.model.class_conditional)
 

@@ -21,6 +21,8 @@ def base(trainer: str, *, total_steps: int, batch_size: int,
   c.num_eval = 512
   c.eval_batch_size = 256
   c.distributed = False  # jax.distributed.initialize() for multi-host.
+  c.shard_params = False  # FSDP-style state sharding over the data axis,
+  c.shard_min_size = 2 ** 18  # for leaves with at least this many elements.
   c.optim = ml_collections.ConfigDict(dict(
       lr=1e-3, warmup_steps=100, end_lr_factor=0.05, weight_decay=1e-4,
       b1=0.9, b2=0.99, grad_clip=1.0, ema_decay=0.0))

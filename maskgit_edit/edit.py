@@ -9,6 +9,9 @@ CLI (PNG files, one edit; images in [0, 1] RGB, mask: non-zero = edit):
   python -m maskgit_edit.edit --tokenizer_workdir runs/shapes/tokenizer \
       --transformer_workdir runs/shapes/maskgit --source s.png \
       --stroke k.png --mask m.png --variant self_fixed --knob 2 --out e.png
+  python -m maskgit_edit.edit --config configs/imagenet256.py:edit \
+      --source s.png --stroke k.png --mask m.png --label 207 --out e.png
+(`--config` gives run folders, label, seed and EditSettings; flags override.)
 
 Pipeline: pixel mask -> edited tokens (every token its patch touches, plus
 `dilation`) -> guide tokens = codes of the stroke image -> guided parallel
@@ -24,6 +27,7 @@ from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
+from ml_collections import config_flags
 import numpy as np
 
 from maskgit_edit import artefacts
@@ -42,6 +46,18 @@ class EditSettings:
   composite: str = "feather"
   feather_sigma_px: float = 1.0
   kernel: str = "l2"  # self_fixed kernel: "identity" or "l2".
+
+  @classmethod
+  def from_config(cls, cfg) -> "EditSettings":
+    """Settings from a config's `decode` section and same-named fields.
+
+    Fields `cfg` lacks keep their defaults (so do those of `decode`).
+    """
+    kwargs = {f.name: cfg[f.name] for f in dataclasses.fields(cls)
+              if f.name != "decode" and f.name in cfg}
+    if "decode" in cfg:
+      kwargs["decode"] = sampling.DecodeSettings.from_config(cfg["decode"])
+    return cls(**kwargs)
 
 
 class Editor:
@@ -169,37 +185,85 @@ class Editor:
             "tokens": np.asarray(tokens), "edited": edited}
 
 
-_TOKENIZER = flags.DEFINE_string("tokenizer_workdir", None, "Tokenizer run.")
-_TRANSFORMER = flags.DEFINE_string("transformer_workdir", None,
-                                   "Transformer (MVTM) run.")
-_ITERATE = flags.DEFINE_string("iterate_workdir", None, "`iterate` run.")
-_REWEIGHT = flags.DEFINE_string("reweight_workdir", None, "`reweight` run.")
-_SOURCE = flags.DEFINE_string("source", None, "Source PNG.")
-_STROKE = flags.DEFINE_string("stroke", None, "Stroke PNG (optional).")
-_MASK = flags.DEFINE_string("mask", None, "Mask PNG (non-zero = edit).")
-_LABEL = flags.DEFINE_integer("label", 0, "Class label (class-conditional).")
-_VARIANT = flags.DEFINE_enum("variant", "none", guidance_lib.VARIANTS,
-                             "Guidance variant.")
-_KNOB = flags.DEFINE_float("knob", 0.0, "Variant knob (see README).")
-_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
-_OUT = flags.DEFINE_string("out", "edited.png", "Output PNG.")
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS,
+                 argv: list[str] | None = None) -> None:
+  """Defines the CLI's flags on `flag_values`.
+
+  Called when the CLI starts rather than on import, since `--config` would
+  clash with `maskgit_edit.train`'s in a process that imports both.
+
+  Args:
+    flag_values: where to define them.
+    argv: the command line to be parsed, if not `sys.argv` (`--config.x=y`
+      overrides are found in it).
+  """
+  config_flags.DEFINE_config_file(
+      "config", None, "Optional config (e.g. configs/imagenet256.py:edit) "
+      "giving the run folders, label, seed and EditSettings (`decode`, "
+      "dilation, composite, feather_sigma_px, kernel); flags given on the "
+      "command line override it.", flag_values=flag_values, sys_argv=argv)
+  on = {"flag_values": flag_values}
+  flags.DEFINE_string("tokenizer_workdir", None, "Tokenizer run.", **on)
+  flags.DEFINE_string("transformer_workdir", None, "Transformer run.", **on)
+  flags.DEFINE_string("iterate_workdir", None, "`iterate` run.", **on)
+  flags.DEFINE_string("reweight_workdir", None, "`reweight` run.", **on)
+  flags.DEFINE_string("source", None, "Source PNG.", **on)
+  flags.DEFINE_string("stroke", None, "Stroke PNG (optional).", **on)
+  flags.DEFINE_string("mask", None, "Mask PNG (non-zero = edit).", **on)
+  flags.DEFINE_integer("label", 0, "Class label (class-conditional).", **on)
+  flags.DEFINE_enum("variant", "none", guidance_lib.VARIANTS,
+                    "Guidance variant.", **on)
+  flags.DEFINE_float("knob", 0.0, "Variant knob (see README).", **on)
+  flags.DEFINE_integer("seed", 0, "Sampling seed.", **on)
+  flags.DEFINE_string("out", "edited.png", "Output PNG.", **on)
+
+
+def run(flag_values: flags.FlagValues) -> str:
+  """Makes the edit that parsed `define_flags` flags ask for; returns the PNG path."""
+  config = flag_values["config"].value
+
+  def setting(name):
+    # A flag given on the command line beats the config, which beats the
+    # flag's default.
+    flag = flag_values[name]
+    if flag.present or config is None or name not in config:
+      return flag.value
+    return config[name]
+
+  tokenizer_workdir = setting("tokenizer_workdir")
+  transformer_workdir = setting("transformer_workdir")
+  if not (tokenizer_workdir and transformer_workdir):
+    raise app.UsageError("Give --tokenizer_workdir and --transformer_workdir, "
+                         "or a --config that names them.")
+  settings = (EditSettings() if config is None
+              else EditSettings.from_config(config))
+  editor = Editor.from_workdirs(tokenizer_workdir, transformer_workdir,
+                                settings,
+                                iterate_workdir=setting("iterate_workdir"),
+                                reweight_workdir=setting("reweight_workdir"))
+  label, layout = setting("label"), editor.layout
+  if layout.class_conditional and not 0 <= label < layout.num_classes:
+    raise app.UsageError(f"--label {label} is not a class of this model "
+                         f"(0 to {layout.num_classes - 1}).")
+  stroke_png = flag_values["stroke"].value
+  source, stroke, mask = editing.load_edit_triplet(
+      flag_values["source"].value, stroke_png or flag_values["source"].value,
+      flag_values["mask"].value)
+  out = editor.edit(source[None], mask[None],
+                    jax.random.key(setting("seed")),
+                    strokes_BxHxWx3=stroke[None] if stroke_png else None,
+                    labels_B=np.array([label]),
+                    variant=flag_values["variant"].value,
+                    knob=flag_values["knob"].value)
+  return images_lib.save_png(out["images"][0], flag_values["out"].value)
 
 
 def main(argv):
   del argv
-  editor = Editor.from_workdirs(_TOKENIZER.value, _TRANSFORMER.value,
-                                iterate_workdir=_ITERATE.value,
-                                reweight_workdir=_REWEIGHT.value)
-  source, stroke, mask = editing.load_edit_triplet(
-      _SOURCE.value, _STROKE.value or _SOURCE.value, _MASK.value)
-  out = editor.edit(source[None], mask[None], jax.random.key(_SEED.value),
-                    strokes_BxHxWx3=stroke[None] if _STROKE.value else None,
-                    labels_B=np.array([_LABEL.value]), variant=_VARIANT.value,
-                    knob=_KNOB.value)
-  print(images_lib.save_png(out["images"][0], _OUT.value))
+  print(run(flags.FLAGS))
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["tokenizer_workdir", "transformer_workdir",
-                                "source", "mask"])
+  define_flags()
+  flags.mark_flags_as_required(["source", "mask"])
   app.run(main)

@@ -37,7 +37,8 @@ def _train(workdir, trainer, data, quick, **links):
 def stages(workdir: str, data: str, quick: bool, num_images: int):
   """(name, command, file that marks it done) for every stage, in order."""
   w = lambda *p: os.path.join(workdir, *p)
-  knob_args = ["--quick"] if quick else []
+  # 16 px smoke-run images have two pyramid levels only from 8 px up.
+  edit_args = ["--swd_min_resolution=8"] if quick else []
   return [
       ("tokenizer", *_train(workdir, "tokenizer", data, quick)),
       ("maskgit", *_train(workdir, "maskgit", data, quick,
@@ -55,12 +56,15 @@ def stages(workdir: str, data: str, quick: bool, num_images: int):
                  f"--tokenizer_workdir={w('tokenizer')}",
                  f"--transformer_workdir={w('maskgit')}",
                  f"--reweight_workdir={w('reweight')}",
-                 f"--iterate_workdir={w('iterate')}", f"--out={w('edits')}",
-                 *knob_args], w("edits", "results.json")),
+                 f"--iterate_workdir={w('iterate')}",
+                 f"--out_dir={w('edits')}", *edit_args],
+       w("edits", "results.json")),
       ("render", [sys.executable, "scripts/render_comparison_table.py",
-                  f"--results={w('edits')}", f"--out={w('output')}",
-                  f"--grid={w('imgs', 'comparison_grid.png')}"],
-       w("output", "metrics_table.md")),
+                  f"--results={w('edits', 'results.json')}",
+                  f"--output_dir={w('output')}",
+                  f"--grid={w('imgs', 'comparison_grid.png')}",
+                  f"--plot={w('imgs', 'faithfulness_vs_realism.png')}"],
+       w("output", "comparison.md")),
   ]
 
 

@@ -131,7 +131,8 @@ def test_full_mask_is_plain_generation(editor, batch):
 
 def _loss_before_after(config, workdir):
   task = trainers.make_task(config, workdir)
-  initial = task.init_state(jax.random.key(config.seed))
+  initial = task.init_state(jax.random.key(config.seed),
+                            task.initial_params())
   final, _ = train.train_and_evaluate(config, workdir)
   batch = task.batch(0)
   rng = jax.random.key(1)

@@ -88,8 +88,11 @@ class _QuadraticTask:
   def __init__(self, nan_at):
     self.nan_at = nan_at
 
-  def init_state(self, rng):
-    del rng
+  def initial_params(self):
+    return None
+
+  def init_state(self, rng, params):
+    del rng, params
     return {"w": jnp.zeros((4,)), "step": jnp.zeros((), jnp.int32)}
 
   def batch(self, step):
@@ -124,6 +127,7 @@ import json, sys
 from maskgit_edit import config_defaults, train
 c = config_defaults.load(sys.argv[1])
 c.tokenizer_workdir = sys.argv[2]
+c.shard_params, c.shard_min_size = sys.argv[4] == "shard", 64
 _, m = train.train_and_evaluate(c, sys.argv[3])
 import jax
 print(json.dumps({"devices": jax.device_count(),
@@ -131,13 +135,14 @@ print(json.dumps({"devices": jax.device_count(),
 """
 
 
-def _run_with_devices(n, tokenizer_workdir, workdir):
+def _run_with_devices(n, tokenizer_workdir, workdir, shard=False):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
              JAX_PLATFORMS="cpu", WANDB_MODE="disabled")
   out = subprocess.run(
       [sys.executable, "-c", _MULTI_DEVICE_SCRIPT,
        os.path.join(ROOT, "configs", "maskgit_shapes.py") + ":runlocal",
-       tokenizer_workdir, workdir], env=env, cwd=ROOT, capture_output=True,
+       tokenizer_workdir, workdir, "shard" if shard else "replicate"],
+      env=env, cwd=ROOT, capture_output=True,
       text=True, check=True)
   return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -145,5 +150,8 @@ def _run_with_devices(n, tokenizer_workdir, workdir):
 def test_four_devices_match_one_device(tokenizer_run, tmp_path):
   one = _run_with_devices(1, tokenizer_run[0], str(tmp_path / "one"))
   four = _run_with_devices(4, tokenizer_run[0], str(tmp_path / "four"))
+  sharded = _run_with_devices(4, tokenizer_run[0], str(tmp_path / "fsdp"),
+                              shard=True)
   assert (one["devices"], four["devices"]) == (1, 4)
   np.testing.assert_allclose(one["loss"], four["loss"], rtol=1e-5)
+  np.testing.assert_allclose(one["loss"], sharded["loss"], rtol=1e-5)

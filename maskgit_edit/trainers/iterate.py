@@ -25,12 +25,9 @@ class IterateTask(maskgit.MaskGitTask):
   def __init__(self, config):
     super().__init__(config, artefacts.load_run_config(
         config.transformer_workdir))
-    _, self.base_params, _, _ = artefacts.load_transformer(
-        config.transformer_workdir)
 
-  def init_state(self, rng):
-    del rng
-    return self.state_from_params(self.base_params)
+  def initial_params(self):
+    return artefacts.load_transformer(self.config.transformer_workdir)[1]
 
   def train_step(self, state, batch, rng):
     tokens_BxN, labels_B = batch["tokens"], batch["labels"]

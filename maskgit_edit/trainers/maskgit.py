@@ -79,9 +79,17 @@ class MaskGitTask:
     self.optimizer = loop.make_optimizer(config.optim, config.total_steps)
     self._eval_logits = jax.jit(self._logits)
 
-  def init_state(self, rng):
-    dummy = jnp.zeros((1, self.layout.seq_len), jnp.int32)
-    return self.state_from_params(self.model.init(rng, dummy)["params"])
+  def initial_params(self):
+    """Params of the run named by `config.init_from` (None: fresh init)."""
+    if not self.config.get("init_from"):
+      return None
+    return artefacts.load_transformer(self.config.init_from)[1]
+
+  def init_state(self, rng, params=None):
+    if params is None:
+      dummy = jnp.zeros((1, self.layout.seq_len), jnp.int32)
+      params = self.model.init(rng, dummy)["params"]
+    return self.state_from_params(params)
 
   def state_from_params(self, params):
     state = {"params": params, "opt_state": self.optimizer.init(params)}

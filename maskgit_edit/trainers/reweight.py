@@ -64,8 +64,6 @@ class ReweightTask(maskgit.MaskGitTask):
       raise ValueError(f"Unknown reweight.guide_source "
                        f"{config.reweight.guide_source!r}; expected one of "
                        f"{GUIDE_SOURCES}.")
-    _, self.frozen_params, _, _ = artefacts.load_transformer(
-        config.transformer_workdir)
     tokenizer, tok_params, _ = artefacts.load_tokenizer(self.tokenizer_workdir)
     del tokenizer
     self.initial_kernel = guidance_lib.l2_kernel(
@@ -80,10 +78,15 @@ class ReweightTask(maskgit.MaskGitTask):
       self.stroke_guides = guides.reshape(n, -1)
       self.stroke_edited = edited.reshape(n, -1)
 
-  def init_state(self, rng):
+  def initial_params(self):
+    return artefacts.load_transformer(self.config.transformer_workdir)[1]
+
+  def init_state(self, rng, params):
+    """K at the codebook L2 energy; the frozen transformer rides along."""
     del rng
     kernel = jnp.asarray(self.initial_kernel)
-    return {"kernel": kernel, "opt_state": self.optimizer.init(kernel)}
+    return {"kernel": kernel, "opt_state": self.optimizer.init(kernel),
+            "frozen_params": params}
 
   def examples(self, indices):
     batch = super().examples(indices)
@@ -92,7 +95,7 @@ class ReweightTask(maskgit.MaskGitTask):
       batch["edited"] = self.stroke_edited[indices]
     return batch
 
-  def _guides(self, batch, rng):
+  def _guides(self, frozen_params, batch, rng):
     """(guide tokens [B, N], guided positions [B, N], model logits)."""
     tokens_BxN, labels_B = batch["tokens"], batch["labels"]
     batch_size, length = tokens_BxN.shape
@@ -106,8 +109,7 @@ class ReweightTask(maskgit.MaskGitTask):
       edited_BxN = maskgit.random_mask(mask_rng, batch_size, length, ratio_B)
     inputs = maskgit.masked_inputs(self.layout, tokens_BxN, labels_B,
                                    edited_BxN)
-    logits_BxNxC = jax.lax.stop_gradient(self._logits(self.frozen_params,
-                                                      inputs))
+    logits_BxNxC = jax.lax.stop_gradient(self._logits(frozen_params, inputs))
     if self.config.reweight.guide_source == "strokes":
       guides_BxN = batch["guides"]
     else:
@@ -115,7 +117,8 @@ class ReweightTask(maskgit.MaskGitTask):
     return guides_BxN, edited_BxN, logits_BxNxC
 
   def train_step(self, state, batch, rng):
-    guides_BxN, edited_BxN, logits_BxNxC = self._guides(batch, rng)
+    guides_BxN, edited_BxN, logits_BxNxC = self._guides(
+        state["frozen_params"], batch, rng)
 
     def loss_fn(kernel_CxC):
       guided = logits_BxNxC + kernel_CxC[guides_BxN]
@@ -127,7 +130,7 @@ class ReweightTask(maskgit.MaskGitTask):
     updates, opt_state = self.optimizer.update(grads, state["opt_state"],
                                                state["kernel"])
     kernel = optax.apply_updates(state["kernel"], updates)
-    return ({"kernel": kernel, "opt_state": opt_state},
+    return ({**state, "kernel": kernel, "opt_state": opt_state},
             {"loss": loss, "guided_accuracy": accuracy,
              **self.kernel_drift(kernel)})
 

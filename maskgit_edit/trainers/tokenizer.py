@@ -53,7 +53,11 @@ class TokenizerTask:
     self._eval_fn = jax.jit(self._reconstruct)
 
   # --- state ---------------------------------------------------------------
-  def init_state(self, rng):
+  def initial_params(self):
+    return None
+
+  def init_state(self, rng, params=None):
+    del params  # the tokenizer always starts fresh
     size = self.image_size
     dummy = jnp.zeros((1, size, size, 3), jnp.float32)
     params = self.model.init(rng, dummy)["params"]

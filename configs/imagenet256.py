@@ -1,0 +1,122 @@
+r"""Class-conditional generation and editing with the released ImageNet 256 MaskGIT.
+
+The released checkpoints enter the project as imported run folders, so every
+tool (Editor, generation, `reweight`, `iterate`) works on them unchanged:
+
+  python scripts/download_released.py --out_dir checkpoints/released
+  python scripts/import_released.py --image_size 256 --out runs/imagenet256 \
+      --transformer checkpoints/released/maskgit_imagenet256_checkpoint \
+      --tokenizer checkpoints/released/tokenizer_imagenet256_checkpoint \
+      [--data tfds:imagenet2012 --num_train 100000 --num_test 10000]
+
+`--data` also writes the token caches that `reweight` / `iterate` train on
+(the Editor and generation do not need them). Edit one image (PNG, RGB; the
+mask's non-zero pixels are edited; `--label` is the source image's class):
+
+  python -m maskgit_edit.edit --config configs/imagenet256.py:edit \
+      --source s.png --stroke k.png --mask m.png --label 207 \
+      --variant self_fixed --knob 2 --out e.png [--config.decode.num_steps=8]
+
+Generate (`:generate` holds the release's sampling settings):
+
+  cfg = config_defaults.load("configs/imagenet256.py:generate")
+  editor = edit.Editor.from_workdirs(cfg.tokenizer_workdir, cfg.transformer_workdir)
+  sampler = sampling.Sampler(editor.sampler.model, editor.layout,
+                             sampling.DecodeSettings.from_config(cfg.decode))
+  tokens = sampler.generate(editor.params, jax.random.key(cfg.seed),
+                            cfg.batch_size, labels_B=np.full(cfg.batch_size, cfg.label))
+  images = editor.detokenize(tokens)  # float [B, 256, 256, 3], clip to [0, 1]
+
+Fine-tune the guided variants from the released weights (one GPU; needs the
+token caches of `--data`), then pass the runs to the Editor with
+`--config.reweight_workdir=...` / `--config.iterate_workdir=...`:
+
+  python -m maskgit_edit.train --config configs/reweight_shapes.py \
+      --config.transformer_workdir=runs/imagenet256/maskgit \
+      --config.batch_size=64 --config.eval_batch_size=64 \
+      --workdir runs/imagenet256/reweight
+  python -m maskgit_edit.train --config configs/iterate_shapes.py \
+      --config.transformer_workdir=runs/imagenet256/maskgit \
+      --config.batch_size=32 --config.eval_batch_size=64 \
+      --workdir runs/imagenet256/iterate
+
+Pixels are float RGB in [0, 1] everywhere (`pixel_range`): the released
+tokenizer was trained on that range.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+from maskgit_edit import config_defaults
+from maskgit_edit import data
+
+MODES = ("edit", "generate")
+# Knob grids of a sweep per guided variant (knob meanings: decoding.guidance);
+# 0 is each variant's unguided baseline, kept as the paired reference.
+KNOB_GRIDS = {
+    "none": (0.0,),
+    "context": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "self_fixed": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
+    "self_learned": (0.0, 0.5, 1.0, 2.0, 4.0),
+    "iterative": (0.0, 0.5, 1.0, 1.5, 2.0),
+    "zero_shot": (0.0, 0.25, 0.5, 0.75, 1.0),
+}
+
+
+def released_sections(image_size: int) -> ml_collections.ConfigDict:
+  """Sizes of the released models as run-config sections.
+
+  Returns:
+    ConfigDict with image_size, num_classes, `tokenizer` (config_defaults
+    tokenizer section) and `model` (transformer section), the fields that
+    `scripts/import_released.py` writes into the imported run folders.
+  """
+  s = ml_collections.ConfigDict()
+  s.image_size = image_size
+  s.num_classes = 1000
+  s.tokenizer = config_defaults.tokenizer(
+      filters=128, channel_multipliers=(1, 1, 2, 2, 4), num_res_blocks=2,
+      embedding_dim=256, codebook_size=1024, norm_groups=32,
+      commitment_cost=0.25, entropy_loss_ratio=0.1)
+  s.model = config_defaults.transformer(
+      hidden_size=768, num_layers=24, num_heads=16, intermediate_size=3072,
+      dropout_rate=0.1, class_conditional=True)
+  return s
+
+
+def released_config(image_size: int, mode: str) -> ml_collections.ConfigDict:
+  """Generation (`mode` "generate") or editing ("edit") config at `image_size`."""
+  if mode not in MODES:
+    raise ValueError(f"Unknown mode {mode!r}; expected one of {MODES}.")
+  c = released_sections(image_size)
+  runs = f"runs/imagenet{image_size}"
+  c.tokenizer_workdir = f"{runs}/tokenizer"
+  c.transformer_workdir = f"{runs}/maskgit"
+  c.reweight_workdir = config_dict.placeholder(str)  # f"{runs}/reweight"
+  c.iterate_workdir = config_dict.placeholder(str)  # f"{runs}/iterate"
+  c.pixel_range = (0.0, 1.0)
+  c.data = data.default_data_config()
+  c.data.update(name="tfds:imagenet2012", image_size=image_size,
+                tfds_test_split="validation")  # ImageNet's test split is unlabelled.
+  c.label = 207  # ImageNet class of the samples / of the edited image.
+  c.seed = 0
+  # Images per device batch on one 80 GB GPU (the 512 px model's sequence is
+  # 4x longer).
+  c.batch_size = 32 if image_size == 256 else 8
+  if mode == "generate":
+    c.decode = config_defaults.decode(num_steps=16, choice_temperature=4.5,
+                                      schedule="cosine")
+  else:
+    c.decode = config_defaults.decode(num_steps=12, start_iter=2,
+                                      choice_temperature=4.5, schedule="cosine")
+    c.dilation = 1  # Tokens added around those the mask touches.
+    c.composite = "feather"
+    # Eighth of a token (16 px): hides the seam without blurring the edit.
+    c.feather_sigma_px = 2.0 * image_size / 256
+    c.kernel = "l2"  # self_fixed affinity: "l2" (codebook distances) or "identity".
+    c.knobs = ml_collections.ConfigDict(KNOB_GRIDS)
+  return c
+
+
+def get_config(arg: str = "edit") -> ml_collections.ConfigDict:
+  return released_config(256, arg)

@@ -1,0 +1,736 @@
+r"""Evaluation of the guided-editing variants on a stroke set.
+
+Shared by `scripts/run_edits.py` (runs every variant at every knob setting on
+every stroke of a manifest and measures the outputs) and
+`scripts/render_comparison_table.py` (turns the results into a grid, tables
+and a faithfulness-realism plot).
+
+Protocol
+--------
+* Inputs: a manifest written by `strokes.write_stroke_set` (read with
+  `strokes.read_manifest`, whose errors on missing files or mixed image sizes
+  surface unchanged). The manifest's optional top-level `data` (a
+  `config.data` mapping) and `split` (default "test") name the data source its
+  `image_index` entries index into. Class labels for class-conditional models
+  are re-read from that source (`stroke_labels`); a manifest without `data`
+  gets label 0 for every stroke, with a warning.
+* Paired seeds: batch b of the strokes (in manifest order, `batch_size` per
+  batch, the last one padded by repeating its last stroke) is decoded with
+  `fold_in(key(seed), b)` for every variant and knob, so a stroke sees the
+  same random draws in every setting (knob 0 of a guided variant reproduces
+  "none" exactly). Pairing therefore needs the same `seed` and `batch_size`,
+  which every output file records and resuming checks.
+* Outputs: `<out_dir>/edits/<variant>/knob_<knob:g>.npz` (written last,
+  atomically: a setting whose .npz exists is complete and is skipped when the
+  run resumes) and one PNG per stroke in `<out_dir>/edits/<variant>/
+  knob_<knob:g>/<id>.png`. npz fields: images (composited) and decoded
+  (tokenizer output before compositing) uint8 [N, H, W, 3], tokens int32
+  [N, h, w], edited bool [N, h, w], ids str [N], seed, batch_size.
+* Metrics per stroke (`PER_STROKE_METRICS`):
+    l2, l2_stroke    faithfulness: SDEdit L2 of the composited output to the
+                     stroke image, whole image / inside the stroke mask
+                     (`metrics.faithfulness`); lower = more faithful.
+    psnr_preserve,   preservation: PSNR (capped at `PSNR_CAP` dB) / L2 of the
+    l2_preserve      decoded output (before compositing, which copies the
+                     source outside the edited region exactly) to the source
+                     outside the edited token region upsampled to pixels
+                     (`metrics.preservation`); NaN (left out of the summary)
+                     for a stroke whose edited region covers the whole image.
+    token_nll        realism proxy: mean NLL (nats) of the output tokens at
+                     the edited positions under the base transformer, with
+                     all edited positions masked (`metrics.token_nll`).
+  and per setting:
+    swd              realism: sliced Wasserstein distance (x1e3) of the
+                     composited outputs to held-out real images. Descriptors
+                     (`metrics.swd_descriptors`) are computed once for the
+                     real set and once per setting; strokes and real images
+                     are split into `folds` equal contiguous folds, SWD is
+                     computed fold against fold, and the fold values give the
+                     mean and CI. Small folds bias SWD upwards, equally for
+                     every setting, so settings compare fairly. The real
+                     images come from the manifest's data source (else the
+                     tokenizer run's) at `real_split`, skipping the stroke
+                     sources when that is the manifest's split. SWD needs
+                     images of at least `min_resolution` px (16 in Karras et
+                     al.); for 16 px images use min_resolution 8 (>= the 7 px
+                     patch) and fewer descriptors.
+  Summaries: mean and 95% t-interval half-width (`metrics.mean_ci`) over the
+  finite values; paired_vs_none: the same over the per-stroke differences to
+  "none" (as `metrics.paired_diff_ci`, on strokes where both are finite).
+
+Results JSON (`results.json`, SCHEMA_VERSION 1)
+-----------------------------------------------
+  {
+    "schema_version": 1,
+    "manifest": str,               # absolute path of the manifest
+    "num_strokes": int,            # N
+    "image_size": int,             # H (= W)
+    "strokes": [{"id": str, "mode": str, "image_index": int|null,
+                 "label": int}],   # N entries, manifest order
+    "seed": int, "batch_size": int,
+    "models": {"tokenizer_workdir": str, "transformer_workdir": str,
+               "reweight_workdir": str|null, "iterate_workdir": str|null},
+    "edit_settings": {...},        # dataclasses.asdict(edit.EditSettings)
+    "swd": {"num_descriptors": int, "min_resolution": int,
+            "num_projections": int, "folds": int, "seed": int,
+            "num_real": int, "real_split": str},
+    "psnr_cap": float,
+    "skipped": {variant: reason},  # variants not run, e.g. no workdir
+    "references": {                # the inputs scored as if they were outputs
+      "source": {"l2": Summary, "l2_stroke": Summary, "swd": Summary},
+      "stroke": {"l2": Summary, "l2_stroke": Summary, "swd": Summary}},
+    "results": [{                  # one per (variant, knob) setting run
+      "variant": str, "knob": float, "knob_name": str,
+      "outputs": str,              # .npz path relative to results.json
+      "pngs": str,                 # PNG folder relative to results.json
+      "metrics": {metric: Summary for metric in METRICS},
+      "paired_vs_none": {metric: Summary for metric in PER_STROKE_METRICS},
+                                   # setting - none, per stroke; {} for
+                                   # none itself or when none was not run
+      "per_stroke": {metric: [float|null] * N for PER_STROKE_METRICS},
+      "swd_folds": [float] * folds}]
+  }
+  Summary = {"mean": float|null, "ci": float|null, "n": int}: mean and the
+  half-width of its 95% interval over n finite values (ci null when n < 2).
+`metrics.csv` has one row per setting: variant, knob, then <metric>_mean,
+<metric>_ci, <metric>_n for every metric in METRICS.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+import csv
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any
+import warnings
+
+import jax
+import numpy as np
+
+from maskgit_edit import data
+from maskgit_edit import editing
+from maskgit_edit import images as images_lib
+from maskgit_edit import metrics
+from maskgit_edit import strokes
+from maskgit_edit.decoding import guidance as guidance_lib
+
+SCHEMA_VERSION = 1
+RESULTS_NAME = "results.json"
+CSV_NAME = "metrics.csv"
+PSNR_CAP = 100.0
+PER_STROKE_METRICS = ("l2", "l2_stroke", "psnr_preserve", "l2_preserve",
+                      "token_nll")
+METRICS = PER_STROKE_METRICS + ("swd",)
+REFERENCE_METRICS = ("l2", "l2_stroke", "swd")
+
+KNOB_NAMES = {"none": "-", "context": "rho", "self_fixed": "lambda",
+              "self_learned": "lambda", "iterative": "scale",
+              "zero_shot": "strength"}
+# Knob grids of a full run (>= 5 settings per guided variant).
+DEFAULT_KNOBS = {
+    "none": (0.0,),
+    "context": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "self_fixed": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
+    "self_learned": (0.0, 0.5, 1.0, 2.0, 4.0, 1000.0),
+    "iterative": (0.0, 0.5, 1.0, 1.5, 2.0),
+    "zero_shot": (0.0, 0.25, 0.5, 0.75, 1.0),
+}
+# Variants that need a trained artefact beyond the base models, and the
+# harness flag that provides it.
+REQUIRED_WORKDIRS = {"self_learned": "reweight_workdir",
+                     "iterative": "iterate_workdir"}
+INPUT_COLUMNS = ("source", "stroke")
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+  """A column of the comparison grid.
+
+  Attributes:
+    title: column title.
+    variant: "source" or "stroke" (the inputs) or a guidance variant.
+    knob: the display knob of the variant (ignored for inputs and "none").
+  """
+  title: str
+  variant: str
+  knob: float = 0.0
+
+
+# Display knobs: a middle setting of each knob grid; self_learned is shown
+# at its trained operating point (lambda 1) and at full confidence.
+COLUMNS = (
+    Column("Source", "source"),
+    Column("Stroke", "stroke"),
+    Column("No guide", "none"),
+    Column("Context", "context", 0.5),
+    Column("Self: fixed", "self_fixed", 2.0),
+    Column("Self: learned", "self_learned", 1.0),
+    Column("Self: learned, full confidence", "self_learned", 1000.0),
+    Column("Iterative tuning", "iterative", 1.0),
+    Column("Zero-shot", "zero_shot", 0.5),
+)
+
+
+# ---------------------------------------------------------------------------
+# Variant selection.
+
+
+def select_variants(knobs: Mapping[str, Sequence[float]], *,
+                    reweight_workdir: str | None,
+                    iterate_workdir: str | None
+                    ) -> tuple[dict[str, tuple[float, ...]], dict[str, str]]:
+  """Validates knob grids; drops variants whose trained artefact is missing.
+
+  Args:
+    knobs: variant -> knob values to run.
+    reweight_workdir, iterate_workdir: runs of the `reweight` / `iterate`
+      trainers, or None.
+
+  Returns:
+    (variant -> knobs to run, variant -> reason it is skipped).
+  """
+  given = {"reweight_workdir": reweight_workdir,
+           "iterate_workdir": iterate_workdir}
+  kept, skipped = {}, {}
+  for variant, values in knobs.items():
+    if not values:
+      raise ValueError(f"No knob values given for variant {variant!r}.")
+    for knob in values:
+      guidance_lib.validate(variant, float(knob))
+    flag = REQUIRED_WORKDIRS.get(variant)
+    if flag and not given[flag]:
+      skipped[variant] = f"needs --{flag} (not given)"
+    else:
+      kept[variant] = tuple(float(k) for k in values)
+  return kept, skipped
+
+
+# ---------------------------------------------------------------------------
+# Stroke sets.
+
+
+@dataclasses.dataclass(frozen=True)
+class StrokeSet:
+  """The strokes of a manifest, as arrays in manifest order.
+
+  Attributes:
+    manifest_path: absolute path of the manifest.
+    ids: stroke ids [N].
+    modes: stroke modes [N] ("inversion" / "counterfactual").
+    image_indices_N: int64 index of each stroke's source in the data source,
+      -1 where the manifest does not record it.
+    sources_NxHxWx3: float32 source images in [0, 1].
+    strokes_NxHxWx3: float32 stroke images in [0, 1].
+    masks_NxHxW: bool stroke masks.
+    data_config: the manifest's `data` mapping, or None.
+    split: the manifest's `split` ("test" if absent).
+  """
+  manifest_path: str
+  ids: tuple[str, ...]
+  modes: tuple[str, ...]
+  image_indices_N: np.ndarray
+  sources_NxHxWx3: np.ndarray
+  strokes_NxHxWx3: np.ndarray
+  masks_NxHxW: np.ndarray
+  data_config: Mapping[str, Any] | None
+  split: str
+
+  def __len__(self) -> int:
+    return len(self.ids)
+
+  @property
+  def image_size(self) -> int:
+    return self.sources_NxHxWx3.shape[1]
+
+
+def load_stroke_set(manifest_path: str | os.PathLike) -> StrokeSet:
+  """Reads a manifest (see `strokes.read_manifest` for the errors raised)."""
+  manifest_path = pathlib.Path(manifest_path).resolve()
+  examples = strokes.read_manifest(manifest_path)
+  if not examples:
+    raise ValueError(f"Stroke manifest {manifest_path} has no entries.")
+  manifest = json.loads(manifest_path.read_text())
+  stack = lambda name: images_lib.to_float(
+      np.stack([getattr(e, name) for e in examples]))
+  return StrokeSet(
+      manifest_path=str(manifest_path),
+      ids=tuple(e.entry["id"] for e in examples),
+      modes=tuple(e.entry["mode"] for e in examples),
+      image_indices_N=np.array([e.entry.get("image_index", -1)
+                                for e in examples], np.int64),
+      sources_NxHxWx3=stack("source"),
+      strokes_NxHxWx3=stack("stroke_image"),
+      masks_NxHxW=np.stack([e.mask for e in examples]),
+      data_config=manifest.get("data"),
+      split=manifest.get("split", "test"))
+
+
+def stroke_labels(stroke_set: StrokeSet) -> np.ndarray:
+  """Class label of each stroke's source, int32 [N].
+
+  Re-reads the sources from the manifest's data source and checks they are
+  the manifest's images. Without a recorded data source, every label is 0
+  (with a warning): a class-conditional model then edits as if every image
+  were of class 0.
+  """
+  n = len(stroke_set)
+  if stroke_set.data_config is None:
+    warnings.warn(f"{stroke_set.manifest_path} records no data source "
+                  "('data'): using class label 0 for every stroke.")
+    return np.zeros(n, np.int32)
+  indices_N = stroke_set.image_indices_N
+  if np.any(indices_N < 0):
+    raise ValueError(f"{stroke_set.manifest_path} records a data source but "
+                     f"{np.sum(indices_N < 0)} entries lack an image_index.")
+  unique, inverse = np.unique(indices_N, return_inverse=True)
+  images, labels = data.get_source(stroke_set.data_config,
+                                   stroke_set.split).get(unique)
+  mismatch = np.any(images_lib.to_float(images)[inverse]
+                    != stroke_set.sources_NxHxWx3, axis=(1, 2, 3))
+  if mismatch.any():
+    ids = np.array(stroke_set.ids)[mismatch][:5].tolist()
+    raise ValueError(
+        f"The sources of strokes {ids} differ from images "
+        f"{indices_N[mismatch][:5].tolist()} of the manifest's data source "
+        f"({stroke_set.data_config.get('name')!r}, split "
+        f"{stroke_set.split!r}), so their labels are unknown. Remove 'data' "
+        "from the manifest to use label 0.")
+  return labels[inverse].astype(np.int32)
+
+
+def real_images(stroke_set: StrokeSet, fallback_data_config: Mapping[str, Any],
+                split: str, num: int) -> np.ndarray:
+  """Held-out real images for SWD, float32 [num, H, W, 3].
+
+  From the manifest's data source (else `fallback_data_config`) at `split`,
+  in index order, skipping the stroke sources when `split` is the
+  manifest's split of the same source.
+  """
+  config = stroke_set.data_config or fallback_data_config
+  source = data.get_source(config, split)
+  candidates = np.arange(len(source))
+  if stroke_set.data_config is not None and split == stroke_set.split:
+    candidates = np.setdiff1d(candidates, stroke_set.image_indices_N)
+  if len(candidates) < num:
+    raise ValueError(f"Asked for {num} real images but the {split!r} split of "
+                     f"{config['name']!r} has {len(candidates)} besides the "
+                     "stroke sources.")
+  images, _ = source.get(candidates[:num])
+  if images.shape[1] != stroke_set.image_size:
+    raise ValueError(f"Real images are {images.shape[1]} px but the strokes "
+                     f"are {stroke_set.image_size} px.")
+  return images_lib.to_float(images)
+
+
+def batch_indices(num: int, batch_size: int) -> list[np.ndarray]:
+  """Consecutive batches of range(num), the last padded with its last index.
+
+  Padding keeps every batch the same shape (one compiled program) and the
+  padded rows are dropped from the outputs.
+  """
+  if num < 1 or batch_size < 1:
+    raise ValueError(f"Need num >= 1 and batch_size >= 1, got {num} and "
+                     f"{batch_size}.")
+  return [np.minimum(np.arange(start, start + batch_size), num - 1)
+          for start in range(0, num, batch_size)]
+
+
+# ---------------------------------------------------------------------------
+# Running edits.
+
+
+def output_path(out_dir: str | os.PathLike, variant: str, knob: float) -> str:
+  return os.path.join(out_dir, "edits", variant, f"knob_{knob:g}.npz")
+
+
+def png_dir(npz_path: str) -> str:
+  return npz_path.removesuffix(".npz")
+
+
+class Progress:
+  """Counts finished batches and prints elapsed time and an ETA."""
+
+  def __init__(self, total: int, stream=None):
+    """`stream` None prints to the current sys.stdout."""
+    self.total, self.done, self.stream = total, 0, stream
+    self.start = time.monotonic()
+
+  def step(self, label: str) -> None:
+    self.done += 1
+    elapsed = time.monotonic() - self.start
+    eta = elapsed / self.done * (self.total - self.done)
+    print(f"[{self.done}/{self.total}] {label} | {elapsed:.0f}s elapsed, "
+          f"ETA {eta:.0f}s", file=self.stream, flush=True)
+
+
+def run_setting(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
+                variant: str, knob: float, *, seed: int, batch_size: int,
+                on_batch: Callable[[], None] = lambda: None
+                ) -> dict[str, np.ndarray]:
+  """Edits every stroke with one (variant, knob); batch b uses key (seed, b).
+
+  Args:
+    editor: an `edit.Editor`.
+    stroke_set: the strokes.
+    labels_N: class labels (ignored by unconditional models).
+    variant, knob: the setting.
+    seed: base seed shared by every setting (paired samples).
+    batch_size: strokes per decode call.
+    on_batch: called after each batch (progress).
+
+  Returns:
+    {"images", "decoded"} uint8 [N, H, W, 3], "tokens" int32 [N, h, w],
+    "edited" bool [N, h, w].
+  """
+  key = jax.random.key(seed)
+  parts = []
+  for b, idx in enumerate(batch_indices(len(stroke_set), batch_size)):
+    out = editor.edit(stroke_set.sources_NxHxWx3[idx],
+                      stroke_set.masks_NxHxW[idx], jax.random.fold_in(key, b),
+                      strokes_BxHxWx3=stroke_set.strokes_NxHxWx3[idx],
+                      labels_B=labels_N[idx], variant=variant, knob=knob)
+    parts.append(out)
+    on_batch()
+  n = len(stroke_set)
+  joined = {name: np.concatenate([p[name] for p in parts])[:n]
+            for name in ("images", "decoded", "tokens", "edited")}
+  for name in ("images", "decoded"):
+    joined[name] = images_lib.to_uint8(joined[name])
+  return joined
+
+
+def save_outputs(path: str, outputs: Mapping[str, np.ndarray],
+                 stroke_set: StrokeSet, *, seed: int, batch_size: int) -> None:
+  """Writes the PNGs, then the .npz atomically (its presence = complete)."""
+  pngs = png_dir(path)
+  os.makedirs(pngs, exist_ok=True)
+  for stroke_id, image in zip(stroke_set.ids, outputs["images"]):
+    images_lib.save_png(images_lib.to_float(image),
+                        os.path.join(pngs, f"{stroke_id}.png"))
+  tmp = path.removesuffix(".npz") + ".tmp.npz"
+  np.savez(tmp, **outputs, ids=np.array(stroke_set.ids), seed=seed,
+           batch_size=batch_size)
+  os.replace(tmp, path)
+
+
+def check_outputs(path: str, stroke_set: StrokeSet, *, seed: int,
+                  batch_size: int) -> None:
+  """Raises ValueError unless a setting's .npz belongs to this run.
+
+  Reads only the small fields (npz members load lazily).
+  """
+  with np.load(path) as f:
+    found = (tuple(f["ids"].tolist()), int(f["seed"]), int(f["batch_size"]))
+  if found != (stroke_set.ids, seed, batch_size):
+    raise ValueError(
+        f"{path} holds outputs of another run ({len(found[0])} strokes, seed "
+        f"{found[1]}, batch size {found[2]}; this run: {len(stroke_set)} "
+        f"strokes, seed {seed}, batch size {batch_size}, or different ids). "
+        "Use another out_dir or delete the stale outputs.")
+
+
+def load_outputs(path: str, stroke_set: StrokeSet, *, seed: int,
+                 batch_size: int) -> dict[str, np.ndarray]:
+  """A setting's outputs (see the module doc), checked to be this run's."""
+  check_outputs(path, stroke_set, seed=seed, batch_size=batch_size)
+  with np.load(path) as f:
+    return {name: f[name] for name in ("images", "decoded", "tokens",
+                                       "edited")}
+
+
+# ---------------------------------------------------------------------------
+# Metrics.
+
+
+class TokenScorer:
+  """Token NLL of edited positions under a transformer (`metrics.token_nll`).
+
+  Every edited position is replaced by [MASK] and the output token there is
+  scored given the unedited tokens (and the class): a pseudo-likelihood of
+  the edit under the base model.
+  """
+
+  def __init__(self, model, params, layout):
+    self.layout, self.params = layout, params
+    self._logits = jax.jit(lambda p, ids: model.apply(
+        {"params": p}, ids, deterministic=True))
+
+  def __call__(self, tokens_Bxhxw, edited_Bxhxw, labels_B) -> np.ndarray:
+    """Mean NLL (nats) over each row's edited positions, float64 [B]."""
+    batch = len(tokens_Bxhxw)
+    tokens_BxN = np.asarray(tokens_Bxhxw).reshape(batch, -1)
+    edited_BxN = np.asarray(edited_Bxhxw, bool).reshape(batch, -1)
+    ids_BxL = np.where(edited_BxN, self.layout.mask_id, tokens_BxN)
+    if self.layout.class_conditional:
+      class_B1 = self.layout.class_ids(np.asarray(labels_B))[:, None]
+      ids_BxL = np.concatenate([class_B1, ids_BxL], axis=1)
+    logits_BxLxV = np.asarray(self._logits(self.params,
+                                           ids_BxL.astype(np.int32)))
+    logits_BxNxC = logits_BxLxV[:, self.layout.offset:,
+                                :self.layout.codebook_size]
+    return metrics.token_nll(logits_BxNxC, tokens_BxN, edited_BxN)
+
+
+@dataclasses.dataclass(frozen=True)
+class SwdSettings:
+  """SWD settings (`metrics.swd_descriptors` / `swd_from_descriptors`)."""
+  num_descriptors: int = 128
+  min_resolution: int = 16
+  num_projections: int = 512
+  folds: int = 5
+  seed: int = 0
+
+  def descriptors(self, images_NxHxWx3) -> list[np.ndarray]:
+    return metrics.swd_descriptors(images_NxHxWx3, self.seed,
+                                   num_descriptors=self.num_descriptors,
+                                   min_resolution=self.min_resolution)
+
+  def fold_distances(self, descriptors: Sequence[np.ndarray],
+                     real_descriptors: Sequence[np.ndarray]) -> list[float]:
+    """SWD of fold f of a set to fold f of the real set, for every fold."""
+    per_fold = [[], []]
+    for side, levels in enumerate((descriptors, real_descriptors)):
+      num_images = len(levels[0]) // self.num_descriptors
+      if num_images < self.folds:
+        raise ValueError(f"SWD over {self.folds} folds needs at least "
+                         f"{self.folds} images per set, got {num_images}.")
+      for fold in np.array_split(np.arange(num_images), self.folds):
+        per_fold[side].append([
+            level.reshape(num_images, self.num_descriptors, -1)[fold]
+            .reshape(len(fold) * self.num_descriptors, -1)
+            for level in levels])
+    return [metrics.swd_from_descriptors(
+        a, b, self.seed, num_projections=self.num_projections)["mean"]
+            for a, b in zip(*per_fold)]
+
+
+def summarize(values) -> dict[str, Any]:
+  """{"mean", "ci", "n"} over the finite values (see the module doc)."""
+  values = np.asarray(values, np.float64)
+  finite = values[np.isfinite(values)]
+  if len(finite) >= 2:
+    mean, ci = metrics.mean_ci(finite)
+  else:
+    mean, ci = (float(finite[0]) if len(finite) else None), None
+  return {"mean": mean, "ci": ci, "n": int(len(finite))}
+
+
+def summarize_paired(values, baseline) -> dict[str, Any]:
+  """Summary of the per-stroke differences values - baseline."""
+  return summarize(np.asarray(values, np.float64)
+                   - np.asarray(baseline, np.float64))
+
+
+def _preservation(decoded_NxHxWx3, sources_NxHxWx3, region_NxHxW,
+                  psnr_cap: float) -> tuple[np.ndarray, np.ndarray]:
+  """PSNR and L2 outside the region; NaN where the region is everything."""
+  valid_N = ~region_NxHxW.all(axis=(1, 2))
+  psnr_N = np.full(len(valid_N), np.nan)
+  l2_N = np.full(len(valid_N), np.nan)
+  if valid_N.any():
+    kept = metrics.preservation(decoded_NxHxWx3[valid_N],
+                                sources_NxHxWx3[valid_N], region_NxHxW[valid_N],
+                                psnr_cap=psnr_cap)
+    psnr_N[valid_N], l2_N[valid_N] = kept["psnr"], kept["l2"]
+  return psnr_N, l2_N
+
+
+def stroke_metrics(outputs: Mapping[str, np.ndarray], stroke_set: StrokeSet,
+                   labels_N: np.ndarray, scorer: TokenScorer, *,
+                   batch_size: int, psnr_cap: float = PSNR_CAP
+                   ) -> dict[str, np.ndarray]:
+  """Per-stroke metrics of one setting: PER_STROKE_METRICS -> float64 [N]."""
+  images = images_lib.to_float(outputs["images"])
+  decoded = images_lib.to_float(outputs["decoded"])
+  faithful = metrics.faithfulness(images, stroke_set.strokes_NxHxWx3,
+                                  stroke_set.masks_NxHxW)
+  region_NxHxW = editing.token_to_pixel_mask(outputs["edited"],
+                                             stroke_set.image_size)
+  psnr_N, l2_N = _preservation(decoded, stroke_set.sources_NxHxWx3,
+                               region_NxHxW, psnr_cap)
+  nll_N = np.concatenate([
+      scorer(outputs["tokens"][idx], outputs["edited"][idx], labels_N[idx])
+      for idx in batch_indices(len(stroke_set), batch_size)])[:len(stroke_set)]
+  return {"l2": faithful["l2"], "l2_stroke": faithful["l2_stroke"],
+          "psnr_preserve": psnr_N, "l2_preserve": l2_N, "token_nll": nll_N}
+
+
+def reference_metrics(stroke_set: StrokeSet, real_descriptors,
+                      swd: SwdSettings) -> dict[str, dict[str, Any]]:
+  """REFERENCE_METRICS of the sources and of the stroke images themselves."""
+  references = {}
+  for name, images in (("source", stroke_set.sources_NxHxWx3),
+                       ("stroke", stroke_set.strokes_NxHxWx3)):
+    faithful = metrics.faithfulness(images, stroke_set.strokes_NxHxWx3,
+                                    stroke_set.masks_NxHxW)
+    references[name] = {
+        "l2": summarize(faithful["l2"]),
+        "l2_stroke": summarize(faithful["l2_stroke"]),
+        "swd": summarize(swd.fold_distances(swd.descriptors(images),
+                                            real_descriptors))}
+  return references
+
+
+def _json_floats(values) -> list[float | None]:
+  return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def setting_result(variant: str, knob: float, npz_path: str, root: str,
+                   per_stroke: Mapping[str, np.ndarray],
+                   swd_folds: Sequence[float]) -> dict[str, Any]:
+  """One entry of results["results"] (paired_vs_none is filled later)."""
+  summaries = {name: summarize(per_stroke[name])
+               for name in PER_STROKE_METRICS}
+  summaries["swd"] = summarize(swd_folds)
+  return {
+      "variant": variant, "knob": float(knob),
+      "knob_name": KNOB_NAMES[variant],
+      "outputs": os.path.relpath(npz_path, root),
+      "pngs": os.path.relpath(png_dir(npz_path), root),
+      "metrics": summaries,
+      "paired_vs_none": {},
+      "per_stroke": {name: _json_floats(per_stroke[name])
+                     for name in PER_STROKE_METRICS},
+      "swd_folds": [float(v) for v in swd_folds],
+  }
+
+
+def add_paired_differences(results: list[dict[str, Any]]) -> None:
+  """Fills "paired_vs_none" of every setting when "none" was run."""
+  baseline = next((r for r in results if r["variant"] == "none"), None)
+  if baseline is None:
+    return
+  as_array = lambda r, name: np.array(
+      [np.nan if v is None else v for v in r["per_stroke"][name]])
+  for result in results:
+    if result is not baseline:
+      result["paired_vs_none"] = {
+          name: summarize_paired(as_array(result, name),
+                                 as_array(baseline, name))
+          for name in PER_STROKE_METRICS}
+
+
+def score_settings(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
+                   settings: Sequence[tuple[str, float]], *, out_dir: str,
+                   seed: int, batch_size: int, swd: SwdSettings,
+                   real_NxHxWx3: np.ndarray):
+  """Scores the saved outputs of every setting.
+
+  Args:
+    editor: the `edit.Editor` of the run (its base transformer scores NLL).
+    stroke_set, labels_N: the strokes and their labels.
+    settings: (variant, knob) pairs whose outputs are in `out_dir`.
+    out_dir: the run's output folder (paths in the entries are relative).
+    seed, batch_size: those of the run (checked against the outputs).
+    swd: SWD settings.
+    real_NxHxWx3: held-out real images in [0, 1].
+
+  Returns:
+    (results entries, references) of the results schema.
+  """
+  real_descriptors = swd.descriptors(real_NxHxWx3)
+  scorer = TokenScorer(editor.sampler.model, editor.params, editor.layout)
+  progress = Progress(len(settings))
+  entries = []
+  for variant, knob in settings:
+    path = output_path(out_dir, variant, knob)
+    outputs = load_outputs(path, stroke_set, seed=seed, batch_size=batch_size)
+    per_stroke = stroke_metrics(outputs, stroke_set, labels_N, scorer,
+                                batch_size=batch_size)
+    folds = swd.fold_distances(
+        swd.descriptors(images_lib.to_float(outputs["images"])),
+        real_descriptors)
+    entries.append(setting_result(variant, knob, path, out_dir, per_stroke,
+                                  folds))
+    progress.step(f"scored {variant} {KNOB_NAMES[variant]}={knob:g}")
+  add_paired_differences(entries)
+  return entries, reference_metrics(stroke_set, real_descriptors, swd)
+
+
+# ---------------------------------------------------------------------------
+# Results files.
+
+
+def results_dict(stroke_set: StrokeSet, labels_N: np.ndarray, *, seed: int,
+                 batch_size: int, models: Mapping[str, str | None],
+                 edit_settings: Mapping[str, Any], swd: Mapping[str, Any],
+                 skipped: Mapping[str, str], references: Mapping[str, Any],
+                 entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+  """Assembles the results JSON object (schema in the module doc)."""
+  return {
+      "schema_version": SCHEMA_VERSION,
+      "manifest": stroke_set.manifest_path,
+      "num_strokes": len(stroke_set),
+      "image_size": stroke_set.image_size,
+      "strokes": [
+          {"id": i, "mode": m, "image_index": int(x) if x >= 0 else None,
+           "label": int(y)}
+          for i, m, x, y in zip(stroke_set.ids, stroke_set.modes,
+                                stroke_set.image_indices_N, labels_N)],
+      "seed": seed, "batch_size": batch_size,
+      "models": dict(models),
+      "edit_settings": dict(edit_settings),
+      "swd": dict(swd),
+      "psnr_cap": PSNR_CAP,
+      "skipped": dict(skipped),
+      "references": dict(references),
+      "results": list(entries),
+  }
+
+_TOP_LEVEL_KEYS = ("schema_version", "manifest", "num_strokes", "image_size",
+                   "strokes", "seed", "batch_size", "models", "edit_settings",
+                   "swd", "psnr_cap", "skipped", "references", "results")
+_RESULT_KEYS = ("variant", "knob", "knob_name", "outputs", "pngs", "metrics",
+                "paired_vs_none", "per_stroke", "swd_folds")
+
+
+def write_results(out_dir: str, results: Mapping[str, Any]) -> tuple[str, str]:
+  """Writes results.json (atomically) and metrics.csv; returns their paths."""
+  json_path = os.path.join(out_dir, RESULTS_NAME)
+  with open(json_path + ".tmp", "w") as f:
+    json.dump(results, f, indent=1)
+  os.replace(json_path + ".tmp", json_path)
+  csv_path = os.path.join(out_dir, CSV_NAME)
+  fields = ["variant", "knob"] + [f"{m}_{s}" for m in METRICS
+                                  for s in ("mean", "ci", "n")]
+  with open(csv_path, "w", newline="") as f:
+    writer = csv.DictWriter(f, fieldnames=fields)
+    writer.writeheader()
+    for result in results["results"]:
+      row = {"variant": result["variant"], "knob": result["knob"]}
+      for name, summary in result["metrics"].items():
+        row.update({f"{name}_{s}": summary[s] for s in ("mean", "ci", "n")})
+      writer.writerow(row)
+  return json_path, csv_path
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+  """Reads results.json and checks the schema's keys and version."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"No results file {path}: run scripts/run_edits.py "
+                            "first.")
+  results = json.loads(path.read_text())
+  missing = [k for k in _TOP_LEVEL_KEYS if k not in results]
+  if missing:
+    raise ValueError(f"{path} lacks keys {missing}: not a results file of "
+                     f"schema version {SCHEMA_VERSION}.")
+  if results["schema_version"] != SCHEMA_VERSION:
+    raise ValueError(f"{path} has schema version {results['schema_version']}, "
+                     f"expected {SCHEMA_VERSION}.")
+  for i, result in enumerate(results["results"]):
+    missing = [k for k in _RESULT_KEYS if k not in result]
+    if missing:
+      raise ValueError(f"Entry {i} of {path}'s results lacks {missing}.")
+  return results
+
+
+def find_setting(results: Mapping[str, Any], variant: str,
+                 knob: float) -> dict[str, Any] | None:
+  """The result of `variant` whose knob is closest to `knob`, if any ran."""
+  candidates = [r for r in results["results"] if r["variant"] == variant]
+  if not candidates:
+    return None
+  return min(candidates, key=lambda r: (abs(r["knob"] - knob), r["knob"]))

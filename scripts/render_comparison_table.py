@@ -1,0 +1,354 @@
+r"""Renders the results of `scripts/run_edits.py`: grid, tables and a plot.
+
+  python scripts/render_comparison_table.py \
+      --results runs/shapes/eval/results.json \
+      [--output_dir output] [--grid imgs/comparison_grid.png] \
+      [--plot imgs/faithfulness_vs_realism.png] [--examples_per_mode 3]
+
+Writes
+* `<output_dir>/strip_<mode>_<id>.png`: one strip per example stroke, its
+  columns Source | Stroke | No guide | Context | Self: fixed | Self: learned |
+  Self: learned, full confidence | Iterative tuning | Zero-shot (each variant
+  at its display knob, `evaluation.COLUMNS`; the nearest knob run if that one
+  was not; a grey "n/a" cell for a variant that was skipped);
+* `<output_dir>/comparison.md` (--markdown): the same as a markdown table
+  (`--examples_per_mode` inversion and counterfactual strokes, images in
+  `<output_dir>/cells/` referenced by relative paths), the metric table
+  (faithfulness L2 whole / in mask, preservation PSNR, SWD, token NLL, each
+  mean +- 95% CI; the sources and strokes themselves as references) and the
+  plot;
+* --grid: one PNG of all example rows with column titles;
+* --plot: faithfulness (in-mask L2 to the stroke) against realism (SWD), one
+  curve per variant across its knob, points labelled with the knob value.
+Small images are enlarged by pixel repetition to at least --cell_px.
+"""
+
+# The imports follow the sys.path set-up below.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import argparse
+import math
+import os
+import re
+import sys
+
+# Runnable as `python scripts/render_comparison_table.py` without install.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from matplotlib.backends import backend_agg
+from matplotlib import figure as mpl_figure
+import numpy as np
+from PIL import Image
+from PIL import ImageDraw
+from PIL import ImageFont
+
+from maskgit_edit import evaluation
+from maskgit_edit import images as images_lib
+from maskgit_edit import strokes
+from maskgit_edit.decoding import guidance as guidance_lib
+
+_PAD = 4
+_FONT_SIZE = 13
+_PLACEHOLDER_GREY = 200
+# Unpaired intervals are wide next to the paired differences in the results;
+# drawn faintly so that they do not hide the curves.
+_ERRORBAR_STYLE = dict(capsize=2, elinewidth=0.8, ecolor="0.75")
+_METRIC_COLUMNS = (
+    ("l2", "Faithfulness L2, whole"),
+    ("l2_stroke", "Faithfulness L2, in mask"),
+    ("psnr_preserve", "Preservation PSNR (dB)"),
+    ("swd", "SWD (x1e3)"),
+    ("token_nll", "Token NLL (nats)"),
+)
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--results", required=True, help="results.json of run_edits.")
+  p.add_argument("--output_dir", default="output")
+  p.add_argument("--markdown", default=None,
+                 help="Markdown file (default <output_dir>/comparison.md).")
+  p.add_argument("--grid", default="imgs/comparison_grid.png")
+  p.add_argument("--plot", default="imgs/faithfulness_vs_realism.png")
+  p.add_argument("--examples_per_mode", type=int, default=3)
+  p.add_argument("--cell_px", type=int, default=128,
+                 help="Smallest displayed image side (nearest-neighbour).")
+  return p.parse_args(argv)
+
+
+def slug(text: str) -> str:
+  return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def pick_rows(stroke_set: evaluation.StrokeSet, per_mode: int) -> list[int]:
+  """The first `per_mode` strokes of each mode, inversion first."""
+  return [i for mode in strokes.MODES
+          for i in [j for j, m in enumerate(stroke_set.modes)
+                    if m == mode][:per_mode]]
+
+
+def column_cells(results, results_dir, stroke_set, rows):
+  """Images of the example rows per column, and a note per column.
+
+  Returns:
+    (cells, notes): cells[c] is uint8 [R, H, W, 3] or None (not run);
+    notes[c] says which knob is shown, or why the column is empty.
+  """
+  cells, notes = [], []
+  for column in evaluation.COLUMNS:
+    if column.variant in evaluation.INPUT_COLUMNS:
+      images = (stroke_set.sources_NxHxWx3 if column.variant == "source"
+                else stroke_set.strokes_NxHxWx3)
+      cells.append(images_lib.to_uint8(images[rows]))
+      notes.append("input")
+      continue
+    setting = evaluation.find_setting(results, column.variant, column.knob)
+    if setting is None:
+      cells.append(None)
+      notes.append("skipped" if column.variant in results["skipped"]
+                   else "not run")
+      continue
+    outputs = evaluation.load_outputs(
+        os.path.join(results_dir, setting["outputs"]), stroke_set,
+        seed=results["seed"], batch_size=results["batch_size"])
+    cells.append(outputs["images"][rows])
+    notes.append("" if column.variant == "none" else
+                 f"{setting['knob_name']}={setting['knob']:g}")
+  return cells, notes
+
+
+def _upscale(image_HxWx3: np.ndarray, factor: int) -> np.ndarray:
+  return image_HxWx3.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def _placeholder(side: int, font) -> np.ndarray:
+  image = Image.new("RGB", (side, side), (_PLACEHOLDER_GREY,) * 3)
+  ImageDraw.Draw(image).text((side / 2, side / 2), "n/a", fill=(0, 0, 0),
+                             font=font, anchor="mm")
+  return np.asarray(image)
+
+
+def row_images(cells, row: int, factor: int, font) -> list[np.ndarray]:
+  """Enlarged uint8 images of one example row, a placeholder where absent."""
+  side = next(c for c in cells if c is not None).shape[1] * factor
+  return [_placeholder(side, font) if column is None
+          else _upscale(column[row], factor) for column in cells]
+
+
+def _wrap(draw, text: str, font, width: int) -> str:
+  """Greedy word wrap of each line of `text` to `width` pixels."""
+  if "\n" in text:
+    return "\n".join(_wrap(draw, part, font, width)
+                     for part in text.split("\n"))
+  lines, line = [], ""
+  for word in text.split():
+    candidate = f"{line} {word}".strip()
+    if line and draw.textlength(candidate, font=font) > width:
+      lines.append(line)
+      line = word
+    else:
+      line = candidate
+  return "\n".join(lines + [line])
+
+
+def titled_grid(rows_of_images, titles, row_labels, font) -> Image.Image:
+  """Rows of equal-size images under wrapped column titles, rows labelled."""
+  side = rows_of_images[0][0].shape[0]
+  scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+  titles = [_wrap(scratch, t, font, side) for t in titles]
+  labels = [_wrap(scratch, t, font, side) for t in row_labels]
+  title_h = max(scratch.multiline_textbbox((0, 0), t, font=font)[3]
+                for t in titles) + 2 * _PAD
+  label_w = max(scratch.multiline_textbbox((0, 0), t, font=font)[2]
+                for t in labels) + 2 * _PAD
+  num_cols = len(titles)
+  width = label_w + num_cols * (side + _PAD) + _PAD
+  height = title_h + len(rows_of_images) * (side + _PAD) + _PAD
+  canvas = Image.new("RGB", (width, height), (255, 255, 255))
+  draw = ImageDraw.Draw(canvas)
+  for c, title in enumerate(titles):
+    left = label_w + c * (side + _PAD) + _PAD
+    draw.multiline_text((left + side / 2, title_h - _PAD), title, font=font,
+                        fill=(0, 0, 0), anchor="md", align="center")
+  for r, (images, label) in enumerate(zip(rows_of_images, labels)):
+    top = title_h + r * (side + _PAD)
+    draw.multiline_text((_PAD, top + side / 2), label, font=font,
+                        fill=(0, 0, 0), anchor="lm")
+    for c, image in enumerate(images):
+      canvas.paste(Image.fromarray(image),
+                   (label_w + c * (side + _PAD) + _PAD, top))
+  return canvas
+
+
+def _format(summary) -> str:
+  if summary is None or summary["mean"] is None:
+    return "n/a"
+  if summary["ci"] is None:
+    return f"{summary['mean']:.4g}"
+  return f"{summary['mean']:.4g} ± {summary['ci']:.2g}"
+
+
+def metric_table(results) -> list[str]:
+  """Markdown rows: the input references, then every setting run."""
+  header = ["Variant", "Knob"] + [title for _, title in _METRIC_COLUMNS]
+  lines = ["| " + " | ".join(header) + " |",
+           "|" + "---|" * len(header)]
+  for name, reference in results["references"].items():
+    lines.append("| " + " | ".join(
+        [f"{name.capitalize()} (reference)", "-"]
+        + [_format(reference.get(m)) for m, _ in _METRIC_COLUMNS]) + " |")
+  for r in results["results"]:
+    knob = "-" if r["variant"] == "none" else f"{r['knob_name']}={r['knob']:g}"
+    lines.append("| " + " | ".join(
+        [r["variant"], knob]
+        + [_format(r["metrics"][m]) for m, _ in _METRIC_COLUMNS]) + " |")
+  return lines
+
+
+def _point(metrics):
+  """(x, y, x half-width, y half-width) of a setting or reference."""
+  return (metrics["l2_stroke"]["mean"], metrics["swd"]["mean"],
+          metrics["l2_stroke"]["ci"] or 0.0, metrics["swd"]["ci"] or 0.0)
+
+
+def _draw_variants(ax, results, *, with_errors: bool) -> None:
+  """One curve per variant across its knob (labelled), none as a star."""
+  for variant in guidance_lib.VARIANTS:
+    entries = sorted((r for r in results["results"]
+                      if r["variant"] == variant), key=lambda r: r["knob"])
+    if not entries:
+      continue
+    x, y, xerr, yerr = zip(*(_point(r["metrics"]) for r in entries))
+    errors = dict(xerr=xerr, yerr=yerr, **_ERRORBAR_STYLE) if with_errors else {}
+    if variant == "none":
+      ax.errorbar(x, y, marker="*", markersize=14, color="black",
+                  linestyle="none", label="none (baseline)", zorder=3,
+                  **errors)
+      continue
+    ax.errorbar(x, y, marker="o", label=f"{variant} ({entries[0]['knob_name']})",
+                **errors)
+    if not with_errors:
+      for r, xi, yi in zip(entries, x, y):
+        ax.annotate(f"{r['knob']:g}", (xi, yi), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7)
+
+
+def plot_tradeoff(results, path: str) -> str:
+  """In-mask L2 to the stroke (x) against SWD (y), a curve per variant.
+
+  Left: the variants alone with knob values (means). Right: the same with
+  95% CIs, next to the source and stroke images themselves for scale.
+  """
+  fig = mpl_figure.Figure(figsize=(13, 5.5))
+  backend_agg.FigureCanvasAgg(fig)
+  zoom, full = fig.subplots(1, 2)
+  _draw_variants(zoom, results, with_errors=False)
+  _draw_variants(full, results, with_errors=True)
+  for (name, reference), marker in zip(results["references"].items(), "sX"):
+    x, y, xerr, yerr = _point(reference)
+    full.errorbar([x], [y], xerr=[xerr], yerr=[yerr], marker=marker,
+                  markersize=8, color="grey", linestyle="none",
+                  label=f"{name} images (reference)", **_ERRORBAR_STYLE)
+  zoom.set_title("Variants across their knobs (means; knob values labelled)",
+                 fontsize=10)
+  full.set_title("Mean ± 95% CI, with the inputs for scale", fontsize=10)
+  for ax in (zoom, full):
+    ax.set_xlabel("Faithfulness: L2 to the stroke inside its mask "
+                  "(lower = more faithful)")
+    ax.set_ylabel("Realism: SWD to real images, x1e3 "
+                  "(lower = more realistic)")
+    ax.grid(alpha=0.3)
+  zoom.legend(fontsize=7)
+  full.legend(fontsize=7)
+  fig.suptitle(f"Faithfulness vs realism over {results['num_strokes']} "
+               "strokes", fontsize=11)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=150)
+  return path
+
+
+def markdown(results, results_path, md_path, cell_paths, row_labels, notes,
+             grid_path, plot_path) -> str:
+  """The comparison page: example table, metric table, grid and plot."""
+  rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(md_path)))
+  titles = [c.title for c in evaluation.COLUMNS]
+  shown = "; ".join(f"{c.title}: {n}" for c, n in zip(evaluation.COLUMNS, notes)
+                    if n not in ("", "input"))
+  lines = [
+      "# Stroke-guided editing: variants compared", "",
+      f"From `{rel(results_path)}`: {results['num_strokes']} strokes, seed "
+      f"{results['seed']} (paired across variants). Shown knobs: {shown}.", "",
+      "## Examples", "",
+      "| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+  for label, paths in zip(row_labels, cell_paths):
+    cells = [f"![{slug(t)}]({rel(p)})" for t, p in zip(titles, paths)]
+    cells[0] += f"<br>{label}"
+    lines.append("| " + " | ".join(cells) + " |")
+  swd = results["swd"]
+  lines += [
+      "", f"All rows: ![comparison grid]({rel(grid_path)})", "",
+      "## Metrics", "",
+      f"Mean ± 95% CI over {results['num_strokes']} strokes (SWD: over "
+      f"{swd['folds']} folds against {swd['num_real']} real images, "
+      f"{swd['real_split']} split). Lower L2 = more faithful to the stroke; "
+      "higher PSNR = better preserved outside the edited region (decoded "
+      f"output, capped at {results['psnr_cap']:g} dB); lower SWD and token "
+      "NLL = more realistic.", ""]
+  lines += metric_table(results)
+  if results["skipped"]:
+    lines += ["", "Skipped: " + "; ".join(
+        f"{v} ({why})" for v, why in results["skipped"].items()) + "."]
+  lines += ["", "## Faithfulness vs realism", "",
+            f"![faithfulness vs realism]({rel(plot_path)})", ""]
+  os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
+  with open(md_path, "w") as f:
+    f.write("\n".join(lines))
+  return md_path
+
+
+def main(argv=None) -> dict[str, str]:
+  """Renders everything; returns {"markdown", "grid", "plot"} paths."""
+  args = parse_args(argv)
+  results = evaluation.load_results(args.results)
+  results_dir = os.path.dirname(os.path.abspath(args.results))
+  stroke_set = evaluation.load_stroke_set(results["manifest"])
+  rows = pick_rows(stroke_set, args.examples_per_mode)
+  if not rows:
+    raise ValueError(f"No strokes to show (examples_per_mode="
+                     f"{args.examples_per_mode}).")
+  cells, notes = column_cells(results, results_dir, stroke_set, rows)
+  factor = max(1, math.ceil(args.cell_px / stroke_set.image_size))
+  font = ImageFont.load_default(size=_FONT_SIZE)
+  md_path = args.markdown or os.path.join(args.output_dir, "comparison.md")
+
+  rows_of_images, cell_paths, row_labels = [], [], []
+  for r, index in enumerate(rows):
+    images = row_images(cells, r, factor, font)
+    stroke_id, mode = stroke_set.ids[index], stroke_set.modes[index]
+    row_labels.append(f"{mode} {stroke_id}")
+    rows_of_images.append(images)
+    strip = images_lib.grid(images_lib.to_float(np.stack(images)),
+                            num_cols=len(images))
+    images_lib.save_png(strip, os.path.join(
+        args.output_dir, f"strip_{mode}_{stroke_id}.png"))
+    cell_paths.append([images_lib.save_png(
+        images_lib.to_float(image),
+        os.path.join(args.output_dir, "cells", stroke_id,
+                     f"{slug(column.title)}.png"))
+                       for column, image in zip(evaluation.COLUMNS, images)])
+
+  titles = [c.title if n in ("", "input") else f"{c.title}\n{n}"
+            for c, n in zip(evaluation.COLUMNS, notes)]
+  grid = titled_grid(rows_of_images, titles, row_labels, font)
+  os.makedirs(os.path.dirname(os.path.abspath(args.grid)), exist_ok=True)
+  grid.save(args.grid)
+  plot_tradeoff(results, args.plot)
+  markdown(results, args.results, md_path, cell_paths, row_labels, notes,
+           args.grid, args.plot)
+  paths = {"markdown": md_path, "grid": args.grid, "plot": args.plot}
+  print("Wrote " + ", ".join(paths.values()), flush=True)
+  return paths
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,178 @@
+r"""Runs every guidance variant at every knob setting on a stroke set; scores it.
+
+  python scripts/run_edits.py --manifest runs/shapes/strokes/manifest.json \
+      --tokenizer_workdir runs/shapes/tokenizer \
+      --transformer_workdir runs/shapes/maskgit \
+      --reweight_workdir runs/shapes/reweight \
+      --iterate_workdir runs/shapes/iterate \
+      --out_dir runs/shapes/eval
+
+then `python scripts/render_comparison_table.py --results
+runs/shapes/eval/results.json`. Without --reweight_workdir (--iterate_workdir)
+the self_learned (iterative) variant is skipped with a message. Knob grids
+default to `evaluation.DEFAULT_KNOBS`; override them with e.g.
+`--knobs context=0,0.5 self_fixed=0,2`, and pick variants with `--variants`.
+
+Outputs, metrics and the results schema: see `maskgit_edit.evaluation`.
+The run is resumable: a (variant, knob) whose .npz exists is not re-run, so a
+killed run loses at most the setting in progress. Use >= 100 strokes for the
+reported intervals. For 16 px images pass --swd_min_resolution 8 (and fewer
+--swd_descriptors).
+"""
+
+# The imports follow the sys.path set-up below.
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import argparse
+import dataclasses
+import functools
+import os
+import sys
+import time
+
+# Runnable as `python scripts/run_edits.py` from a checkout without install.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+from maskgit_edit import artefacts
+from maskgit_edit import edit as edit_lib
+from maskgit_edit import evaluation
+from maskgit_edit.decoding import guidance as guidance_lib
+
+RECOMMENDED_MIN_STROKES = 100
+# Repeated in-process runs (resuming, notebooks, tests) reuse the loaded
+# models and their compiled decode; the key is the workdir paths, so a run
+# retrained in place needs a new process.
+_load_editor = functools.cache(edit_lib.Editor.from_workdirs)
+
+
+def parse_knobs(specs: list[str]) -> dict[str, tuple[float, ...]]:
+  """["context=0,0.5", ...] -> {"context": (0.0, 0.5), ...}."""
+  knobs = {}
+  for spec in specs:
+    variant, sep, values = spec.partition("=")
+    if not sep or variant not in guidance_lib.VARIANTS:
+      raise ValueError(f"--knobs entry {spec!r} is not VARIANT=K1,K2,... with "
+                       f"VARIANT in {guidance_lib.VARIANTS}.")
+    try:
+      knobs[variant] = tuple(float(v) for v in values.split(","))
+    except ValueError as e:
+      raise ValueError(f"--knobs entry {spec!r} has a non-numeric knob.") from e
+  return knobs
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--manifest", required=True, help="Stroke-set manifest.")
+  p.add_argument("--tokenizer_workdir", required=True)
+  p.add_argument("--transformer_workdir", required=True)
+  p.add_argument("--reweight_workdir", help="`reweight` run (self_learned).")
+  p.add_argument("--iterate_workdir", help="`iterate` run (iterative).")
+  p.add_argument("--out_dir", required=True)
+  p.add_argument("--variants", nargs="+", default=list(guidance_lib.VARIANTS),
+                 choices=guidance_lib.VARIANTS)
+  p.add_argument("--knobs", nargs="*", default=[],
+                 help="Knob grid overrides: VARIANT=K1,K2,...")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--batch_size", type=int, default=32)
+  p.add_argument("--real_split", default="test",
+                 help="Split of the data source holding the real images.")
+  p.add_argument("--num_real", type=int, default=None,
+                 help="Real images for SWD (default: as many as strokes).")
+  p.add_argument("--swd_descriptors", type=int, default=128)
+  p.add_argument("--swd_min_resolution", type=int, default=16)
+  p.add_argument("--swd_projections", type=int, default=512)
+  p.add_argument("--swd_folds", type=int, default=5)
+  return p.parse_args(argv)
+
+
+def run_pending(editor, stroke_set, labels_N, settings, args) -> float:
+  """Runs the settings without outputs; returns the seconds spent."""
+  pending = []
+  for variant, knob in settings:
+    path = evaluation.output_path(args.out_dir, variant, knob)
+    if os.path.exists(path):
+      evaluation.check_outputs(path, stroke_set, seed=args.seed,
+                               batch_size=args.batch_size)
+    else:
+      pending.append((variant, knob))
+  print(f"{len(settings) - len(pending)} of {len(settings)} settings already "
+        f"done; running {len(pending)}.", flush=True)
+  num_batches = len(evaluation.batch_indices(len(stroke_set), args.batch_size))
+  progress = evaluation.Progress(len(pending) * num_batches)
+  start = time.monotonic()
+  for variant, knob in pending:
+    label = f"{variant} {evaluation.KNOB_NAMES[variant]}={knob:g}"
+    outputs = evaluation.run_setting(
+        editor, stroke_set, labels_N, variant, knob, seed=args.seed,
+        batch_size=args.batch_size, on_batch=lambda l=label: progress.step(l))
+    evaluation.save_outputs(evaluation.output_path(args.out_dir, variant, knob),
+                            outputs, stroke_set, seed=args.seed,
+                            batch_size=args.batch_size)
+  return time.monotonic() - start
+
+
+def main(argv=None) -> str:
+  """Runs the harness; returns the path of results.json."""
+  args = parse_args(argv)
+  overrides = parse_knobs(args.knobs)
+  unknown = sorted(set(overrides) - set(args.variants))
+  if unknown:
+    raise ValueError(f"--knobs given for {unknown}, which --variants leaves "
+                     "out.")
+  kept, skipped = evaluation.select_variants(
+      {v: overrides.get(v, evaluation.DEFAULT_KNOBS[v]) for v in args.variants},
+      reweight_workdir=args.reweight_workdir,
+      iterate_workdir=args.iterate_workdir)
+  for variant, reason in skipped.items():
+    print(f"Skipping variant {variant!r}: {reason}.", flush=True)
+
+  stroke_set = evaluation.load_stroke_set(args.manifest)
+  tok_config = artefacts.load_run_config(args.tokenizer_workdir)
+  if stroke_set.image_size != tok_config.data.image_size:
+    raise ValueError(
+        f"The strokes are {stroke_set.image_size} px but the tokenizer in "
+        f"{args.tokenizer_workdir} works on {tok_config.data.image_size} px.")
+  if len(stroke_set) < RECOMMENDED_MIN_STROKES:
+    print(f"Note: {len(stroke_set)} strokes; use >= {RECOMMENDED_MIN_STROKES} "
+          "for the reported intervals.", flush=True)
+
+  editor = _load_editor(
+      args.tokenizer_workdir, args.transformer_workdir,
+      iterate_workdir=args.iterate_workdir,
+      reweight_workdir=args.reweight_workdir)
+  labels_N = (evaluation.stroke_labels(stroke_set)
+              if editor.layout.class_conditional
+              else np.zeros(len(stroke_set), np.int32))
+  settings = [(v, k) for v, knobs in kept.items() for k in knobs]
+  edit_seconds = run_pending(editor, stroke_set, labels_N, settings, args)
+
+  start = time.monotonic()
+  swd = evaluation.SwdSettings(
+      num_descriptors=args.swd_descriptors,
+      min_resolution=args.swd_min_resolution,
+      num_projections=args.swd_projections, folds=args.swd_folds,
+      seed=args.seed)
+  num_real = args.num_real or len(stroke_set)
+  entries, references = evaluation.score_settings(
+      editor, stroke_set, labels_N, settings, out_dir=args.out_dir,
+      seed=args.seed, batch_size=args.batch_size, swd=swd,
+      real_NxHxWx3=evaluation.real_images(stroke_set, tok_config.data,
+                                          args.real_split, num_real))
+  results = evaluation.results_dict(
+      stroke_set, labels_N, seed=args.seed, batch_size=args.batch_size,
+      models={name: getattr(args, name) for name in (
+          "tokenizer_workdir", "transformer_workdir", "reweight_workdir",
+          "iterate_workdir")},
+      edit_settings=dataclasses.asdict(editor.settings),
+      swd=dict(dataclasses.asdict(swd), num_real=num_real,
+               real_split=args.real_split),
+      skipped=skipped, references=references, entries=entries)
+  json_path, csv_path = evaluation.write_results(args.out_dir, results)
+  print(f"Edits: {edit_seconds:.1f}s; metrics: {time.monotonic() - start:.1f}s."
+        f"\nWrote {json_path} and {csv_path}.", flush=True)
+  return json_path
+
+
+if __name__ == "__main__":
+  main()
