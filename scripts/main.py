@@ -25,7 +25,9 @@ TRAINERS = ("tokenizer", "maskgit", "reweight", "iterate")
 
 
 def _train(workdir, trainer, data, quick, **links):
-  config = os.path.join("configs", f"{trainer}_{data}.py")
+  # Only the tokenizer reads images; later stages read its token cache.
+  config = os.path.join(
+      "configs", f"{trainer}_{data if trainer == 'tokenizer' else 'shapes'}.py")
   args = [sys.executable, "-m", "maskgit_edit.train",
           f"--config={config}{':runlocal' if quick else ''}",
           f"--workdir={os.path.join(workdir, trainer)}"]
