@@ -7,74 +7,151 @@ r"""Simulated user strokes (SDEdit-style) on held-out images.
 
 Images come from the data source of a tokenizer run (`--run`: same source,
 size and seed, the held-out split by default), from a named source
-(`--data`), or from a folder. Stroke k of an image uses mode
-`modes[k % len(modes)]` (inversion: the region's mean colour;
+(`--data`, see `maskgit_edit.data`), or from every image of a folder
+(`--folder`, centre-cropped and resized to `--image_size`). Stroke k of an
+image uses mode `modes[k % len(modes)]` (inversion: the region's mean colour;
 counterfactual: a random colour). Writes source/stroke/mask PNGs and
-`manifest.json` (see `maskgit_edit.strokes.write_stroke_set`).
+`manifest.json` (see `maskgit_edit.strokes.write_stroke_set`). For data
+sources the manifest records the data config and split, so evaluation can
+re-read each source (and its label) by `image_index`; folder images are
+unlabelled and the manifest records the folder instead.
 """
 
 import argparse
-import os
+import pathlib
 import time
+from typing import Any
 
 import numpy as np
+from PIL import Image
+from PIL import ImageOps
 
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
 from maskgit_edit import strokes as strokes_lib
+from maskgit_edit.data import folder as folder_lib
+
+# Images per make_strokes call: sets how often progress is printed.
+_CHUNK = 16
 
 
-def _data_config(args):
+def load_folder_images(folder: str, image_size: int,
+                       num_images: int | None = None) -> np.ndarray:
+  """Every image under `folder` (sorted by path), centre-cropped and resized.
+
+  Unlike the 'folder:' data source, no images are held out: a folder given
+  here is the set to stroke.
+
+  Args:
+    folder: directory searched recursively for `folder_lib.EXTENSIONS` files.
+    image_size: side of the square output images.
+    num_images: keep the first `num_images` files (None: all).
+
+  Returns:
+    images_NxSxSx3: uint8, S = image_size.
+
+  Raises:
+    FileNotFoundError: the folder does not exist.
+    ValueError: it holds no image files.
+  """
+  root = pathlib.Path(folder)
+  if not root.is_dir():
+    raise FileNotFoundError(f"Image folder {folder!r} does not exist.")
+  files = sorted(file for file in root.rglob("*")
+                 if file.suffix.lower() in folder_lib.EXTENSIONS
+                 and file.is_file())
+  if not files:
+    raise ValueError(f"No images ({', '.join(folder_lib.EXTENSIONS)}) under "
+                     f"{folder!r}.")
+  return np.stack([_load_square(file, image_size)
+                   for file in files[:num_images]])
+
+
+def _load_square(file: pathlib.Path, image_size: int) -> np.ndarray:
+  with Image.open(file) as image:
+    upright = ImageOps.exif_transpose(image)
+    return data_lib.crop_resize(upright, data_lib.center_square(*upright.size),
+                                image_size)
+
+
+def _data_config(args: argparse.Namespace):
   if args.run:
     config = artefacts.load_run_config(args.run).data
   else:
     config = data_lib.default_data_config()
-    config.name = f"folder:{args.folder}" if args.folder else args.data
+    config.name = args.data
   if args.image_size:
     config.image_size = args.image_size
-  if args.folder:
-    # Every image of a folder is a candidate: do not hold any out.
-    config.folder_test_fraction = 0.0 if args.split == "train" else 1.0
   return config
 
 
-def main(argv=None):
+def load_images(args: argparse.Namespace
+                ) -> tuple[np.ndarray, dict[str, Any], str]:
+  """Returns (images_NxSxSx3 uint8, manifest metadata, description)."""
+  if args.folder:
+    if not args.image_size:
+      raise ValueError("--folder needs --image_size.")
+    images = load_folder_images(args.folder, args.image_size, args.num_images)
+    return images, {"folder": args.folder}, f"folder {args.folder!r}"
+  config = _data_config(args)
+  source = data_lib.get_source(config, args.split)
+  num = min(args.num_images, len(source))
+  images, _ = source.get(np.arange(num))
+  description = (f"{num} of {len(source)} images of {config.name!r} "
+                 f"({args.split})")
+  return images, {"data": config.to_dict(), "split": args.split}, description
+
+
+def _parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="Output folder.")
   source = parser.add_mutually_exclusive_group()
   source.add_argument("--run", help="Tokenizer run whose data to use.")
   source.add_argument("--data", default="shapes",
                       help="Data source name (shapes, photos, tfds:..).")
-  source.add_argument("--folder", help="Folder of images.")
+  source.add_argument("--folder", help="Folder of images (all are used).")
   parser.add_argument("--split", default="test", choices=data_lib.SPLITS)
-  parser.add_argument("--image_size", type=int, default=None)
+  parser.add_argument("--image_size", type=int, default=None,
+                      help="Default: the data source's (required with "
+                      "--folder).")
   parser.add_argument("--num_images", type=int, default=60)
   parser.add_argument("--strokes_per_image", type=int, default=2)
-  parser.add_argument("--modes", default="inversion,counterfactual")
+  parser.add_argument("--modes", default=",".join(strokes_lib.MODES),
+                      help="Comma-separated stroke modes to cycle through.")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--num_colors", type=int, default=6)
   parser.add_argument("--segmentation", default="kmeans",
-                      choices=("kmeans", "slic"))
+                      choices=strokes_lib.SEGMENTATIONS)
+  parser.add_argument("--min_area_frac", type=float, default=0.03)
+  parser.add_argument("--max_area_frac", type=float, default=0.35)
   args = parser.parse_args(argv)
+  unknown = set(args.modes.split(",")) - set(strokes_lib.MODES)
+  if unknown:
+    parser.error(f"unknown --modes {sorted(unknown)}; choose from "
+                 f"{strokes_lib.MODES}.")
+  return args
 
-  config = _data_config(args)
-  images_source = data_lib.get_source(config, args.split)
-  num = min(args.num_images, len(images_source))
-  if num < 1:
-    raise ValueError(f"No images in the {args.split!r} split of "
-                     f"{config.name!r}.")
-  images, _ = images_source.get(np.arange(num))
-  print(f"Making {args.strokes_per_image} strokes on each of {num} "
-        f"{config.image_size}px images from {config.name!r} ({args.split})",
-        flush=True)
+
+def main(argv=None) -> str:
+  """Makes and writes a stroke set; returns the manifest path."""
+  args = _parse_args(argv)
+  images, metadata, description = load_images(args)
+  options = dict(modes=tuple(args.modes.split(",")),
+                 num_colors=args.num_colors, segmentation=args.segmentation,
+                 min_area_frac=args.min_area_frac,
+                 max_area_frac=args.max_area_frac)
+  print(f"Making {args.strokes_per_image} strokes on each of {description}, "
+        f"{images.shape[1]} px", flush=True)
   start = time.time()
-  records = strokes_lib.make_strokes(
-      images, strokes_per_image=args.strokes_per_image,
-      modes=tuple(args.modes.split(",")), seed=args.seed,
-      num_colors=args.num_colors, segmentation=args.segmentation)
+  records = []
+  for first in range(0, len(images), _CHUNK):
+    records += strokes_lib.make_strokes(
+        images[first:first + _CHUNK], strokes_per_image=args.strokes_per_image,
+        seed=args.seed, first_index=first, **options)
+    print(f"  {min(first + _CHUNK, len(images))}/{len(images)} images",
+          flush=True)
   path = strokes_lib.write_stroke_set(
-      args.out, images, records,
-      metadata={"data": config.to_dict(), "split": args.split})
+      args.out, images, records, metadata=dict(metadata, strokes=options))
   modes = [r.stroke.mode for r in records]
   print(f"Wrote {len(records)} strokes ("
         + ", ".join(f"{m}: {modes.count(m)}" for m in sorted(set(modes)))

@@ -18,8 +18,9 @@ module (inputs, stroke images, PNG files); colours are uint8 RGB triples;
 colour distances are L2 in RGB scaled to [0, 1]. Masks are HxW bool.
 
 Everything random draws from an explicit `np.random.Generator`; `make_strokes`
-derives one generator per (seed, image, stroke), so a stroke does not depend
-on which other images are in the batch or on their order.
+seeds one per (seed, image) for the segmentation and one per (seed, image,
+stroke) for the region and colour, so a stroke does not depend on which other
+images are in the batch or on their order.
 """
 
 from collections.abc import Mapping, Sequence
@@ -35,13 +36,14 @@ import skimage.filters
 import skimage.measure
 import skimage.segmentation
 import sklearn.cluster
+import threadpoolctl
 
-MODES = ('inversion', 'counterfactual')
-SEGMENTATIONS = ('kmeans', 'slic')
+MODES = ("inversion", "counterfactual")
+SEGMENTATIONS = ("kmeans", "slic")
 # Minimum L2 distance (RGB in [0, 1]) between a counterfactual fill colour and
 # the region's mean colour, so the edit is a visible change of colour.
 COUNTERFACTUAL_MIN_DISTANCE = 0.3
-MANIFEST_NAME = 'manifest.json'
+MANIFEST_NAME = "manifest.json"
 
 _REFERENCE_SIZE = 256
 _REFERENCE_MEDIAN_KERNEL = 23
@@ -49,7 +51,10 @@ _REFERENCE_MEDIAN_KERNEL = 23
 # few thousand pixels and the fit then costs the same at any image size.
 _MAX_PALETTE_FIT_PIXELS = 4096
 _SLIC_COMPACTNESS = 10.0
-_MANIFEST_RESERVED_KEYS = ('image_size', 'seed', 'entries')
+# As many superpixels as palette colours would average ~1/6 of the image each
+# and often exceed the admissible stroke area; 3x gives blobs of ~5%.
+_SLIC_SEGMENTS_PER_COLOR = 3
+_MANIFEST_RESERVED_KEYS = ("image_size", "seed", "entries")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +84,8 @@ class StrokeRecord:
   """A stroke together with where it came from.
 
   Attributes:
-    image_index: row of the source image in the batch given to
-      `make_strokes`.
+    image_index: index of the source image (its row in the images given to
+      `make_strokes`, offset by `first_index`).
     stroke_index: index of the stroke among the strokes of that image.
     seed: global seed the stroke was generated from.
     stroke: the stroke itself.
@@ -93,7 +98,7 @@ class StrokeRecord:
 
   @property
   def id(self) -> str:
-    return f'{self.image_index:04d}_{self.stroke_index}'
+    return f"{self.image_index:04d}_{self.stroke_index}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,9 +127,9 @@ def median_kernel_size(image_size: int) -> int:
 
 def _check_image(image: np.ndarray) -> None:
   if image.ndim != 3 or image.shape[-1] != 3:
-    raise ValueError(f'Expected an HxWx3 RGB image, got shape {image.shape}.')
+    raise ValueError(f"Expected an HxWx3 RGB image, got shape {image.shape}.")
   if image.dtype != np.uint8:
-    raise ValueError(f'Expected a uint8 image, got dtype {image.dtype}.')
+    raise ValueError(f"Expected a uint8 image, got dtype {image.dtype}.")
 
 
 def _median_filter(image_HxWx3: np.ndarray, kernel: int) -> np.ndarray:
@@ -132,7 +137,7 @@ def _median_filter(image_HxWx3: np.ndarray, kernel: int) -> np.ndarray:
   footprint_KxK = np.ones((kernel, kernel), dtype=bool)
   return np.stack([
       skimage.filters.median(channel_HxW, footprint=footprint_KxK,
-                             behavior='rank')
+                             behavior="rank")
       for channel_HxW in np.moveaxis(image_HxWx3, -1, 0)
   ], axis=-1)
 
@@ -149,14 +154,19 @@ def _kmeans_labels(image_HxWx3: np.ndarray, rng: np.random.Generator,
   kmeans = sklearn.cluster.KMeans(
       n_clusters=num_clusters, n_init=1,
       random_state=int(rng.integers(2**31 - 1)))
-  kmeans.fit(fit_pixels_Fx3)
-  return kmeans.predict(pixels_Px3).reshape(image_HxWx3.shape[:2])
+  # A few thousand points need no threads, and OpenMP's busy-waiting workers
+  # slow the fit ~10x when other processes share the cores.
+  with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+    kmeans.fit(fit_pixels_Fx3)
+    labels_P = kmeans.predict(pixels_Px3)
+  return labels_P.reshape(image_HxWx3.shape[:2])
 
 
-def _slic_labels(image_HxWx3: np.ndarray, num_segments: int) -> np.ndarray:
+def _slic_labels(image_HxWx3: np.ndarray, num_colors: int) -> np.ndarray:
   """SLIC superpixel index of each pixel, HxW int."""
   return skimage.segmentation.slic(
-      image_HxWx3.astype(np.float32) / 255.0, n_segments=num_segments,
+      image_HxWx3.astype(np.float32) / 255.0,
+      n_segments=_SLIC_SEGMENTS_PER_COLOR * num_colors,
       compactness=_SLIC_COMPACTNESS, start_label=0, channel_axis=-1)
 
 
@@ -166,14 +176,15 @@ def segment_regions(
     *,
     num_colors: int = 6,
     median_kernel: int | None = None,
-    segmentation: str = 'kmeans',
+    segmentation: str = "kmeans",
 ) -> np.ndarray:
   """Splits an image into flat-colour connected regions.
 
   Args:
     image_HxWx3: uint8 RGB image.
     rng: source of randomness (pixel subsample and k-means seed).
-    num_colors: palette size for 'kmeans'; number of superpixels for 'slic'.
+    num_colors: palette size for 'kmeans'; 'slic' makes
+      _SLIC_SEGMENTS_PER_COLOR times as many superpixels.
     median_kernel: odd median-filter width; None scales it with image size
       (`median_kernel_size`).
     segmentation: 'kmeans' (colour palette) or 'slic' (superpixels).
@@ -183,17 +194,17 @@ def segment_regions(
   """
   _check_image(image_HxWx3)
   if segmentation not in SEGMENTATIONS:
-    raise ValueError(f'Unknown segmentation {segmentation!r}; expected one of '
-                     f'{SEGMENTATIONS}.')
+    raise ValueError(f"Unknown segmentation {segmentation!r}; expected one of "
+                     f"{SEGMENTATIONS}.")
   if num_colors < 2:
-    raise ValueError(f'num_colors must be >= 2, got {num_colors}.')
+    raise ValueError(f"num_colors must be >= 2, got {num_colors}.")
   if median_kernel is None:
     median_kernel = median_kernel_size(min(image_HxWx3.shape[:2]))
   if median_kernel < 1 or median_kernel % 2 == 0:
-    raise ValueError(f'median_kernel must be odd and positive, got '
-                     f'{median_kernel}.')
+    raise ValueError(f"median_kernel must be odd and positive, got "
+                     f"{median_kernel}.")
   filtered_HxWx3 = _median_filter(image_HxWx3, median_kernel)
-  if segmentation == 'kmeans':
+  if segmentation == "kmeans":
     labels_HxW = _kmeans_labels(filtered_HxWx3, rng, num_colors)
   else:
     labels_HxW = _slic_labels(filtered_HxWx3, num_colors)
@@ -216,8 +227,8 @@ def pick_region(regions_HxW: np.ndarray, rng: np.random.Generator, *,
     area is closest to [min_area_frac, max_area_frac] (the first on ties).
   """
   if not 0.0 <= min_area_frac <= max_area_frac <= 1.0:
-    raise ValueError('Need 0 <= min_area_frac <= max_area_frac <= 1, got '
-                     f'{min_area_frac} and {max_area_frac}.')
+    raise ValueError("Need 0 <= min_area_frac <= max_area_frac <= 1, got "
+                     f"{min_area_frac} and {max_area_frac}.")
   area_fracs_R = np.bincount(regions_HxW.ravel())[1:] / regions_HxW.size
   admissible_R = ((area_fracs_R >= min_area_frac) &
                   (area_fracs_R <= max_area_frac))
@@ -263,11 +274,11 @@ def fill_region(image_HxWx3: np.ndarray, mask_HxW: np.ndarray,
     The stroke; outside the mask its image equals the source exactly.
   """
   if mode not in MODES:
-    raise ValueError(f'Unknown stroke mode {mode!r}; expected one of {MODES}.')
+    raise ValueError(f"Unknown stroke mode {mode!r}; expected one of {MODES}.")
   if not mask_HxW.any():
-    raise ValueError('Cannot fill an empty region.')
+    raise ValueError("Cannot fill an empty region.")
   mean_rgb = region_mean_color(image_HxWx3, mask_HxW)
-  if mode == 'inversion':
+  if mode == "inversion":
     color_rgb = np.rint(mean_rgb).astype(np.uint8)
   else:
     color_rgb = _counterfactual_color(mean_rgb, rng)
@@ -291,7 +302,7 @@ def simulate_stroke(
     *,
     num_colors: int = 6,
     median_kernel: int | None = None,
-    segmentation: str = 'kmeans',
+    segmentation: str = "kmeans",
     min_area_frac: float = 0.03,
     max_area_frac: float = 0.35,
 ) -> Stroke:
@@ -302,7 +313,7 @@ def simulate_stroke(
     rng: the only source of randomness; equal generator states give
       identical strokes.
     mode: 'inversion' or 'counterfactual' (see `fill_region`).
-    num_colors: palette size ('kmeans') or superpixel count ('slic').
+    num_colors: palette size; sets the superpixel count for 'slic'.
     median_kernel: odd median-filter width; None scales ~23 px at 256 px.
     segmentation: 'kmeans' or 'slic'.
     min_area_frac: smallest admissible stroke area (fraction of the image).
@@ -327,16 +338,18 @@ def make_strokes(
     seed: int,
     num_colors: int = 6,
     median_kernel: int | None = None,
-    segmentation: str = 'kmeans',
+    segmentation: str = "kmeans",
     min_area_frac: float = 0.03,
     max_area_frac: float = 0.35,
+    first_index: int = 0,
 ) -> list[StrokeRecord]:
   """Simulates `strokes_per_image` strokes on every image.
 
   Stroke k of an image uses mode `modes[k % len(modes)]`. Each image is
   segmented once with a generator seeded by (seed, image_index); each stroke
   picks its region and colour with one seeded by (seed, image_index, k), so
-  results depend only on the seed and the indices.
+  results depend only on the seed and the indices: a set made in chunks
+  (each with its `first_index`) equals the set made in one call.
 
   Args:
     images_NxHxWx3: uint8 RGB images.
@@ -345,21 +358,25 @@ def make_strokes(
     seed: non-negative global seed.
     num_colors, median_kernel, segmentation, min_area_frac, max_area_frac:
       as in `simulate_stroke`.
+    first_index: image_index of the first image (row n has first_index + n).
 
   Returns:
     N * strokes_per_image records, image-major.
   """
   if strokes_per_image < 1:
-    raise ValueError(f'strokes_per_image must be >= 1, got '
-                     f'{strokes_per_image}.')
+    raise ValueError(f"strokes_per_image must be >= 1, got "
+                     f"{strokes_per_image}.")
+  if seed < 0 or first_index < 0:
+    raise ValueError(f"seed and first_index must be >= 0, got {seed} and "
+                     f"{first_index}.")
   if not modes:
-    raise ValueError('Need at least one stroke mode.')
+    raise ValueError("Need at least one stroke mode.")
   for mode in modes:
     if mode not in MODES:
-      raise ValueError(f'Unknown stroke mode {mode!r}; expected one of '
-                       f'{MODES}.')
+      raise ValueError(f"Unknown stroke mode {mode!r}; expected one of "
+                       f"{MODES}.")
   records = []
-  for image_index, image_HxWx3 in enumerate(images_NxHxWx3):
+  for image_index, image_HxWx3 in enumerate(images_NxHxWx3, first_index):
     regions_HxW = segment_regions(
         image_HxWx3, np.random.default_rng([seed, image_index]),
         num_colors=num_colors, median_kernel=median_kernel,
@@ -408,30 +425,30 @@ def write_stroke_set(
   metadata = dict(metadata or {})
   clashes = sorted(set(metadata) & set(_MANIFEST_RESERVED_KEYS))
   if clashes:
-    raise ValueError(f'metadata may not set reserved keys {clashes}.')
+    raise ValueError(f"metadata may not set reserved keys {clashes}.")
   image_shape = sources_NxHxWx3.shape[1:]
   for record in records:
     if not 0 <= record.image_index < len(sources_NxHxWx3):
-      raise ValueError(f'Record {record.id} refers to image '
-                       f'{record.image_index} but there are '
-                       f'{len(sources_NxHxWx3)} sources.')
+      raise ValueError(f"Record {record.id} refers to image "
+                       f"{record.image_index} but there are "
+                       f"{len(sources_NxHxWx3)} sources.")
     if record.stroke.stroke_image.shape != image_shape:
-      raise ValueError(f'Record {record.id} has stroke image shape '
-                       f'{record.stroke.stroke_image.shape}, sources have '
-                       f'{image_shape}.')
+      raise ValueError(f"Record {record.id} has stroke image shape "
+                       f"{record.stroke.stroke_image.shape}, sources have "
+                       f"{image_shape}.")
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   for image_index, source_HxWx3 in enumerate(sources_NxHxWx3):
-    _save_png(out_dir / f'source_{image_index:04d}.png', source_HxWx3)
+    _save_png(out_dir / f"source_{image_index:04d}.png", source_HxWx3)
   entries = []
   for record in records:
-    stroke_name = f'stroke_{record.id}.png'
-    mask_name = f'mask_{record.id}.png'
+    stroke_name = f"stroke_{record.id}.png"
+    mask_name = f"mask_{record.id}.png"
     _save_png(out_dir / stroke_name, record.stroke.stroke_image)
     _save_png(out_dir / mask_name,
               record.stroke.mask.astype(np.uint8) * np.uint8(255))
     entries.append(dict(
-        id=record.id, source=f'source_{record.image_index:04d}.png',
+        id=record.id, source=f"source_{record.image_index:04d}.png",
         stroke=stroke_name, mask=mask_name, mode=record.stroke.mode,
         image_index=record.image_index, stroke_index=record.stroke_index,
         color=list(record.stroke.color), area_frac=record.stroke.area_frac,
@@ -448,8 +465,8 @@ def write_stroke_set(
 def _load_png(path: pathlib.Path, manifest_path: pathlib.Path,
               pil_mode: str) -> np.ndarray:
   if not path.is_file():
-    raise FileNotFoundError(f'{path} listed in manifest {manifest_path} does '
-                            'not exist.')
+    raise FileNotFoundError(f"{path} listed in manifest {manifest_path} does "
+                            "not exist.")
   with Image.open(path) as image:
     return np.asarray(image.convert(pil_mode))
 
@@ -470,20 +487,20 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StrokeExample]:
   """
   manifest_path = pathlib.Path(path)
   if not manifest_path.is_file():
-    raise FileNotFoundError(f'Stroke manifest {manifest_path} does not exist.')
-  entries = json.loads(manifest_path.read_text())['entries']
+    raise FileNotFoundError(f"Stroke manifest {manifest_path} does not exist.")
+  entries = json.loads(manifest_path.read_text())["entries"]
   root = manifest_path.parent
   examples = []
   for entry in entries:
-    missing = [key for key in ('id', 'source', 'stroke', 'mask', 'mode')
+    missing = [key for key in ("id", "source", "stroke", "mask", "mode")
                if key not in entry]
     if missing:
-      raise ValueError(f'Entry {entry} in {manifest_path} lacks {missing}.')
-    mask_HxW = _load_png(root / entry['mask'], manifest_path, 'L') > 127
+      raise ValueError(f"Entry {entry} in {manifest_path} lacks {missing}.")
+    mask_HxW = _load_png(root / entry["mask"], manifest_path, "L") > 127
     examples.append(StrokeExample(
         entry=entry,
-        source=_load_png(root / entry['source'], manifest_path, 'RGB'),
-        stroke_image=_load_png(root / entry['stroke'], manifest_path, 'RGB'),
+        source=_load_png(root / entry["source"], manifest_path, "RGB"),
+        stroke_image=_load_png(root / entry["stroke"], manifest_path, "RGB"),
         mask=mask_HxW))
   _check_examples(examples, manifest_path)
   return examples
@@ -494,13 +511,13 @@ def _check_examples(examples: Sequence[StrokeExample],
   image_sizes = {image.shape[:2] for example in examples
                  for image in (example.source, example.stroke_image)}
   if len(image_sizes) > 1:
-    raise ValueError(f'Images in {manifest_path} have mixed sizes '
-                     f'{sorted(image_sizes)}; expected one size.')
+    raise ValueError(f"Images in {manifest_path} have mixed sizes "
+                     f"{sorted(image_sizes)}; expected one size.")
   for example in examples:
-    name = example.entry['mask']
+    name = example.entry["mask"]
     if example.mask.shape != example.source.shape[:2]:
-      raise ValueError(f'Mask {name} in {manifest_path} has size '
-                       f'{example.mask.shape}, its image has '
-                       f'{example.source.shape[:2]}.')
+      raise ValueError(f"Mask {name} in {manifest_path} has size "
+                       f"{example.mask.shape}, its image has "
+                       f"{example.source.shape[:2]}.")
     if not example.mask.any():
-      raise ValueError(f'Mask {name} in {manifest_path} is empty.')
+      raise ValueError(f"Mask {name} in {manifest_path} is empty.")

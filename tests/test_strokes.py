@@ -1,4 +1,7 @@
+"""Tests of the auto-stroke library (`maskgit_edit.strokes`) and its CLI."""
+
 import importlib.util
+import json
 import os
 
 import numpy as np
@@ -26,8 +29,21 @@ def images():
   return data.get_source(c, "test").get(np.arange(6))[0]
 
 
-def records(images, seed):
-  return strokes.make_strokes(images, strokes_per_image=2, seed=seed)
+def records(images, seed, segmentation="kmeans"):
+  return strokes.make_strokes(images, strokes_per_image=2, seed=seed,
+                              segmentation=segmentation)
+
+
+def two_colour_image(size=48):
+  canvas = np.zeros((size, size, 3), np.uint8)
+  canvas[:, size // 2:] = (200, 40, 40)
+  canvas[size // 5:size * 3 // 5, size // 10:size * 2 // 5] = (20, 200, 90)
+  return canvas
+
+
+def test_median_kernel_scales_with_size_and_is_odd():
+  assert [strokes.median_kernel_size(s) for s in (16, 32, 64, 128, 256)] == [
+      3, 3, 7, 13, 23]
 
 
 def test_deterministic_per_seed(images):
@@ -39,8 +55,27 @@ def test_deterministic_per_seed(images):
              for x, z in zip(a, c))
 
 
-def test_mask_is_exactly_the_filled_region(images):
-  for r in records(images, 0):
+def test_simulate_stroke_depends_only_on_rng_state(images):
+  make = lambda seed: strokes.simulate_stroke(
+      images[0], np.random.default_rng(seed), "counterfactual")
+  a, b, c = make(5), make(5), make(6)
+  np.testing.assert_array_equal(a.stroke_image, b.stroke_image)
+  assert a.color == b.color and a.color != c.color
+
+
+def test_strokes_do_not_depend_on_batching(images):
+  whole = records(images, 3)
+  chunks = (strokes.make_strokes(images[:2], strokes_per_image=2, seed=3)
+            + strokes.make_strokes(images[2:], strokes_per_image=2, seed=3,
+                                   first_index=2))
+  assert [r.id for r in whole] == [r.id for r in chunks]
+  for x, y in zip(whole, chunks):
+    np.testing.assert_array_equal(x.stroke.stroke_image, y.stroke.stroke_image)
+
+
+@pytest.mark.parametrize("segmentation", strokes.SEGMENTATIONS)
+def test_mask_is_exactly_the_filled_region(images, segmentation):
+  for r in records(images, 0, segmentation):
     source = images[r.image_index]
     mask = r.stroke.mask
     assert mask.any() and not mask.all()
@@ -48,8 +83,11 @@ def test_mask_is_exactly_the_filled_region(images):
     assert (r.stroke.stroke_image[mask] == np.array(r.stroke.color)).all()
 
 
-def test_fill_colours(images):
-  for r in records(images, 0):
+@pytest.mark.parametrize("segmentation", strokes.SEGMENTATIONS)
+def test_fill_colours(images, segmentation):
+  recs = records(images, 0, segmentation)
+  assert {r.stroke.mode for r in recs} == set(strokes.MODES)
+  for r in recs:
     mean = strokes.region_mean_color(images[r.image_index], r.stroke.mask)
     color = np.array(r.stroke.color, float)
     if r.stroke.mode == "inversion":
@@ -59,36 +97,130 @@ def test_fill_colours(images):
       assert distance >= strokes.COUNTERFACTUAL_MIN_DISTANCE
 
 
-def test_manifest_round_trip_and_bad_manifests(images, tmp_path):
+def test_stroke_is_a_flat_region_of_admissible_area():
+  image = two_colour_image()
+  stroke = strokes.simulate_stroke(image, np.random.default_rng(0),
+                                   "inversion", min_area_frac=0.1,
+                                   max_area_frac=0.4)
+  assert 0.1 <= stroke.area_frac <= 0.4
+  # The stroke is one of the flat input regions, up to the corners that the
+  # median filter rounds off.
+  colours = np.unique(image.reshape(-1, 3), axis=0)
+  purity = [np.mean((image == c).all(-1)[stroke.mask]) for c in colours]
+  assert max(purity) > 0.95
+
+
+def test_pick_region_prefers_admissible_then_closest_area():
+  regions = np.ones((10, 10), int)
+  regions[:, :3] = 2  # 30% of the image.
+  regions[:, :1] = 3  # 10% of the image.
+  pick = lambda lo, hi: strokes.pick_region(
+      regions, np.random.default_rng(0), min_area_frac=lo, max_area_frac=hi)
+  np.testing.assert_array_equal(pick(0.15, 0.25), regions == 2)
+  np.testing.assert_array_equal(pick(0.7, 0.9), regions == 1)
+  np.testing.assert_array_equal(pick(0.0, 0.05), regions == 3)
+
+
+def test_bad_arguments_raise(images):
+  rng = np.random.default_rng(0)
+  with pytest.raises(ValueError, match="stroke mode 'paint'"):
+    strokes.simulate_stroke(images[0], rng, "paint")
+  with pytest.raises(ValueError, match="segmentation 'grid'"):
+    strokes.simulate_stroke(images[0], rng, "inversion", segmentation="grid")
+  with pytest.raises(ValueError, match="uint8"):
+    strokes.simulate_stroke(images[0] / 255.0, rng, "inversion")
+  with pytest.raises(ValueError, match="odd"):
+    strokes.simulate_stroke(images[0], rng, "inversion", median_kernel=4)
+
+
+def test_manifest_round_trip(images, tmp_path):
   recs = records(images[:2], 0)
   path = strokes.write_stroke_set(tmp_path / "set", images[:2], recs,
                                   metadata={"split": "test"})
+  manifest = json.loads(path.read_text())
+  assert manifest["image_size"] == [32, 32] and manifest["seed"] == 0
+  assert manifest["split"] == "test"
   loaded = strokes.read_manifest(path)
-  assert len(loaded) == len(recs)
-  np.testing.assert_array_equal(loaded[0].mask, recs[0].stroke.mask)
-  os.remove(tmp_path / "set" / loaded[1].entry["stroke"])
-  with pytest.raises(FileNotFoundError, match="stroke_"):
+  assert [e.entry["id"] for e in loaded] == [r.id for r in recs]
+  for example, record in zip(loaded, recs):
+    np.testing.assert_array_equal(example.source, images[record.image_index])
+    np.testing.assert_array_equal(example.stroke_image,
+                                  record.stroke.stroke_image)
+    np.testing.assert_array_equal(example.mask, record.stroke.mask)
+    assert example.entry["mode"] == record.stroke.mode
+    assert tuple(example.entry["color"]) == record.stroke.color
+
+
+@pytest.fixture
+def stroke_set(images, tmp_path):
+  """(manifest path, its entries) of a freshly written two-image set."""
+  path = strokes.write_stroke_set(tmp_path / "set", images[:2],
+                                  records(images[:2], 0))
+  return path, json.loads(path.read_text())["entries"]
+
+
+def test_manifest_with_missing_file_raises(stroke_set):
+  path, entries = stroke_set
+  os.remove(path.parent / entries[1]["stroke"])
+  with pytest.raises(FileNotFoundError,
+                     match=rf"{entries[1]['stroke']}.*{path.name}"):
     strokes.read_manifest(path)
-  path = strokes.write_stroke_set(tmp_path / "mixed", images[:2], recs)
-  big = Image.fromarray(np.zeros((40, 40, 3), np.uint8))
-  big.save(tmp_path / "mixed" / loaded[0].entry["source"])
-  with pytest.raises(ValueError, match="mixed sizes"):
+
+
+def test_manifest_with_mixed_sizes_raises(stroke_set):
+  path, entries = stroke_set
+  Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(
+      path.parent / entries[0]["source"])
+  with pytest.raises(ValueError, match=r"mixed sizes.*\(32, 32\).*\(40, 40\)"):
     strokes.read_manifest(path)
+
+
+def test_manifest_with_bad_masks_raises(stroke_set):
+  path, entries = stroke_set
+  mask_path = path.parent / entries[0]["mask"]
+  Image.fromarray(np.full((16, 16), 255, np.uint8)).save(mask_path)
+  with pytest.raises(ValueError, match="has size"):
+    strokes.read_manifest(path)
+  Image.fromarray(np.zeros((32, 32), np.uint8)).save(mask_path)
+  with pytest.raises(ValueError, match="is empty"):
+    strokes.read_manifest(path)
+
+
+def test_cli_from_data_source(tmp_path):
+  path = make_strokes_cli().main([
+      "--out", str(tmp_path / "o"), "--data", "shapes", "--image_size", "32",
+      "--num_images", "3", "--strokes_per_image", "1", "--modes",
+      "counterfactual", "--seed", "4"])
+  manifest = json.loads(open(path).read())
+  assert manifest["data"]["name"] == "shapes" and manifest["split"] == "test"
+  examples = strokes.read_manifest(path)
+  assert [e.entry["mode"] for e in examples] == ["counterfactual"] * 3
+  # Evaluation re-reads each source from the data source by image_index.
+  config = data.default_data_config()
+  config.update(manifest["data"])
+  sources, _ = data.get_source(config, "test").get(
+      np.array([e.entry["image_index"] for e in examples]))
+  np.testing.assert_array_equal(sources,
+                                np.stack([e.source for e in examples]))
 
 
 def test_cli_from_folder_and_empty_folder(tmp_path):
   cli = make_strokes_cli()
   folder = tmp_path / "imgs"
   folder.mkdir()
+  out = str(tmp_path / "o")
   with pytest.raises(ValueError, match="No images"):
-    cli.main(["--out", str(tmp_path / "o"), "--folder", str(folder)])
-  canvas = np.zeros((48, 48, 3), np.uint8)
-  canvas[:, 24:] = (200, 40, 40)
-  canvas[10:30, 5:20] = (20, 200, 90)
+    cli.main(["--out", out, "--folder", str(folder), "--image_size", "32"])
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    cli.main(["--out", out, "--folder", str(tmp_path / "nope"),
+              "--image_size", "32"])
+  canvas = two_colour_image()
   Image.fromarray(canvas).save(folder / "a.png")
   Image.fromarray(canvas[::-1]).save(folder / "b.png")
-  path = cli.main(["--out", str(tmp_path / "o"), "--folder", str(folder),
+  path = cli.main(["--out", out, "--folder", str(folder),
                    "--image_size", "32", "--strokes_per_image", "2"])
   examples = strokes.read_manifest(path)
   assert len(examples) == 4
-  assert {e.entry["mode"] for e in examples} == {"inversion", "counterfactual"}
+  assert {e.entry["mode"] for e in examples} == set(strokes.MODES)
+  assert examples[0].source.shape == (32, 32, 3)
+  assert "data" not in json.loads(open(path).read())
