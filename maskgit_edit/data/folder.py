@@ -1,82 +1,50 @@
 """Every image under a folder (recursive), centre-cropped and resized.
 
-Files are split deterministically by a hash of their path relative to the
-folder: a file is in "test" when its hash falls below `test_fraction`.
-Unreadable files are skipped and counted (one warning); images smaller than
-the output size are an error unless `allow_upscale`.
+Files with the extensions in EXTENSIONS (any case) are sorted by path. Files
+PIL cannot identify are skipped, with one warning giving their count; the rest
+are split deterministically by a hash of their path relative to the folder
+(stable when files are added or removed): the test split takes the files whose
+hash, a fraction in [0, 1), is below `test_fraction`, but always at least one
+file and never all of them. A folder of a single image uses it for both splits
+(with a warning). Images are unlabelled (label 0, num_classes 0).
+
+Only headers are read when the source is built; an image that is truncated
+past its header fails in `get`, with an error naming the file.
 """
 
 import hashlib
-import os
+import pathlib
 import warnings
 
 import numpy as np
 from PIL import Image
+from PIL import ImageOps
 
 from maskgit_edit import data
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
-def _hash_fraction(relative_path: str) -> float:
-  digest = hashlib.sha256(relative_path.encode()).digest()
-  return int.from_bytes(digest[:8], "big") / 2 ** 64
-
-
-def list_images(path: str) -> list[str]:
-  """Sorted image paths under `path` (relative to it)."""
-  if not os.path.isdir(path):
-    raise FileNotFoundError(f"Image folder {path!r} does not exist.")
-  found = []
-  for root, _, files in os.walk(path):
-    for name in files:
-      if name.lower().endswith(EXTENSIONS):
-        found.append(os.path.relpath(os.path.join(root, name), path))
-  if not found:
-    raise ValueError(f"No images ({', '.join(EXTENSIONS)}) under {path!r}.")
-  return sorted(found)
-
-
 class FolderSource:
-  """`ImageSource` over the images of a folder (unlabelled: label 0)."""
+  """`ImageSource` over the images of a folder; see the module docstring."""
 
   num_classes = 0
 
-  def __init__(self, path: str, split: str, image_size: int,
-               test_fraction: float = 0.1, allow_upscale: bool = False):
+  def __init__(
+      self,
+      path: str,
+      split: str,
+      image_size: int,
+      test_fraction: float,
+      allow_upscale: bool,
+  ):
     data.split_index(split)
+    if not 0 < test_fraction < 1:
+      raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
     self.image_size = image_size
-    self._allow_upscale = allow_upscale
-    files = list_images(path)
-    if len(files) == 1:
-      warnings.warn(f"{path!r} holds a single image: both splits use it.")
-      chosen = files
-    else:
-      in_test = [_hash_fraction(f) < test_fraction for f in files]
-      chosen = [f for f, t in zip(files, in_test) if t == (split == "test")]
-    self.files, unreadable = [], 0
-    for name in chosen:
-      full = os.path.join(path, name)
-      try:
-        with Image.open(full) as image:
-          size = image.size
-          image.verify()
-      except (OSError, SyntaxError):
-        unreadable += 1
-        continue
-      if min(size) < image_size and not allow_upscale:
-        raise ValueError(
-            f"{full!r} is {size[0]}x{size[1]}, smaller than image_size "
-            f"{image_size} (set folder_allow_upscale to upscale).")
-      if min(size) < image_size:
-        warnings.warn(f"Upscaling {full!r} ({size[0]}x{size[1]}).")
-      self.files.append(full)
-    if unreadable:
-      warnings.warn(f"Skipped {unreadable} unreadable image file(s) in "
-                    f"{path!r}.")
-    if not self.files:
-      raise ValueError(f"No readable images for split {split!r} in {path!r} "
-                       f"({len(chosen)} candidates, {unreadable} unreadable).")
+    folder = pathlib.Path(path)
+    readable = _readable_images(folder, image_size, allow_upscale)
+    self.files = _split_files(readable, folder, split, test_fraction)
 
   def __len__(self) -> int:
     return len(self.files)
@@ -84,13 +52,91 @@ class FolderSource:
   def get(self, indices_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (images_NxSxSx3 uint8, labels_N int32 zeros)."""
     indices_N = data.check_indices(indices_N, len(self.files))
-    images = []
-    for index in indices_N:
-      with Image.open(self.files[index]) as image:
-        image = image.convert("RGB")
-        images.append(data.crop_resize(image, data.center_square(*image.size),
-                                       self.image_size))
     size = self.image_size
-    return (np.stack(images) if images else np.zeros((0, size, size, 3),
-                                                       np.uint8),
-            np.zeros(len(indices_N), np.int32))
+    images_NxSxSx3 = np.empty((len(indices_N), size, size, 3), np.uint8)
+    for n, index in enumerate(indices_N):
+      images_NxSxSx3[n] = self._load(self.files[index])
+    return images_NxSxSx3, np.zeros(len(indices_N), np.int32)
+
+  def _load(self, file: pathlib.Path) -> np.ndarray:
+    try:
+      with Image.open(file) as image:
+        # Phone photos store their orientation in EXIF instead of the pixels.
+        upright = ImageOps.exif_transpose(image)
+        return data.crop_resize(
+            upright, data.center_square(*upright.size), self.image_size
+        )
+    except OSError as e:
+      raise OSError(f"Cannot decode image {str(file)!r}: {e}") from e
+
+
+def _readable_images(
+    folder: pathlib.Path, image_size: int, allow_upscale: bool
+) -> list[pathlib.Path]:
+  """Sorted image files under `folder` that PIL can identify."""
+  if not folder.is_dir():
+    raise FileNotFoundError(f"Image folder {str(folder)!r} does not exist.")
+  candidates = sorted(
+      file
+      for file in folder.rglob("*")
+      if file.suffix.lower() in EXTENSIONS and file.is_file()
+  )
+  if not candidates:
+    raise ValueError(
+        f"No images ({', '.join(EXTENSIONS)}) under {str(folder)!r}."
+    )
+  readable, small = [], []
+  for file in candidates:
+    try:
+      with Image.open(file) as image:
+        width, height = image.size
+    except OSError:  # Includes PIL.UnidentifiedImageError.
+      continue
+    if min(width, height) < image_size:
+      if not allow_upscale:
+        raise ValueError(
+            f"Image {str(file)!r} is {width}x{height}, smaller than"
+            f" image_size {image_size}; remove it or set"
+            " folder_allow_upscale=True."
+        )
+      small.append(file)
+    readable.append(file)
+  if len(readable) < len(candidates):
+    warnings.warn(
+        f"Skipped {len(candidates) - len(readable)} unreadable image file(s)"
+        f" of {len(candidates)} under {str(folder)!r}."
+    )
+  if not readable:
+    raise ValueError(f"None of the images under {str(folder)!r} is readable.")
+  if small:
+    warnings.warn(
+        f"Upscaling {len(small)} image(s) smaller than {image_size} px under"
+        f" {str(folder)!r}, e.g. {str(small[0])!r}."
+    )
+  return readable
+
+
+def _split_files(
+    files: list[pathlib.Path],
+    folder: pathlib.Path,
+    split: str,
+    test_fraction: float,
+) -> list[pathlib.Path]:
+  if len(files) == 1:
+    warnings.warn(
+        f"{str(folder)!r} holds a single readable image: both the train and"
+        " test splits use it."
+    )
+    return files
+  hash_F = np.array([_hash_fraction(f.relative_to(folder)) for f in files])
+  num_test = np.clip(np.sum(hash_F < test_fraction), 1, len(files) - 1)
+  in_test_F = np.zeros(len(files), bool)
+  in_test_F[np.argsort(hash_F, kind="stable")[:num_test]] = True
+  keep_F = in_test_F if split == "test" else ~in_test_F
+  return [file for file, keep in zip(files, keep_F) if keep]
+
+
+def _hash_fraction(relative_path: pathlib.Path) -> float:
+  """Fraction in [0, 1) fixed by the path, independent of the other files."""
+  digest = hashlib.sha256(relative_path.as_posix().encode()).digest()
+  return int.from_bytes(digest[:8], "big") / 2**64

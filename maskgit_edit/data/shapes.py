@@ -27,9 +27,23 @@ MIN_IMAGE_SIZE = 8
 _RADIUS_RANGE = (0.13, 0.28)
 # Minor / major axis ratio of ellipses: far enough from 1 to tell from circles.
 _ELLIPSE_ASPECT_RANGE = (0.45, 0.7)
+# Sizes per unit equal-area radius (shape area = pi radius^2).
+_SQUARE_HALF_SIDE = math.sqrt(math.pi) / 2
+_TRIANGLE_INRADIUS = math.sqrt(math.pi / (3 * math.sqrt(3)))
+# Circumradius per unit radius, by kind, for aspect 1 (ellipses divide it by
+# sqrt(aspect)).
+_CIRCUMRADIUS = (
+    1.0,
+    _SQUARE_HALF_SIDE * math.sqrt(2),
+    2 * _TRIANGLE_INRADIUS,
+    1.0,
+)
 # Minimum RGB distance (colours in [0, 1]) between an object and the
 # background at its centre, so that every object is visible.
 _MIN_CONTRAST = 0.35
+
+
+Color = tuple[float, float, float]  # RGB in [0, 1].
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,12 +64,17 @@ class SceneObject:
   radius: float
   angle: float
   aspect: float
-  color: tuple[float, float, float]
+  color: Color
 
   @property
   def area(self) -> float:
     """Area as a fraction of the image area."""
     return math.pi * self.radius**2
+
+  @property
+  def circumradius(self) -> float:
+    """Radius of the smallest disc around the centre that holds the shape."""
+    return _circumradius(self.kind, self.radius, self.aspect)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +87,7 @@ class Scene:
     objects: shapes in drawing order, back to front.
   """
 
-  background_colors: tuple[tuple[float, float, float], tuple[float, float, float]]
+  background_colors: tuple[Color, Color]
   background_angle: float
   objects: tuple[SceneObject, ...]
 
@@ -119,14 +138,16 @@ def describe_scene(seed: int, split: str, index: int) -> Scene:
 def _sample_object(
     rng: np.random.Generator,
     radius: float,
-    background_colors: tuple,
+    background_colors: tuple[Color, Color],
     background_angle: float,
 ) -> SceneObject:
   kind = int(rng.integers(len(SHAPE_NAMES)))
-  center_xy = rng.uniform(radius, 1 - radius, size=2)
   angle = rng.uniform(0, 2 * np.pi)
   is_ellipse = SHAPE_NAMES[kind] == "ellipse"
   aspect = rng.uniform(*_ELLIPSE_ASPECT_RANGE) if is_ellipse else 1.0
+  # Whole objects stay in the frame, so areas compare as seen.
+  margin = _circumradius(kind, radius, aspect)
+  center_xy = rng.uniform(margin, 1 - margin, size=2)
   position = _gradient_position(background_angle, *center_xy)
   low, high = np.asarray(background_colors)
   background = low + position * (high - low)
@@ -134,8 +155,17 @@ def _sample_object(
   while np.linalg.norm(color - background) < _MIN_CONTRAST:
     color = rng.uniform(size=3)
   return SceneObject(
-      kind, tuple(center_xy.tolist()), radius, angle, aspect, tuple(color.tolist())
+      kind,
+      tuple(center_xy.tolist()),
+      radius,
+      angle,
+      aspect,
+      tuple(color.tolist()),
   )
+
+
+def _circumradius(kind: int, radius: float, aspect: float) -> float:
+  return radius * _CIRCUMRADIUS[kind] / math.sqrt(aspect)
 
 
 def render_scenes(scenes: list[Scene], image_size: int) -> np.ndarray:
@@ -172,11 +202,13 @@ def _gradient_position(angle, x, y):
 
 def _background(scenes: list[Scene], image_size: int) -> np.ndarray:
   coords_S = _pixel_centers(image_size)
-  angle_Nx1x1 = np.array([s.background_angle for s in scenes])[:, None, None]
+  angle_N = np.array([s.background_angle for s in scenes], float)
+  angle_Nx1x1 = angle_N[:, None, None]
   position_NxSxS = _gradient_position(
       angle_Nx1x1, coords_S[None, None, :], coords_S[None, :, None]
   )
-  colors_Nx2x3 = np.array([s.background_colors for s in scenes])
+  colors = [s.background_colors for s in scenes]
+  colors_Nx2x3 = np.array(colors, float).reshape(-1, 2, 3)
   low_Nx1x1x3 = colors_Nx2x3[:, None, None, 0]
   high_Nx1x1x3 = colors_Nx2x3[:, None, None, 1]
   return low_Nx1x1x3 + position_NxSxS[..., None] * (high_Nx1x1x3 - low_Nx1x1x3)
@@ -217,7 +249,7 @@ def _circle_distance(u, v, radius, aspect):
 
 def _square_distance(u, v, radius, aspect):
   del aspect  # Squares are square.
-  return np.maximum(np.abs(u), np.abs(v)) - radius * math.sqrt(math.pi) / 2
+  return np.maximum(np.abs(u), np.abs(v)) - radius * _SQUARE_HALF_SIDE
 
 
 # Outward edge normals of an equilateral triangle with a vertex pointing up.
@@ -227,7 +259,7 @@ _TRIANGLE_NORMAL_ANGLES = np.pi / 2 + 2 * np.pi / 3 * np.arange(3)
 def _triangle_distance(u, v, radius, aspect):
   del aspect  # Triangles are equilateral.
   # Area = 3 sqrt(3) inradius^2.
-  inradius = radius * math.sqrt(math.pi / (3 * math.sqrt(3)))
+  inradius = radius * _TRIANGLE_INRADIUS
   projections = [
       u * math.cos(a) + v * math.sin(a) for a in _TRIANGLE_NORMAL_ANGLES
   ]
