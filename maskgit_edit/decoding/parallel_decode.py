@@ -94,6 +94,20 @@ def _model_inputs(state: DecodeState, guidance: Guidance, ratio_done,
   return jnp.where(state.unknown_BxL, placeholder_BxL, state.tokens_BxL)
 
 
+def _sample(rng, log_probs_BxLxC):
+  """Gumbel-max sampling, as `jax.random.categorical` but ~3x faster on CPU.
+
+  Same noise and same argmax (first maximum) as `categorical`, written as two
+  plain reductions: XLA fuses categorical's argmax into a single-threaded
+  loop that cost a quarter of each decode step.
+  """
+  scores_BxLxC = log_probs_BxLxC + jax.random.gumbel(rng, log_probs_BxLxC.shape)
+  best_BxLx1 = jnp.max(scores_BxLxC, axis=-1, keepdims=True)
+  ids_C = jnp.arange(scores_BxLxC.shape[-1], dtype=jnp.int32)
+  return jnp.min(jnp.where(scores_BxLxC >= best_BxLx1, ids_C,
+                           scores_BxLxC.shape[-1]), axis=-1)
+
+
 def _least_confident(confidence_BxL, num_keep_Bx1):
   """True on the `num_keep` least confident positions of each row."""
   sorted_BxL = jnp.sort(confidence_BxL, axis=-1)
@@ -169,7 +183,7 @@ def decode(logits_fn: LogitsFn,
     ratio_done = step.astype(jnp.float32) / num_steps
     log_probs_BxLxC = call_model(state, ratio_done)
     rng, sample_rng, choice_rng = jax.random.split(state.rng, 3)
-    sampled_BxL = jax.random.categorical(sample_rng, log_probs_BxLxC)
+    sampled_BxL = _sample(sample_rng, log_probs_BxLxC)
     offer_guide_BxL = ((ratio_done < guidance.propose_until_B)[:, None]
                        & (guidance.guide_ids_BxL >= 0))
     sampled_BxL = jnp.where(offer_guide_BxL, guidance.guide_ids_BxL,

@@ -1,0 +1,56 @@
+"""Smoke test of scripts/benchmark.py at its `--quick` sizes (no timing checks)."""
+
+import importlib.util
+import json
+import math
+import pathlib
+
+_SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+
+
+def _load_script():
+  spec = importlib.util.spec_from_file_location("benchmark", _SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _numbers(tree):
+  if isinstance(tree, dict):
+    for value in tree.values():
+      yield from _numbers(value)
+  elif isinstance(tree, (list, tuple)):
+    for value in tree:
+      yield from _numbers(value)
+  elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+    yield tree
+
+
+def test_quick_run_writes_every_section(tmp_path, capsys):
+  out = tmp_path / "benchmark.json"
+  returned = _load_script().main(
+      ["--quick", "--reps", "1", "--batch_sizes", "1", "--out", str(out)])
+
+  results = json.loads(out.read_text())
+  assert results == json.loads(json.dumps(returned))
+  assert {"machine", "matmul", "tokenizer", "transformer", "decoding",
+          "peak_rss_mb"} <= results.keys()
+  for record in (results["tokenizer"]["train"],
+                 results["tokenizer"]["inference"]):
+    assert {"ms", "images_per_s", "gflop", "mfu"} <= record.keys()
+  for record in (results["transformer"]["train"],
+                 results["transformer"]["forward"]):
+    assert {"ms", "tokens_per_s", "gflop", "mfu"} <= record.keys()
+  (decode,) = results["decoding"]["per_batch"]
+  assert decode["batch_size"] == 1
+  assert {"decode_ms", "per_step_ms", "forward_ms", "loop_overhead",
+          "images_per_s", "forward_mfu"} <= decode.keys()
+  # New masks of the same shape reuse the compiled decode program, and the
+  # guided variants share one program (at most one compile for the first).
+  assert decode["compiles_for_new_masks"] == 0
+  guidance = results["decoding"]["guidance"]
+  assert set(guidance["variants"]) == {"context", "self_fixed", "iterative"}
+  assert guidance["compiles"] <= 1
+  assert all(math.isfinite(x) for x in _numbers(results))
+  assert results["tokenizer"]["train"]["gflop"] > 0
+  assert "| workload |" in capsys.readouterr().out
