@@ -39,6 +39,8 @@ def _train(workdir, trainer, data, quick, **links):
 def stages(workdir: str, data: str, quick: bool, num_images: int):
   """(name, command, file that marks it done) for every stage, in order."""
   w = lambda *p: os.path.join(workdir, *p)
+  # Full runs write the README's figures into imgs/; smoke runs keep theirs.
+  figures = w("imgs") if quick else os.path.join(ROOT, "imgs")
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if quick else []
   return [
@@ -64,8 +66,8 @@ def stages(workdir: str, data: str, quick: bool, num_images: int):
       ("render", [sys.executable, "scripts/render_comparison_table.py",
                   f"--results={w('edits', 'results.json')}",
                   f"--output_dir={w('output')}",
-                  f"--grid={w('imgs', 'comparison_grid.png')}",
-                  f"--plot={w('imgs', 'faithfulness_vs_realism.png')}"],
+                  f"--grid={figures}/{data}_comparison_grid.png",
+                  f"--plot={figures}/{data}_faithfulness_vs_realism.png"],
        w("output", "comparison.md")),
   ]
 
