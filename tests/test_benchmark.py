@@ -1,18 +1,13 @@
 """Smoke test of scripts/benchmark.py at its `--quick` sizes (no timing checks)."""
 
-import importlib.util
 import json
 import math
-import pathlib
+from conftest import load_script
 
-_SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
 
 
 def _load_script():
-  spec = importlib.util.spec_from_file_location("benchmark", _SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_script("scripts/benchmark.py")
 
 
 def _numbers(tree):

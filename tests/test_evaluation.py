@@ -1,7 +1,6 @@
 """The evaluation harness (scripts/run_edits.py) and renderer, on tiny runs."""
 
 import dataclasses
-import importlib.util
 import json
 import os
 import re
@@ -17,10 +16,10 @@ from maskgit_edit import evaluation
 from maskgit_edit import metrics
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
+from conftest import load_script
 
 pytestmark = pytest.mark.xdist_group("tiny_runs")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_SOURCES, STROKES_PER_IMAGE = 4, 2
 NUM_STROKES = NUM_SOURCES * STROKES_PER_IMAGE
 # Two knobs per variant, display knobs included.
@@ -30,16 +29,8 @@ KNOBS = {"none": (0.0,), "context": (0.0, 0.5), "self_fixed": (0.0, 2.0),
 SWD_FOLDS = 2
 
 
-def _load_script(name):
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(ROOT, "scripts", f"{name}.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-run_edits = _load_script("run_edits")
-render = _load_script("render_comparison_table")
+run_edits = load_script("scripts/run_edits.py")
+render = load_script("scripts/render_comparison_table.py")
 
 
 def _write_manifest(out_dir, sources, metadata):

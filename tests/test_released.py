@@ -4,7 +4,6 @@ The golden small files (tests/data/golden_small) stand in for the released
 ImageNet ones: same format and module trees, sizes from their config.json.
 """
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,7 +11,6 @@ import pathlib
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import serialization, traverse_util
@@ -26,6 +24,7 @@ from maskgit_edit import edit
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
 from maskgit_edit import sampling
+from conftest import load_script
 
 ROOT = pathlib.Path(__file__).parent.parent
 GOLDEN = ROOT / "tests" / "data" / "golden_small"
@@ -35,11 +34,7 @@ SIDE, LATENT, CODEBOOK, CLASSES = 16, 8, 64, 10
 
 
 def _load_script():
-  spec = importlib.util.spec_from_file_location(
-      "import_released", ROOT / "scripts" / "import_released.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_script("scripts/import_released.py")
 
 
 import_released = _load_script()

@@ -1,8 +1,6 @@
 """scripts/generate.py and scripts/sweep_schedules.py, run in-process."""
 
 import csv
-import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -13,23 +11,16 @@ from maskgit_edit import data as data_lib
 from maskgit_edit import editing
 from maskgit_edit import images as images_lib
 
-from conftest import ROOT
+from conftest import load_script
+
 
 pytestmark = pytest.mark.xdist_group("tiny_runs")
 
 PAD = 2  # images_lib.grid's default gutter.
 
 
-def _load_script(name):
-  path = os.path.join(ROOT, "scripts", f"{name}.py")
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-generate = _load_script("generate")
-sweep = _load_script("sweep_schedules")
+generate = load_script("scripts/generate.py")
+sweep = load_script("scripts/sweep_schedules.py")
 
 
 def _cells(path, size, scale):

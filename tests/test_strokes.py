@@ -1,6 +1,5 @@
 """Tests of the auto-stroke library (`maskgit_edit.strokes`) and its CLI."""
 
-import importlib.util
 import json
 import os
 
@@ -10,16 +9,12 @@ from PIL import Image
 
 from maskgit_edit import data
 from maskgit_edit import strokes
+from conftest import load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_strokes_cli():
-  spec = importlib.util.spec_from_file_location(
-      "make_strokes", os.path.join(ROOT, "make_strokes.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return load_script("make_strokes.py")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from maskgit_edit import artefacts
-from maskgit_edit import config_defaults
 from maskgit_edit import train
 from maskgit_edit.trainers import loop
 

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from absl import logging
 import jax
