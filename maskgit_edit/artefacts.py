@@ -87,7 +87,7 @@ def transformer_layout(config) -> models.TokenLayout:
   latent = models.latent_size(tok_config.data.image_size, tok_config.tokenizer)
   num_classes = config.get("num_classes", 0)
   if not num_classes and config.model.class_conditional:
-    _, labels = load_token_cache(config.tokenizer_workdir, "test")
+    _, labels = load_token_cache(config.tokenizer_workdir, "train")
     num_classes = int(labels.max()) + 1
   return models.TokenLayout(tok_config.tokenizer.codebook_size, num_classes,
                             latent, config.model.class_conditional)

@@ -24,6 +24,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINERS = ("tokenizer", "maskgit", "reweight", "iterate")
 
 
+# Photo labels name different photographs in the train and test splits (whole
+# photos are held out), so a class-conditional model would be meaningless.
+DATA_OVERRIDES = {"photos": {"maskgit": ["--config.model.class_conditional=False"]}}
+
+
 def _train(workdir, trainer, data, quick, **links):
   # Only the tokenizer reads images; later stages read its token cache.
   config = os.path.join(
@@ -32,6 +37,7 @@ def _train(workdir, trainer, data, quick, **links):
           f"--config={config}{':runlocal' if quick else ''}",
           f"--workdir={os.path.join(workdir, trainer)}"]
   args += [f"--config.{k}={os.path.join(workdir, v)}" for k, v in links.items()]
+  args += DATA_OVERRIDES.get(data, {}).get(trainer, [])
   done = os.path.join(workdir, trainer, "final_metrics.json")
   return args, done
 
