@@ -23,8 +23,6 @@ import time
 from typing import Any
 
 import numpy as np
-from PIL import Image
-from PIL import ImageOps
 
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
@@ -52,26 +50,12 @@ def load_folder_images(folder: str, image_size: int,
 
   Raises:
     FileNotFoundError: the folder does not exist.
-    ValueError: it holds no image files.
+    ValueError: it holds no readable image files.
   """
-  root = pathlib.Path(folder)
-  if not root.is_dir():
-    raise FileNotFoundError(f"Image folder {folder!r} does not exist.")
-  files = sorted(file for file in root.rglob("*")
-                 if file.suffix.lower() in folder_lib.EXTENSIONS
-                 and file.is_file())
-  if not files:
-    raise ValueError(f"No images ({', '.join(folder_lib.EXTENSIONS)}) under "
-                     f"{folder!r}.")
-  return np.stack([_load_square(file, image_size)
+  files = folder_lib.readable_images(pathlib.Path(folder), image_size,
+                                     allow_upscale=True)
+  return np.stack([folder_lib.load_square(file, image_size)
                    for file in files[:num_images]])
-
-
-def _load_square(file: pathlib.Path, image_size: int) -> np.ndarray:
-  with Image.open(file) as image:
-    upright = ImageOps.exif_transpose(image)
-    return data_lib.crop_resize(upright, data_lib.center_square(*upright.size),
-                                image_size)
 
 
 def _data_config(args: argparse.Namespace):

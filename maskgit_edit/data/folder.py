@@ -43,7 +43,7 @@ class FolderSource:
       raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
     self.image_size = image_size
     folder = pathlib.Path(path)
-    readable = _readable_images(folder, image_size, allow_upscale)
+    readable = readable_images(folder, image_size, allow_upscale)
     self.files = _split_files(readable, folder, split, test_fraction)
 
   def __len__(self) -> int:
@@ -55,22 +55,24 @@ class FolderSource:
     size = self.image_size
     images_NxSxSx3 = np.empty((len(indices_N), size, size, 3), np.uint8)
     for n, index in enumerate(indices_N):
-      images_NxSxSx3[n] = self._load(self.files[index])
+      images_NxSxSx3[n] = load_square(self.files[index], size)
     return images_NxSxSx3, np.zeros(len(indices_N), np.int32)
 
-  def _load(self, file: pathlib.Path) -> np.ndarray:
-    try:
-      with Image.open(file) as image:
-        # Phone photos store their orientation in EXIF instead of the pixels.
-        upright = ImageOps.exif_transpose(image)
-        return data.crop_resize(
-            upright, data.center_square(*upright.size), self.image_size
-        )
-    except OSError as e:
-      raise OSError(f"Cannot decode image {str(file)!r}: {e}") from e
+
+def load_square(file: pathlib.Path, image_size: int) -> np.ndarray:
+  """An image file, upright, centre-cropped and resized: uint8 [S, S, 3]."""
+  try:
+    with Image.open(file) as image:
+      # Phone photos store their orientation in EXIF instead of the pixels.
+      upright = ImageOps.exif_transpose(image)
+      return data.crop_resize(
+          upright, data.center_square(*upright.size), image_size
+      )
+  except OSError as e:
+    raise OSError(f"Cannot decode image {str(file)!r}: {e}") from e
 
 
-def _readable_images(
+def readable_images(
     folder: pathlib.Path, image_size: int, allow_upscale: bool
 ) -> list[pathlib.Path]:
   """Sorted image files under `folder` that PIL can identify."""
