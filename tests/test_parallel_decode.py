@@ -139,3 +139,26 @@ def test_shape_mismatch():
   tokens, unknown = inputs()
   with pytest.raises(ValueError, match="shapes differ"):
     run(random_model, tokens, unknown[:, :-1])
+
+
+@pytest.mark.parametrize("num_codes,block", [(40, 8), (50, 32), (512, 32)])
+def test_sample_matches_the_categorical_distribution(num_codes, block):
+  # Peaked rows, flat rows and codes of zero probability (logit -inf).
+  rows = 4
+  logits_RxC = 3.0 * jax.random.normal(jax.random.key(0), (rows, num_codes))
+  logits_RxC = logits_RxC.at[1].set(0.0).at[2, ::3].set(-jnp.inf)
+  draws = 20000
+  logits_BxLxC = jnp.broadcast_to(logits_RxC[:, None], (rows, draws, num_codes))
+  ids_BxL, log_z_BxL = jax.jit(parallel_decode._sample, static_argnums=2)(
+      jax.random.key(1), logits_BxLxC, block)
+  np.testing.assert_allclose(
+      log_z_BxL[:, 0], jax.nn.logsumexp(logits_RxC, axis=-1), rtol=1e-5)
+  probs_RxC = np.asarray(jax.nn.softmax(logits_RxC, axis=-1), np.float64)
+  for row in range(rows):
+    counts_C = np.bincount(np.asarray(ids_BxL[row]), minlength=num_codes)
+    assert counts_C.shape == (num_codes,)  # Never an id past the codebook.
+    assert not counts_C[probs_RxC[row] == 0].any()
+    # Within 5 Poisson standard deviations (+5 for codes of tiny mass).
+    expected_C = draws * probs_RxC[row]
+    np.testing.assert_array_less(np.abs(counts_C - expected_C),
+                                 5 * np.sqrt(expected_C) + 5)
