@@ -34,7 +34,7 @@ def base(trainer: str, *, total_steps: int, batch_size: int,
 def tokenizer(**overrides) -> ml_collections.ConfigDict:
   """VQGAN tokenizer section (sizes, losses, dead-code restart, GAN)."""
   t = ml_collections.ConfigDict(dict(
-      filters=16, num_res_blocks=1, channel_multipliers=(1, 2, 2),
+      filters=16, num_res_blocks=1, channel_multipliers=(1, 2, 2), patch_size=1,
       embedding_dim=16, codebook_size=512, norm_groups=8,
       commitment_cost=0.25, entropy_loss_ratio=0.0,
       usage_decay=0.99, dead_code_threshold=0.03, dead_code_every=100,

@@ -4,12 +4,14 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from flax import traverse_util
 
 from maskgit_edit.models.transformer import Embed, Transformer
-from maskgit_edit.models.vqgan import VQGAN, entropy_loss
+from maskgit_edit import models
+from maskgit_edit.models.vqgan import VQGAN, depth_to_space, entropy_loss, space_to_depth
 
 VOCAB = 12
 SEQ = 6
@@ -165,6 +167,13 @@ def test_transformer_rejects_bad_shapes(transformer):
 
 # --- VQGAN -------------------------------------------------------------------------------
 
+
+def latent_size_factor(model):
+  """Image side over token side, as the config-level `models.latent_size` computes it."""
+  config = ml_collections.ConfigDict({"channel_multipliers": model.channel_multipliers,
+                                      "patch_size": model.patch_size})
+  return 16 // models.latent_size(16, config)
+
 CODEBOOK = 16
 DIM = 4
 
@@ -203,6 +212,28 @@ def test_vqgan_shapes(vqgan):
     assert aux[name].shape == ()
   reconstruction, _ = apply({"params": params}, images)
   assert reconstruction.shape == images.shape and reconstruction.dtype == jnp.float32
+
+
+def test_space_to_depth_folds_patches_and_depth_to_space_inverts_it():
+  x_BxHxWxC = jnp.arange(2 * 4 * 6 * 3, dtype=jnp.float32).reshape(2, 4, 6, 3)
+  folded = space_to_depth(x_BxHxWxC, 2)
+  assert folded.shape == (2, 2, 3, 12)
+  # Channel order: patch row, patch column, colour.
+  np.testing.assert_array_equal(folded[1, 1, 2].reshape(2, 2, 3), x_BxHxWxC[1, 2:4, 4:6])
+  np.testing.assert_array_equal(depth_to_space(folded, 2), x_BxHxWxC)
+
+
+def test_patch_size_divides_the_token_grid_further():
+  model = VQGAN(filters=8, num_res_blocks=1, channel_multipliers=(1, 2), embedding_dim=DIM,
+                codebook_size=CODEBOOK, norm_groups=4, patch_size=2)
+  images = jnp.tile(_images(), (1, 2, 2, 1))  # 16 x 16 pixels.
+  params = _random_params(model, images)
+  assert model.downsample_factor == 4 == latent_size_factor(model)
+  assert params["encoder"]["Conv_0"]["kernel"].shape == (3, 3, 12, 8)
+  indices = model.apply({"params": params}, images, method="tokenize")
+  assert indices.shape == (2, 4, 4)
+  pixels = model.apply({"params": params}, indices, method="decode_from_indices")
+  assert pixels.shape == images.shape
 
 
 def test_quantizer_picks_nearest_code_and_returns_it(vqgan):

@@ -1,11 +1,12 @@
 """Model builders from config sections."""
 
+from maskgit_edit.models import vqgan
 from maskgit_edit.models.transformer import Transformer
 from maskgit_edit.models.vqgan import VQGAN
 
 TOKENIZER_FIELDS = ("filters", "num_res_blocks", "channel_multipliers",
                     "embedding_dim", "codebook_size", "norm_groups",
-                    "commitment_cost", "entropy_loss_ratio")
+                    "commitment_cost", "entropy_loss_ratio", "patch_size")
 
 
 def build_tokenizer(tokenizer_config) -> VQGAN:
@@ -16,8 +17,9 @@ def build_tokenizer(tokenizer_config) -> VQGAN:
 
 
 def latent_size(image_size: int, tokenizer_config) -> int:
-  """Token grid side: one 2x downsampling between multiplier levels."""
-  factor = 2 ** (len(tokenizer_config.channel_multipliers) - 1)
+  """Token grid side: the image side over the tokenizer's downsampling."""
+  factor = vqgan.downsample_factor(tokenizer_config.channel_multipliers,
+                                   tokenizer_config.get("patch_size", 1))
   if image_size % factor:
     raise ValueError(f"image_size {image_size} is not divisible by the "
                      f"tokenizer's downsampling factor {factor}.")

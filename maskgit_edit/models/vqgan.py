@@ -5,7 +5,12 @@ The module tree and parameter names match the released MaskGIT tokenizer
 `GroupNorm_i` inside), so the released weights load without renaming.
 Images are float in [0, 1], NHWC. Every level but the last halves the
 resolution, so a tokenizer with `n` channel multipliers maps H x W pixels to
-H / 2^(n-1) x W / 2^(n-1) tokens.
+H / 2^(n-1) x W / 2^(n-1) tokens. An optional `patch_size` p > 1 (not in the
+release) first folds p x p pixel patches into channels (space-to-depth) and
+unfolds the decoder's output the same way (pixel shuffle), dividing the token
+grid by p more: the convolutions then run at low resolution on wide
+channels, which XLA:CPU executes far more efficiently than thin
+full-resolution ones.
 """
 
 from __future__ import annotations
@@ -52,11 +57,15 @@ class Encoder(nn.Module):
   channel_multipliers: tuple[int, ...]
   embedding_dim: int
   norm_groups: int
+  patch_size: int = 1
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, images_BxHxWx3: Array) -> Array:
-    x = nn.Conv(self.filters, (3, 3), use_bias=False, dtype=self.dtype)(images_BxHxWx3)
+    x = images_BxHxWx3
+    if self.patch_size > 1:
+      x = space_to_depth(x, self.patch_size)
+    x = nn.Conv(self.filters, (3, 3), use_bias=False, dtype=self.dtype)(x)
     num_levels = len(self.channel_multipliers)
     for level, multiplier in enumerate(self.channel_multipliers):
       filters = self.filters * multiplier
@@ -74,6 +83,20 @@ def _upsample_nearest_2x(x_BxHxWxC: Array) -> Array:
   return jnp.repeat(jnp.repeat(x_BxHxWxC, 2, axis=1), 2, axis=2)
 
 
+def space_to_depth(x_BxHxWxC: Array, p: int) -> Array:
+  """[B, H, W, C] -> [B, H/p, W/p, p*p*C]: each p x p patch into channels."""
+  b, h, w, c = x_BxHxWxC.shape
+  x = x_BxHxWxC.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // p, w // p, p * p * c)
+
+
+def depth_to_space(x_Bxhxwxc: Array, p: int) -> Array:
+  """Inverse of `space_to_depth`: [B, h, w, p*p*C] -> [B, h*p, w*p, C]."""
+  b, h, w, c = x_Bxhxwxc.shape
+  x = x_Bxhxwxc.reshape(b, h, w, p, p, c // (p * p)).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h * p, w * p, c // (p * p))
+
+
 class Decoder(nn.Module):
   """Quantized features [B, h, w, embedding_dim] -> pixels [B, H, W, 3] (not clipped)."""
 
@@ -81,6 +104,7 @@ class Decoder(nn.Module):
   num_res_blocks: int
   channel_multipliers: tuple[int, ...]
   norm_groups: int
+  patch_size: int = 1
   output_dim: int = 3
   dtype: Any = jnp.float32
 
@@ -98,7 +122,14 @@ class Decoder(nn.Module):
         # Nearest upsampling + conv instead of a transposed conv avoids checkerboard artifacts.
         x = nn.Conv(filters, (3, 3), dtype=self.dtype)(_upsample_nearest_2x(x))
     x = nn.swish(nn.GroupNorm(num_groups=self.norm_groups, dtype=self.dtype)(x))
-    return nn.Conv(self.output_dim, (3, 3), dtype=self.dtype)(x)
+    p = self.patch_size
+    x = nn.Conv(self.output_dim * p * p, (3, 3), dtype=self.dtype)(x)
+    return depth_to_space(x, p) if p > 1 else x
+
+
+def downsample_factor(channel_multipliers, patch_size: int = 1) -> int:
+  """Pixels per token along each side."""
+  return patch_size * 2 ** (len(channel_multipliers) - 1)
 
 
 def squared_distances(x_NxD: Array, codebook_KxD: Array) -> Array:
@@ -136,6 +167,7 @@ class VectorQuantizer(nn.Module):
   commitment_cost: float = 0.25
   entropy_loss_ratio: float = 0.0
   entropy_temperature: float = 0.01
+  patch_size: int = 1
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -189,6 +221,7 @@ class VQGAN(nn.Module):
     commitment_cost: Weight of the commitment loss in `quantizer_loss`.
     entropy_loss_ratio: Weight of the entropy regulariser in `quantizer_loss`.
     entropy_temperature: Softmax temperature on negative distances for that regulariser.
+    patch_size: Pixels per side folded into channels before the encoder (1 in the release).
     dtype: Compute dtype; parameters stay float32.
   """
 
@@ -201,6 +234,7 @@ class VQGAN(nn.Module):
   commitment_cost: float = 0.25
   entropy_loss_ratio: float = 0.0
   entropy_temperature: float = 0.01
+  patch_size: int = 1
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -210,17 +244,18 @@ class VQGAN(nn.Module):
             f"norm_groups {self.norm_groups} does not divide level width "
             f"{self.filters} * {multiplier}.")
     self.encoder = Encoder(self.filters, self.num_res_blocks, tuple(self.channel_multipliers),
-                           self.embedding_dim, self.norm_groups, self.dtype)
+                           self.embedding_dim, self.norm_groups, self.patch_size,
+                           self.dtype)
     self.quantizer = VectorQuantizer(self.codebook_size, self.embedding_dim,
                                      self.commitment_cost, self.entropy_loss_ratio,
                                      self.entropy_temperature, self.dtype)
     self.decoder = Decoder(self.filters, self.num_res_blocks, tuple(self.channel_multipliers),
-                           self.norm_groups, dtype=self.dtype)
+                           self.norm_groups, self.patch_size, dtype=self.dtype)
 
   @property
   def downsample_factor(self) -> int:
     """Pixels per token along each side."""
-    return 2 ** (len(self.channel_multipliers) - 1)
+    return downsample_factor(self.channel_multipliers, self.patch_size)
 
   def _check_images(self, images_BxHxWx3: Array) -> None:
     factor = self.downsample_factor
