@@ -16,6 +16,7 @@ checkpoint, so a killed run continues where it stopped.
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -42,11 +43,15 @@ def _train(workdir, trainer, data, quick, **links):
   return args, done
 
 
+def figures_dir(workdir: str, quick: bool) -> str:
+  """Full runs write the README's figures into imgs/; smoke runs keep theirs."""
+  return os.path.join(workdir, "imgs") if quick else os.path.join(ROOT, "imgs")
+
+
 def stages(workdir: str, data: str, quick: bool, num_images: int):
   """(name, command, file that marks it done) for every stage, in order."""
   w = lambda *p: os.path.join(workdir, *p)
-  # Full runs write the README's figures into imgs/; smoke runs keep theirs.
-  figures = w("imgs") if quick else os.path.join(ROOT, "imgs")
+  figures = figures_dir(workdir, quick)
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if quick else []
   return [
@@ -110,6 +115,13 @@ def main(argv=None):
     subprocess.run(command, cwd=ROOT, env=env, check=True)
     print(f"[{name}] finished in {time.time() - t0:.0f}s "
           f"(total {time.time() - start:.0f}s)", flush=True)
+  # The trainers' own figures join the grid and the plot.
+  for stage, figure in (("tokenizer", "reconstructions"),
+                        ("maskgit", "samples")):
+    source = os.path.join(workdir, stage, f"{figure}.png")
+    if os.path.exists(source):
+      shutil.copyfile(source, os.path.join(figures_dir(workdir, args.quick),
+                                           f"{args.data}_{figure}.png"))
   print(f"Pipeline finished in {time.time() - start:.0f}s; see "
         f"{os.path.join(workdir, 'output')}", flush=True)
 
