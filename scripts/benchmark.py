@@ -498,7 +498,7 @@ def parse_args(argv):
   parser.add_argument("--quick", action="store_true",
                       help="Tiny `runlocal` sizes and 2 reps (smoke test).")
   parser.add_argument("--reps", type=int, default=None,
-                      help="Timed calls per measurement (default 5, quick 2).")
+                      help="Timed calls per measurement (default 11, quick 2).")
   parser.add_argument("--batch_sizes", default=None,
                       help="Decode batch sizes, comma-separated "
                       "(default 1,8,32; quick 1).")
@@ -509,7 +509,7 @@ def parse_args(argv):
   parser.add_argument("--matmul_size", type=int, default=None,
                       help="Side of the peak matmul (default 2048, quick 256).")
   args = parser.parse_args(argv)
-  args.reps = args.reps or (2 if args.quick else 5)
+  args.reps = args.reps or (2 if args.quick else 11)
   batch_sizes = args.batch_sizes or ("1" if args.quick else "1,8,32")
   args.batch_sizes = [int(b) for b in batch_sizes.split(",")]
   impls = args.prng_impls
