@@ -313,3 +313,6 @@ def test_vqgan_bfloat16_compute_keeps_output_types(vqgan):
       {"params": params}, _images())
   assert reconstruction.dtype == jnp.float32 and aux["indices"].dtype == jnp.int32
   assert aux["quantizer_loss"].dtype == jnp.float32
+  quantized, _ = jax.jit(functools.partial(model.clone(dtype=jnp.bfloat16).apply,
+                                           method="encode"))({"params": params}, _images())
+  assert quantized.dtype == jnp.bfloat16  # The codes are handed on in the compute dtype.

@@ -167,7 +167,6 @@ class VectorQuantizer(nn.Module):
   commitment_cost: float = 0.25
   entropy_loss_ratio: float = 0.0
   entropy_temperature: float = 0.01
-  patch_size: int = 1
   dtype: Any = jnp.float32
 
   def setup(self):
