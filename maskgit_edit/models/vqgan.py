@@ -187,7 +187,10 @@ class VectorQuantizer(nn.Module):
     quantized_f32 = quantized.astype(jnp.float32)
     codebook_loss = jnp.mean((quantized_f32 - jax.lax.stop_gradient(encoded_f32))**2)
     commitment_loss = jnp.mean((jax.lax.stop_gradient(quantized_f32) - encoded_f32)**2)
-    entropy = entropy_loss(-distances_NxK / self.entropy_temperature)
+    # XLA keeps 0 * x (x may be NaN), so an unused regulariser would still
+    # cost an [N, K] softmax and its gradient every step.
+    entropy = (entropy_loss(-distances_NxK / self.entropy_temperature)
+               if self.entropy_loss_ratio else jnp.zeros((), jnp.float32))
     aux = {
         "indices": indices_Bxhxw,
         "encoded": encoded_Bxhxwxd,
@@ -274,7 +277,8 @@ class VQGAN(nn.Module):
     Returns:
       (quantized [B, h, w, D], aux) where aux holds 'indices' int32 [B, h, w],
       'encoded' [B, h, w, D] (pre-quantization), and float32 scalars
-      'codebook_loss', 'commitment_loss', 'entropy_loss' and 'quantizer_loss'
+      'codebook_loss', 'commitment_loss', 'entropy_loss' (0 when
+      entropy_loss_ratio is 0: not computed) and 'quantizer_loss'
       (= codebook + commitment_cost * commitment + entropy_loss_ratio * entropy).
     """
     self._check_images(images_BxHxWx3)
