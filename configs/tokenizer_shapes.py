@@ -10,14 +10,18 @@ from maskgit_edit import config_defaults
 
 
 def get_config(arg: str = ""):
-  c = config_defaults.base("tokenizer", total_steps=1500, batch_size=32)
+  # Many small steps: in the same time, batch 8 x 4800 steps reached 1.6 dB
+  # more than batch 32 x 1500 (and an unquantized autoencoder 4 dB more).
+  c = config_defaults.base("tokenizer", total_steps=4800, batch_size=8)
   # 4x4 pixel patches folded into channels, then 128-wide convolutions at the
   # 8x8 token resolution: +2 dB PSNR over a 16-filter three-level VQGAN
-  # (22.6 dB) in the same 1500 steps, in less time on XLA:CPU.
+  # (22.6 dB) in the same steps, in less time on XLA:CPU. 2048 codes: 4096
+  # gained only 0.1 dB more and doubles the transformer's output layer.
   c.tokenizer = config_defaults.tokenizer(
-      filters=128, channel_multipliers=(1,), patch_size=4)
-  c.optim.lr = 2e-3
-  c.eval_every = 500
+      filters=128, channel_multipliers=(1,), patch_size=4, codebook_size=2048,
+      usage_decay=0.98)
+  c.optim.lr = 4e-3
+  c.log_every, c.eval_every, c.checkpoint_every = 200, 1200, 1200
   if arg == "runlocal":
     c.total_steps, c.batch_size, c.log_every = 4, 8, 2
     c.checkpoint_every, c.eval_every, c.num_eval = 2, 0, 16
