@@ -17,7 +17,6 @@ def get_config(arg: str = ""):
     # The settings of the photos results in the README (not re-tuned since
     # shapes moved to batch 8 and 2048 codes).
     c.total_steps, c.batch_size = 1500, 32
-    c.log_every, c.eval_every, c.checkpoint_every = 50, 500, 500
     c.optim.lr = 2e-3
     c.tokenizer.update(codebook_size=512, usage_decay=0.99)
   return c
