@@ -11,7 +11,7 @@ from maskgit_edit import config_defaults
 
 
 def get_config(arg: str = ""):
-  c = config_defaults.base("iterate", total_steps=200, batch_size=32)
+  c = config_defaults.base("iterate", total_steps=100, batch_size=8)
   c.transformer_workdir = "runs/shapes/maskgit"
   c.mvtm = dict(schedule="cosine", label_smoothing=0.1)
   c.iterate = dict(max_scale=2.0)

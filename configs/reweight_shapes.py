@@ -11,7 +11,7 @@ from maskgit_edit import config_defaults
 
 
 def get_config(arg: str = ""):
-  c = config_defaults.base("reweight", total_steps=300, batch_size=64)
+  c = config_defaults.base("reweight", total_steps=300, batch_size=16)
   c.transformer_workdir = "runs/shapes/maskgit"
   c.mvtm = dict(schedule="cosine", label_smoothing=0.0)
   # "strokes": (stroke codes, true codes) pairs; "samples": own samples.

@@ -191,6 +191,26 @@ def preservation(output, source, edit_mask,
   }
 
 
+def edge_mask(images_NxHxWxC, threshold: float = 0.1) -> np.ndarray:
+  """Pixels next to an edge: bool [N, H, W].
+
+  A pixel is on an edge when any channel differs by more than `threshold`
+  from a 4-neighbour: a tokenizer's error there measures how well its codes
+  place edges, which flat-region error does not show.
+  """
+  images = np.asarray(images_NxHxWxC, np.float64)
+  if images.ndim != 4:
+    raise ValueError(f"Expected images [N, H, W, C], got shape {images.shape}.")
+  jump_x = np.abs(np.diff(images, axis=2)).max(-1) > threshold
+  jump_y = np.abs(np.diff(images, axis=1)).max(-1) > threshold
+  edges = np.zeros(images.shape[:3], bool)
+  edges[:, :, 1:] |= jump_x
+  edges[:, :, :-1] |= jump_x
+  edges[:, 1:, :] |= jump_y
+  edges[:, :-1, :] |= jump_y
+  return edges
+
+
 def diversity(samples_SxNxHxWxC) -> np.ndarray:
   """Mean pairwise L2 distance between the S samples (seeds) of each edit.
 

@@ -132,6 +132,18 @@ def test_pixel_metrics_reject_bad_inputs(fn):
     fn(a[0], a[0], mask=np.ones((1, 4, 4), bool))
 
 
+def test_edge_mask_marks_both_sides_of_jumps_above_threshold():
+  images = np.zeros((1, 4, 6, 3))
+  images[:, :, 3:, 1] = 0.5   # a vertical edge between columns 2 and 3
+  images[:, :, :, 2] = np.linspace(0, 0.25, 6)  # a gentle ramp: no edge
+  expected = np.zeros((1, 4, 6), bool)
+  expected[:, :, 2:4] = True
+  np.testing.assert_array_equal(metrics.edge_mask(images), expected)
+  assert not metrics.edge_mask(images, threshold=0.6).any()
+  with pytest.raises(ValueError, match="Expected images"):
+    metrics.edge_mask(images[0])
+
+
 def test_diversity_is_mean_pairwise_l2():
   samples = np.zeros((3, 2, 1, 1, 1))
   samples[1, 0] = 0.3

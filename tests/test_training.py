@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from maskgit_edit import artefacts
+from maskgit_edit import data as data_lib
+from maskgit_edit import images as images_lib
 from maskgit_edit import train
 from maskgit_edit.trainers import loop
 
@@ -37,11 +39,19 @@ def test_tokenizer_run_writes_its_artefacts(tokenizer_run):
   tokens, labels = artefacts.load_token_cache(workdir, "train")
   assert tokens.shape == (64, 8, 8) and labels.shape == (64,)
   assert 0 <= tokens.min() and tokens.max() < 16
-  assert {"test_psnr", "test_codes_used", "test_perplexity"} <= set(metrics)
-  model, params, _ = artefacts.load_tokenizer(workdir)
+  assert {"test_psnr", "test_psnr_edges", "test_psnr_flat", "test_codes_used",
+          "test_perplexity"} <= set(metrics)
+  model, params, run_config = artefacts.load_tokenizer(workdir)
   images = jnp.zeros((1, 16, 16, 3))
   assert model.apply({"params": params}, images,
                      method=model.tokenize).shape == (1, 8, 8)
+  # The cache (train split: encoded without decoding) holds the model's codes.
+  source = data_lib.get_source(run_config.data, "train")
+  images, cached_labels = source.get(np.arange(8))
+  codes = model.apply({"params": params}, images_lib.to_float(images),
+                      method=model.tokenize)
+  np.testing.assert_array_equal(codes, tokens[:8])
+  np.testing.assert_array_equal(cached_labels, labels[:8])
 
 
 def test_maskgit_run_evaluates_and_samples(tiny_runs):

@@ -16,6 +16,7 @@ import optax
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
+from maskgit_edit import metrics as metrics_lib
 from maskgit_edit import models
 from maskgit_edit.models.discriminator import PatchDiscriminator
 from maskgit_edit.trainers import loop
@@ -51,6 +52,9 @@ class TokenizerTask:
       self.discriminator = PatchDiscriminator(adv.filters, adv.num_layers)
       self.disc_optimizer = optax.adam(adv.lr, b1=0.5, b2=0.9)
     self._eval_fn = jax.jit(self._reconstruct)
+    self._tokenize_fn = jax.jit(
+        lambda params, images: self.model.apply(
+            {"params": params}, images, method=self.model.tokenize))
 
   # --- state ---------------------------------------------------------------
   def initial_params(self):
@@ -171,28 +175,49 @@ class TokenizerTask:
   def _eval_params(self, state):
     return state.get("ema", state["params"])
 
-  def reconstruct_split(self, params, source, num):
-    """(psnr per image, indices, labels) over the first `num` examples."""
+  def reconstruct_split(self, params, source, num, decode=True):
+    """(PSNR figures, indices [num, h, w], labels [num]) of the first `num`.
+
+    The figures: mean per-image PSNR, and PSNR pooled over edge pixels and
+    over the other (flat) pixels (`metrics.edge_mask`). decode=False only
+    tokenizes, about half the work, and gives no figures.
+    """
     psnrs, indices, labels = [], [], []
+    sse_and_count = {"edges": np.zeros(2), "flat": np.zeros(2)}
     size = self.config.eval_batch_size
     for start in range(0, num, size):
       # Fixed-size batches (the last one padded) compile once.
       idx = np.minimum(np.arange(start, start + size), num - 1)
       images, y = source.get(idx)
       images = images_lib.to_float(images)
-      recon, ind = self._eval_fn(params, images)
       valid = min(size, num - start)
-      psnrs.append(np.asarray(psnr_per_image(recon, images))[:valid])
+      if decode:
+        recon, ind = self._eval_fn(params, images)
+        images, recon = images[:valid], np.asarray(recon)[:valid]
+        psnrs.append(np.asarray(psnr_per_image(recon, images)))
+        squared_error_NxHxW = np.sum((recon - images) ** 2, axis=-1)
+        edges_NxHxW = metrics_lib.edge_mask(images)
+        for region, pixels in (("edges", edges_NxHxW), ("flat", ~edges_NxHxW)):
+          sse_and_count[region] += (squared_error_NxHxW[pixels].sum(),
+                                    3 * pixels.sum())
+      else:
+        ind = self._tokenize_fn(params, images)
       indices.append(np.asarray(ind)[:valid])
       labels.append(y[:valid])
-    return np.concatenate(psnrs), np.concatenate(indices), np.concatenate(labels)
+    figures = {}
+    if decode:
+      figures["psnr"] = float(np.concatenate(psnrs).mean())
+      for region, (sse, count) in sse_and_count.items():
+        if count:
+          figures[f"psnr_{region}"] = float(-10 * np.log10(sse / count))
+    return figures, np.concatenate(indices), np.concatenate(labels)
 
   def evaluate(self, state):
     num = min(self.config.num_eval, len(self.test_source))
-    psnr, indices, _ = self.reconstruct_split(self._eval_params(state),
-                                              self.test_source, num)
+    figures, indices, _ = self.reconstruct_split(self._eval_params(state),
+                                                 self.test_source, num)
     usage = code_usage_stats(indices, self.config.tokenizer.codebook_size)
-    return {"test_psnr": float(psnr.mean()),
+    return {**{f"test_{k}": v for k, v in figures.items()},
             "test_perplexity": float(usage["perplexity"]),
             "test_codes_used": float(usage["codes_used"])}
 
@@ -200,14 +225,18 @@ class TokenizerTask:
     params = self._eval_params(state)
     artefacts.export_params(workdir, "tokenizer", params)
     results = {}
+    # Training PSNR is logged during training; decoding 20k images for it
+    # would double the time of this export.
     for split, source in (("train", self.train_source),
                           ("test", self.test_source)):
-      psnr, indices, labels = self.reconstruct_split(params, source,
-                                                     len(source))
+      figures, indices, labels = self.reconstruct_split(
+          params, source, len(source), decode=split == "test")
       artefacts.save_token_cache(workdir, split, indices, labels)
-      results[f"{split}_psnr_all"] = float(psnr.mean())
-      print(f"Tokenized {len(source)} {split} images "
-            f"(PSNR {psnr.mean():.2f} dB)", flush=True)
+      message = f"Tokenized {len(source)} {split} images"
+      if figures:
+        results[f"{split}_psnr_all"] = figures["psnr"]
+        message += f" (PSNR {figures['psnr']:.2f} dB)"
+      print(message, flush=True)
     results.update(self.evaluate(state))
     images, _ = self.test_source.get(np.minimum(
         np.arange(self.config.eval_batch_size), len(self.test_source) - 1))
