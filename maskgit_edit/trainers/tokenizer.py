@@ -199,7 +199,7 @@ class TokenizerTask:
         edges_NxHxW = metrics_lib.edge_mask(images)
         for region, pixels in (("edges", edges_NxHxW), ("flat", ~edges_NxHxW)):
           sse_and_count[region] += (squared_error_NxHxW[pixels].sum(),
-                                    3 * pixels.sum())
+                                    images.shape[-1] * pixels.sum())
       else:
         ind = self._tokenize_fn(params, images)
       indices.append(np.asarray(ind)[:valid])
