@@ -32,7 +32,9 @@ TRAINERS = ("tokenizer", "maskgit", "reweight", "iterate")
 DATA_OVERRIDES = {"photos": {
     "maskgit": ["--config.model.class_conditional=False",
                 "--config.batch_size=32", "--config.total_steps=1500",
-                "--config.model.num_heads=4", "--config.model.dropout_rate=0.1"],
+                "--config.model.num_heads=4", "--config.model.dropout_rate=0.1",
+                "--config.optim.lr=1e-3", "--config.mvtm.init_words=random",
+                "--config.mvtm.init_positions=random"],
     "reweight": ["--config.batch_size=64"],
     "iterate": ["--config.batch_size=32", "--config.total_steps=200"]}}
 

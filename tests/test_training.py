@@ -15,6 +15,7 @@ from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import train
 from maskgit_edit.trainers import loop
+from maskgit_edit.trainers import maskgit
 
 from conftest import ROOT, tiny_config as config
 
@@ -83,6 +84,52 @@ def test_checkpoint_that_does_not_fit_the_config(tokenizer_run, tmp_path):
   with pytest.raises(ValueError, match="does not fit"):
     train.train_and_evaluate(bigger, str(tmp_path))
   assert loop.checkpoint_manager(str(tmp_path), bigger).latest_step() == 2
+
+
+def _initial_params(tokenizer_workdir, **mvtm):
+  cfg = maskgit_config(tokenizer_workdir)
+  cfg.mvtm.update(mvtm)
+  task = maskgit.MaskGitTask(cfg)
+  return task, task.init_state(jax.random.key(0))["params"]["Embed_0"]
+
+
+def _pairwise_distances(x_NxD):
+  return np.linalg.norm(x_NxD[:, None] - x_NxD[None], axis=-1)
+
+
+def test_informed_init_keeps_codebook_geometry_and_grid_locality(tokenizer_run):
+  workdir = tokenizer_run[0]
+  _, random = _initial_params(workdir, init_words="random",
+                              init_positions="random")
+  task, informed = _initial_params(workdir, init_words="codebook",
+                                   init_positions="sincos2d")
+  codes = task.layout.codebook_size
+  words = np.asarray(informed["word_embeddings"]["embedding"])
+  codebook = artefacts.load_tokenizer(workdir)[1]["quantizer"]["codebook"]
+  # Code distances are the codebook's, up to one scale; other rows untouched.
+  ratio = _pairwise_distances(words[:codes]) / np.maximum(
+      _pairwise_distances(np.asarray(codebook)), 1e-9)
+  off_diagonal = ~np.eye(codes, dtype=bool)
+  np.testing.assert_allclose(ratio[off_diagonal], ratio[0, 1], rtol=1e-3)
+  np.testing.assert_allclose(words[:codes].std(), 0.02, rtol=1e-3)
+  np.testing.assert_array_equal(
+      words[codes:], random["word_embeddings"]["embedding"][codes:])
+  # Grid positions: the nearer along a row or a column, the more similar.
+  positions = np.asarray(informed["position_embeddings"]["embedding"])
+  offset, side = task.layout.offset, task.layout.latent
+  grid = positions[offset:].reshape(side, side, -1)
+  along_row = grid[0] @ grid[0, 0]
+  along_column = grid[:, 0] @ grid[0, 0]
+  for similarity in (along_row, along_column):
+    assert similarity[0] > similarity[1] > similarity[2] > similarity[3:].max()
+  np.testing.assert_array_equal(
+      positions[:offset], random["position_embeddings"]["embedding"][:offset])
+
+
+@pytest.mark.parametrize("field", ["init_words", "init_positions"])
+def test_unknown_embedding_init(tokenizer_run, field):
+  with pytest.raises(ValueError, match=f"Unknown mvtm.{field} 'sparse'"):
+    _initial_params(tokenizer_run[0], **{field: "sparse"})
 
 
 def test_unknown_trainer(tmp_path):
