@@ -131,12 +131,13 @@ def main(argv=None):
     print(f"[{name}] finished in {time.time() - t0:.0f}s "
           f"(total {time.time() - start:.0f}s)", flush=True)
   # The trainers' own figures join the grid and the plot.
+  figures = figures_dir(workdir, args.quick)
+  os.makedirs(figures, exist_ok=True)  # --only may skip the stages making it.
   for stage, figure in (("tokenizer", "reconstructions"),
                         ("maskgit", "samples")):
     source = os.path.join(workdir, stage, f"{figure}.png")
     if os.path.exists(source):
-      shutil.copyfile(source, os.path.join(figures_dir(workdir, args.quick),
-                                           f"{args.data}_{figure}.png"))
+      shutil.copyfile(source, os.path.join(figures, f"{args.data}_{figure}.png"))
   print(f"Pipeline finished in {time.time() - start:.0f}s; see "
         f"{os.path.join(workdir, 'output')}", flush=True)
 
