@@ -4,32 +4,42 @@ r"""MaskGIT transformer (MVTM) on the token cache of the shapes tokenizer.
       --config.tokenizer_workdir=runs/shapes/tokenizer \
       --workdir runs/shapes/maskgit
 
-`:runlocal` is a seconds-long smoke run (still needs a tokenizer run).
+Arguments: none (the Quickstart budget, about 6 minutes on 2 cores),
+`:reference` (the reference budget: a 6-layer, 256-wide model for about an
+hour on 2 cores, over `tokenizer_shapes.py:reference`) or `:runlocal` (a
+seconds-long smoke run; still needs a tokenizer run).
 """
 
 from maskgit_edit import config_defaults
 
+ARGS = ("", "reference", "runlocal")
+
 
 def get_config(arg: str = ""):
-  # 8 sequences of 257 tokens (16x16 + class) per step.
-  c = config_defaults.base("maskgit", total_steps=1100, batch_size=8)
+  if arg not in ARGS:
+    raise ValueError(f"Unknown config argument {arg!r}; expected one of "
+                     f"{', '.join(map(repr, ARGS))}.")
+  # 32 sequences of 65 tokens (8x8 + class) per step.
+  c = config_defaults.base("maskgit", total_steps=1800, batch_size=32)
   c.tokenizer_workdir = "runs/shapes/tokenizer"
-  # No dropout: less than one epoch is seen, and without it the test masked
-  # accuracy after 1100 steps was 10.1% instead of 5.9% (4 heads; random
-  # init, lr 1e-3). 2 heads of 64: at 257 tokens the attention softmax
-  # dominates XLA:CPU time; the forward runs 1.4x faster than with 4 heads of
-  # 32, for 7.1% instead of 10.1% (1 head: 1.9x, 4.4%; same init and lr).
-  # The time keeps the main job within 20 min.
-  c.model = config_defaults.transformer(num_layers=3, num_heads=2,
+  # No dropout: the runs see few epochs.
+  c.model = config_defaults.transformer(num_layers=4, num_heads=4,
                                         dropout_rate=0.0)
-  # Informed initial embeddings (see trainers/maskgit.py): test accuracy after
-  # 1100 steps at lr 1e-3 was 28.3% with both, 24.3% with codebook words only,
-  # 14.4% with sincos2d positions only, 7.1% with neither; lr 2e-3 then gave
-  # 30.1% (4e-3: 0.5% train accuracy at step 250, stopped there).
+  # Informed initial embeddings (see trainers/maskgit.py): with random ones
+  # the 16x16-token model stayed below 1% train accuracy for 500 steps.
   c.mvtm = dict(schedule="cosine", label_smoothing=0.1,
                 init_words="codebook", init_positions="sincos2d")
   c.sample = config_defaults.decode()
   c.optim.update(lr=2e-3, warmup_steps=100, ema_decay=0.0)
+  c.log_every, c.checkpoint_every = 100, 500
+  if arg == "reference":
+    c.tokenizer_workdir = "runs/shapes_reference/tokenizer"
+    c.total_steps = 7000
+    c.model = config_defaults.transformer(
+        hidden_size=256, num_layers=6, num_heads=8, intermediate_size=1024,
+        dropout_rate=0.0)
+    c.optim.update(lr=1e-3, warmup_steps=500, ema_decay=0.999)
+    c.eval_every = 1000
   if arg == "runlocal":
     c.total_steps, c.batch_size, c.log_every = 4, 8, 2
     c.checkpoint_every, c.num_eval = 2, 16

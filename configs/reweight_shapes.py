@@ -4,13 +4,20 @@ r"""`reweight`: learn the self-guidance kernel K (transformer frozen).
       --config.transformer_workdir=runs/shapes/maskgit \
       --workdir runs/shapes/reweight
 
-`:runlocal` is a seconds-long smoke run.
+`:reference` trains longer (the reference budget); `:runlocal` is a
+seconds-long smoke run.
 """
 
 from maskgit_edit import config_defaults
 
 
+ARGS = ("", "reference", "runlocal")
+
+
 def get_config(arg: str = ""):
+  if arg not in ARGS:
+    raise ValueError(f"Unknown config argument {arg!r}; expected one of "
+                     f"{', '.join(map(repr, ARGS))}.")
   c = config_defaults.base("reweight", total_steps=300, batch_size=16)
   c.transformer_workdir = "runs/shapes/maskgit"
   c.mvtm = dict(schedule="cosine", label_smoothing=0.0)
@@ -18,6 +25,8 @@ def get_config(arg: str = ""):
   c.reweight = dict(guide_source="strokes", num_stroke_pairs=1000)
   c.optim.update(lr=3e-2, warmup_steps=20, weight_decay=0.0)
   c.checkpoint_every = 100
+  if arg == "reference":
+    c.total_steps = 600
   if arg == "runlocal":
     c.total_steps, c.batch_size, c.log_every = 4, 8, 2
     c.checkpoint_every, c.num_eval = 2, 16

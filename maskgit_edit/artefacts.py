@@ -36,12 +36,30 @@ def export_params(workdir: str, name: str, params) -> str:
   return path
 
 
+def load_final_metrics(workdir: str) -> dict:
+  """The final metrics of a finished run."""
+  path = os.path.join(workdir, "final_metrics.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No final_metrics.json in {workdir!r}: the run "
+                            "has not finished.")
+  with open(path) as f:
+    return json.load(f)
+
+
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
+  """A run's config; links to other runs (`*_workdir`) that start with
+  "../" are resolved against the run folder, so a folder of runs that link
+  to each other (`pretrained/<data>/`) works from any directory."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"No config.json in {workdir!r}: not a run folder.")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    config = json.load(f)
+  for key, value in config.items():
+    if key.endswith("_workdir") and isinstance(value, str) and (
+        value.startswith("../")):
+      config[key] = os.path.normpath(os.path.join(workdir, value))
+  return ml_collections.ConfigDict(config)
 
 
 def save_token_cache(workdir: str, split: str, tokens_Nxhxw, labels_N):
@@ -68,7 +86,11 @@ def load_params(workdir: str, name: str, abstract_params):
   path = params_path(workdir, name)
   params = checkpoints.read_msgpack_params(path)
   checkpoints.check_params_fit(params, abstract_params, source=path)
-  return params
+  # Committed runs store float16 (scripts/export_pretrained.py); models
+  # compute in float32.
+  return jax.tree.map(
+      lambda x: np.asarray(x, np.float32) if np.asarray(x).dtype == np.float16
+      else x, params)
 
 
 def load_tokenizer(workdir: str):
@@ -103,6 +125,27 @@ def load_kernel(workdir: str):
   if "kernel" not in params or np.ndim(params["kernel"]) != 2:
     raise ValueError(f"{kernel_path(workdir)!r} holds no [C, C] 'kernel'.")
   return np.asarray(params["kernel"], np.float32)
+
+
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "pretrained")
+
+
+def pretrained_runs(data: str = "shapes") -> dict[str, str]:
+  """Run folders of the committed reference models of `data`, by trainer.
+
+  Raises:
+    FileNotFoundError: they are not in this checkout, with how to make them.
+  """
+  folder = os.path.join(PRETRAINED_DIR, data)
+  if not os.path.isdir(folder):
+    raise FileNotFoundError(
+        f"No pretrained runs in {folder!r}: make them with `python "
+        f"scripts/main.py --data {data} --reference` then `python "
+        f"scripts/export_pretrained.py --run runs/{data}_reference "
+        f"--out {folder}`.")
+  return {name: os.path.join(folder, name) for name in sorted(os.listdir(folder))
+          if os.path.isdir(os.path.join(folder, name))}
 
 
 def load_transformer(workdir: str, name: str = "transformer"):

@@ -1,7 +1,8 @@
 r"""Edit images from pixel masks (and strokes) with a trained MaskGIT.
 
-Python:
+Python (no run folders: the committed reference shapes models):
   editor = Editor.from_workdirs("runs/shapes/tokenizer", "runs/shapes/maskgit")
+  editor = Editor.from_workdirs()
   out = editor.edit(sources, masks, jax.random.key(0), strokes=strokes,
                     variant="self_fixed", knob=2.0)
 
@@ -11,7 +12,8 @@ CLI (PNG files, one edit; images in [0, 1] RGB, mask: non-zero = edit):
       --stroke k.png --mask m.png --variant self_fixed --knob 2 --out e.png
   python -m maskgit_edit.edit --config configs/imagenet256.py:edit \
       --source s.png --stroke k.png --mask m.png --label 207 --out e.png
-(`--config` gives run folders, label, seed and EditSettings; flags override.)
+(`--config` gives run folders, label, seed and EditSettings; flags override;
+without run folders the committed pretrained/shapes models edit.)
 
 Pipeline: pixel mask -> edited tokens (every token its patch touches, plus
 `dilation`) -> guide tokens = codes of the stroke image -> guided parallel
@@ -100,10 +102,23 @@ class Editor:
         {"params": p}, t, method=tokenizer.decode_from_indices))
 
   @classmethod
-  def from_workdirs(cls, tokenizer_workdir: str, transformer_workdir: str,
+  def from_workdirs(cls, tokenizer_workdir: str | None = None,
+                    transformer_workdir: str | None = None,
                     settings: EditSettings = EditSettings(), *,
                     iterate_workdir: str | None = None,
                     reweight_workdir: str | None = None):
+    """Loads runs; with neither tokenizer nor transformer run given, the
+    committed reference shapes models (`pretrained/shapes/`, with their
+    `iterate` and `reweight` runs unless others are given)."""
+    if tokenizer_workdir is None and transformer_workdir is None:
+      runs = artefacts.pretrained_runs("shapes")
+      tokenizer_workdir, transformer_workdir = (runs["tokenizer"],
+                                                runs["maskgit"])
+      iterate_workdir = iterate_workdir or runs.get("iterate")
+      reweight_workdir = reweight_workdir or runs.get("reweight")
+    elif tokenizer_workdir is None or transformer_workdir is None:
+      raise ValueError("Give both a tokenizer and a transformer run, or "
+                       "neither (the committed pretrained/shapes models).")
     tokenizer, tok_params, _ = artefacts.load_tokenizer(tokenizer_workdir)
     transformer, params, layout, _ = artefacts.load_transformer(
         transformer_workdir)
@@ -232,15 +247,19 @@ def run(flag_values: flags.FlagValues) -> str:
 
   tokenizer_workdir = setting("tokenizer_workdir")
   transformer_workdir = setting("transformer_workdir")
-  if not (tokenizer_workdir and transformer_workdir):
-    raise app.UsageError("Give --tokenizer_workdir and --transformer_workdir, "
-                         "or a --config that names them.")
+  if bool(tokenizer_workdir) != bool(transformer_workdir):
+    raise app.UsageError("Give both --tokenizer_workdir and "
+                         "--transformer_workdir (or a --config that names "
+                         "them), or neither for the committed shapes models.")
   settings = (EditSettings() if config is None
               else EditSettings.from_config(config))
-  editor = Editor.from_workdirs(tokenizer_workdir, transformer_workdir,
-                                settings,
-                                iterate_workdir=setting("iterate_workdir"),
-                                reweight_workdir=setting("reweight_workdir"))
+  try:
+    editor = Editor.from_workdirs(tokenizer_workdir, transformer_workdir,
+                                  settings,
+                                  iterate_workdir=setting("iterate_workdir"),
+                                  reweight_workdir=setting("reweight_workdir"))
+  except FileNotFoundError as e:
+    raise app.UsageError(str(e)) from e
   label, layout = setting("label"), editor.layout
   if layout.class_conditional and not 0 <= label < layout.num_classes:
     raise app.UsageError(f"--label {label} is not a class of this model "

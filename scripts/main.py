@@ -1,16 +1,22 @@
 r"""The whole pipeline on an embedded dataset, stage by stage.
 
-  python scripts/main.py --data shapes            # < 20 min on 2 CPU cores
+  python scripts/main.py --data shapes              # Quickstart budget, < 20 min
+  python scripts/main.py --data shapes --reference  # reference budget, < 2 h
+  python scripts/main.py --data shapes --pretrained # committed weights, < 5 min
+  python scripts/main.py --data shapes --quick      # smoke run (runlocal sizes)
   python scripts/main.py --data photos
-  python scripts/main.py --data shapes --quick    # smoke run (runlocal sizes)
 
 Stages (each a command printed before it runs, so any one can be re-run by
-hand): train the tokenizer, the transformer, the `reweight` kernel and the
-`iterate` fine-tune; make auto-strokes on the held-out split; run every
-variant over its knob on every stroke; render the grid, the metric table and
-the faithfulness/realism plot. A finished stage (its `final_metrics.json` or
-output file exists) is skipped, and training resumes from its last
-checkpoint, so a killed run continues where it stopped.
+hand): train the tokenizer, the transformer, the judge, a deliberately weak
+transformer (100 steps, for the judge's validation), the `reweight` kernel
+and the `iterate` fine-tune; make auto-strokes on the held-out split (a
+small set to edit, a large one to validate the judge); measure sample
+quality with the judge; run every variant over its knob on every stroke;
+render the grid, the metric table and the faithfulness/realism plot. A
+finished stage (its `final_metrics.json` or output file exists) is skipped,
+and training resumes from its last checkpoint, so a killed run continues
+where it stopped. `--pretrained` takes the trained runs from `pretrained/<data>/`
+(see scripts/export_pretrained.py) and runs the stages after training.
 """
 
 import argparse
@@ -22,104 +28,156 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAINERS = ("tokenizer", "maskgit", "reweight", "iterate")
-
+TRAINERS = ("tokenizer", "maskgit", "judge", "maskgit_weak", "reweight",
+            "iterate")
+WEAK_STEPS = 100
 
 # Photo labels name different photographs in the train and test splits (whole
-# photos are held out), so a class-conditional model would be meaningless.
-# The rest keeps the settings of the README's photos results: its tokenizer
-# makes 8x8 tokens, 4x fewer per image than the shapes one.
+# photos are held out), so a class-conditional model would be meaningless;
+# and the judge needs labels, so photos has no judge stages.
 DATA_OVERRIDES = {"photos": {
-    "maskgit": ["--config.model.class_conditional=False",
-                "--config.batch_size=32", "--config.total_steps=1500",
-                "--config.model.num_heads=4", "--config.model.dropout_rate=0.1",
-                "--config.optim.lr=1e-3", "--config.mvtm.init_words=random",
-                "--config.mvtm.init_positions=random"],
-    "reweight": ["--config.batch_size=64"],
-    "iterate": ["--config.batch_size=32", "--config.total_steps=200"]}}
+    "maskgit": ["--config.model.class_conditional=False"]}}
+PHOTOS_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
 
-# Held-out images to stroke (2 strokes each): 64 shapes strokes fill two
-# editing batches of 32 and keep the shapes job within 20 minutes; photos
-# (4x fewer tokens per image) keeps the 120 strokes of its README results.
+# Held-out images to stroke for editing (2 strokes each) and, separately,
+# for the judge's validation (2 strokes each, one row of the quality table).
 NUM_IMAGES = {"shapes": 32, "photos": 60}
+NUM_QUALITY_IMAGES = 1000
 
 
-def _train(workdir, trainer, data, quick, **links):
-  # Only the tokenizer reads images; later stages read its token cache.
-  config = os.path.join(
-      "configs", f"{trainer}_{data if trainer == 'tokenizer' else 'shapes'}.py")
+def pretrained_dir(data: str) -> str:
+  return os.path.join(ROOT, "pretrained", data)
+
+
+def _config(trainer: str, data: str, arg: str) -> str:
+  # Only the tokenizer reads images; later stages read its token cache, so
+  # they share the shapes configs (the judge needs labelled shapes).
+  name = trainer.removesuffix("_weak")
+  dataset = data if name == "tokenizer" else "shapes"
+  return os.path.join("configs", f"{name}_{dataset}.py") + (f":{arg}" if arg
+                                                            else "")
+
+
+def _train(runs, trainer, data, arg, **links):
   args = [sys.executable, "-m", "maskgit_edit.train",
-          f"--config={config}{':runlocal' if quick else ''}",
-          f"--workdir={os.path.join(workdir, trainer)}"]
-  args += [f"--config.{k}={os.path.join(workdir, v)}" for k, v in links.items()]
-  args += DATA_OVERRIDES.get(data, {}).get(trainer, [])
-  done = os.path.join(workdir, trainer, "final_metrics.json")
-  return args, done
+          f"--config={_config(trainer, data, arg)}",
+          f"--workdir={runs[trainer]}"]
+  args += [f"--config.{k}={runs[v]}" for k, v in links.items()]
+  args += DATA_OVERRIDES.get(data, {}).get(trainer.removesuffix("_weak"), [])
+  if trainer == "maskgit_weak":
+    args.append(f"--config.total_steps={WEAK_STEPS}")
+  return args, os.path.join(runs[trainer], "final_metrics.json")
 
 
-def figures_dir(workdir: str, quick: bool) -> str:
-  """Full runs write the README's figures into imgs/; smoke runs keep theirs."""
-  return os.path.join(workdir, "imgs") if quick else os.path.join(ROOT, "imgs")
+def figures_dir(workdir: str, budget: str) -> str:
+  """The Quickstart and pretrained runs write the README's figures into
+  imgs/ (named by budget); smoke runs keep theirs."""
+  return os.path.join(workdir, "imgs") if budget == "quick" else os.path.join(
+      ROOT, "imgs")
 
 
-def stages(workdir: str, data: str, quick: bool, num_images: int):
+def run_folders(workdir: str, data: str, pretrained: bool) -> dict:
+  """Folder of every trainer's run."""
+  source = pretrained_dir(data) if pretrained else workdir
+  return {t: os.path.join(source, t) for t in TRAINERS}
+
+
+def stages(workdir: str, data: str, budget: str, num_images: int,
+           pretrained: bool = False):
   """(name, command, file that marks it done) for every stage, in order."""
   w = lambda *p: os.path.join(workdir, *p)
-  figures = figures_dir(workdir, quick)
+  runs = run_folders(workdir, data, pretrained)
+  arg = {"quick": "runlocal", "reference": "reference"}.get(budget, "")
+  figures = figures_dir(workdir, budget)
+  prefix = f"{data}_{budget}" if budget != "default" else data
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
-  edit_args = ["--swd_min_resolution=8"] if quick else []
-  return [
-      ("tokenizer", *_train(workdir, "tokenizer", data, quick)),
-      ("maskgit", *_train(workdir, "maskgit", data, quick,
+  edit_args = ["--swd_min_resolution=8"] if budget == "quick" else []
+  num_quality = 200 if budget == "quick" else NUM_QUALITY_IMAGES
+  training = [
+      ("tokenizer", *_train(runs, "tokenizer", data, arg)),
+      ("maskgit", *_train(runs, "maskgit", data, arg,
                           tokenizer_workdir="tokenizer")),
-      ("reweight", *_train(workdir, "reweight", data, quick,
+      ("judge", *_train(runs, "judge", data,
+                        "runlocal" if budget == "quick" else "")),
+      ("maskgit_weak", *_train(runs, "maskgit_weak", data, arg,
+                               tokenizer_workdir="tokenizer")),
+      ("reweight", *_train(runs, "reweight", data, arg,
                            transformer_workdir="maskgit")),
-      ("iterate", *_train(workdir, "iterate", data, quick,
+      ("iterate", *_train(runs, "iterate", data, arg,
                           transformer_workdir="maskgit")),
-      ("strokes", [sys.executable, "make_strokes.py", f"--out={w('strokes')}",
-                   f"--run={w('tokenizer')}", f"--num_images={num_images}",
-                   "--strokes_per_image=2", "--seed=0"],
+  ]
+  strokes = lambda out, num: [
+      sys.executable, "make_strokes.py", f"--out={out}",
+      f"--run={runs['tokenizer']}", f"--num_images={num}",
+      "--strokes_per_image=2", "--seed=0"]
+  after = [
+      ("strokes", strokes(w("strokes"), num_images),
        w("strokes", "manifest.json")),
+      ("judge_strokes", strokes(w("judge_strokes"), num_quality // 2),
+       w("judge_strokes", "manifest.json")),
+      ("quality", [sys.executable, "scripts/sample_quality.py",
+                   f"--judge_workdir={runs['judge']}",
+                   f"--tokenizer_workdir={runs['tokenizer']}",
+                   f"--transformer_workdir={runs['maskgit']}",
+                   f"--weak_transformer_workdir={runs['maskgit_weak']}",
+                   f"--strokes={w('judge_strokes', 'manifest.json')}",
+                   f"--num_images={num_quality}", f"--out_dir={w('quality')}"],
+       w("quality", "quality.json")),
       ("edits", [sys.executable, "scripts/run_edits.py",
                  f"--manifest={w('strokes', 'manifest.json')}",
-                 f"--tokenizer_workdir={w('tokenizer')}",
-                 f"--transformer_workdir={w('maskgit')}",
-                 f"--reweight_workdir={w('reweight')}",
-                 f"--iterate_workdir={w('iterate')}",
+                 f"--tokenizer_workdir={runs['tokenizer']}",
+                 f"--transformer_workdir={runs['maskgit']}",
+                 f"--reweight_workdir={runs['reweight']}",
+                 f"--iterate_workdir={runs['iterate']}",
                  f"--out_dir={w('edits')}", *edit_args],
        w("edits", "results.json")),
       ("render", [sys.executable, "scripts/render_comparison_table.py",
                   f"--results={w('edits', 'results.json')}",
                   f"--output_dir={w('output')}",
-                  f"--grid={figures}/{data}_comparison_grid.png",
-                  f"--plot={figures}/{data}_faithfulness_vs_realism.png"],
+                  f"--grid={figures}/{prefix}_comparison_grid.png",
+                  f"--plot={figures}/{prefix}_faithfulness_vs_realism.png"],
        w("output", "comparison.md")),
   ]
+  all_stages = ([] if pretrained else training) + after
+  if data == "photos":
+    all_stages = [s for s in all_stages if s[0] not in PHOTOS_SKIPS]
+  return all_stages
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", default="shapes", choices=("shapes", "photos"))
   parser.add_argument("--workdir", default=None,
-                      help="Run folder (default runs/<data>, or "
-                      "runs/<data>_quick with --quick).")
-  parser.add_argument("--quick", action="store_true",
+                      help="Run folder (default runs/<data>[_<budget>]).")
+  budget = parser.add_mutually_exclusive_group()
+  budget.add_argument("--quick", action="store_true",
                       help="Tiny sizes: checks the pipeline in minutes.")
+  budget.add_argument("--reference", action="store_true",
+                      help="The reference budget (`:reference` configs).")
+  budget.add_argument("--pretrained", action="store_true",
+                      help="Skip training: use the runs in pretrained/<data>/.")
   parser.add_argument("--num_images", type=int, default=None,
-                      help="Held-out images to stroke (2 strokes each; default: "
-                      "NUM_IMAGES).")
+                      help="Held-out images to stroke for editing (2 strokes "
+                      "each; default: NUM_IMAGES).")
   parser.add_argument("--only", default="",
                       help="Comma-separated stages to run (default all).")
   args = parser.parse_args(argv)
+  budget = ("quick" if args.quick else "reference" if args.reference
+            else "pretrained" if args.pretrained else "default")
+  if args.pretrained and not os.path.isdir(pretrained_dir(args.data)):
+    parser.error(f"No pretrained runs for {args.data!r} in "
+                 f"{pretrained_dir(args.data)}: make them with "
+                 f"`python scripts/main.py --data {args.data} --reference` and "
+                 "`python scripts/export_pretrained.py`.")
   workdir = args.workdir or os.path.join(
-      "runs", args.data + ("_quick" if args.quick else ""))
+      "runs", args.data + ("" if budget == "default" else f"_{budget}"))
   workdir = os.path.abspath(workdir)
   num_images = args.num_images or (4 if args.quick else NUM_IMAGES[args.data])
   only = set(filter(None, args.only.split(",")))
   env = dict(os.environ, WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
   start = time.time()
-  for name, command, done in stages(workdir, args.data, args.quick,
-                                    num_images):
+  for name, command, done in stages(workdir, args.data, budget, num_images,
+                                    pretrained=args.pretrained):
     if only and name not in only:
       continue
     if os.path.exists(done) and not only:
@@ -130,14 +188,16 @@ def main(argv=None):
     subprocess.run(command, cwd=ROOT, env=env, check=True)
     print(f"[{name}] finished in {time.time() - t0:.0f}s "
           f"(total {time.time() - start:.0f}s)", flush=True)
-  # The trainers' own figures join the grid and the plot.
-  figures = figures_dir(workdir, args.quick)
+  # The trainers' and the judge's figures join the grid and the plot.
+  figures = figures_dir(workdir, budget)
   os.makedirs(figures, exist_ok=True)  # --only may skip the stages making it.
-  for stage, figure in (("tokenizer", "reconstructions"),
-                        ("maskgit", "samples")):
-    source = os.path.join(workdir, stage, f"{figure}.png")
-    if os.path.exists(source):
-      shutil.copyfile(source, os.path.join(figures, f"{args.data}_{figure}.png"))
+  runs = run_folders(workdir, args.data, args.pretrained)
+  prefix = f"{args.data}_{budget}" if budget != "default" else args.data
+  for source, figure in (
+      (os.path.join(runs["tokenizer"], "reconstructions.png"), "reconstructions"),
+      (os.path.join(workdir, "quality", "samples.png"), "samples")):
+    if os.path.exists(source) and budget != "pretrained":
+      shutil.copyfile(source, os.path.join(figures, f"{prefix}_{figure}.png"))
   print(f"Pipeline finished in {time.time() - start:.0f}s; see "
         f"{os.path.join(workdir, 'output')}", flush=True)
 

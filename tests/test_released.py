@@ -282,6 +282,8 @@ def test_edit_cli_takes_config_and_flags_override_it(runs, scene, tmp_path):
   np.testing.assert_allclose(edited_HxWx3[far_HxW], source_HxWx3[far_HxW], atol=1 / 255)
 
 
-def test_edit_cli_needs_run_folders(tmp_path):
-  with pytest.raises(app.UsageError, match="--tokenizer_workdir"):
-    _run_cli(["edit", f"--source={tmp_path}/s.png", f"--mask={tmp_path}/m.png"])
+def test_edit_cli_needs_both_run_folders_or_neither(tmp_path):
+  with pytest.raises(app.UsageError, match="both --tokenizer_workdir and "
+                     "--transformer_workdir"):
+    _run_cli(["edit", f"--source={tmp_path}/s.png", f"--mask={tmp_path}/m.png",
+              f"--tokenizer_workdir={tmp_path}"])

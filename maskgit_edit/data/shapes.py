@@ -123,6 +123,28 @@ class ShapesSource:
     labels_N = np.array([scene.label for scene in scenes], dtype=np.int32)
     return render_scenes(scenes, self.image_size), labels_N
 
+  def kind_maps(self, indices_N: np.ndarray, side: int) -> np.ndarray:
+    """What covers each cell of a side x side grid over the examples.
+
+    Returns:
+      int32 [N, side, side]: 0 for background, 1 + kind (index into
+      SHAPE_NAMES) of the front-most object over the cell's centre.
+    """
+    indices_N = data.check_indices(indices_N, self._num_examples)
+    scenes = [describe_scene(self._seed, self._split, i) for i in indices_N]
+    maps_NxSxS = np.zeros((len(scenes), side, side), np.int32)
+    for depth in range(MAX_OBJECTS):
+      rows = [n for n, scene in enumerate(scenes) if len(scene.objects) > depth]
+      if not rows:
+        break
+      objects = [scenes[n].objects[depth] for n in rows]
+      # Coverage above one half at a grid of `side` cells: centre inside.
+      inside_MxSxS = _coverage(objects, side) > 0.5
+      kinds_Mx1x1 = np.array([obj.kind for obj in objects])[:, None, None]
+      maps_NxSxS[rows] = np.where(inside_MxSxS, 1 + kinds_Mx1x1,
+                                  maps_NxSxS[rows])
+    return maps_NxSxS
+
 
 def describe_scene(seed: int, split: str, index: int) -> Scene:
   """The scene of example `index` of `split`: what `ShapesSource` renders."""

@@ -2,7 +2,7 @@
 
 import importlib
 
-NAMES = ("tokenizer", "maskgit", "reweight", "iterate")
+NAMES = ("tokenizer", "maskgit", "reweight", "iterate", "judge")
 
 
 def make_task(config, workdir):

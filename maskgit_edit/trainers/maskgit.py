@@ -113,6 +113,30 @@ def masked_cross_entropy(logits_BxNxC, tokens_BxN, mask_BxN,
   return jnp.sum(ce_BxN * weight_BxN) / denom, jnp.sum(correct) / denom
 
 
+def masked_token_metrics(logits_fn, layout: models.TokenLayout, tokens_BxN,
+                         labels_B, seed: int = 1234):
+  """Masked-token accuracy and NLL at exactly 50% masking.
+
+  Args:
+    logits_fn: inputs [B, L] -> code logits [B, N, C].
+    layout: the transformer's token layout.
+    tokens_BxN, labels_B: token grids (flattened) and their labels.
+    seed: of the mask, so that every evaluation masks the same tokens.
+
+  Returns:
+    ({"masked_accuracy", "masked_nll"}, the bool mask [B, N] used).
+  """
+  num, length = np.shape(tokens_BxN)
+  mask_BxN = random_mask(jax.random.key(seed), num, length,
+                         jnp.full((num,), 0.5))
+  inputs = masked_inputs(layout, jnp.asarray(tokens_BxN),
+                         jnp.asarray(labels_B), mask_BxN)
+  nll, accuracy = masked_cross_entropy(logits_fn(inputs),
+                                       jnp.asarray(tokens_BxN), mask_BxN, 0.0)
+  return ({"masked_accuracy": float(accuracy), "masked_nll": float(nll)},
+          np.asarray(mask_BxN))
+
+
 class MaskGitTask:
   """`loop.Task` for MVTM training over a tokenizer run's token cache."""
 
@@ -228,19 +252,15 @@ class MaskGitTask:
   def evaluate(self, state):
     """Accuracy/NLL at exactly 50% masking on the test cache vs unigram."""
     num = min(self.config.num_eval, len(self.test_tokens))
-    tokens_BxN = jnp.asarray(self.test_tokens[:num])
-    labels_B = jnp.asarray(self.test_labels[:num])
-    mask_BxN = random_mask(jax.random.key(1234), num, tokens_BxN.shape[1],
-                           jnp.full((num,), 0.5))
-    inputs = masked_inputs(self.layout, tokens_BxN, labels_B, mask_BxN)
-    logits = self._eval_logits(self._eval_params(state), inputs)
-    nll, accuracy = masked_cross_entropy(logits, tokens_BxN, mask_BxN, 0.0)
+    tokens_BxN, labels_B = self.test_tokens[:num], self.test_labels[:num]
+    figures, mask_BxN = masked_token_metrics(
+        lambda inputs: self._eval_logits(self._eval_params(state), inputs),
+        self.layout, tokens_BxN, labels_B)
     counts = np.bincount(self.train_tokens.ravel(),
                          minlength=self.layout.codebook_size)
     probs = counts / counts.sum()
-    test = np.asarray(tokens_BxN)[np.asarray(mask_BxN)]
-    return {"test_masked_accuracy": float(accuracy),
-            "test_masked_nll": float(nll),
+    test = tokens_BxN[mask_BxN]
+    return {**{f"test_{k}": v for k, v in figures.items()},
             "unigram_accuracy": float(np.mean(test == counts.argmax())),
             "unigram_nll": float(-np.mean(np.log(probs[test] + 1e-12)))}
 
