@@ -16,7 +16,7 @@ render the grid, the metric table and the faithfulness/realism plot. A
 finished stage (its `final_metrics.json` or output file exists) is skipped,
 and training resumes from its last checkpoint, so a killed run continues
 where it stopped. `--pretrained` takes the trained runs from `pretrained/<data>/`
-(see scripts/export_pretrained.py) and runs the stages after training.
+(see scripts/export_pretrained.py) and runs strokes, edits and rendering.
 """
 
 import argparse
@@ -92,7 +92,7 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
   prefix = f"{data}_{budget}" if budget != "default" else data
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if budget == "quick" else []
-  num_quality = 200 if budget == "quick" else NUM_QUALITY_IMAGES
+  num_quality = 16 if budget == "quick" else NUM_QUALITY_IMAGES
   training = [
       ("tokenizer", *_train(runs, "tokenizer", data, arg)),
       ("maskgit", *_train(runs, "maskgit", data, arg,
@@ -138,10 +138,10 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
                   f"--plot={figures}/{prefix}_faithfulness_vs_realism.png"],
        w("output", "comparison.md")),
   ]
-  all_stages = ([] if pretrained else training) + after
-  if data == "photos":
-    all_stages = [s for s in all_stages if s[0] not in PHOTOS_SKIPS]
-  return all_stages
+  skips = set(PHOTOS_SKIPS if data == "photos" else ())
+  if pretrained:  # The model card holds their sample quality.
+    skips |= {name for name, _, _ in training} | {"judge_strokes", "quality"}
+  return [stage for stage in training + after if stage[0] not in skips]
 
 
 def main(argv=None):

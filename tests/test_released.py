@@ -272,7 +272,7 @@ def test_edit_cli_takes_config_and_flags_override_it(runs, scene, tmp_path):
   # The config's label (207) and run folders are ImageNet's: flags must replace them.
   with pytest.raises(app.UsageError, match="--label 207 is not a class"):
     _run_cli(argv + [f"--tokenizer_workdir={runs['tokenizer']}"])
-  with pytest.raises(FileNotFoundError, match="runs/imagenet256/tokenizer"):
+  with pytest.raises(app.UsageError, match="runs/imagenet256/tokenizer"):
     _run_cli(argv + [f"--label={label}"])
   written = _run_cli(argv + [f"--label={label}", f"--tokenizer_workdir={runs['tokenizer']}"])
   edited_HxWx3 = images_lib.to_float(np.asarray(Image.open(written)))
