@@ -117,11 +117,22 @@ def model_card(run: str, out: str, check: dict) -> str:
             f"50% masking on the first {check['num_images']} test images: "
             f"{check['masked_accuracy']:.4f} (NLL {check['masked_nll']:.4f}); "
             "tests/test_pretrained.py re-measures it.", ""]
-  quality = os.path.join(run, "quality", "quality.md")
-  if os.path.exists(quality):
-    with open(quality) as f:
+  lines += ["Wall times are from each run's start to its last metrics line, "
+            "with whatever else ran on the machine at the time.", ""]
+  quality = os.path.join(run, "quality")
+  if os.path.exists(os.path.join(quality, "quality.md")):
+    with open(os.path.join(quality, "quality.md")) as f:
       lines += ["## Sample quality under the judge "
                 "(`scripts/sample_quality.py`)", "", f.read()]
+    with open(os.path.join(quality, "quality.json")) as f:
+      report = json.load(f)
+    met = lambda ok: "met" if ok else "**not met**"
+    lines += [
+        "Targets: sample class accuracy >= 0.9 x the real test images': "
+        f"{met(report['accuracy_ratio'] >= 0.9)} "
+        f"({report['accuracy_ratio']:.2f}); sample judge-FID <= 2 x the "
+        f"reconstructions': {met(report['fid_ratio'] <= 2)} "
+        f"({report['fid_ratio']:.2f})."]
   return "\n".join(lines) + "\n"
 
 

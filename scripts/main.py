@@ -69,11 +69,16 @@ def _train(runs, trainer, data, arg, **links):
   return args, os.path.join(runs[trainer], "final_metrics.json")
 
 
-def figures_dir(workdir: str, budget: str) -> str:
-  """The Quickstart and pretrained runs write the README's figures into
-  imgs/ (named by budget); smoke runs keep theirs."""
-  return os.path.join(workdir, "imgs") if budget == "quick" else os.path.join(
-      ROOT, "imgs")
+def figures_dir(workdir: str, budget: str, kind: str) -> str:
+  """Where a budget's figures go: the README's (imgs/) or the run's own.
+
+  `kind` "models" (reconstructions, samples) comes from the runs that train
+  models, "edits" (grid, plot) from those whose edits the README shows.
+  """
+  readme = {"models": ("default", "reference"),
+            "edits": ("default", "pretrained")}[kind]
+  return (os.path.join(ROOT, "imgs") if budget in readme
+          else os.path.join(workdir, "imgs"))
 
 
 def run_folders(workdir: str, data: str, pretrained: bool) -> dict:
@@ -88,7 +93,7 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
   w = lambda *p: os.path.join(workdir, *p)
   runs = run_folders(workdir, data, pretrained)
   arg = {"quick": "runlocal", "reference": "reference"}.get(budget, "")
-  figures = figures_dir(workdir, budget)
+  figures = figures_dir(workdir, budget, "edits")
   prefix = f"{data}_{budget}" if budget != "default" else data
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if budget == "quick" else []
@@ -189,14 +194,14 @@ def main(argv=None):
     print(f"[{name}] finished in {time.time() - t0:.0f}s "
           f"(total {time.time() - start:.0f}s)", flush=True)
   # The trainers' and the judge's figures join the grid and the plot.
-  figures = figures_dir(workdir, budget)
+  figures = figures_dir(workdir, budget, "models")
   os.makedirs(figures, exist_ok=True)  # --only may skip the stages making it.
   runs = run_folders(workdir, args.data, args.pretrained)
   prefix = f"{args.data}_{budget}" if budget != "default" else args.data
   for source, figure in (
       (os.path.join(runs["tokenizer"], "reconstructions.png"), "reconstructions"),
       (os.path.join(workdir, "quality", "samples.png"), "samples")):
-    if os.path.exists(source) and budget != "pretrained":
+    if os.path.exists(source) and not args.pretrained:
       shutil.copyfile(source, os.path.join(figures, f"{prefix}_{figure}.png"))
   print(f"Pipeline finished in {time.time() - start:.0f}s; see "
         f"{os.path.join(workdir, 'output')}", flush=True)
