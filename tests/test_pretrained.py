@@ -89,3 +89,24 @@ def test_committed_weights_keep_their_recorded_accuracy():
 def jax_leaves(tree):
   import jax  # pylint: disable=g-import-not-at-top
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_editor_without_run_folders_edits_with_the_committed_models():
+  from maskgit_edit import data as data_lib  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import images as images_lib  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  editor = edit.Editor.from_workdirs()
+  assert editor.iterative_params is not None
+  assert editor.kernels["self_learned"] is not None
+  images, labels = data_lib.get_source(
+      dict(data_lib.default_data_config(), image_size=32), "test").get(
+          np.arange(2))
+  sources = images_lib.to_float(images)
+  masks = np.zeros((2, 32, 32), bool)
+  masks[:, 8:16, 8:16] = True
+  out = editor.edit(sources, masks, jax.random.key(0), labels_B=labels)
+  # Tokens of 4 px, dilated by one: pixel rows 4-19 are regenerated.
+  edited_pixels = np.repeat(np.repeat(out["edited"], 4, 1), 4, 2)
+  assert not edited_pixels[:, :4].any() and edited_pixels[:, 8:16, 8:16].all()
+  np.testing.assert_array_equal(out["images"][:, :4], sources[:, :4])
+  assert np.abs(out["images"] - sources)[:, 8:16, 8:16].max() > 0.05
