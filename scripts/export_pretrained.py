@@ -28,6 +28,7 @@ import numpy as np
 from maskgit_edit import artefacts
 from maskgit_edit import checkpoints
 from maskgit_edit import data as data_lib
+from maskgit_edit import images as images_lib
 from maskgit_edit import sampling
 from maskgit_edit.trainers import maskgit
 
@@ -48,7 +49,8 @@ def check_figures(folder: str, num: int = NUM_CHECK_IMAGES) -> dict:
   source = data_lib.get_source(tok_config.data, "test")
   num = min(num, len(source))
   images, labels = source.get(np.arange(num))
-  tokens = tokenizer.apply({"params": tok_params}, images / np.float32(255),
+  tokens = tokenizer.apply({"params": tok_params},
+                           images_lib.to_float(images),
                            method=tokenizer.tokenize)
   logits_fn = sampling.logits_fn_for(model, params, layout)
   figures, _ = maskgit.masked_token_metrics(

@@ -62,17 +62,35 @@ def parse_args(argv):
   return args
 
 
-def generate(tokenizer_workdir, transformer_workdir, num: int, seed: int,
-             overrides: dict):
+class TokenizerRun:
+  """A tokenizer run's reconstruction and decoding, each compiled once."""
+
+  def __init__(self, workdir: str):
+    tokenizer, self.params, _ = artefacts.load_tokenizer(workdir)
+    self._reconstruct = jax.jit(
+        lambda p, x: tokenizer.apply({"params": p}, x)[0])
+    self._detokenize = jax.jit(lambda p, t: tokenizer.apply(
+        {"params": p}, t, method=tokenizer.decode_from_indices))
+
+  def reconstruct(self, images_NxHxWx3) -> np.ndarray:
+    return np.concatenate([
+        np.clip(np.asarray(self._reconstruct(
+            self.params, images_NxHxWx3[i:i + SAMPLE_BATCH])), 0, 1)
+        for i in range(0, len(images_NxHxWx3), SAMPLE_BATCH)])
+
+  def detokenize(self, tokens_Bxhxw) -> np.ndarray:
+    return np.clip(np.asarray(self._detokenize(self.params, tokens_Bxhxw)),
+                   0, 1)
+
+
+def generate(tokenizer: TokenizerRun, transformer_workdir, num: int,
+             seed: int, overrides: dict):
   """(images float [num, H, W, 3] in [0, 1], requested labels [num])."""
-  tokenizer, tok_params, _ = artefacts.load_tokenizer(tokenizer_workdir)
   model, params, layout, config = artefacts.load_transformer(
       transformer_workdir)
   settings = sampling.DecodeSettings.from_config(
       {**config.sample.to_dict(), **overrides})
   sampler = sampling.Sampler(model, layout, settings)
-  detokenize = jax.jit(lambda p, t: tokenizer.apply(
-      {"params": p}, t, method=tokenizer.decode_from_indices))
   batch = min(SAMPLE_BATCH, num)
   # Whole batches only (one compiled program); the surplus is dropped.
   labels_N = np.arange(-(-num // batch) * batch) % max(layout.num_classes, 1)
@@ -81,29 +99,22 @@ def generate(tokenizer_workdir, transformer_workdir, num: int, seed: int,
     tokens = sampler.generate(
         params, jax.random.fold_in(jax.random.key(seed), start), batch,
         labels_B=labels_N[start:start + batch])
-    images.append(np.clip(np.asarray(detokenize(tok_params, tokens)), 0, 1))
+    images.append(tokenizer.detokenize(tokens))
     print(f"  sampled {min(start + batch, num)}/{num}", flush=True)
   return (np.concatenate(images)[:num], labels_N[:num],
           layout.class_conditional)
 
 
-def reconstruct(tokenizer_workdir, images_NxHxWx3):
-  tokenizer, tok_params, _ = artefacts.load_tokenizer(tokenizer_workdir)
-  run = jax.jit(lambda p, x: tokenizer.apply({"params": p}, x)[0])
-  return np.concatenate([
-      np.clip(np.asarray(run(tok_params, images_NxHxWx3[i:i + SAMPLE_BATCH])),
-              0, 1) for i in range(0, len(images_NxHxWx3), SAMPLE_BATCH)])
-
-
 def image_sets(args, data_config):
   """[(row name, float images [N, H, W, 3], labels [N] or None)] to judge."""
   num = args.num_images
+  tokenizer = TokenizerRun(args.tokenizer_workdir)
   test_images, test_labels = data_lib.get_source(data_config, "test").get(
       np.arange(num))
   test_images = images_lib.to_float(test_images)
   sets = [("real test images (floor)", test_images, test_labels),
-          ("tokenizer reconstructions", reconstruct(args.tokenizer_workdir,
-                                                    test_images), test_labels)]
+          ("tokenizer reconstructions", tokenizer.reconstruct(test_images),
+           test_labels)]
   if args.strokes:
     stroke_set = evaluation.load_stroke_set(args.strokes)
     if len(stroke_set) < num:
@@ -114,15 +125,15 @@ def image_sets(args, data_config):
     # Edits pass through the tokenizer: compare them at its level.
     sets += [("stroke images (unedited)", stroke_images, stroke_labels),
              ("stroke images, reconstructed",
-              reconstruct(args.tokenizer_workdir, stroke_images), stroke_labels)]
+              tokenizer.reconstruct(stroke_images), stroke_labels)]
   overrides = {k: v for k, v in (("choice_temperature", args.choice_temperature),
                                  ("num_steps", args.num_steps)) if v is not None}
   for name, workdir in (("samples, weak model", args.weak_transformer_workdir),
                         ("samples", args.transformer_workdir)):
     if workdir:
       print(f"Sampling {num} images from {workdir}", flush=True)
-      images, labels, conditional = generate(args.tokenizer_workdir, workdir,
-                                             num, args.seed, overrides)
+      images, labels, conditional = generate(tokenizer, workdir, num,
+                                             args.seed, overrides)
       sets.append((name, images, labels if conditional else None))
   return sets
 

@@ -18,6 +18,7 @@ import optax
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
+from maskgit_edit import judging
 from maskgit_edit.models import judge as judge_lib
 from maskgit_edit.trainers import loop
 
@@ -42,8 +43,6 @@ class JudgeTask:
       self.map_side = judge_lib.map_side(config.data.image_size,
                                          self.model.widths)
     self.optimizer = loop.make_optimizer(config.optim, config.total_steps)
-    self._predict = jax.jit(lambda p, x: jnp.argmax(
-        self.model.apply({"params": p}, x), -1))
 
   def initial_params(self):
     return None
@@ -92,17 +91,10 @@ class JudgeTask:
 
   def evaluate(self, state):
     """Accuracy on the whole test split."""
-    num, size = len(self.test_source), self.config.eval_batch_size
-    correct = 0
-    for start in range(0, num, size):
-      # Fixed-size batches (the last one padded) compile once.
-      indices = np.minimum(np.arange(start, start + size), num - 1)
-      images, labels = self.test_source.get(indices)
-      predicted = np.asarray(self._predict(state["params"],
-                                           images_lib.to_float(images)))
-      valid = min(size, num - start)
-      correct += int(np.sum(predicted[:valid] == labels[:valid]))
-    return {"test_accuracy": correct / num}
+    images, labels = self.test_source.get(np.arange(len(self.test_source)))
+    judge = judging.Judge(self.model, state["params"], self.config,
+                          batch_size=self.config.eval_batch_size)
+    return {"test_accuracy": float(np.mean(judge.labels(images) == labels))}
 
   def finish(self, state, workdir):
     artefacts.export_params(workdir, "judge", state["params"])
