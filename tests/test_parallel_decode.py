@@ -162,3 +162,38 @@ def test_sample_matches_the_categorical_distribution(num_codes, block):
     expected_C = draws * probs_RxC[row]
     np.testing.assert_array_less(np.abs(counts_C - expected_C),
                                  5 * np.sqrt(expected_C) + 5)
+
+
+def _boundary_uniforms(logits_RxC, block):
+  """Uniforms (as float32 can hold them) within a few ulps of each block
+  boundary of the CDF of every row, and the extremes 0 and 1 - 2^-24."""
+  weights_RxC = np.exp(np.asarray(logits_RxC, np.float64)
+                       - np.max(logits_RxC, axis=-1, keepdims=True))
+  cdf_RxC = np.cumsum(weights_RxC, axis=-1) / weights_RxC.sum(-1, keepdims=True)
+  ends_RxK = np.concatenate([cdf_RxC[:, block - 1::block], cdf_RxC[:, -1:]], 1)
+  steps = np.arange(-8, 9, dtype=np.float32)
+  near_RxKxU = np.float32(ends_RxK)[..., None] + steps * np.spacing(
+      np.float32(ends_RxK))[..., None]
+  near_RxU = near_RxKxU.reshape(len(ends_RxK), -1)
+  extremes = np.array([0.0, 1.0 - 2.0**-24], np.float32)
+  uniforms_RxU = np.concatenate(
+      [near_RxU, np.broadcast_to(extremes, (len(near_RxU), 2))], axis=1)
+  return np.clip(uniforms_RxU, 0.0, np.float32(1.0 - 2.0**-24))
+
+
+def test_sample_never_draws_a_code_of_zero_probability():
+  # Zero-weight codes (logit -inf, or underflow next to a huge logit) at both
+  # ends of every block, where the block and in-block sums can disagree.
+  num_codes, block, rows = 96, 32, 64
+  logits_RxC = 4.0 * jax.random.normal(jax.random.key(2), (rows, num_codes))
+  edges = np.array([0, 31, 32, 63, 64, 95])
+  logits_RxC = logits_RxC.at[:rows // 2, edges].set(-jnp.inf)
+  logits_RxC = logits_RxC.at[rows // 2:, edges].set(-200.0)
+  uniforms_RxU = _boundary_uniforms(logits_RxC, block)
+  logits_RxUxC = jnp.broadcast_to(logits_RxC[:, None],
+                                  (rows, uniforms_RxU.shape[1], num_codes))
+  ids_RxU, _ = jax.jit(parallel_decode._inverse_cdf, static_argnums=2)(
+      jnp.asarray(uniforms_RxU), logits_RxUxC, block)
+  weights_RxC = np.asarray(jax.nn.softmax(logits_RxC, axis=-1))
+  drawn_weights = np.take_along_axis(weights_RxC, np.asarray(ids_RxU), axis=1)
+  assert (drawn_weights > 0).all()

@@ -110,8 +110,7 @@ def _sample(rng, logits_BxLxC, block: int = 32):
 
   Draws one uniform per position instead of one Gumbel per logit (what
   `jax.random.categorical` does), so the per-step cost beyond the forward is
-  about one exp per logit. The CDF is searched in two levels: blocks of
-  `block` codes, then the codes of the chosen block.
+  about one exp per logit; see `_inverse_cdf`.
 
   Args:
     rng: PRNG key.
@@ -120,6 +119,28 @@ def _sample(rng, logits_BxLxC, block: int = 32):
 
   Returns:
     ids_BxL int32 samples, and log_z_BxL = logsumexp(logits) over C.
+  """
+  uniform_BxL = jax.random.uniform(rng, logits_BxLxC.shape[:2])
+  return _inverse_cdf(uniform_BxL, logits_BxLxC, block)
+
+
+def _first_or_last(hit_BxLxS, valid_BxLxS):
+  """Index of the first hit, or of the last valid entry where nothing hits."""
+  size = hit_BxLxS.shape[-1]
+  first_BxL = jnp.argmax(hit_BxLxS, axis=-1)
+  last_BxL = size - 1 - jnp.argmax(valid_BxLxS[..., ::-1], axis=-1)
+  return jnp.where(jnp.any(hit_BxLxS, axis=-1), first_BxL, last_BxL)
+
+
+def _inverse_cdf(uniform_BxL, logits_BxLxC, block: int = 32):
+  """`_sample` for given uniforms in [0, 1).
+
+  The CDF is searched in two levels: blocks of `block` codes, then the codes
+  of the chosen block. The block sums, the block CDF and the in-block CDF are
+  separate float sums that can disagree by a rounding step at a boundary, so
+  each level only picks entries of positive weight (the last one when the
+  target falls past the end by rounding): a code of probability zero is
+  never drawn.
   """
   batch, length, num_codes = logits_BxLxC.shape
   num_blocks = -(-num_codes // block)
@@ -131,21 +152,21 @@ def _sample(rng, logits_BxLxC, block: int = 32):
   block_sums_BxLxK = jnp.sum(weights_BxLxKxS, axis=-1)
   block_cdf_BxLxK = _inclusive_cumsum(block_sums_BxLxK)
   total_BxL = block_cdf_BxLxK[..., -1]
-  target_BxL = jax.random.uniform(rng, (batch, length)) * total_BxL
-  # First block whose CDF exceeds the target (clamped against rounding).
-  block_BxL = jnp.minimum(
-      jnp.sum(block_cdf_BxLxK <= target_BxL[..., None], axis=-1),
-      num_blocks - 1)
+  target_BxL = uniform_BxL * total_BxL
+  block_BxL = _first_or_last(
+      (block_cdf_BxLxK > target_BxL[..., None]) & (block_sums_BxLxK > 0),
+      block_sums_BxLxK > 0)
   take = lambda x, i: jnp.take_along_axis(x, i[..., None], axis=-1)[..., 0]
   before_BxL = take(block_cdf_BxLxK, block_BxL) - take(block_sums_BxLxK,
                                                         block_BxL)
   in_block_BxLxS = jnp.take_along_axis(
       weights_BxLxKxS, block_BxL[..., None, None], axis=2)[..., 0, :]
   in_block_cdf_BxLxS = _inclusive_cumsum(in_block_BxLxS)
-  offset_BxL = jnp.minimum(
-      jnp.sum(in_block_cdf_BxLxS <= (target_BxL - before_BxL)[..., None],
-              axis=-1), block - 1)
-  ids_BxL = jnp.minimum(block_BxL * block + offset_BxL, num_codes - 1)
+  offset_BxL = _first_or_last(
+      (in_block_cdf_BxLxS > (target_BxL - before_BxL)[..., None])
+      & (in_block_BxLxS > 0),
+      in_block_BxLxS > 0)
+  ids_BxL = block_BxL * block + offset_BxL
   log_z_BxL = max_BxLx1[..., 0] + jnp.log(total_BxL)
   return ids_BxL.astype(jnp.int32), log_z_BxL
 
