@@ -51,16 +51,6 @@ from maskgit_edit import config_defaults
 from maskgit_edit import data
 
 MODES = ("edit", "generate")
-# Knob grids of a sweep per guided variant (knob meanings: decoding.guidance);
-# 0 is each variant's unguided baseline, kept as the paired reference.
-KNOB_GRIDS = {
-    "none": (0.0,),
-    "context": (0.0, 0.25, 0.5, 0.75, 1.0),
-    "self_fixed": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
-    "self_learned": (0.0, 0.5, 1.0, 2.0, 4.0),
-    "iterative": (0.0, 0.5, 1.0, 1.5, 2.0),
-    "zero_shot": (0.0, 0.25, 0.5, 0.75, 1.0),
-}
 
 
 def released_sections(image_size: int) -> ml_collections.ConfigDict:
@@ -114,7 +104,6 @@ def released_config(image_size: int, mode: str) -> ml_collections.ConfigDict:
     # Eighth of a token (16 px): hides the seam without blurring the edit.
     c.feather_sigma_px = 2.0 * image_size / 256
     c.kernel = "l2"  # self_fixed affinity: "l2" (codebook distances) or "identity".
-    c.knobs = ml_collections.ConfigDict(KNOB_GRIDS)
   return c
 
 

@@ -187,7 +187,10 @@ class Editor:
     guide = (self.tokenize(strokes_BxHxWx3) if strokes_BxHxWx3 is not None
              else source_tokens_Bxhxw)
     params, kernel = self._variant_inputs(variant)
-    guidance = guidance_lib.make_guidance(variant, knob, guide, edited, kernel)
+    # The positions sdedit re-masks come from their own stream of `rng`.
+    guidance = guidance_lib.make_guidance(
+        variant, knob, guide, edited, kernel, rng=jax.random.fold_in(rng, 1),
+        schedule=self.settings.decode.schedule)
     tokens = self.sampler(params, source_tokens_Bxhxw, edited, rng,
                           labels_B=labels_B, guidance=guidance)
     decoded = np.asarray(self.detokenize(tokens))

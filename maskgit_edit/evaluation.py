@@ -125,12 +125,13 @@ PER_STROKE_METRICS = ("l2", "l2_stroke", "psnr_preserve", "l2_preserve",
 METRICS = PER_STROKE_METRICS + ("swd",)
 REFERENCE_METRICS = ("l2", "l2_stroke", "swd")
 
-KNOB_NAMES = {"none": "-", "context": "rho", "self_fixed": "lambda",
+KNOB_NAMES = {"none": "-", "sdedit": "strength", "context": "rho", "self_fixed": "lambda",
               "self_learned": "lambda", "iterative": "scale",
               "zero_shot": "strength"}
 # Knob grids of a full run (>= 5 settings per guided variant).
 DEFAULT_KNOBS = {
     "none": (0.0,),
+    "sdedit": (0.0, 0.25, 0.5, 0.75, 1.0),
     "context": (0.0, 0.25, 0.5, 0.75, 1.0),
     "self_fixed": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
     "self_learned": (0.0, 0.5, 1.0, 2.0, 4.0, 1000.0),
@@ -164,6 +165,7 @@ COLUMNS = (
     Column("Source", "source"),
     Column("Stroke", "stroke"),
     Column("No guide", "none"),
+    Column("Token SDEdit", "sdedit", 0.5),
     Column("Context", "context", 0.5),
     Column("Self: fixed", "self_fixed", 2.0),
     Column("Self: learned", "self_learned", 1.0),

@@ -79,7 +79,10 @@ class Sampler:
           guidance_grid,
           guide_ids_BxL=self._to_sequence(
               guidance_grid.guide_ids_BxL.reshape(batch, -1), labels_B,
-              lambda y: jnp.full_like(y, -1)))
+              lambda y: jnp.full_like(y, -1)),
+          keep_guide_BxL=self._to_sequence(
+              guidance_grid.keep_guide_BxL.reshape(batch, -1), labels_B,
+              lambda y: jnp.zeros_like(y, bool)))
     out = parallel_decode.decode(
         logits_fn_for(self.model, params, layout), tokens_BxL, unknown_BxL,
         rng, mask_id=layout.mask_id, num_steps=s.num_steps,
@@ -103,8 +106,9 @@ class Sampler:
       unknown_Bxhxw: bool, positions to generate.
       rng: typed key.
       labels_B: int class labels (required iff the model is class-conditional).
-      guidance: optional `parallel_decode.Guidance` whose guide_ids_BxL is
-        given as a [B, h, w] grid (the class position is added here).
+      guidance: optional `parallel_decode.Guidance` whose guide_ids_BxL and
+        keep_guide_BxL are given as [B, h, w] grids (the class position is
+        added here).
       return_history: also return per-step samples [B, T, h, w].
 
     Returns:

@@ -74,17 +74,15 @@ def _rendered_area(obj: shapes.SceneObject, image_size: int) -> float:
 def test_shapes_label_is_class_of_largest_rendered_object():
   c = config(image_size=32, num_train=40)
   _, labels = data.get_source(c, "train").get(np.arange(40))
-  num_checked = 0
   for index, label in enumerate(labels):
     scene = shapes.describe_scene(c.seed, "train", index)
     areas = sorted(
         (_rendered_area(obj, 64), obj.kind) for obj in scene.objects
     )
-    # Rendering resolves areas to ~1%: closer calls are not the label's fault.
-    if areas[-1][0] > 1.02 * areas[-2][0]:
-      assert label == areas[-1][1]
-      num_checked += 1
-  assert num_checked >= 30
+    assert label == areas[-1][1]
+    # The main object is never a close call.
+    if len(areas) > 1:
+      assert areas[-1][0] > 2 * areas[-2][0]
   # Every class occurs, so the labels carry information.
   assert set(labels.tolist()) == set(range(len(shapes.SHAPE_NAMES)))
 

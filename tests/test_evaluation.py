@@ -23,8 +23,8 @@ pytestmark = pytest.mark.xdist_group("tiny_runs")
 NUM_SOURCES, STROKES_PER_IMAGE = 4, 2
 NUM_STROKES = NUM_SOURCES * STROKES_PER_IMAGE
 # Two knobs per variant, display knobs included.
-KNOBS = {"none": (0.0,), "context": (0.0, 0.5), "self_fixed": (0.0, 2.0),
-         "self_learned": (1.0, 1000.0), "iterative": (0.0, 1.0),
+KNOBS = {"none": (0.0,), "sdedit": (0.5, 1.0), "context": (0.0, 0.5),
+         "self_fixed": (0.0, 2.0), "self_learned": (1.0, 1000.0), "iterative": (0.0, 1.0),
          "zero_shot": (0.0, 0.5)}
 SWD_FOLDS = 2
 
@@ -233,8 +233,8 @@ def test_renderer_writes_every_file(rendered, harness):
   assert len([s for s in strips if s.startswith("strip_counterfactual")]) == 3
   text = open(paths["markdown"]).read()
   header = "| " + " | ".join(c.title for c in evaluation.COLUMNS) + " |"
-  assert header == ("| Source | Stroke | No guide | Context | Self: fixed | "
-                    "Self: learned | Self: learned, full confidence | "
+  assert header == ("| Source | Stroke | No guide | Token SDEdit | Context | "
+                    "Self: fixed | Self: learned | Self: learned, full confidence | "
                     "Iterative tuning | Zero-shot |")
   lines = text.splitlines()
   start = lines.index(header)

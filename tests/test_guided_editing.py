@@ -55,8 +55,14 @@ def test_knob_zero_is_the_baseline(editor, batch, variant):
   np.testing.assert_array_equal(base["tokens"], out["tokens"])
 
 
+def test_full_strength_sdedit_is_the_baseline(editor, batch):
+  base = run(editor, batch)
+  out = run(editor, batch, "sdedit", 1.0)
+  np.testing.assert_array_equal(base["tokens"], out["tokens"])
+
+
 @pytest.mark.parametrize("variant,knob", [
-    ("none", 0.0), ("context", 1.0), ("self_fixed", 3.0), ("iterative", 1.0),
+    ("none", 0.0), ("sdedit", 0.5), ("context", 1.0), ("self_fixed", 3.0), ("iterative", 1.0),
     ("zero_shot", 0.5)])
 def test_unedited_tokens_and_pixels_never_change(editor, batch, variant, knob):
   sources = batch[0]
@@ -71,7 +77,8 @@ def test_unedited_tokens_and_pixels_never_change(editor, batch, variant, knob):
 def test_strong_self_guidance_and_full_zero_shot_copy_the_stroke(editor,
                                                                  batch):
   guide = np.asarray(editor.tokenize(batch[1]))
-  for variant, knob in (("self_fixed", 1e4), ("zero_shot", 1.0)):
+  for variant, knob in (("self_fixed", 1e4), ("zero_shot", 1.0),
+                        ("sdedit", 0.0)):
     out = run(editor, batch, variant, knob)
     edited = out["edited"]
     np.testing.assert_array_equal(out["tokens"][edited], guide[edited])

@@ -197,3 +197,72 @@ def test_sample_never_draws_a_code_of_zero_probability():
   weights_RxC = np.asarray(jax.nn.softmax(logits_RxC, axis=-1))
   drawn_weights = np.take_along_axis(weights_RxC, np.asarray(ids_RxU), axis=1)
   assert (drawn_weights > 0).all()
+
+
+def copy_or_random_model(input_ids_BxL, guide_ids_BxL, guide_scale_B):
+  """Copies a code it is shown; at [MASK] a random table that never gives
+  code C - 1 (probability ~1e-13), so a sampled C - 1 was shown or
+  proposed."""
+  del guide_ids_BxL, guide_scale_B
+  table = jax.random.normal(jax.random.key(7), (L, C)).at[:, -1].set(-30.0)
+  shown = jax.nn.one_hot(jnp.minimum(input_ids_BxL, C - 1), C) * 1e4
+  return jnp.where((input_ids_BxL == MASK)[..., None], table, shown)
+
+
+@pytest.mark.parametrize("field", ["context_until_B", "propose_until_B"])
+@pytest.mark.parametrize("knob", [0.0, 0.1, 0.15, 0.25, 0.5, 1.0])
+def test_fraction_knobs_count_the_steps_that_run(field, knob):
+  num_steps, start_iter = 12, 2
+  tokens, unknown = inputs(batch=1)
+  guide = np.where(unknown, C - 1, -1)
+  g = parallel_decode.Guidance.none(1, L, C).replace(
+      guide_ids_BxL=jnp.asarray(guide, jnp.int32),
+      **{field: jnp.full((1,), knob)})
+  _, history = run(copy_or_random_model, tokens, unknown, guidance=g,
+                   num_steps=num_steps, start_iter=start_iter,
+                   return_history=True)
+  # A guided step samples C - 1 at every still-unknown position; an unguided
+  # one samples it nowhere (>= 1 position stays unknown until the last step).
+  run_steps = np.asarray(history)[0, start_iter:][:, unknown[0]]
+  guided = np.all(run_steps == C - 1, axis=-1)
+  expected = int(np.ceil(knob * (num_steps - start_iter) - 1e-9))
+  assert guided.tolist() == [True] * expected + [False] * (
+      num_steps - start_iter - expected)
+
+
+def test_kept_guide_positions_start_known():
+  tokens, unknown = inputs(batch=2)
+  guide = np.where(unknown, (tokens + 3) % C, -1)
+  keep = unknown & (np.arange(L) % 2 == 0)
+  g = parallel_decode.Guidance.none(2, L, C).replace(
+      guide_ids_BxL=jnp.asarray(guide, jnp.int32),
+      keep_guide_BxL=jnp.asarray(keep))
+  out = np.asarray(run(counting_model, tokens, unknown, guidance=g))
+  np.testing.assert_array_equal(out[keep], guide[keep])
+  np.testing.assert_array_equal(out[~unknown], tokens[~unknown])
+  # The schedule spreads only the re-masked positions over the steps.
+  for row in range(2):
+    counts, _ = expected_masks_per_step(int((unknown & ~keep)[row].sum()), 8,
+                                        "cosine")
+    assert out[row][unknown[row] & ~keep[row]].max() == counts[0]
+
+
+def test_sdedit_remasks_the_scheduled_share_of_the_edit_nested():
+  from maskgit_edit.decoding import guidance as guidance_lib
+  rng = np.random.default_rng(0)
+  edited_BxN = rng.random((3, 64)) < 0.4
+  strengths = (0.0, 0.2, 0.5, 0.8, 1.0)
+  kept = [np.asarray(guidance_lib.sdedit_keep(
+      jax.random.key(5), np.full(3, s), edited_BxN)) for s in strengths]
+  num_edited_B = edited_BxN.sum(-1)
+  for s, keep_BxN in zip(strengths, kept):
+    assert not (keep_BxN & ~edited_BxN).any()
+    share = np.cos(np.pi / 2 * (1 - s)) if s > 0 else 0.0
+    np.testing.assert_array_equal(
+        num_edited_B - keep_BxN.sum(-1),
+        np.ceil(np.round(share * num_edited_B, 4)))
+  # The same key re-masks nested sets, so strengths pair.
+  for weaker, stronger in zip(kept, kept[1:]):
+    assert not (stronger & ~weaker).any()
+  np.testing.assert_array_equal(kept[0], edited_BxN)
+  assert not kept[-1].any()

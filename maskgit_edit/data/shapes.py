@@ -1,11 +1,17 @@
 """Procedural scenes of a few flat-coloured shapes over a colour gradient.
 
-Each example is a pure function of (seed, split, index): a smooth two-colour
-linear gradient background and 2-4 objects (circle, square, triangle,
-ellipse) of random colour, size, position and rotation. Objects are drawn back
-to front in order of decreasing area, so smaller objects occlude larger ones
-and the labelled (largest) object always stays at least partly visible.
-Label = shape class of the largest object.
+Each example is a pure function of (seed, split, index): a smooth linear
+gradient between two background palette colours, one main object (circle,
+square, triangle, ellipse) and up to two smaller ones, each of a colour from
+the object palette and of random size, position and rotation. Label = shape
+class of the main object, which is at least twice the area of any other, so
+the label is never a close call. Objects are drawn back to front in order of
+decreasing area, so the small ones may occlude part of the main one.
+
+Colours come from small palettes (not the RGB cube) and scenes are sparse so
+that an 8x8-token tokenizer keeps every main object's outline and a small
+transformer trained for an hour on a CPU can learn whole shapes
+(docs/shapes_recipe.md has the history).
 
 Scenes are described in resolution-free units (fractions of the image side)
 and rendered with analytic anti-aliasing: each pixel's coverage is estimated
@@ -21,10 +27,22 @@ import numpy as np
 from maskgit_edit import data
 
 SHAPE_NAMES = ("circle", "square", "triangle", "ellipse")
-MIN_OBJECTS, MAX_OBJECTS = 2, 4
+MIN_OBJECTS, MAX_OBJECTS = 1, 3
 MIN_IMAGE_SIZE = 8
-# Radius of the disc with the object's area, as a fraction of the image side.
-_RADIUS_RANGE = (0.13, 0.28)
+# Radius of the disc with the object's area, as a fraction of the image side:
+# the main object, then the others (at most half its area).
+_MAIN_RADIUS_RANGE = (0.19, 0.27)
+_OTHER_RADIUS_RANGE = (0.08, 0.13)
+# Saturated object colours and muted background colours, RGB in [0, 1].
+OBJECT_PALETTE = (
+    (0.90, 0.15, 0.15), (0.98, 0.55, 0.10), (0.95, 0.85, 0.15),
+    (0.20, 0.75, 0.25), (0.15, 0.80, 0.85), (0.20, 0.35, 0.90),
+    (0.60, 0.25, 0.80), (0.95, 0.95, 0.95),
+)
+BACKGROUND_PALETTE = (
+    (0.10, 0.12, 0.30), (0.12, 0.30, 0.18), (0.35, 0.35, 0.38),
+    (0.75, 0.70, 0.58), (0.40, 0.12, 0.15), (0.55, 0.68, 0.78),
+)
 # Minor / major axis ratio of ellipses: far enough from 1 to tell from circles.
 _ELLIPSE_ASPECT_RANGE = (0.45, 0.7)
 # Sizes per unit equal-area radius (shape area = pi radius^2).
@@ -149,11 +167,13 @@ class ShapesSource:
 def describe_scene(seed: int, split: str, index: int) -> Scene:
   """The scene of example `index` of `split`: what `ShapesSource` renders."""
   rng = data.example_rng(seed, split, index)
-  colors = tuple(tuple(c) for c in rng.uniform(size=(2, 3)).tolist())
+  ends = rng.choice(len(BACKGROUND_PALETTE), size=2)
+  colors = tuple(BACKGROUND_PALETTE[i] for i in ends.tolist())
   angle = rng.uniform(0, 2 * np.pi)
   num_objects = rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1)
-  radii = np.sort(rng.uniform(*_RADIUS_RANGE, size=num_objects))[::-1]
-  objects = tuple(_sample_object(rng, r, colors, angle) for r in radii.tolist())
+  radii = [rng.uniform(*_MAIN_RADIUS_RANGE)] + np.sort(
+      rng.uniform(*_OTHER_RADIUS_RANGE, size=num_objects - 1))[::-1].tolist()
+  objects = tuple(_sample_object(rng, r, colors, angle) for r in radii)
   return Scene(colors, angle, objects)
 
 
@@ -173,9 +193,9 @@ def _sample_object(
   position = _gradient_position(background_angle, *center_xy)
   low, high = np.asarray(background_colors)
   background = low + position * (high - low)
-  color = rng.uniform(size=3)
-  while np.linalg.norm(color - background) < _MIN_CONTRAST:
-    color = rng.uniform(size=3)
+  palette_Px3 = np.asarray(OBJECT_PALETTE)
+  visible_P = np.linalg.norm(palette_Px3 - background, axis=1) >= _MIN_CONTRAST
+  color = palette_Px3[rng.choice(np.flatnonzero(visible_P))]
   return SceneObject(
       kind,
       tuple(center_xy.tolist()),

@@ -7,6 +7,10 @@ knob 0 reproduces the unguided baseline exactly (same rng => same output).
 | variant        | knob           | range   | meaning                                      |
 |----------------|----------------|---------|----------------------------------------------|
 | none           | (ignored)      | -       | plain inpainting of E                        |
+| sdedit         | strength       | [0, 1]  | token SDEdit: E starts as G, and the share    |
+|                |                |         | gamma(1 - strength) of E (random, nested      |
+|                |                |         | across strengths) is re-masked and decoded;   |
+|                |                |         | 0 keeps G, 1 is plain inpainting of E         |
 | context        | rho            | [0, 1]  | share of steps in which unknown positions     |
 |                |                |         | show G to the model instead of [MASK]        |
 | self_fixed     | lambda         | >= 0    | adds lambda * K[G] to the logits at E; K is  |
@@ -16,16 +20,20 @@ knob 0 reproduces the unguided baseline exactly (same rng => same output).
 |                |                |         | (use the `iterate`-tuned transformer)        |
 | zero_shot      | strength       | [0, 1]  | share of steps in which E proposes G, scored |
 |                |                |         | in context; 1 keeps G, 0 is the baseline     |
+
+"Share of steps" counts the steps that run (editing starts at `start_iter`).
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskgit_edit.decoding import schedules
 from maskgit_edit.decoding.parallel_decode import Guidance
 
-VARIANTS = ("none", "context", "self_fixed", "self_learned", "iterative",
-            "zero_shot")
-_FRACTION_KNOBS = ("context", "zero_shot")
+VARIANTS = ("none", "sdedit", "context", "self_fixed", "self_learned",
+            "iterative", "zero_shot")
+_FRACTION_KNOBS = ("sdedit", "context", "zero_shot")
 
 
 def identity_kernel(codebook_size: int) -> np.ndarray:
@@ -61,8 +69,38 @@ def validate(variant: str, knob: float) -> None:
     raise ValueError(f"Knob of {variant!r} is a fraction in [0, 1], got {knob}.")
 
 
+def sdedit_keep(rng, strength_B, edited_BxN, schedule: str = "cosine"):
+  """Edited positions that token SDEdit keeps as stroke tokens.
+
+  The decode schedule at ratio 1 - strength gives the share of E to re-mask
+  (all of it at strength 1, none at 0). Which positions is random from `rng`
+  but the same for every strength, so the re-masked sets nest and settings
+  pair.
+
+  Args:
+    rng: typed PRNG key.
+    strength_B: float strengths in [0, 1].
+    edited_BxN: bool edited positions E.
+    schedule: mask schedule name (see `schedules`).
+
+  Returns:
+    bool [B, N], a subset of E.
+  """
+  edited_BxN = jnp.asarray(edited_BxN, bool)
+  strength_B = jnp.asarray(strength_B, jnp.float32)
+  scores_BxN = jnp.where(edited_BxN,
+                         jax.random.uniform(rng, edited_BxN.shape), jnp.inf)
+  ranks_BxN = jnp.argsort(jnp.argsort(scores_BxN, axis=-1), axis=-1)
+  num_edited_B = jnp.sum(edited_BxN, axis=-1)
+  share_B = jnp.where(strength_B > 0,
+                      schedules.mask_ratio(1.0 - strength_B, schedule,
+                                           num_edited_B), 0.0)
+  num_remask_B = jnp.ceil(share_B * num_edited_B - 1e-4)
+  return edited_BxN & (ranks_BxN >= num_remask_B[:, None])
+
+
 def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
-                  kernel_CxC) -> Guidance:
+                  kernel_CxC, rng=None, schedule: str = "cosine") -> Guidance:
   """Guidance for a batch of edits.
 
   Args:
@@ -71,9 +109,12 @@ def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
     guide_ids_Bxhxw: int tokens of the stroked images.
     edited_Bxhxw: bool, edited token positions E (guidance applies there).
     kernel_CxC: affinity K for self-guidance (identity for other variants).
+    rng: typed key of the positions that `sdedit` re-masks (needed by it
+      only); pass the same key across settings to pair them.
+    schedule: the decode's mask schedule (`sdedit` only).
 
   Returns:
-    `Guidance` with guide_ids as a [B, h, w] grid (the sampler flattens it).
+    `Guidance` with [B, h, w] grids (the sampler flattens them).
   """
   knob_B = np.broadcast_to(np.asarray(knob, np.float32),
                            (guide_ids_Bxhxw.shape[0],))
@@ -82,12 +123,22 @@ def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
   zeros_B = jnp.zeros_like(knob_B)
   knob_B = jnp.asarray(knob_B)
   on = lambda name: knob_B if variant == name else zeros_B
+  edited_Bxhxw = jnp.asarray(edited_Bxhxw, bool)
+  keep_Bxhxw = jnp.zeros_like(edited_Bxhxw)
+  if variant == "sdedit":
+    if rng is None:
+      raise ValueError("Variant 'sdedit' needs an rng for the positions it "
+                       "re-masks.")
+    batch = edited_Bxhxw.shape[0]
+    keep_Bxhxw = sdedit_keep(rng, knob_B, edited_Bxhxw.reshape(batch, -1),
+                             schedule).reshape(edited_Bxhxw.shape)
   return Guidance(
-      guide_ids_BxL=jnp.where(jnp.asarray(edited_Bxhxw),
+      guide_ids_BxL=jnp.where(edited_Bxhxw,
                               jnp.asarray(guide_ids_Bxhxw, jnp.int32), -1),
       self_weight_B=(knob_B if variant in ("self_fixed", "self_learned")
                      else zeros_B),
       kernel_CxC=jnp.asarray(kernel_CxC, jnp.float32),
       context_until_B=on("context"),
       reembed_scale_B=on("iterative"),
-      propose_until_B=on("zero_shot"))
+      propose_until_B=on("zero_shot"),
+      keep_guide_BxL=keep_Bxhxw)

@@ -10,8 +10,10 @@ rest are committed, with ratio = (step + 1) / T. Known positions never change.
 Every guided variant runs through this same loop; `Guidance` only changes
 (a) which ids the model sees at unknown positions, (b) a bias added to the
 logits before sampling and confidence, and (c) whether an unknown position
-proposes its guide token instead of a sample. With all knobs at zero it is
-the baseline, bit for bit.
+proposes its guide token instead of a sample, and (d) which guided positions
+start known as their guide token. With all knobs at zero it is the baseline,
+bit for bit. Knobs that are fractions of the decoding count the steps that
+run: with start_iter = 2 of 12, rho = 0.3 guides the first 3 of 10 steps.
 """
 
 from typing import Callable
@@ -39,15 +41,17 @@ class Guidance:
     self_weight_B: lambda of self-guidance: adds lambda * K[guide] to logits.
     kernel_CxC: affinity K between codes (row g = bias when the guide is g).
     context_until_B: rho of context guidance: during the first fraction rho
-      of the steps, unknown positions show their guide token to the model
-      instead of [MASK].
+      of the steps that run, unknown positions show their guide token to the
+      model instead of [MASK].
     reembed_scale_B: scale of the guide-token embedding that the transformer
       adds at [MASK] positions (iterative re-embedding).
     propose_until_B: zero-shot strength: during the first fraction of the
-      steps, unknown guided positions propose their guide token (scored by
-      its log-probability in context) instead of a sample, so plausible
-      guide tokens are committed and the least likely ones stay unknown and
-      are re-sampled once the offer ends.
+      steps that run, unknown guided positions propose their guide token
+      (scored by its log-probability in context) instead of a sample, so
+      plausible guide tokens are committed and the least likely ones stay
+      unknown and are re-sampled once the offer ends.
+    keep_guide_BxL: bool; positions that start known as their guide token
+      (token SDEdit keeps these stroke tokens and re-masks the rest of E).
   """
   guide_ids_BxL: jax.Array
   self_weight_B: jax.Array
@@ -55,6 +59,7 @@ class Guidance:
   context_until_B: jax.Array
   reembed_scale_B: jax.Array
   propose_until_B: jax.Array
+  keep_guide_BxL: jax.Array
 
   @classmethod
   def none(cls, batch: int, length: int, codebook_size: int) -> "Guidance":
@@ -65,7 +70,8 @@ class Guidance:
         kernel_CxC=jnp.zeros((codebook_size, codebook_size), jnp.float32),
         context_until_B=zeros_B,
         reembed_scale_B=zeros_B,
-        propose_until_B=zeros_B)
+        propose_until_B=zeros_B,
+        keep_guide_BxL=jnp.zeros((batch, length), bool))
 
 
 @flax.struct.dataclass
@@ -88,10 +94,10 @@ def _self_guidance_bias(guidance: Guidance):
   return weight_BxL[..., None] * bias_BxLxC
 
 
-def _model_inputs(state: DecodeState, guidance: Guidance, ratio_done,
+def _model_inputs(state: DecodeState, guidance: Guidance, share_done,
                   mask_id: int):
   """Ids the model sees: known tokens, and [MASK] or the context guide."""
-  show_guide_BxL = ((ratio_done < guidance.context_until_B)[:, None]
+  show_guide_BxL = ((share_done < guidance.context_until_B)[:, None]
                     & (guidance.guide_ids_BxL >= 0))
   placeholder_BxL = jnp.where(show_guide_BxL, guidance.guide_ids_BxL, mask_id)
   return jnp.where(state.unknown_BxL, placeholder_BxL, state.tokens_BxL)
@@ -226,30 +232,33 @@ def decode(logits_fn: LogitsFn,
     raise ValueError(f"tokens {tokens_BxL.shape} and unknown "
                      f"{unknown_BxL.shape} shapes differ.")
   batch, length = tokens_BxL.shape
-  unknown_BxL = unknown_BxL.astype(bool)
-  num_unknown_Bx1 = jnp.sum(unknown_BxL, axis=-1, keepdims=True)
-
   if guidance is None:
     probe = jax.eval_shape(
         logits_fn, tokens_BxL, tokens_BxL, jnp.zeros((batch,), jnp.float32))
     guidance = Guidance.none(batch, length, probe.shape[-1])
+  keep_BxL = guidance.keep_guide_BxL & (guidance.guide_ids_BxL >= 0)
+  tokens_BxL = jnp.where(keep_BxL, guidance.guide_ids_BxL, tokens_BxL)
+  unknown_BxL = unknown_BxL.astype(bool) & ~keep_BxL
+  num_unknown_Bx1 = jnp.sum(unknown_BxL, axis=-1, keepdims=True)
 
   bias_BxLxC = _self_guidance_bias(guidance)
 
-  def call_model(state, ratio_done):
+  def call_model(state, share_done):
     g = guidance
-    input_ids_BxL = _model_inputs(state, g, ratio_done, mask_id)
+    input_ids_BxL = _model_inputs(state, g, share_done, mask_id)
     logits_BxLxC = logits_fn(input_ids_BxL, g.guide_ids_BxL, g.reembed_scale_B)
     return logits_BxLxC + bias_BxLxC
 
   def body(state: DecodeState) -> DecodeState:
     step = state.step
     ratio = (step + 1).astype(jnp.float32) / num_steps
-    ratio_done = step.astype(jnp.float32) / num_steps
-    logits_BxLxC = call_model(state, ratio_done)
+    # Share of the steps that run already done: what fraction knobs count.
+    share_done = (step - start_iter).astype(jnp.float32) / (stop_iter -
+                                                            start_iter)
+    logits_BxLxC = call_model(state, share_done)
     rng, sample_rng, choice_rng = jax.random.split(state.rng, 3)
     sampled_BxL, log_z_BxL = _sample(sample_rng, logits_BxLxC)
-    offer_guide_BxL = ((ratio_done < guidance.propose_until_B)[:, None]
+    offer_guide_BxL = ((share_done < guidance.propose_until_B)[:, None]
                        & (guidance.guide_ids_BxL >= 0))
     sampled_BxL = jnp.where(offer_guide_BxL, guidance.guide_ids_BxL,
                             sampled_BxL)
@@ -287,7 +296,7 @@ def decode(logits_fn: LogitsFn,
   # After the last step, positions left unknown hold that step's samples.
   tokens_BxL = final.tokens_BxL
   if stop_iter < num_steps:
-    logits_BxLxC = call_model(final, stop_iter / num_steps)
+    logits_BxLxC = call_model(final, 1.0)
     argmax_BxL = jnp.argmax(logits_BxLxC, axis=-1).astype(jnp.int32)
     tokens_BxL = jnp.where(final.unknown_BxL, argmax_BxL, tokens_BxL)
   if return_history:
