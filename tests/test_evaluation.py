@@ -24,7 +24,8 @@ NUM_SOURCES, STROKES_PER_IMAGE = 4, 2
 NUM_STROKES = NUM_SOURCES * STROKES_PER_IMAGE
 # Two knobs per variant, display knobs included.
 KNOBS = {"none": (0.0,), "sdedit": (0.5, 1.0), "context": (0.0, 0.5),
-         "self_fixed": (0.0, 2.0), "self_learned": (1.0, 1000.0), "iterative": (0.0, 1.0),
+         "self_fixed": (0.0, 2.0), "self_learned": (1.0, 1000.0),
+         "iterative": (0.0, 1.0),
          "zero_shot": (0.0, 0.5)}
 SWD_FOLDS = 2
 

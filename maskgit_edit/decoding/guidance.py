@@ -17,7 +17,11 @@ knob 0 reproduces the unguided baseline exactly (same rng => same output).
 |                |                |         | identity or -||c_i - c_j||^2 / tau (`kernel`) |
 | self_learned   | lambda         | >= 0    | same with the K trained by `reweight`        |
 | iterative      | scale          | >= 0    | transformer adds scale * embed(G) at [MASK]  |
-|                |                |         | (use the `iterate`-tuned transformer)        |
+|                |                |         | of the `iterate`-tuned transformer, trained  |
+|                |                |         | to trust G with probability scale / its      |
+|                |                |         | max_scale; scale 0 is that transformer       |
+|                |                |         | unguided, not the base model: compare        |
+|                |                |         | iterative knobs with its own scale 0         |
 | zero_shot      | strength       | [0, 1]  | share of steps in which E proposes G, scored |
 |                |                |         | in context; 1 keeps G, 0 is the baseline     |
 

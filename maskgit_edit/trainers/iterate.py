@@ -2,13 +2,16 @@
 
 Two decode steps are unrolled per example. Step 1 is plain MVTM: mask a
 schedule-drawn share of tokens and sample them. The least confident half of
-the step-1 samples stay masked for step 2 and are passed to the transformer
-as guide ids, embedded with a random scale in [0, max_scale] on top of
-[MASK]; the rest are committed. The loss is cross-entropy on the true tokens
+the step-1 samples stay masked for step 2; the rest are committed. Each
+step-2 position gets a guide id, embedded with a random scale s in
+[0, max_scale] on top of [MASK]: the true token with probability
+s / max_scale, else its step-1 sample (plausible but often wrong, like a
+stroke's token). So the scale tells the model how far to trust the guide,
+and at edit time (guide ids = stroke tokens, scale = the user's knob) larger
+scales follow the stroke more. The loss is cross-entropy on the true tokens
 at the step-2 masked positions (plus the usual step-1 MVTM loss so plain
 decoding does not degrade). Only step 2 is differentiated through; samples
-are discrete. At edit time the guide ids are the stroke tokens and the scale
-is the user's knob.
+are discrete.
 """
 
 import jax
@@ -32,8 +35,8 @@ class IterateTask(maskgit.MaskGitTask):
   def train_step(self, state, batch, rng):
     tokens_BxN, labels_B = batch["tokens"], batch["labels"]
     batch_size, length = tokens_BxN.shape
-    ratio_rng, mask_rng, sample_rng, scale_rng, drop1, drop2 = (
-        jax.random.split(rng, 6))
+    ratio_rng, mask_rng, sample_rng, scale_rng, trust_rng, drop1, drop2 = (
+        jax.random.split(rng, 7))
     ratio_B = schedules.mask_ratio(jax.random.uniform(ratio_rng, (batch_size,)),
                                    self.config.mvtm.schedule, length)
     mask_BxN = maskgit.random_mask(mask_rng, batch_size, length, ratio_B)
@@ -58,10 +61,13 @@ class IterateTask(maskgit.MaskGitTask):
       committed_BxN = jnp.where(mask_BxN, samples_BxN, tokens_BxN)
       inputs2 = maskgit.masked_inputs(self.layout, committed_BxN, labels_B,
                                       mask2_BxN)
-      guides = jnp.where(mask2_BxN, samples_BxN, -1)
+      scale_B = jax.random.uniform(scale_rng, (batch_size,)) * max_scale
+      trusted_BxN = (jax.random.uniform(trust_rng, (batch_size, length))
+                     < (scale_B / max_scale)[:, None])
+      guides = jnp.where(mask2_BxN,
+                         jnp.where(trusted_BxN, tokens_BxN, samples_BxN), -1)
       if offset:
         guides = jnp.pad(guides, ((0, 0), (offset, 0)), constant_values=-1)
-      scale_B = jax.random.uniform(scale_rng, (batch_size,)) * max_scale
       logits2 = self.model.apply(
           {"params": params}, inputs2, deterministic=False,
           guide_ids_BxL=guides, guide_scale=scale_B,
