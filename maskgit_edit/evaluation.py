@@ -39,6 +39,9 @@ Protocol
     token_nll        realism proxy: mean NLL (nats) of the output tokens at
                      the edited positions under the base transformer, with
                      all edited positions masked (`metrics.token_nll`).
+    judge_entropy    realism: mean entropy (nats) of the judge's dense head
+                     over the composited output (`judging.Judge.map_entropy`;
+                     lower = more like the data); NaN without a judge.
   and per setting:
     swd              realism: sliced Wasserstein distance (x1e3) of the
                      composited outputs to held-out real images. Descriptors
@@ -54,14 +57,21 @@ Protocol
                      images of at least `min_resolution` px (16 in Karras et
                      al.); for 16 px images use min_resolution 8 (>= the 7 px
                      patch) and fewer descriptors.
+    judge_kid        realism: judge-KID (x1e3) of the composited outputs to
+                     the same real images, mean and std over subsets; absent
+                     without a judge.
   Summaries: mean and 95% t-interval half-width (`metrics.mean_ci`) over the
-  finite values; paired_vs_none: the same over the per-stroke differences to
-  "none" (as `metrics.paired_diff_ci`, on strokes where both are finite).
+  finite values. Paired differences (on strokes where both are finite), with
+  95% bootstrap intervals over source images, since the strokes of one image
+  are not independent (`metrics.cluster_bootstrap_ci`): paired_vs_none, to
+  the unguided decode; paired_vs_sdedit, to token SDEdit at the same mean
+  faithfulness (`MATCH_METRIC`), interpolated linearly between the two sdedit
+  settings that bracket it (`matched_sdedit`).
 
-Results JSON (`results.json`, SCHEMA_VERSION 1)
+Results JSON (`results.json`, SCHEMA_VERSION 2)
 -----------------------------------------------
   {
-    "schema_version": 1,
+    "schema_version": 2,
     "manifest": str,               # absolute path of the manifest
     "num_strokes": int,            # N
     "image_size": int,             # H (= W)
@@ -77,21 +87,28 @@ Results JSON (`results.json`, SCHEMA_VERSION 1)
     "psnr_cap": float,
     "skipped": {variant: reason},  # variants not run, e.g. no workdir
     "references": {                # the inputs scored as if they were outputs
-      "source": {"l2": Summary, "l2_stroke": Summary, "swd": Summary},
-      "stroke": {"l2": Summary, "l2_stroke": Summary, "swd": Summary}},
+      "source": {metric: Summary for metric in REFERENCE_METRICS},
+      "stroke": {metric: Summary for metric in REFERENCE_METRICS}},
     "results": [{                  # one per (variant, knob) setting run
       "variant": str, "knob": float, "knob_name": str,
       "outputs": str,              # .npz path relative to results.json
       "pngs": str,                 # PNG folder relative to results.json
       "metrics": {metric: Summary for metric in METRICS},
-      "paired_vs_none": {metric: Summary for metric in PER_STROKE_METRICS},
+      "paired_vs_none": {metric: Paired for metric in PER_STROKE_METRICS},
                                    # setting - none, per stroke; {} for
                                    # none itself or when none was not run
+      "paired_vs_sdedit": {"knobs": [float], "weights": [float],
+                           "in_range": bool,
+                           "metrics": {metric: Paired}},
+                                   # {} for none, sdedit, or < 2 sdedit runs
       "per_stroke": {metric: [float|null] * N for PER_STROKE_METRICS},
       "swd_folds": [float] * folds}]
   }
   Summary = {"mean": float|null, "ci": float|null, "n": int}: mean and the
-  half-width of its 95% interval over n finite values (ci null when n < 2).
+  half-width of its 95% interval over n finite values (ci null when n < 2);
+  judge_kid has "std" (over subsets) instead of an interval.
+  Paired = {"mean": float|null, "lo": float|null, "hi": float|null,
+  "n": int}: mean paired difference and its 95% bootstrap interval.
 `metrics.csv` has one row per setting: variant, knob, then <metric>_mean,
 <metric>_ci, <metric>_n for every metric in METRICS.
 """
@@ -116,14 +133,16 @@ from maskgit_edit import metrics
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_NAME = "results.json"
 CSV_NAME = "metrics.csv"
 PSNR_CAP = 100.0
 PER_STROKE_METRICS = ("l2", "l2_stroke", "psnr_preserve", "l2_preserve",
-                      "token_nll")
-METRICS = PER_STROKE_METRICS + ("swd",)
-REFERENCE_METRICS = ("l2", "l2_stroke", "swd")
+                      "token_nll", "judge_entropy")
+METRICS = PER_STROKE_METRICS + ("swd", "judge_kid")
+REFERENCE_METRICS = ("l2", "l2_stroke", "swd", "judge_entropy", "judge_kid")
+# Faithfulness at which a setting is matched to token SDEdit.
+MATCH_METRIC = "l2_stroke"
 
 KNOB_NAMES = {"none": "-", "sdedit": "strength", "context": "rho", "self_fixed": "lambda",
               "self_learned": "lambda", "iterative": "scale",
@@ -519,10 +538,19 @@ def summarize(values) -> dict[str, Any]:
   return {"mean": mean, "ci": ci, "n": int(len(finite))}
 
 
-def summarize_paired(values, baseline) -> dict[str, Any]:
-  """Summary of the per-stroke differences values - baseline."""
-  return summarize(np.asarray(values, np.float64)
-                   - np.asarray(baseline, np.float64))
+def summarize_paired(values, baseline, clusters) -> dict[str, Any]:
+  """Mean of the per-stroke differences values - baseline, with the 95%
+  bootstrap interval over source images (`clusters`), on the strokes where
+  both are finite: {"mean", "lo", "hi", "n"}."""
+  diff = (np.asarray(values, np.float64) - np.asarray(baseline, np.float64))
+  finite = np.isfinite(diff)
+  n = int(finite.sum())
+  if n < 2:
+    return {"mean": float(diff[finite][0]) if n else None, "lo": None,
+            "hi": None, "n": n}
+  mean, low, high = metrics.cluster_bootstrap_ci(
+      diff[finite], np.asarray(clusters)[finite])
+  return {"mean": mean, "lo": low, "hi": high, "n": n}
 
 
 def _preservation(decoded_NxHxWx3, sources_NxHxWx3, region_NxHxW,
@@ -539,10 +567,42 @@ def _preservation(decoded_NxHxWx3, sources_NxHxWx3, region_NxHxW,
   return psnr_N, l2_N
 
 
+class JudgeScores:
+  """Realism under a judge (`judging.Judge`) against held-out real images.
+
+  Per image: the judge's dense-head entropy (lower = more like the data).
+  Per set: judge-KID (x1e3) to the real images, with its spread over
+  subsets. Without a judge every value is missing (NaN / None).
+  """
+
+  def __init__(self, judge, real_NxHxWx3: np.ndarray, num_subsets: int = 100,
+               seed: int = 0):
+    self.judge, self.num_subsets, self.seed = judge, num_subsets, seed
+    self.real_features = (None if judge is None
+                          else judge.features(real_NxHxWx3))
+
+  def entropy(self, images_NxHxWx3) -> np.ndarray:
+    if self.judge is None or not self.judge.has_maps:
+      return np.full(len(images_NxHxWx3), np.nan)
+    return self.judge.map_entropy(images_NxHxWx3)
+
+  def kid(self, images_NxHxWx3) -> dict[str, Any]:
+    """{"mean", "ci": None, "std" (over subsets), "n"}, x1e3."""
+    if self.judge is None:
+      return {"mean": None, "ci": None, "std": None, "n": 0}
+    features = self.judge.features(images_NxHxWx3)
+    mean, std = metrics.kid_from_features(
+        features, self.real_features, num_subsets=self.num_subsets,
+        subset_size=min(len(features), len(self.real_features)),
+        rng=self.seed)
+    return {"mean": 1e3 * mean, "ci": None, "std": 1e3 * std,
+            "n": len(features)}
+
+
 def stroke_metrics(outputs: Mapping[str, np.ndarray], stroke_set: StrokeSet,
-                   labels_N: np.ndarray, scorer: TokenScorer, *,
-                   batch_size: int, psnr_cap: float = PSNR_CAP
-                   ) -> dict[str, np.ndarray]:
+                   labels_N: np.ndarray, scorer: TokenScorer,
+                   judge_scores: JudgeScores, *, batch_size: int,
+                   psnr_cap: float = PSNR_CAP) -> dict[str, np.ndarray]:
   """Per-stroke metrics of one setting: PER_STROKE_METRICS -> float64 [N]."""
   images = images_lib.to_float(outputs["images"])
   decoded = images_lib.to_float(outputs["decoded"])
@@ -556,22 +616,34 @@ def stroke_metrics(outputs: Mapping[str, np.ndarray], stroke_set: StrokeSet,
       scorer(outputs["tokens"][idx], outputs["edited"][idx], labels_N[idx])
       for idx in batch_indices(len(stroke_set), batch_size)])[:len(stroke_set)]
   return {"l2": faithful["l2"], "l2_stroke": faithful["l2_stroke"],
-          "psnr_preserve": psnr_N, "l2_preserve": l2_N, "token_nll": nll_N}
+          "psnr_preserve": psnr_N, "l2_preserve": l2_N, "token_nll": nll_N,
+          "judge_entropy": judge_scores.entropy(images)}
+
+
+def set_metrics(images_NxHxWx3, swd: SwdSettings, real_descriptors,
+                judge_scores: JudgeScores) -> dict[str, dict[str, Any]]:
+  """Summaries of the set-level metrics (SWD over folds, judge-KID)."""
+  folds = swd.fold_distances(swd.descriptors(images_NxHxWx3), real_descriptors)
+  return {"swd": dict(summarize(folds), folds=folds),
+          "judge_kid": judge_scores.kid(images_NxHxWx3)}
 
 
 def reference_metrics(stroke_set: StrokeSet, real_descriptors,
-                      swd: SwdSettings) -> dict[str, dict[str, Any]]:
+                      swd: SwdSettings, judge_scores: JudgeScores
+                      ) -> dict[str, dict[str, Any]]:
   """REFERENCE_METRICS of the sources and of the stroke images themselves."""
   references = {}
   for name, images in (("source", stroke_set.sources_NxHxWx3),
                        ("stroke", stroke_set.strokes_NxHxWx3)):
     faithful = metrics.faithfulness(images, stroke_set.strokes_NxHxWx3,
                                     stroke_set.masks_NxHxW)
+    sets = set_metrics(images, swd, real_descriptors, judge_scores)
     references[name] = {
         "l2": summarize(faithful["l2"]),
         "l2_stroke": summarize(faithful["l2_stroke"]),
-        "swd": summarize(swd.fold_distances(swd.descriptors(images),
-                                            real_descriptors))}
+        "swd": summarize(sets["swd"]["folds"]),
+        "judge_entropy": summarize(judge_scores.entropy(images)),
+        "judge_kid": sets["judge_kid"]}
   return references
 
 
@@ -581,11 +653,13 @@ def _json_floats(values) -> list[float | None]:
 
 def setting_result(variant: str, knob: float, npz_path: str, root: str,
                    per_stroke: Mapping[str, np.ndarray],
-                   swd_folds: Sequence[float]) -> dict[str, Any]:
-  """One entry of results["results"] (paired_vs_none is filled later)."""
+                   sets: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+  """One entry of results["results"] (the paired ones are filled later)."""
   summaries = {name: summarize(per_stroke[name])
                for name in PER_STROKE_METRICS}
-  summaries["swd"] = summarize(swd_folds)
+  summaries["swd"] = summarize(sets["swd"]["folds"])
+  summaries["judge_kid"] = sets["judge_kid"]
+  swd_folds = sets["swd"]["folds"]
   return {
       "variant": variant, "knob": float(knob),
       "knob_name": KNOB_NAMES[variant],
@@ -593,31 +667,74 @@ def setting_result(variant: str, knob: float, npz_path: str, root: str,
       "pngs": os.path.relpath(png_dir(npz_path), root),
       "metrics": summaries,
       "paired_vs_none": {},
+      "paired_vs_sdedit": {},
       "per_stroke": {name: _json_floats(per_stroke[name])
                      for name in PER_STROKE_METRICS},
       "swd_folds": [float(v) for v in swd_folds],
   }
 
 
-def add_paired_differences(results: list[dict[str, Any]]) -> None:
-  """Fills "paired_vs_none" of every setting when "none" was run."""
+def _per_stroke(result, name: str) -> np.ndarray:
+  return np.array([np.nan if v is None else v
+                   for v in result["per_stroke"][name]], np.float64)
+
+
+def matched_sdedit(sdedit_results, faithfulness: float):
+  """The token-SDEdit curve at a given mean faithfulness (`MATCH_METRIC`).
+
+  Returns:
+    (settings, weights, in_range): the two sdedit settings whose means
+    bracket `faithfulness` and the weights that interpolate linearly between
+    them; outside the curve, its nearest end with weight 1 and in_range
+    False.
+  """
+  ordered = sorted(sdedit_results,
+                   key=lambda r: r["metrics"][MATCH_METRIC]["mean"])
+  means = [r["metrics"][MATCH_METRIC]["mean"] for r in ordered]
+  if faithfulness <= means[0] or faithfulness >= means[-1]:
+    end = 0 if faithfulness <= means[0] else -1
+    return [ordered[end]], [1.0], means[0] == means[-1] == faithfulness
+  upper = int(np.searchsorted(means, faithfulness))
+  below, above = means[upper - 1], means[upper]
+  weight = (above - faithfulness) / (above - below)
+  return [ordered[upper - 1], ordered[upper]], [weight, 1.0 - weight], True
+
+
+def add_paired_differences(results: list[dict[str, Any]],
+                           clusters_N: np.ndarray) -> None:
+  """Fills "paired_vs_none" and "paired_vs_sdedit" of every setting.
+
+  vs none: per-stroke differences to the unguided decode (same draws). vs
+  sdedit: per-stroke differences to token SDEdit interpolated to the same
+  mean faithfulness (`matched_sdedit`), so that realism compares at matched
+  faithfulness. Intervals are bootstraps over `clusters_N` (source images).
+  """
   baseline = next((r for r in results if r["variant"] == "none"), None)
-  if baseline is None:
-    return
-  as_array = lambda r, name: np.array(
-      [np.nan if v is None else v for v in r["per_stroke"][name]])
+  sdedit = [r for r in results if r["variant"] == "sdedit"]
   for result in results:
-    if result is not baseline:
+    if baseline is not None and result is not baseline:
       result["paired_vs_none"] = {
-          name: summarize_paired(as_array(result, name),
-                                 as_array(baseline, name))
+          name: summarize_paired(_per_stroke(result, name),
+                                 _per_stroke(baseline, name), clusters_N)
           for name in PER_STROKE_METRICS}
+    faithfulness = result["metrics"][MATCH_METRIC]["mean"]
+    if (len(sdedit) < 2 or result["variant"] in ("none", "sdedit")
+        or faithfulness is None):
+      continue
+    settings, weights, in_range = matched_sdedit(sdedit, faithfulness)
+    result["paired_vs_sdedit"] = {
+        "knobs": [r["knob"] for r in settings], "weights": weights,
+        "in_range": in_range,
+        "metrics": {name: summarize_paired(
+            _per_stroke(result, name),
+            sum(w * _per_stroke(r, name) for r, w in zip(settings, weights)),
+            clusters_N) for name in PER_STROKE_METRICS}}
 
 
 def score_settings(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
                    settings: Sequence[tuple[str, float]], *, out_dir: str,
                    seed: int, batch_size: int, swd: SwdSettings,
-                   real_NxHxWx3: np.ndarray):
+                   real_NxHxWx3: np.ndarray, judge=None):
   """Scores the saved outputs of every setting.
 
   Args:
@@ -628,11 +745,13 @@ def score_settings(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
     seed, batch_size: those of the run (checked against the outputs).
     swd: SWD settings.
     real_NxHxWx3: held-out real images in [0, 1].
+    judge: a `judging.Judge` of the data, or None (no judge metrics).
 
   Returns:
     (results entries, references) of the results schema.
   """
   real_descriptors = swd.descriptors(real_NxHxWx3)
+  judge_scores = JudgeScores(judge, real_NxHxWx3, seed=seed)
   scorer = TokenScorer(editor.sampler.model, editor.params, editor.layout)
   progress = Progress(len(settings))
   entries = []
@@ -640,15 +759,21 @@ def score_settings(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
     path = output_path(out_dir, variant, knob)
     outputs = load_outputs(path, stroke_set, seed=seed, batch_size=batch_size)
     per_stroke = stroke_metrics(outputs, stroke_set, labels_N, scorer,
-                                batch_size=batch_size)
-    folds = swd.fold_distances(
-        swd.descriptors(images_lib.to_float(outputs["images"])),
-        real_descriptors)
+                                judge_scores, batch_size=batch_size)
+    sets = set_metrics(images_lib.to_float(outputs["images"]), swd,
+                       real_descriptors, judge_scores)
     entries.append(setting_result(variant, knob, path, out_dir, per_stroke,
-                                  folds))
+                                  sets))
     progress.step(f"scored {variant} {KNOB_NAMES[variant]}={knob:g}")
-  add_paired_differences(entries)
-  return entries, reference_metrics(stroke_set, real_descriptors, swd)
+  add_paired_differences(entries, stroke_clusters(stroke_set))
+  return entries, reference_metrics(stroke_set, real_descriptors, swd,
+                                    judge_scores)
+
+
+def stroke_clusters(stroke_set: StrokeSet) -> np.ndarray:
+  """Source image of each stroke (its own cluster where unrecorded), [N]."""
+  indices_N = stroke_set.image_indices_N
+  return np.where(indices_N >= 0, indices_N, -1 - np.arange(len(indices_N)))
 
 
 # ---------------------------------------------------------------------------
@@ -685,7 +810,8 @@ _TOP_LEVEL_KEYS = ("schema_version", "manifest", "num_strokes", "image_size",
                    "strokes", "seed", "batch_size", "models", "edit_settings",
                    "swd", "psnr_cap", "skipped", "references", "results")
 _RESULT_KEYS = ("variant", "knob", "knob_name", "outputs", "pngs", "metrics",
-                "paired_vs_none", "per_stroke", "swd_folds")
+                "paired_vs_none", "paired_vs_sdedit", "per_stroke",
+                "swd_folds")
 
 
 def write_results(out_dir: str, results: Mapping[str, Any]) -> tuple[str, str]:

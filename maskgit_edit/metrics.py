@@ -12,7 +12,8 @@ Everything here is pure numpy/scipy and needs no downloaded weights:
   NLL under the transformer (`token_nll`), and FID/KID from features the caller
   supplies (`fid`, `kid`, `frechet_distance`, ...).
 * Spread: `diversity` across seeds of one edit.
-* Reporting: `mean_ci` and `paired_diff_ci` (t intervals over strokes).
+* Reporting: `mean_ci` (t interval over strokes) and `cluster_bootstrap_ci`
+  (bootstrap interval over source images, for paired differences).
 
 Conventions: images are float arrays in [0, 1], [N, H, W, C] (or [H, W, C] for
 a single image where a docstring says so); masks are bool, [N, H, W] or
@@ -710,17 +711,43 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
   return float(values.mean()), float(half_width)
 
 
-def paired_diff_ci(a, b, confidence: float = 0.95) -> tuple[float, float]:
-  """Mean and t-interval half-width of the paired differences a - b.
+def cluster_bootstrap_ci(values_N, clusters_N, *, confidence: float = 0.95,
+                         num_resamples: int = 2000,
+                         rng: int | np.random.Generator = 0
+                         ) -> tuple[float, float, float]:
+  """Mean and percentile bootstrap interval, resampling whole clusters.
+
+  Strokes of one source image are not independent, so the interval resamples
+  source images (clusters) with replacement and takes the mean over all
+  strokes of the drawn images.
 
   Args:
-    a: 1-D values of one variant, one per stroke.
-    b: the other variant's values on the same strokes, same order.
+    values_N: 1-D finite values, e.g. per-stroke paired differences.
+    clusters_N: the cluster (e.g. source image index) of each value.
     confidence: coverage in (0, 1).
+    num_resamples: bootstrap resamples.
+    rng: numpy Generator or int seed.
+
+  Returns:
+    (mean, low, high).
   """
-  a = np.asarray(a, np.float64)
-  b = np.asarray(b, np.float64)
-  if a.shape != b.shape:
-    raise ValueError(
-        f"Paired values must have the same shape, got {a.shape} and {b.shape}.")
-  return mean_ci(a - b, confidence)
+  values_N = np.asarray(values_N, np.float64)
+  clusters_N = np.asarray(clusters_N)
+  if values_N.ndim != 1 or values_N.shape != clusters_N.shape:
+    raise ValueError(f"Need 1-D values and clusters of one shape, got "
+                     f"{values_N.shape} and {clusters_N.shape}.")
+  if len(values_N) < 2 or not np.all(np.isfinite(values_N)):
+    raise ValueError(f"Need at least 2 finite values, got {len(values_N)} "
+                     f"({np.sum(~np.isfinite(values_N))} not finite).")
+  if not 0.0 < confidence < 1.0:
+    raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+  _, cluster_N = np.unique(clusters_N, return_inverse=True)
+  num_clusters = cluster_N.max() + 1
+  sums_K = np.bincount(cluster_N, values_N, minlength=num_clusters)
+  counts_K = np.bincount(cluster_N, minlength=num_clusters).astype(np.float64)
+  draws_RxK = np.random.default_rng(rng).integers(
+      num_clusters, size=(num_resamples, num_clusters))
+  means_R = sums_K[draws_RxK].sum(1) / counts_K[draws_RxK].sum(1)
+  tail = (1.0 - confidence) / 2.0
+  low, high = np.quantile(means_R, [tail, 1.0 - tail])
+  return float(values_N.mean()), float(low), float(high)

@@ -41,7 +41,7 @@ PHOTOS_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
 
 # Held-out images to stroke for editing (2 strokes each) and, separately,
 # for the judge's validation (2 strokes each, one row of the quality table).
-NUM_IMAGES = {"shapes": 32, "photos": 60}
+NUM_IMAGES = {"shapes": 64, "photos": 60}
 NUM_QUALITY_IMAGES = 1000
 
 
@@ -97,6 +97,8 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
   prefix = f"{data}_{budget}" if budget != "default" else data
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if budget == "quick" else []
+  if data != "photos":  # Photos have no judge.
+    edit_args.append(f"--judge_workdir={runs['judge']}")
   num_quality = 16 if budget == "quick" else NUM_QUALITY_IMAGES
   training = [
       ("tokenizer", *_train(runs, "tokenizer", data, arg)),

@@ -7,19 +7,23 @@ r"""Renders the results of `scripts/run_edits.py`: grid, tables and a plot.
 
 Writes
 * `<output_dir>/strip_<mode>_<id>.png`: one strip per example stroke, its
-  columns Source | Stroke | No guide | Context | Self: fixed | Self: learned |
-  Self: learned, full confidence | Iterative tuning | Zero-shot (each variant
+  columns Source | Stroke | No guide | Token SDEdit | Context | Self: fixed |
+  Self: learned | Self: learned, full confidence | Iterative tuning |
+  Zero-shot (each variant
   at its display knob, `evaluation.COLUMNS`; the nearest knob run if that one
   was not; a grey "n/a" cell for a variant that was skipped);
 * `<output_dir>/comparison.md` (--markdown): the same as a markdown table
   (`--examples_per_mode` inversion and counterfactual strokes, images in
   `<output_dir>/cells/` referenced by relative paths), the metric table
-  (faithfulness L2 whole / in mask, preservation PSNR, SWD, token NLL, each
-  mean +- 95% CI; the sources and strokes themselves as references) and the
-  plot;
+  (faithfulness L2 whole / in mask, preservation PSNR, SWD, token NLL,
+  judge map entropy and KID, each mean +- 95% CI; the sources and strokes
+  themselves as references), the paired differences to none and to token
+  SDEdit at matched faithfulness, and the plot;
 * --grid: one PNG of all example rows with column titles;
-* --plot: faithfulness (in-mask L2 to the stroke) against realism (SWD), one
-  curve per variant across its knob, points labelled with the knob value.
+* --plot: faithfulness (in-mask L2 to the stroke) against realism (the
+  judge's map entropy when the run had a judge, else SWD), one curve per
+  variant across its knob; and the paired differences to none with their
+  bootstrap intervals.
 Small images are enlarged by pixel repetition to at least --cell_px.
 """
 
@@ -49,8 +53,7 @@ from maskgit_edit.decoding import guidance as guidance_lib
 _PAD = 4
 _FONT_SIZE = 13
 _PLACEHOLDER_GREY = 200
-# Unpaired intervals are wide next to the paired differences in the results;
-# drawn faintly so that they do not hide the curves.
+# Drawn faintly so that the intervals do not hide the curves.
 _ERRORBAR_STYLE = dict(capsize=2, elinewidth=0.8, ecolor="0.75")
 _METRIC_COLUMNS = (
     ("l2", "Faithfulness L2, whole"),
@@ -58,6 +61,14 @@ _METRIC_COLUMNS = (
     ("psnr_preserve", "Preservation PSNR (dB)"),
     ("swd", "SWD (x1e3)"),
     ("token_nll", "Token NLL (nats)"),
+    ("judge_entropy", "Judge map entropy (nats)"),
+    ("judge_kid", "Judge KID (x1e3)"),
+)
+# Paired differences shown: faithfulness and realism, per stroke.
+_PAIRED_COLUMNS = (
+    ("l2_stroke", "L2 in mask"),
+    ("judge_entropy", "judge entropy"),
+    ("token_nll", "token NLL"),
 )
 
 
@@ -182,9 +193,52 @@ def titled_grid(rows_of_images, titles, row_labels, font) -> Image.Image:
 def _format(summary) -> str:
   if summary is None or summary["mean"] is None:
     return "n/a"
+  if summary.get("std") is not None:
+    return f"{summary['mean']:.4g} (sd {summary['std']:.2g})"
   if summary["ci"] is None:
     return f"{summary['mean']:.4g}"
   return f"{summary['mean']:.4g} ± {summary['ci']:.2g}"
+
+
+def _format_paired(paired) -> str:
+  """mean [low, high], bold when the interval excludes 0."""
+  if not paired or paired["mean"] is None:
+    return "n/a"
+  if paired["lo"] is None:
+    return f"{paired['mean']:+.3g}"
+  text = f"{paired['mean']:+.3g} [{paired['lo']:+.3g}, {paired['hi']:+.3g}]"
+  return f"**{text}**" if paired["lo"] > 0 or paired["hi"] < 0 else text
+
+
+def _knob_label(result) -> str:
+  return ("-" if result["variant"] == "none"
+          else f"{result['knob_name']}={result['knob']:g}")
+
+
+def paired_table(results) -> list[str]:
+  """Markdown rows of the paired differences vs none and vs sdedit."""
+  header = (["Variant", "Knob"]
+            + [f"vs none: {t}" for _, t in _PAIRED_COLUMNS]
+            + ["sdedit match (strength)"]
+            + [f"vs sdedit: {t}" for _, t in _PAIRED_COLUMNS[1:]])
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for r in results["results"]:
+    if r["variant"] == "none":
+      continue
+    vs_none = r["paired_vs_none"]
+    vs_sdedit = r["paired_vs_sdedit"]
+    if vs_sdedit:
+      match = " / ".join(f"{k:g}" for k in vs_sdedit["knobs"])
+      match += "" if vs_sdedit["in_range"] else " (outside its range)"
+      sdedit_cells = [_format_paired(vs_sdedit["metrics"].get(m))
+                      for m, _ in _PAIRED_COLUMNS[1:]]
+    else:
+      match, sdedit_cells = "-", ["-"] * (len(_PAIRED_COLUMNS) - 1)
+    lines.append("| " + " | ".join(
+        [r["variant"], _knob_label(r)]
+        + [_format_paired(vs_none.get(m)) for m, _ in _PAIRED_COLUMNS]
+        + [match] + sdedit_cells) + " |")
+  return lines
 
 
 def metric_table(results) -> list[str]:
@@ -197,68 +251,112 @@ def metric_table(results) -> list[str]:
         [f"{name.capitalize()} (reference)", "-"]
         + [_format(reference.get(m)) for m, _ in _METRIC_COLUMNS]) + " |")
   for r in results["results"]:
-    knob = "-" if r["variant"] == "none" else f"{r['knob_name']}={r['knob']:g}"
     lines.append("| " + " | ".join(
-        [r["variant"], knob]
+        [r["variant"], _knob_label(r)]
         + [_format(r["metrics"][m]) for m, _ in _METRIC_COLUMNS]) + " |")
   return lines
 
 
-def _point(metrics):
+_AXIS_LABELS = {
+    "l2_stroke": "Faithfulness: L2 to the stroke inside its mask "
+                 "(lower = more faithful)",
+    "judge_entropy": "Realism: judge map entropy, nats (lower = more real)",
+    "swd": "Realism: SWD to real images, x1e3 (lower = more realistic)",
+    "token_nll": "Realism proxy: token NLL, nats (lower = more likely)",
+}
+
+
+def realism_metrics(results) -> tuple[str, str]:
+  """(set-level metric, per-stroke metric) that the plot uses for realism:
+  the judge's map entropy when a judge scored the run, else SWD and the
+  token NLL."""
+  judged = any(r["metrics"]["judge_entropy"]["n"] for r in results["results"])
+  return (("judge_entropy", "judge_entropy") if judged
+          else ("swd", "token_nll"))
+
+
+def _point(metrics, y_metric):
   """(x, y, x half-width, y half-width) of a setting or reference."""
-  return (metrics["l2_stroke"]["mean"], metrics["swd"]["mean"],
-          metrics["l2_stroke"]["ci"] or 0.0, metrics["swd"]["ci"] or 0.0)
+  return (metrics["l2_stroke"]["mean"], metrics[y_metric]["mean"],
+          metrics["l2_stroke"]["ci"] or 0.0, metrics[y_metric]["ci"] or 0.0)
 
 
-def _draw_variants(ax, results, *, with_errors: bool) -> None:
-  """One curve per variant across its knob (labelled), none as a star."""
+def _paired_point(paired, y_metric):
+  """(x, y, x errors (2,), y errors (2,)) of the differences vs none."""
+  x, y = paired["l2_stroke"], paired[y_metric]
+  error = lambda p: ([p["mean"] - p["lo"], p["hi"] - p["mean"]]
+                     if p["lo"] is not None else [0.0, 0.0])
+  return x["mean"], y["mean"], error(x), error(y)
+
+
+def _draw_variants(ax, results, y_metric, *, paired: bool) -> None:
+  """One curve per variant across its knob, none as a star.
+
+  Means with knob values labelled, or (`paired`) the paired differences to
+  none with their 95% bootstrap intervals.
+  """
   for variant in guidance_lib.VARIANTS:
     entries = sorted((r for r in results["results"]
                       if r["variant"] == variant), key=lambda r: r["knob"])
     if not entries:
       continue
-    x, y, xerr, yerr = zip(*(_point(r["metrics"]) for r in entries))
-    errors = dict(xerr=xerr, yerr=yerr, **_ERRORBAR_STYLE) if with_errors else {}
     if variant == "none":
-      ax.errorbar(x, y, marker="*", markersize=14, color="black",
-                  linestyle="none", label="none (baseline)", zorder=3,
-                  **errors)
+      point = (0.0, 0.0) if paired else _point(entries[0]["metrics"],
+                                               y_metric)[:2]
+      ax.plot(*point, marker="*", markersize=14, color="black",
+              linestyle="none", label="none (baseline)", zorder=3)
       continue
-    ax.errorbar(x, y, marker="o", label=f"{variant} ({entries[0]['knob_name']})",
-                **errors)
-    if not with_errors:
-      for r, xi, yi in zip(entries, x, y):
-        ax.annotate(f"{r['knob']:g}", (xi, yi), textcoords="offset points",
-                    xytext=(4, 4), fontsize=7)
+    label = f"{variant} ({entries[0]['knob_name']})"
+    if paired:
+      entries = [r for r in entries if r["paired_vs_none"]]
+      if not entries:
+        continue
+      x, y, xerr, yerr = zip(*(_paired_point(r["paired_vs_none"], y_metric)
+                               for r in entries))
+      ax.errorbar(x, y, xerr=np.array(xerr).T, yerr=np.array(yerr).T,
+                  marker="o", label=label, **_ERRORBAR_STYLE)
+      continue
+    x, y, _, _ = zip(*(_point(r["metrics"], y_metric) for r in entries))
+    ax.plot(x, y, marker="o", label=label)
+    for r, xi, yi in zip(entries, x, y):
+      ax.annotate(f"{r['knob']:g}", (xi, yi), textcoords="offset points",
+                  xytext=(4, 4), fontsize=7)
 
 
 def plot_tradeoff(results, path: str) -> str:
-  """In-mask L2 to the stroke (x) against SWD (y), a curve per variant.
+  """Faithfulness (x) against realism (y), a curve per variant.
 
-  Left: the variants alone with knob values (means). Right: the same with
-  95% CIs, next to the source and stroke images themselves for scale.
+  Left: means across each variant's knob (values labelled), with the source
+  and stroke images for scale. Right: per-stroke paired differences to the
+  unguided decode with 95% bootstrap intervals over source images.
   """
+  set_metric, stroke_metric = realism_metrics(results)
   fig = mpl_figure.Figure(figsize=(13, 5.5))
   backend_agg.FigureCanvasAgg(fig)
-  zoom, full = fig.subplots(1, 2)
-  _draw_variants(zoom, results, with_errors=False)
-  _draw_variants(full, results, with_errors=True)
+  means, paired = fig.subplots(1, 2)
+  _draw_variants(means, results, set_metric, paired=False)
+  _draw_variants(paired, results, stroke_metric, paired=True)
   for (name, reference), marker in zip(results["references"].items(), "sX"):
-    x, y, xerr, yerr = _point(reference)
-    full.errorbar([x], [y], xerr=[xerr], yerr=[yerr], marker=marker,
-                  markersize=8, color="grey", linestyle="none",
-                  label=f"{name} images (reference)", **_ERRORBAR_STYLE)
-  zoom.set_title("Variants across their knobs (means; knob values labelled)",
-                 fontsize=10)
-  full.set_title("Mean ± 95% CI, with the inputs for scale", fontsize=10)
-  for ax in (zoom, full):
-    ax.set_xlabel("Faithfulness: L2 to the stroke inside its mask "
-                  "(lower = more faithful)")
-    ax.set_ylabel("Realism: SWD to real images, x1e3 "
-                  "(lower = more realistic)")
+    if reference.get(set_metric, {}).get("mean") is None:
+      continue
+    x, y, _, _ = _point(reference, set_metric)
+    means.plot([x], [y], marker=marker, markersize=8, color="grey",
+               linestyle="none", label=f"{name} images (reference)")
+  means.set_title("Means across each knob (knob values labelled)",
+                  fontsize=10)
+  paired.set_title("Paired differences to none, 95% bootstrap intervals "
+                   "over source images", fontsize=10)
+  means.set_xlabel(_AXIS_LABELS["l2_stroke"])
+  means.set_ylabel(_AXIS_LABELS[set_metric])
+  paired.set_xlabel("Difference in " + _AXIS_LABELS["l2_stroke"][0].lower()
+                    + _AXIS_LABELS["l2_stroke"][1:])
+  paired.set_ylabel("Difference in " + _AXIS_LABELS[stroke_metric][0].lower()
+                    + _AXIS_LABELS[stroke_metric][1:])
+  paired.axhline(0.0, color="0.6", linewidth=0.8)
+  paired.axvline(0.0, color="0.6", linewidth=0.8)
+  for ax in (means, paired):
     ax.grid(alpha=0.3)
-  zoom.legend(fontsize=7)
-  full.legend(fontsize=7)
+    ax.legend(fontsize=7)
   fig.suptitle(f"Faithfulness vs realism over {results['num_strokes']} "
                "strokes", fontsize=11)
   fig.tight_layout()
@@ -295,6 +393,16 @@ def markdown(results, results_path, md_path, cell_paths, row_labels, notes,
       f"output, capped at {results['psnr_cap']:g} dB); lower SWD and token "
       "NLL = more realistic.", ""]
   lines += metric_table(results)
+  lines += [
+      "", "## Paired differences", "",
+      "Per stroke, setting minus baseline, mean and 95% bootstrap interval "
+      "over source images (bold: the interval excludes 0). vs none: the "
+      "unguided decode with the same random draws. vs sdedit: token SDEdit "
+      "interpolated between the two strengths whose mean in-mask L2 brackets "
+      "the setting's, i.e. realism at matched faithfulness (lower entropy / "
+      "NLL = more realistic). `iterative` decodes with its fine-tuned "
+      "transformer: its scale 0 row is that model unguided.", ""]
+  lines += paired_table(results)
   if results["skipped"]:
     lines += ["", "Skipped: " + "; ".join(
         f"{v} ({why})" for v, why in results["skipped"].items()) + "."]

@@ -5,11 +5,13 @@ r"""Runs every guidance variant at every knob setting on a stroke set; scores it
       --transformer_workdir runs/shapes/maskgit \
       --reweight_workdir runs/shapes/reweight \
       --iterate_workdir runs/shapes/iterate \
+      --judge_workdir runs/shapes/judge \
       --out_dir runs/shapes/eval
 
 then `python scripts/render_comparison_table.py --results
 runs/shapes/eval/results.json`. Without --reweight_workdir (--iterate_workdir)
-the self_learned (iterative) variant is skipped with a message. Knob grids
+the self_learned (iterative) variant is skipped with a message; without
+--judge_workdir the judge realism metrics are left out. Knob grids
 default to `evaluation.DEFAULT_KNOBS`; override them with e.g.
 `--knobs context=0,0.5 self_fixed=0,2`, and pick variants with `--variants`.
 
@@ -37,6 +39,7 @@ import numpy as np
 from maskgit_edit import artefacts
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import evaluation
+from maskgit_edit import judging
 from maskgit_edit.decoding import guidance as guidance_lib
 
 RECOMMENDED_MIN_STROKES = 100
@@ -68,6 +71,8 @@ def parse_args(argv):
   p.add_argument("--transformer_workdir", required=True)
   p.add_argument("--reweight_workdir", help="`reweight` run (self_learned).")
   p.add_argument("--iterate_workdir", help="`iterate` run (iterative).")
+  p.add_argument("--judge_workdir",
+                 help="Judge run of the data (judge realism metrics).")
   p.add_argument("--out_dir", required=True)
   p.add_argument("--variants", nargs="+", default=list(guidance_lib.VARIANTS),
                  choices=guidance_lib.VARIANTS)
@@ -158,12 +163,14 @@ def main(argv=None) -> str:
       editor, stroke_set, labels_N, settings, out_dir=args.out_dir,
       seed=args.seed, batch_size=args.batch_size, swd=swd,
       real_NxHxWx3=evaluation.real_images(stroke_set, tok_config.data,
-                                          args.real_split, num_real))
+                                          args.real_split, num_real),
+      judge=(judging.Judge.from_workdir(args.judge_workdir, tok_config.data)
+             if args.judge_workdir else None))
   results = evaluation.results_dict(
       stroke_set, labels_N, seed=args.seed, batch_size=args.batch_size,
       models={name: getattr(args, name) for name in (
           "tokenizer_workdir", "transformer_workdir", "reweight_workdir",
-          "iterate_workdir")},
+          "iterate_workdir", "judge_workdir")},
       edit_settings=dataclasses.asdict(editor.settings),
       swd=dict(dataclasses.asdict(swd), num_real=num_real,
                real_split=args.real_split),

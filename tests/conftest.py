@@ -45,3 +45,13 @@ def tiny_runs(tmp_path_factory):
       tiny_config("maskgit_shapes.py", tokenizer_workdir=runs["tokenizer"]),
       runs["maskgit"])
   return runs
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(tmp_path_factory):
+  """Workdir of a runlocal judge (16 px shapes) and its final metrics."""
+  from maskgit_edit import train  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("judge"))
+  _, metrics = train.train_and_evaluate(tiny_config("judge_shapes.py"),
+                                        workdir)
+  return workdir, metrics

@@ -82,11 +82,12 @@ def _harness_argv(tiny_runs, manifest, out_dir, extra=()):
 
 
 @pytest.fixture(scope="module")
-def harness(tiny_runs, manifest, trained_extras, tmp_path_factory):
+def harness(tiny_runs, tiny_judge, manifest, trained_extras, tmp_path_factory):
   out_dir = tmp_path_factory.mktemp("eval")
   reweight, iterate = trained_extras
   argv = _harness_argv(tiny_runs, manifest, out_dir, [
-      "--reweight_workdir", reweight, "--iterate_workdir", iterate])
+      "--reweight_workdir", reweight, "--iterate_workdir", iterate,
+      "--judge_workdir", tiny_judge[0]])
   json_path = run_edits.main(argv)
   return argv, str(out_dir), json_path
 
@@ -158,21 +159,37 @@ def test_results_json_has_the_documented_schema(harness, test_source):
   assert [(r["variant"], r["knob"]) for r in results["results"]] == _settings()
   for r in results["results"]:
     assert set(r) == {"variant", "knob", "knob_name", "outputs", "pngs",
-                      "metrics", "paired_vs_none", "per_stroke", "swd_folds"}
+                      "metrics", "paired_vs_none", "paired_vs_sdedit",
+                      "per_stroke", "swd_folds"}
     assert os.path.isfile(os.path.join(out_dir, r["outputs"]))
     assert os.path.isdir(os.path.join(out_dir, r["pngs"]))
     assert set(r["metrics"]) == set(evaluation.METRICS)
     for name, summary in r["metrics"].items():
-      assert set(summary) == {"mean", "ci", "n"}
       expected_n = SWD_FOLDS if name == "swd" else NUM_STROKES
       assert summary["n"] == expected_n, name
-      assert np.isfinite(summary["mean"]) and summary["ci"] >= 0
+      assert np.isfinite(summary["mean"])
+      if name == "judge_kid":
+        assert set(summary) == {"mean", "ci", "std", "n"}
+        assert summary["std"] >= 0
+      else:
+        assert set(summary) == {"mean", "ci", "n"}
+        assert summary["ci"] >= 0
     assert set(r["per_stroke"]) == set(evaluation.PER_STROKE_METRICS)
     assert all(len(v) == NUM_STROKES for v in r["per_stroke"].values())
     assert len(r["swd_folds"]) == SWD_FOLDS
     expected_paired = (set() if r["variant"] == "none"
                        else set(evaluation.PER_STROKE_METRICS))
     assert set(r["paired_vs_none"]) == expected_paired
+    for paired in r["paired_vs_none"].values():
+      assert set(paired) == {"mean", "lo", "hi", "n"}
+      assert paired["lo"] <= paired["mean"] <= paired["hi"]
+    if r["variant"] in ("none", "sdedit"):
+      assert r["paired_vs_sdedit"] == {}
+    else:
+      matched = r["paired_vs_sdedit"]
+      assert set(matched["knobs"]) <= {0.5, 1.0}
+      assert sum(matched["weights"]) == pytest.approx(1.0)
+      assert set(matched["metrics"]) == set(evaluation.PER_STROKE_METRICS)
   evaluation.load_results(json_path)
 
 
@@ -363,7 +380,25 @@ def test_summaries_skip_non_finite_values():
   assert summary == {"mean": mean, "ci": ci, "n": 3}
   assert evaluation.summarize([3.0, np.inf]) == {"mean": 3.0, "ci": None,
                                                  "n": 1}
-  assert evaluation.summarize_paired([2.0, 5.0], [1.0, 1.0])["mean"] == 2.5
+  paired = evaluation.summarize_paired([2.0, 5.0, np.nan], [1.0, 1.0, 1.0],
+                                      [0, 1, 2])
+  assert paired["mean"] == 2.5 and paired["n"] == 2
+  assert 1.0 <= paired["lo"] <= paired["hi"] <= 4.0
+
+
+def _sdedit_result(knob, l2_stroke_mean):
+  return {"variant": "sdedit", "knob": knob,
+          "metrics": {"l2_stroke": {"mean": l2_stroke_mean}}}
+
+
+def test_sdedit_is_matched_by_interpolating_its_faithfulness():
+  curve = [_sdedit_result(k, m) for k, m in ((0.0, 1.0), (0.5, 3.0),
+                                             (1.0, 4.0))]
+  settings, weights, in_range = evaluation.matched_sdedit(curve, 2.5)
+  assert [r["knob"] for r in settings] == [0.0, 0.5] and in_range
+  assert weights == pytest.approx([0.25, 0.75])
+  settings, weights, in_range = evaluation.matched_sdedit(curve, 9.0)
+  assert [r["knob"] for r in settings] == [1.0] and not in_range
 
 
 def test_batches_are_padded_to_one_shape():

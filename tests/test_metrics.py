@@ -368,16 +368,27 @@ def test_mean_ci_hand_computation():
   assert narrower < half_width
 
 
-def test_paired_diff_ci():
-  a = np.array([1.0, 2.0, 3.0, 4.0])
-  b = np.array([0.5, 1.0, 2.5, 3.0])
-  assert metrics.paired_diff_ci(a, b) == metrics.mean_ci(a - b)
-  with pytest.raises(ValueError, match=r"\(4,\) and \(3,\)"):
-    metrics.paired_diff_ci(a, b[:3])
-
-
 def test_mean_ci_rejects_bad_inputs():
   with pytest.raises(ValueError, match="at least 2"):
     metrics.mean_ci([1.0])
   with pytest.raises(ValueError, match="not finite"):
     metrics.mean_ci([1.0, np.inf])
+
+
+def test_cluster_bootstrap_resamples_whole_clusters():
+  rng = np.random.default_rng(0)
+  values = rng.normal(size=30)
+  single = metrics.cluster_bootstrap_ci(values, np.arange(30), rng=1)
+  # Each value twice in its cluster: the same clusters, so the same interval.
+  doubled = metrics.cluster_bootstrap_ci(np.repeat(values, 2),
+                                         np.repeat(np.arange(30), 2), rng=1)
+  np.testing.assert_allclose(doubled, single)
+  # Treating the duplicates as independent would narrow it.
+  naive = metrics.cluster_bootstrap_ci(np.repeat(values, 2), np.arange(60),
+                                       rng=1)
+  assert naive[2] - naive[1] < 0.8 * (single[2] - single[1])
+  assert single[1] < single[0] < single[2]
+  with pytest.raises(ValueError, match="finite"):
+    metrics.cluster_bootstrap_ci([1.0, np.nan], [0, 1])
+  with pytest.raises(ValueError, match="one shape"):
+    metrics.cluster_bootstrap_ci([1.0, 2.0], [0, 1, 2])
