@@ -23,9 +23,15 @@ def params_path(workdir: str, name: str) -> str:
   return os.path.join(workdir, f"{name}_params.msgpack")
 
 
+def is_writer() -> bool:
+  """Whether this process writes a run's files (process 0 of a multi-process
+  run; every process computes the same values)."""
+  return jax.process_index() == 0
+
+
 def export_params(workdir: str, name: str, params) -> str:
   """Writes params atomically (temp file + rename) so a kill loses nothing."""
-  if jax.process_index() != 0:
+  if not is_writer():
     return params_path(workdir, name)
   path = params_path(workdir, name)
   tmp = path + ".tmp"
@@ -64,6 +70,8 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
 
 def save_token_cache(workdir: str, split: str, tokens_Nxhxw, labels_N):
   path = os.path.join(workdir, f"tokens_{split}.npz")
+  if not is_writer():
+    return path
   np.savez(path + ".tmp.npz", tokens=np.asarray(tokens_Nxhxw, np.int32),
            labels=np.asarray(labels_N, np.int32))
   os.replace(path + ".tmp.npz", path)

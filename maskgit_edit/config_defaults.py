@@ -1,6 +1,7 @@
 """Config sections shared by the files in configs/ (big_vision style)."""
 
 import ml_collections
+from ml_collections import config_dict
 
 from maskgit_edit import data
 
@@ -20,7 +21,12 @@ def base(trainer: str, *, total_steps: int, batch_size: int,
   c.keep_checkpoints = 2
   c.num_eval = 512
   c.eval_batch_size = 256
-  c.distributed = False  # jax.distributed.initialize() for multi-host.
+  # One JAX process per host: jax.distributed.initialize() with these (unset:
+  # JAX_COORDINATOR_ADDRESS, or auto-detection on TPU pods, SLURM, Open MPI).
+  c.distributed = False
+  c.coordinator_address = config_dict.placeholder(str)  # host:port of 0.
+  c.num_processes = config_dict.placeholder(int)
+  c.process_id = config_dict.placeholder(int)
   c.shard_params = False  # FSDP-style state sharding over the data axis,
   c.shard_min_size = 2 ** 18  # for leaves with at least this many elements.
   c.optim = ml_collections.ConfigDict(dict(

@@ -7,6 +7,8 @@ import time
 import jax
 import numpy as np
 
+from maskgit_edit import artefacts
+
 
 def _jsonable(value):
   if isinstance(value, (np.ndarray, jax.Array)):
@@ -26,7 +28,7 @@ class MetricWriter:
   """
 
   def __init__(self, workdir: str, config, wandb_config=None):
-    self._active = jax.process_index() == 0
+    self._active = artefacts.is_writer()
     self._path = os.path.join(workdir, "metrics.jsonl")
     self._wandb = None
     if not self._active:

@@ -25,6 +25,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from maskgit_edit import artefacts
 from maskgit_edit import metric_writer
 
 PyTree = Any
@@ -85,9 +86,20 @@ def make_mesh():
 
 
 def maybe_initialize_distributed(config):
-  """Multi-host start-up (coordinator from the environment / cluster)."""
-  if config.get("distributed", False) and jax.process_count() == 1:
-    jax.distributed.initialize()
+  """Joins the multi-process runtime when `config.distributed` is set.
+
+  Coordinator address, number of processes and process id come from the
+  config where given, else from JAX (JAX_COORDINATOR_ADDRESS, or cluster
+  auto-detection). CPU processes exchange collectives over gloo. Must run
+  before anything else touches a JAX device.
+  """
+  if not config.get("distributed", False) or jax.distributed.is_initialized():
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(
+      coordinator_address=config.get("coordinator_address"),
+      num_processes=config.get("num_processes"),
+      process_id=config.get("process_id"))
 
 
 def state_shardings(abstract_state: PyTree, mesh, shard_params: bool,
@@ -170,7 +182,7 @@ FINAL_METRICS = "final_metrics.json"
 
 def write_final_metrics(workdir: str, metrics: dict):
   """Marks the run finished (artefacts written) with its final metrics."""
-  if jax.process_index() != 0:
+  if not artefacts.is_writer():
     return
   path = os.path.join(workdir, FINAL_METRICS)
   with open(path + ".tmp", "w") as f:

@@ -287,6 +287,8 @@ def save_sample_grid(config, tokenizer_workdir, model, layout, params, path,
   pixels = tokenizer.apply({"params": tok_params}, tokens,
                            method=tokenizer.decode_from_indices)
   size = pixels.shape[1]
+  if not artefacts.is_writer():
+    return path
   return images_lib.save_png(images_lib.grid(np.clip(pixels, 0, 1), 8), path,
                              scale=max(1, 128 // size))
 

@@ -243,9 +243,10 @@ class TokenizerTask:
     images = images_lib.to_float(images)
     recon, _ = self._eval_fn(params, images)
     pairs = np.stack([images, np.clip(np.asarray(recon), 0, 1)], 1)[:16]
-    images_lib.save_png(images_lib.grid(pairs.reshape(-1, *images.shape[1:]),
-                                        8), f"{workdir}/reconstructions.png",
-                        scale=max(1, 128 // self.image_size))
+    if artefacts.is_writer():
+      images_lib.save_png(
+          images_lib.grid(pairs.reshape(-1, *images.shape[1:]), 8),
+          f"{workdir}/reconstructions.png", scale=max(1, 128 // self.image_size))
     return results
 
 

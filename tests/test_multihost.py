@@ -1,0 +1,146 @@
+"""Two JAX processes on localhost train exactly as one process with two devices.
+
+Each process of the pair has one CPU device and reads its half of every
+global batch; the single process has two devices and reads whole batches.
+Same global batch, same mesh size: losses and parameters must agree (up to
+the summation order of the cross-process all-reduce), and a checkpoint
+written by either resumes in the other.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import flax.serialization
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.xdist_group("multihost")
+
+TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _command(config: str, workdir: str, overrides=()):
+  return [sys.executable, "-m", "maskgit_edit.train",
+          f"--config={os.path.join(ROOT, 'configs', config)}:runlocal",
+          f"--workdir={workdir}", *overrides]
+
+
+def _env(num_devices: int):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_MODE="disabled",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={num_devices}")
+  return env
+
+
+def _check(procs):
+  for proc in procs:
+    out, _ = proc.communicate(timeout=TIMEOUT_S)
+    assert proc.returncode == 0, out[-3000:]
+
+
+def train_single(config, workdir, overrides=()):
+  _check([subprocess.Popen(_command(config, workdir, overrides), env=_env(2),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, cwd=ROOT)])
+
+
+def train_pair(config, workdir, overrides=()):
+  port = _free_port()
+  procs = [subprocess.Popen(
+      _command(config, workdir, [
+          *overrides, "--config.distributed=True",
+          f"--config.coordinator_address=127.0.0.1:{port}",
+          "--config.num_processes=2", f"--config.process_id={i}"]),
+      env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True, cwd=ROOT) for i in range(2)]
+  _check(procs)
+
+
+def _params(workdir, name):
+  with open(os.path.join(workdir, f"{name}_params.msgpack"), "rb") as f:
+    return flax.serialization.msgpack_restore(f.read())
+
+
+def _losses(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [row["loss"] for row in map(json.loads, f) if "loss" in row]
+
+
+def assert_same_run(a, b, name):
+  np.testing.assert_allclose(_losses(a), _losses(b), rtol=1e-5)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4,
+                                                       atol=1e-6),
+               _params(a, name), _params(b, name))
+
+
+def _rewind(workdir, to_step):
+  """Leaves only the checkpoints up to `to_step`, as after a kill."""
+  checkpoints = os.path.join(workdir, "checkpoints")
+  for step in os.listdir(checkpoints):
+    if step.isdigit() and int(step) > to_step:
+      shutil.rmtree(os.path.join(checkpoints, step))
+  for name in os.listdir(workdir):
+    if name.endswith((".msgpack", ".json")) and name != "config.json":
+      os.remove(os.path.join(workdir, name))
+  # The log of the lost steps is written again on resume.
+  log = os.path.join(workdir, "metrics.jsonl")
+  with open(log) as f:
+    kept = [line for line in f if json.loads(line)["step"] <= to_step]
+  with open(log, "w") as f:
+    f.writelines(kept)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_runs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("multihost")
+  single, pair = str(root / "single"), str(root / "pair")
+  train_single("tokenizer_shapes.py", single)
+  train_pair("tokenizer_shapes.py", pair)
+  return root, single, pair
+
+
+def test_two_processes_train_the_tokenizer_as_one(tokenizer_runs):
+  _, single, pair = tokenizer_runs
+  assert_same_run(single, pair, "tokenizer")
+  # Process 0 alone writes the token cache; it matches the single run's.
+  for name in ("tokens_train.npz", "tokens_test.npz"):
+    with np.load(os.path.join(single, name)) as a, np.load(
+        os.path.join(pair, name)) as b:
+      assert sorted(a.files) == sorted(b.files)
+      for member in a.files:
+        np.testing.assert_array_equal(a[member], b[member])
+
+
+def test_checkpoints_resume_across_process_counts(tokenizer_runs):
+  root, single, pair = tokenizer_runs
+  pair_to_single, single_to_pair = (str(root / "pair_to_single"),
+                                    str(root / "single_to_pair"))
+  shutil.copytree(pair, pair_to_single)
+  shutil.copytree(single, single_to_pair)
+  _rewind(pair_to_single, 2)
+  _rewind(single_to_pair, 2)
+  train_single("tokenizer_shapes.py", pair_to_single)
+  train_pair("tokenizer_shapes.py", single_to_pair)
+  assert_same_run(single, pair_to_single, "tokenizer")
+  assert_same_run(single, single_to_pair, "tokenizer")
+
+
+def test_two_processes_train_the_transformer_as_one(tokenizer_runs):
+  root, single_tokenizer, _ = tokenizer_runs
+  link = [f"--config.tokenizer_workdir={single_tokenizer}"]
+  single, pair = str(root / "maskgit_single"), str(root / "maskgit_pair")
+  train_single("maskgit_shapes.py", single, link)
+  train_pair("maskgit_shapes.py", pair, link)
+  assert_same_run(single, pair, "transformer")
