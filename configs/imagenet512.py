@@ -12,18 +12,12 @@ in place of 256: the tokenizer is the same architecture, the transformer reads
       --variant self_fixed --knob 2 --out e.png
 """
 
-import importlib.util
 import os
 
-
-def _imagenet256():
-  # Config files are loaded by path, not as a package: load the sibling the same way.
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "imagenet256.py")
-  spec = importlib.util.spec_from_file_location("_imagenet256", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+from maskgit_edit import config_defaults
 
 
 def get_config(arg: str = "edit"):
-  return _imagenet256().released_config(512, arg)
+  sibling = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "imagenet256.py")
+  return config_defaults.load_module(sibling).released_config(512, arg)

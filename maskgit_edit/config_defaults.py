@@ -1,5 +1,7 @@
 """Config sections shared by the files in configs/ (big_vision style)."""
 
+import os
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -67,13 +69,21 @@ def decode(**overrides) -> ml_collections.ConfigDict:
   return d
 
 
-def load(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path/to/config.py[:arg]` the way `--config` does."""
+def load_module(path: str):
+  """Imports a Python file by path (config files and scripts are not in a
+  package)."""
   import importlib.util  # pylint: disable=g-import-not-at-top
-  path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("_config", path)
-  if module_spec is None:
+  module_spec = importlib.util.spec_from_file_location(
+      os.path.splitext(os.path.basename(path))[0], path)
+  if module_spec is None or not os.path.isfile(path):
     raise FileNotFoundError(f"No config file {path!r}.")
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
+  return module
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py[:arg]` the way `--config` does."""
+  path, _, arg = spec.partition(":")
+  module = load_module(path)
   return module.get_config(arg) if arg else module.get_config()

@@ -337,8 +337,9 @@ def _read_png(path: str | os.PathLike, role: str) -> Image.Image:
     return image
 
 
-def _mask_from_image(image: Image.Image) -> np.ndarray:
-  """True where any colour channel is non-zero (and the pixel is opaque)."""
+def mask_from_image(image: Image.Image) -> np.ndarray:
+  """A mask image's HxW bool mask: true where any colour channel is non-zero
+  (and the pixel is opaque). The one rule for every mask file read."""
   if image.mode == 'P':
     image = image.convert('RGBA')
   pixels = np.asarray(image)
@@ -396,7 +397,7 @@ def load_edit_triplet(
     }
   source, stroke = (image_lib.to_float(images[role].convert('RGB'))
                     for role in ('source', 'stroke'))
-  return source, stroke, _mask_from_image(images['mask'])
+  return source, stroke, mask_from_image(images['mask'])
 
 
 def box_mask(image_size: int, box: Box) -> np.ndarray:

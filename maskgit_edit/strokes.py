@@ -38,6 +38,8 @@ import skimage.segmentation
 import sklearn.cluster
 import threadpoolctl
 
+from maskgit_edit import editing
+
 MODES = ("inversion", "counterfactual")
 SEGMENTATIONS = ("kmeans", "slic")
 # Minimum L2 distance (RGB in [0, 1]) between a counterfactual fill colour and
@@ -462,13 +464,13 @@ def write_stroke_set(
   return manifest_path
 
 
-def _load_png(path: pathlib.Path, manifest_path: pathlib.Path,
-              pil_mode: str) -> np.ndarray:
+def _load_png(path: pathlib.Path, manifest_path: pathlib.Path) -> Image.Image:
   if not path.is_file():
     raise FileNotFoundError(f"{path} listed in manifest {manifest_path} does "
                             "not exist.")
   with Image.open(path) as image:
-    return np.asarray(image.convert(pil_mode))
+    image.load()
+    return image
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[StrokeExample]:
@@ -496,12 +498,12 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StrokeExample]:
                if key not in entry]
     if missing:
       raise ValueError(f"Entry {entry} in {manifest_path} lacks {missing}.")
-    mask_HxW = _load_png(root / entry["mask"], manifest_path, "L") > 127
+    rgb = lambda key: np.asarray(
+        _load_png(root / entry[key], manifest_path).convert("RGB"))
     examples.append(StrokeExample(
-        entry=entry,
-        source=_load_png(root / entry["source"], manifest_path, "RGB"),
-        stroke_image=_load_png(root / entry["stroke"], manifest_path, "RGB"),
-        mask=mask_HxW))
+        entry=entry, source=rgb("source"), stroke_image=rgb("stroke"),
+        mask=editing.mask_from_image(_load_png(root / entry["mask"],
+                                               manifest_path))))
   _check_examples(examples, manifest_path)
   return examples
 

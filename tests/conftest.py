@@ -17,13 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def load_script(relative_path):
   """Imports a script of the repo (e.g. "scripts/run_edits.py") as a module."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  path = os.path.join(ROOT, relative_path)
-  name = os.path.splitext(os.path.basename(path))[0]
-  spec = importlib.util.spec_from_file_location(name, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  from maskgit_edit import config_defaults  # pylint: disable=g-import-not-at-top
+  return config_defaults.load_module(os.path.join(ROOT, relative_path))
 
 
 def tiny_config(name, **overrides):
