@@ -47,6 +47,7 @@ tokenizer was trained on that range.
 import ml_collections
 from ml_collections import config_dict
 
+from maskgit_edit import checkpoints
 from maskgit_edit import config_defaults
 from maskgit_edit import data
 
@@ -61,16 +62,14 @@ def released_sections(image_size: int) -> ml_collections.ConfigDict:
     tokenizer section) and `model` (transformer section), the fields that
     `scripts/import_released.py` writes into the imported run folders.
   """
+  released = checkpoints.released_config(image_size)
   s = ml_collections.ConfigDict()
   s.image_size = image_size
-  s.num_classes = 1000
-  s.tokenizer = config_defaults.tokenizer(
-      filters=128, channel_multipliers=(1, 1, 2, 2, 4), num_res_blocks=2,
-      embedding_dim=256, codebook_size=1024, norm_groups=32,
-      commitment_cost=0.25, entropy_loss_ratio=0.1)
-  s.model = config_defaults.transformer(
-      hidden_size=768, num_layers=24, num_heads=16, intermediate_size=3072,
-      dropout_rate=0.1, class_conditional=True)
+  s.num_classes = released["num_classes"]
+  s.tokenizer = config_defaults.tokenizer(**released["tokenizer"])
+  sizes = {k: v for k, v in released["transformer"].items()
+           if k not in ("vocab_size", "seq_len")}
+  s.model = config_defaults.transformer(**sizes, class_conditional=True)
   return s
 
 
