@@ -1,5 +1,6 @@
 """Config sections shared by the files in configs/ (big_vision style)."""
 
+import dataclasses
 import os
 
 import ml_collections
@@ -62,9 +63,12 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
 
 
 def decode(**overrides) -> ml_collections.ConfigDict:
-  d = ml_collections.ConfigDict(dict(
-      num_steps=12, schedule="cosine", choice_temperature=4.5, start_iter=0,
-      stop_iter=ml_collections.config_dict.placeholder(int)))
+  """A `decode` / `sample` section: `sampling.DecodeSettings` and its
+  defaults, as config fields."""
+  from maskgit_edit import sampling  # pylint: disable=g-import-not-at-top
+  d = ml_collections.ConfigDict({
+      **dataclasses.asdict(sampling.DecodeSettings()),
+      "stop_iter": config_dict.placeholder(int)})
   d.update(overrides)
   return d
 

@@ -287,7 +287,7 @@ def composite(
     generated_BxHxWx3: Array,
     region_mask_BxHxW: Array,
     mode: str = 'hard',
-    sigma_px: float = 2.0,
+    sigma_px: float | None = None,
     core_mask_BxHxW: Array | None = None,
 ) -> Array:
   """Pastes the generated image over the source inside the edited region.
@@ -298,7 +298,8 @@ def composite(
     region_mask_BxHxW: boolean-like edited region in pixels.
     mode: 'hard' (``where(region, generated, source)``) or 'feather'
       (``w * generated + (1 - w) * source`` with ``w = feather(...)``).
-    sigma_px: feathering width, used by 'feather' only.
+    sigma_px: feathering width, required by 'feather' (the editing default
+      is `edit.EditSettings.feather_sigma_px`).
     core_mask_BxHxW: pixels that keep the generated image exactly in
       'feather' mode (typically the stroke mask); see ``feather``.
 
@@ -312,6 +313,8 @@ def composite(
   if mode not in COMPOSITE_MODES:
     raise ValueError(
         f'unknown composite mode {mode!r}; expected one of {COMPOSITE_MODES}')
+  if mode == 'feather' and sigma_px is None:
+    raise ValueError("composite mode 'feather' needs sigma_px")
   if np.shape(generated_BxHxWx3) != np.shape(source_BxHxWx3):
     raise ValueError(f'generated shape {np.shape(generated_BxHxWx3)} differs '
                      f'from source shape {np.shape(source_BxHxWx3)}')

@@ -108,7 +108,8 @@ def parse_args(argv):
                       default="0.25,0.5,0.75,1",
                       help="Sweet spots k/T (k = ceil(f * T)).")
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--choice_temperature", type=float, default=4.5)
+  parser.add_argument("--choice_temperature", type=float,
+                      default=sampling.DecodeSettings().choice_temperature)
   parser.add_argument("--start_iter", type=int, default=0)
   parser.add_argument("--box_fraction", type=float, default=0.5,
                       help="Side of the centre box as a fraction of the image.")

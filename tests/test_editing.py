@@ -212,12 +212,12 @@ def test_composite_works_on_jax_arrays_and_under_jit():
   source, generated = _images()
   stroke_mask, region = _stroke_and_region()
   expected = editing.composite(source, generated, region, mode='feather',
-                               core_mask_BxHxW=stroke_mask)
+                               sigma_px=2.0, core_mask_BxHxW=stroke_mask)
 
   @jax.jit
   def composite_jax(source, generated, region, stroke_mask):
     return editing.composite(source, generated, region, mode='feather',
-                             core_mask_BxHxW=stroke_mask)
+                             sigma_px=2.0, core_mask_BxHxW=stroke_mask)
 
   out = composite_jax(jnp.asarray(source), jnp.asarray(generated),
                       jnp.asarray(region), jnp.asarray(stroke_mask))
@@ -233,6 +233,8 @@ def test_composite_rejects_unknown_mode_and_shapes():
   _, region = _stroke_and_region()
   with pytest.raises(ValueError, match="'soft'"):
     editing.composite(source, generated, region, mode='soft')
+  with pytest.raises(ValueError, match='sigma_px'):
+    editing.composite(source, generated, region, mode='feather')
   with pytest.raises(ValueError, match=r'generated shape \(2, 32, 32, 2\)'):
     editing.composite(source, generated[..., :2], region)
   with pytest.raises(ValueError, match=r'mask shape \(2, 16, 16\)'):

@@ -27,6 +27,8 @@ def random_model(input_ids_BxL, guide_ids_BxL, guide_scale_B):
 
 def run(model, tokens, unknown, seed=0, **kw):
   kw.setdefault("num_steps", 8)
+  kw.setdefault("schedule", "cosine")
+  kw.setdefault("choice_temperature", 4.5)
   fn = jax.jit(functools.partial(parallel_decode.decode, model, mask_id=MASK,
                                  **kw))
   return fn(jnp.asarray(tokens), jnp.asarray(unknown), jax.random.key(seed))

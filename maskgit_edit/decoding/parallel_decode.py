@@ -191,10 +191,10 @@ def decode(logits_fn: LogitsFn,
            *,
            mask_id: int,
            num_steps: int,
-           schedule: str = "cosine",
+           schedule: str,
+           choice_temperature: float,
            start_iter: int = 0,
            stop_iter: int | None = None,
-           choice_temperature: float = 4.5,
            guidance: Guidance | None = None,
            return_history: bool = False):
   """Decodes the unknown tokens in parallel over `num_steps` steps.
