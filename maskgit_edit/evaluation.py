@@ -483,14 +483,10 @@ class TokenScorer:
     batch = len(tokens_Bxhxw)
     tokens_BxN = np.asarray(tokens_Bxhxw).reshape(batch, -1)
     edited_BxN = np.asarray(edited_Bxhxw, bool).reshape(batch, -1)
-    ids_BxL = np.where(edited_BxN, self.layout.mask_id, tokens_BxN)
-    if self.layout.class_conditional:
-      class_B1 = self.layout.class_ids(np.asarray(labels_B))[:, None]
-      ids_BxL = np.concatenate([class_B1, ids_BxL], axis=1)
-    logits_BxLxV = np.asarray(self._logits(self.params,
-                                           ids_BxL.astype(np.int32)))
-    logits_BxNxC = logits_BxLxV[:, self.layout.offset:,
-                                :self.layout.codebook_size]
+    ids_BxL = self.layout.inputs(tokens_BxN.astype(np.int32), labels_B,
+                                 edited_BxN)
+    logits_BxNxC = np.asarray(self.layout.code_logits(
+        self._logits(self.params, ids_BxL)))
     return metrics.token_nll(logits_BxNxC, tokens_BxN, edited_BxN)
 
 

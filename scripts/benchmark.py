@@ -305,8 +305,7 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
   mask_BxN = maskgit_trainer.random_mask(
       jax.random.key(3), batch, layout.latent ** 2,
       jnp.full((batch,), UNKNOWN_FRACTION))
-  inputs_BxL = maskgit_trainer.masked_inputs(layout, example["tokens"],
-                                             example["labels"], mask_BxN)
+  inputs_BxL = layout.inputs(example["tokens"], example["labels"], mask_BxN)
   forward = jax.jit(task._logits)  # pylint: disable=protected-access
   forward_flops = compiled_flops(forward, params, inputs_BxL)
   _progress(f"transformer forward: batch {batch}")
@@ -349,9 +348,8 @@ def decode_batch(sampler, params, batch: int, reps: int, peak: Peak) -> dict:
         input_ids_BxL, guide_ids_BxL, guide_scale_B)
 
   forward = jax.jit(forward_impl)
-  inputs_BxL = maskgit_trainer.masked_inputs(
-      layout, tokens_Bxhxw.reshape(batch, -1), labels_B,
-      unknown_Bxhxw.reshape(batch, -1))
+  inputs_BxL = layout.inputs(tokens_Bxhxw.reshape(batch, -1), labels_B,
+                             unknown_Bxhxw.reshape(batch, -1))
   forward_args = (params, inputs_BxL, jnp.full_like(inputs_BxL, -1),
                   jnp.zeros((batch,), jnp.float32))
   forward_flops = compiled_flops(forward, *forward_args)

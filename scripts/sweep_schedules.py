@@ -234,13 +234,10 @@ def context_log_probs(editor: edit_lib.Editor, tokens_Nxhxw, unknown_Nxhxw,
 
   def run(_, tokens_Bxhxw, unknown_Bxhxw, labels_B):
     batch = tokens_Bxhxw.shape[0]
-    ids_BxN = np.where(unknown_Bxhxw, layout.mask_id,
-                       tokens_Bxhxw).reshape(batch, -1)
-    if layout.class_conditional:
-      ids_BxN = np.concatenate([layout.class_ids(labels_B)[:, None], ids_BxN],
-                               axis=1)
-    logits_BxLxC = logits(editor.params, jnp.asarray(ids_BxN, jnp.int32),
-                          jnp.full(ids_BxN.shape, -1, jnp.int32),
+    ids_BxL = layout.inputs(jnp.asarray(tokens_Bxhxw, jnp.int32).reshape(
+        batch, -1), labels_B, unknown_Bxhxw.reshape(batch, -1))
+    logits_BxLxC = logits(editor.params, ids_BxL,
+                          jnp.full(ids_BxL.shape, -1, jnp.int32),
                           jnp.zeros((batch,), jnp.float32))
     log_probs = jax.nn.log_softmax(logits_BxLxC[:, layout.offset:], axis=-1)
     return log_probs.reshape(*tokens_Bxhxw.shape, -1)

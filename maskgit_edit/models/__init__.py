@@ -1,5 +1,7 @@
 """Model builders from config sections."""
 
+import jax.numpy as jnp
+
 from maskgit_edit.models import vqgan
 from maskgit_edit.models.transformer import Transformer
 from maskgit_edit.models.vqgan import VQGAN
@@ -46,6 +48,19 @@ class TokenLayout:
 
   def class_ids(self, labels_B):
     return self.codebook_size + labels_B
+
+  def inputs(self, tokens_BxN, labels_B, mask_BxN):
+    """Transformer inputs [B, L]: [MASK] where `mask`, the class token
+    first (class-conditional models)."""
+    ids_BxN = jnp.where(mask_BxN, self.mask_id, tokens_BxN)
+    if not self.class_conditional:
+      return ids_BxN
+    class_Bx1 = self.class_ids(jnp.asarray(labels_B))[:, None]
+    return jnp.concatenate([class_Bx1.astype(ids_BxN.dtype), ids_BxN], axis=1)
+
+  def code_logits(self, logits_BxLxV):
+    """Logits over the codes at the grid positions: [B, N, C]."""
+    return logits_BxLxV[:, self.offset:, :self.codebook_size]
 
 
 def build_transformer(model_config, layout: TokenLayout) -> Transformer:

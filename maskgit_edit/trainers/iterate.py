@@ -40,8 +40,7 @@ class IterateTask(maskgit.MaskGitTask):
     ratio_B = schedules.mask_ratio(jax.random.uniform(ratio_rng, (batch_size,)),
                                    self.config.mvtm.schedule, length)
     mask_BxN = maskgit.random_mask(mask_rng, batch_size, length, ratio_B)
-    inputs1_BxL = maskgit.masked_inputs(self.layout, tokens_BxN, labels_B,
-                                        mask_BxN)
+    inputs1_BxL = self.layout.inputs(tokens_BxN, labels_B, mask_BxN)
     offset = self.layout.offset
     max_scale = self.config.iterate.max_scale
 
@@ -59,8 +58,7 @@ class IterateTask(maskgit.MaskGitTask):
       ranks = jnp.argsort(jnp.argsort(confidence, axis=-1), axis=-1)
       mask2_BxN = (ranks < keep_Bx1) & mask_BxN
       committed_BxN = jnp.where(mask_BxN, samples_BxN, tokens_BxN)
-      inputs2 = maskgit.masked_inputs(self.layout, committed_BxN, labels_B,
-                                      mask2_BxN)
+      inputs2 = self.layout.inputs(committed_BxN, labels_B, mask2_BxN)
       scale_B = jax.random.uniform(scale_rng, (batch_size,)) * max_scale
       trusted_BxN = (jax.random.uniform(trust_rng, (batch_size, length))
                      < (scale_B / max_scale)[:, None])
@@ -68,10 +66,10 @@ class IterateTask(maskgit.MaskGitTask):
                          jnp.where(trusted_BxN, tokens_BxN, samples_BxN), -1)
       if offset:
         guides = jnp.pad(guides, ((0, 0), (offset, 0)), constant_values=-1)
-      logits2 = self.model.apply(
+      logits2 = self.layout.code_logits(self.model.apply(
           {"params": params}, inputs2, deterministic=False,
           guide_ids_BxL=guides, guide_scale=scale_B,
-          rngs={"dropout": drop2})[:, offset:, :self.layout.codebook_size]
+          rngs={"dropout": drop2}))
       loss2, accuracy2 = maskgit.masked_cross_entropy(
           logits2, tokens_BxN, mask2_BxN, self.config.mvtm.label_smoothing)
       return loss1 + loss2, (loss1, loss2, accuracy2)

@@ -91,15 +91,6 @@ def informed_init(params, rng, layout: models.TokenLayout, codebook_KxD,
   return {**params, "Embed_0": embed}
 
 
-def masked_inputs(layout: models.TokenLayout, tokens_BxN, labels_B, mask_BxN):
-  """Transformer inputs [B, L]: [MASK] where masked, class token first."""
-  ids_BxN = jnp.where(mask_BxN, layout.mask_id, tokens_BxN)
-  if layout.class_conditional:
-    ids_BxN = jnp.concatenate([layout.class_ids(labels_B)[:, None], ids_BxN],
-                              axis=1)
-  return ids_BxN
-
-
 def masked_cross_entropy(logits_BxNxC, tokens_BxN, mask_BxN,
                          label_smoothing: float):
   """Mean label-smoothed CE over masked positions, and their accuracy."""
@@ -129,8 +120,7 @@ def masked_token_metrics(logits_fn, layout: models.TokenLayout, tokens_BxN,
   num, length = np.shape(tokens_BxN)
   mask_BxN = random_mask(jax.random.key(seed), num, length,
                          jnp.full((num,), 0.5))
-  inputs = masked_inputs(layout, jnp.asarray(tokens_BxN),
-                         jnp.asarray(labels_B), mask_BxN)
+  inputs = layout.inputs(jnp.asarray(tokens_BxN), labels_B, mask_BxN)
   nll, accuracy = masked_cross_entropy(logits_fn(inputs),
                                        jnp.asarray(tokens_BxN), mask_BxN, 0.0)
   return ({"masked_accuracy": float(accuracy), "masked_nll": float(nll)},
@@ -224,7 +214,7 @@ class MaskGitTask:
     logits = self.model.apply({"params": params}, inputs_BxL,
                               deterministic=deterministic,
                               rngs=None if deterministic else {"dropout": rng})
-    return logits[:, self.layout.offset:, :self.layout.codebook_size]
+    return self.layout.code_logits(logits)
 
   def train_step(self, state, batch, rng):
     tokens_BxN, labels_B = batch["tokens"], batch["labels"]
@@ -233,7 +223,7 @@ class MaskGitTask:
     ratio_B = schedules.mask_ratio(jax.random.uniform(ratio_rng, (batch_size,)),
                                    self.config.mvtm.schedule, length)
     mask_BxN = random_mask(mask_rng, batch_size, length, ratio_B)
-    inputs_BxL = masked_inputs(self.layout, tokens_BxN, labels_B, mask_BxN)
+    inputs_BxL = self.layout.inputs(tokens_BxN, labels_B, mask_BxN)
 
     def loss_fn(params):
       logits = self._logits(params, inputs_BxL, dropout_rng)

@@ -107,8 +107,7 @@ class ReweightTask(maskgit.MaskGitTask):
           jax.random.uniform(ratio_rng, (batch_size,)),
           self.config.mvtm.schedule, length)
       edited_BxN = maskgit.random_mask(mask_rng, batch_size, length, ratio_B)
-    inputs = maskgit.masked_inputs(self.layout, tokens_BxN, labels_B,
-                                   edited_BxN)
+    inputs = self.layout.inputs(tokens_BxN, labels_B, edited_BxN)
     logits_BxNxC = jax.lax.stop_gradient(self._logits(frozen_params, inputs))
     if self.config.reweight.guide_source == "strokes":
       guides_BxN = batch["guides"]
