@@ -41,6 +41,9 @@ NUM_REALISM_REFERENCE = 2000
 SAMPLE_BATCH = 100
 
 
+# Decode settings of the transformer run that flags may override.
+DECODE_OVERRIDES = ("choice_temperature", "num_steps", "class_guidance")
+
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--judge_workdir", required=True)
@@ -55,6 +58,9 @@ def parse_args(argv):
                       help="Override the transformer run's sampling setting.")
   parser.add_argument("--num_steps", type=int, default=None,
                       help="Override the transformer run's decoding steps.")
+  parser.add_argument("--class_guidance", type=float, default=None,
+                      help="Override the transformer run's class guidance "
+                           "(sampling.logits_fn_for).")
   parser.add_argument("--out_dir", required=True)
   args = parser.parse_args(argv)
   if args.num_images < 2:
@@ -126,8 +132,8 @@ def image_sets(args, data_config):
     sets += [("stroke images (unedited)", stroke_images, stroke_labels),
              ("stroke images, reconstructed",
               tokenizer.reconstruct(stroke_images), stroke_labels)]
-  overrides = {k: v for k, v in (("choice_temperature", args.choice_temperature),
-                                 ("num_steps", args.num_steps)) if v is not None}
+  overrides = {k: getattr(args, k) for k in DECODE_OVERRIDES
+               if getattr(args, k) is not None}
   for name, workdir in (("samples, weak model", args.weak_transformer_workdir),
                         ("samples", args.transformer_workdir)):
     if workdir:
@@ -168,6 +174,11 @@ def markdown(report: dict) -> str:
         f"{row['fid_high']:.2f}] | {1e3 * row['kid']:.2f} ± "
         f"{1e3 * row['kid_std']:.2f} | {row['realism']:.3f} ± "
         f"{row['realism_ci']:.3f} | {entropy} | {accuracy} |")
+  overridden = {k: v for k, v in report["decode_overrides"].items()
+                if v is not None}
+  if overridden:
+    lines.append("\nSamples decoded with " + ", ".join(
+        f"{k} = {v:g}" for k, v in overridden.items()) + ".")
   for key, text in (("accuracy_ratio", "sample class accuracy / real test "
                      "accuracy"), ("fid_ratio", "sample judge-FID / "
                                    "reconstruction judge-FID")):
@@ -204,8 +215,8 @@ def main(argv=None) -> dict:
   report = {"num_images": args.num_images, "num_reference": len(reference_RxD),
             "judge_test_accuracy": artefacts.load_final_metrics(
                 args.judge_workdir)["test_accuracy"],
-            "decode_overrides": {k: getattr(args, k) for k in
-                                 ("choice_temperature", "num_steps")},
+            "decode_overrides": {k: getattr(args, k)
+                                 for k in DECODE_OVERRIDES},
             "rows": rows}
   by_name = {row["name"]: row for row in rows}
   if "samples" in by_name:

@@ -268,3 +268,36 @@ def test_sdedit_remasks_the_scheduled_share_of_the_edit_nested():
     assert not (stronger & ~weaker).any()
   np.testing.assert_array_equal(kept[0], edited_BxN)
   assert not kept[-1].any()
+
+
+def test_class_guidance_pushes_the_class_away_from_the_marginal():
+  from maskgit_edit import sampling
+  from maskgit_edit.models import TokenLayout
+  layout = TokenLayout(codebook_size=6, num_classes=3, latent=2,
+                       class_conditional=True)
+  table_KxC = jax.random.normal(jax.random.key(0), (3, 6))
+
+  class FakeModel:
+    """Logits depend only on the class token: table[class] everywhere."""
+
+    def apply(self, variables, ids_BxL, **kwargs):
+      del variables, kwargs
+      logits_BxC = table_KxC[ids_BxL[:, 0] - layout.codebook_size]
+      logits_BxC = jnp.pad(logits_BxC, ((0, 0), (0, layout.vocab_size - 6)))
+      return jnp.broadcast_to(logits_BxC[:, None],
+                              ids_BxL.shape + (layout.vocab_size,))
+
+  ids_BxL = jnp.array([[6, 0, 1, 2, 3], [8, 0, 1, 2, 3]])
+  args = (ids_BxL, jnp.full_like(ids_BxL, -1), jnp.zeros(2))
+  plain = sampling.logits_fn_for(FakeModel(), None, layout)(*args)
+  guided = sampling.logits_fn_for(FakeModel(), None, layout, 2.0)(*args)
+  log_p_KxC = jax.nn.log_softmax(table_KxC)
+  marginal_C = jax.nn.logsumexp(log_p_KxC, axis=0) - jnp.log(3.0)
+  for row, y in enumerate((0, 2)):
+    np.testing.assert_allclose(plain[row, 1], table_KxC[y], rtol=1e-6)
+    np.testing.assert_allclose(
+        guided[row, 1], log_p_KxC[y] + 2.0 * (log_p_KxC[y] - marginal_C),
+        rtol=1e-5, atol=1e-6)
+  unconditional = TokenLayout(6, 3, 2, class_conditional=False)
+  with pytest.raises(ValueError, match="class-conditional"):
+    sampling.logits_fn_for(FakeModel(), None, unconditional, 2.0)
