@@ -583,13 +583,14 @@ class JudgeScores:
     return self.judge.map_entropy(images_NxHxWx3)
 
   def kid(self, images_NxHxWx3) -> dict[str, Any]:
-    """{"mean", "ci": None, "std" (over subsets), "n"}, x1e3."""
+    """{"mean", "ci": None, "std" (over subsets of half the images), "n"},
+    x1e3."""
     if self.judge is None:
       return {"mean": None, "ci": None, "std": None, "n": 0}
     features = self.judge.features(images_NxHxWx3)
     mean, std = metrics.kid_from_features(
         features, self.real_features, num_subsets=self.num_subsets,
-        subset_size=min(len(features), len(self.real_features)),
+        subset_size=max(2, min(len(features), len(self.real_features)) // 2),
         rng=self.seed)
     return {"mean": 1e3 * mean, "ci": None, "std": 1e3 * std,
             "n": len(features)}
@@ -687,12 +688,13 @@ def matched_sdedit(sdedit_results, faithfulness: float):
   ordered = sorted(sdedit_results,
                    key=lambda r: r["metrics"][MATCH_METRIC]["mean"])
   means = [r["metrics"][MATCH_METRIC]["mean"] for r in ordered]
-  if faithfulness <= means[0] or faithfulness >= means[-1]:
-    end = 0 if faithfulness <= means[0] else -1
-    return [ordered[end]], [1.0], means[0] == means[-1] == faithfulness
-  upper = int(np.searchsorted(means, faithfulness))
+  if faithfulness < means[0] or faithfulness > means[-1]:
+    end = 0 if faithfulness < means[0] else -1
+    return [ordered[end]], [1.0], False
+  upper = min(int(np.searchsorted(means, faithfulness, side="right")),
+              len(means) - 1)
   below, above = means[upper - 1], means[upper]
-  weight = (above - faithfulness) / (above - below)
+  weight = (above - faithfulness) / (above - below) if above > below else 1.0
   return [ordered[upper - 1], ordered[upper]], [weight, 1.0 - weight], True
 
 

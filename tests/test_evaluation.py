@@ -170,7 +170,7 @@ def test_results_json_has_the_documented_schema(harness, test_source):
       assert np.isfinite(summary["mean"])
       if name == "judge_kid":
         assert set(summary) == {"mean", "ci", "std", "n"}
-        assert summary["std"] >= 0
+        assert summary["std"] > 0
       else:
         assert set(summary) == {"mean", "ci", "n"}
         assert summary["ci"] >= 0
@@ -399,6 +399,12 @@ def test_sdedit_is_matched_by_interpolating_its_faithfulness():
   assert weights == pytest.approx([0.25, 0.75])
   settings, weights, in_range = evaluation.matched_sdedit(curve, 9.0)
   assert [r["knob"] for r in settings] == [1.0] and not in_range
+  # Either end of the curve itself is a match.
+  for end, knob in ((1.0, 0.0), (4.0, 1.0)):
+    settings, weights, in_range = evaluation.matched_sdedit(curve, end)
+    assert in_range
+    assert sum(w for r, w in zip(settings, weights) if r["knob"] == knob) == 1
+
 
 
 def test_batches_are_padded_to_one_shape():
