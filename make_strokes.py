@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
 from maskgit_edit import strokes as strokes_lib
@@ -145,4 +146,4 @@ def main(argv=None) -> str:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

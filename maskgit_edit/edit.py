@@ -33,6 +33,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from maskgit_edit import artefacts
+from maskgit_edit import cli
 from maskgit_edit import editing
 from maskgit_edit import images as images_lib
 from maskgit_edit import sampling
@@ -282,7 +283,7 @@ def run(flag_values: flags.FlagValues) -> str:
 
 def main(argv):
   del argv
-  print(run(flags.FLAGS))
+  print(cli.run(run, flags.FLAGS))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import config_defaults
 from maskgit_edit import data as data_lib
@@ -562,4 +563,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -25,6 +25,7 @@ import flax.serialization
 import jax
 import numpy as np
 
+from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import checkpoints
 from maskgit_edit import data as data_lib
@@ -164,4 +165,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -36,6 +36,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
@@ -219,4 +220,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -44,6 +44,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import checkpoints
 from maskgit_edit import config_defaults
@@ -300,4 +301,4 @@ def main(argv=None) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

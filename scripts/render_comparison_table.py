@@ -45,6 +45,7 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 
+from maskgit_edit import cli
 from maskgit_edit import evaluation
 from maskgit_edit import images as images_lib
 from maskgit_edit import strokes
@@ -459,4 +460,4 @@ def main(argv=None) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

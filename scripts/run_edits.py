@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
+from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import evaluation
@@ -182,4 +183,4 @@ def main(argv=None) -> str:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -27,6 +27,7 @@ import time
 import jax
 import numpy as np
 
+from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
@@ -237,4 +238,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -1,0 +1,26 @@
+"""Command-line entry points: a user error is one line, not a traceback.
+
+Bad input (a missing file, an unreadable image, sizes that differ, a knob out
+of range, a folder that is not a run) raises ValueError or OSError with a
+message that names the problem. `run` prints that message as
+`error: <message>` on stderr and exits with status 2. Set
+MASKGIT_EDIT_TRACEBACK=1 to see the traceback instead.
+"""
+
+import os
+import sys
+from collections.abc import Callable
+
+USER_ERRORS = (ValueError, OSError)
+EXIT_USER_ERROR = 2
+
+
+def run(main: Callable, *args):
+  """Returns main(*args); exits with one line on a user error."""
+  try:
+    return main(*args)
+  except USER_ERRORS as e:
+    if os.environ.get("MASKGIT_EDIT_TRACEBACK"):
+      raise
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USER_ERROR)
