@@ -93,11 +93,9 @@ def released_config(image_size: int, mode: str) -> ml_collections.ConfigDict:
   # 4x longer).
   c.batch_size = 32 if image_size == 256 else 8
   if mode == "generate":
-    c.decode = config_defaults.decode(num_steps=16, choice_temperature=4.5,
-                                      schedule="cosine")
+    c.decode = config_defaults.decode(num_steps=16)
   else:
-    c.decode = config_defaults.decode(num_steps=12, start_iter=2,
-                                      choice_temperature=4.5, schedule="cosine")
+    c.decode = config_defaults.decode(start_iter=2)
     c.dilation = 1  # Tokens added around those the mask touches.
     c.composite = "feather"
     # Eighth of a token (16 px): hides the seam without blurring the edit.

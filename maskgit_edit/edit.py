@@ -43,8 +43,7 @@ from maskgit_edit.decoding import guidance as guidance_lib
 @dataclasses.dataclass(frozen=True)
 class EditSettings:
   """Editing defaults (those of the released MaskGIT editing demo)."""
-  decode: sampling.DecodeSettings = sampling.DecodeSettings(
-      num_steps=12, start_iter=2, choice_temperature=4.5)
+  decode: sampling.DecodeSettings = sampling.DecodeSettings(start_iter=2)
   dilation: int = 1
   composite: str = "feather"
   feather_sigma_px: float = 1.0

@@ -18,8 +18,10 @@ Protocol
   batch, the last one padded by repeating its last stroke) is decoded with
   `fold_in(key(seed), b)` for every variant and knob, so a stroke sees the
   same random draws in every setting (knob 0 of a guided variant reproduces
-  "none" exactly). Pairing therefore needs the same `seed` and `batch_size`,
-  which every output file records and resuming checks.
+  "none" exactly; for sdedit, strength 1 does; iterative at scale 0 decodes
+  with its tuned transformer). Pairing therefore needs the same `seed` and
+  `batch_size`, which every output file records and resuming checks, with
+  the version of the outputs (`OUTPUTS_VERSION`: decode semantics).
 * Outputs: `<out_dir>/edits/<variant>/knob_<knob:g>.npz` (written last,
   atomically: a setting whose .npz exists is complete and is skipped when the
   run resumes) and one PNG per stroke in `<out_dir>/edits/<variant>/
@@ -110,7 +112,7 @@ Results JSON (`results.json`, SCHEMA_VERSION 2)
   Paired = {"mean": float|null, "lo": float|null, "hi": float|null,
   "n": int}: mean paired difference and its 95% bootstrap interval.
 `metrics.csv` has one row per setting: variant, knob, then <metric>_mean,
-<metric>_ci, <metric>_n for every metric in METRICS.
+<metric>_ci, <metric>_n for every metric in METRICS, then judge_kid_std.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -129,11 +131,15 @@ import numpy as np
 from maskgit_edit import data
 from maskgit_edit import editing
 from maskgit_edit import images as images_lib
+from maskgit_edit import judging
 from maskgit_edit import metrics
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
 
 SCHEMA_VERSION = 2
+# Bumped when the decode of a setting changes meaning (knob semantics, the
+# sampler), so that resuming never mixes outputs of two versions.
+OUTPUTS_VERSION = 2
 RESULTS_NAME = "results.json"
 CSV_NAME = "metrics.csv"
 PSNR_CAP = 100.0
@@ -432,7 +438,7 @@ def save_outputs(path: str, outputs: Mapping[str, np.ndarray],
                         os.path.join(pngs, f"{stroke_id}.png"))
   tmp = path.removesuffix(".npz") + ".tmp.npz"
   np.savez(tmp, **outputs, ids=np.array(stroke_set.ids), seed=seed,
-           batch_size=batch_size)
+           batch_size=batch_size, version=OUTPUTS_VERSION)
   os.replace(tmp, path)
 
 
@@ -444,6 +450,12 @@ def check_outputs(path: str, stroke_set: StrokeSet, *, seed: int,
   """
   with np.load(path) as f:
     found = (tuple(f["ids"].tolist()), int(f["seed"]), int(f["batch_size"]))
+    version = int(f["version"]) if "version" in f.files else 1
+  if version != OUTPUTS_VERSION:
+    raise ValueError(
+        f"{path} holds outputs of an older decode (version {version}, now "
+        f"{OUTPUTS_VERSION}). Use another out_dir or delete the stale "
+        "outputs.")
   if found != (stroke_set.ids, seed, batch_size):
     raise ValueError(
         f"{path} holds outputs of another run ({len(found[0])} strokes, seed "
@@ -541,11 +553,12 @@ def summarize_paired(values, baseline, clusters) -> dict[str, Any]:
   diff = (np.asarray(values, np.float64) - np.asarray(baseline, np.float64))
   finite = np.isfinite(diff)
   n = int(finite.sum())
-  if n < 2:
-    return {"mean": float(diff[finite][0]) if n else None, "lo": None,
+  clusters = np.asarray(clusters)[finite]
+  if n < 2 or len(np.unique(clusters)) < 2:
+    # One source image gives no interval over images.
+    return {"mean": float(diff[finite].mean()) if n else None, "lo": None,
             "hi": None, "n": n}
-  mean, low, high = metrics.cluster_bootstrap_ci(
-      diff[finite], np.asarray(clusters)[finite])
+  mean, low, high = metrics.cluster_bootstrap_ci(diff[finite], clusters)
   return {"mean": mean, "lo": low, "hi": high, "n": n}
 
 
@@ -587,13 +600,11 @@ class JudgeScores:
     x1e3."""
     if self.judge is None:
       return {"mean": None, "ci": None, "std": None, "n": 0}
-    features = self.judge.features(images_NxHxWx3)
-    mean, std = metrics.kid_from_features(
-        features, self.real_features, num_subsets=self.num_subsets,
-        subset_size=max(2, min(len(features), len(self.real_features)) // 2),
-        rng=self.seed)
+    mean, std = judging.kid_with_spread(
+        self.judge.features(images_NxHxWx3), self.real_features,
+        num_subsets=self.num_subsets, rng=self.seed)
     return {"mean": 1e3 * mean, "ci": None, "std": 1e3 * std,
-            "n": len(features)}
+            "n": len(images_NxHxWx3)}
 
 
 def stroke_metrics(outputs: Mapping[str, np.ndarray], stroke_set: StrokeSet,
@@ -685,7 +696,8 @@ def matched_sdedit(sdedit_results, faithfulness: float):
     them; outside the curve, its nearest end with weight 1 and in_range
     False.
   """
-  ordered = sorted(sdedit_results,
+  ordered = sorted((r for r in sdedit_results
+                    if r["metrics"][MATCH_METRIC]["mean"] is not None),
                    key=lambda r: r["metrics"][MATCH_METRIC]["mean"])
   means = [r["metrics"][MATCH_METRIC]["mean"] for r in ordered]
   if faithfulness < means[0] or faithfulness > means[-1]:
@@ -720,8 +732,11 @@ def add_paired_differences(results: list[dict[str, Any]],
         or faithfulness is None):
       continue
     settings, weights, in_range = matched_sdedit(sdedit, faithfulness)
+    # A bracket end of weight 0 must not turn a stroke into NaN (0 x NaN).
+    settings, weights = zip(*[(r, w) for r, w in zip(settings, weights)
+                              if w > 0])
     result["paired_vs_sdedit"] = {
-        "knobs": [r["knob"] for r in settings], "weights": weights,
+        "knobs": [r["knob"] for r in settings], "weights": list(weights),
         "in_range": in_range,
         "metrics": {name: summarize_paired(
             _per_stroke(result, name),
@@ -820,7 +835,8 @@ def write_results(out_dir: str, results: Mapping[str, Any]) -> tuple[str, str]:
   os.replace(json_path + ".tmp", json_path)
   csv_path = os.path.join(out_dir, CSV_NAME)
   fields = ["variant", "knob"] + [f"{m}_{s}" for m in METRICS
-                                  for s in ("mean", "ci", "n")]
+                                  for s in ("mean", "ci", "n")] + [
+                                      "judge_kid_std"]
   with open(csv_path, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=fields)
     writer.writeheader()
@@ -828,6 +844,7 @@ def write_results(out_dir: str, results: Mapping[str, Any]) -> tuple[str, str]:
       row = {"variant": result["variant"], "knob": result["knob"]}
       for name, summary in result["metrics"].items():
         row.update({f"{name}_{s}": summary[s] for s in ("mean", "ci", "n")})
+      row["judge_kid_std"] = result["metrics"]["judge_kid"].get("std")
       writer.writerow(row)
   return json_path, csv_path
 

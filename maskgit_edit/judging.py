@@ -129,6 +129,16 @@ def fid_with_interval(features_NxD, reference_RxD, *, num_bootstrap: int = 200,
   return value, float(low), float(high)
 
 
+def kid_with_spread(features_NxD, reference_RxD, *, num_subsets: int = 100,
+                    rng: int = 0) -> tuple[float, float]:
+  """Judge-KID (mean, std) over subsets of half the smaller set, so that
+  the subsets differ and the std shows the estimate's spread."""
+  size = max(2, min(len(features_NxD), len(reference_RxD)) // 2)
+  return metrics.kid_from_features(features_NxD, reference_RxD,
+                                   num_subsets=num_subsets, subset_size=size,
+                                   rng=rng)
+
+
 def knn_radii(reference_RxD, k: int) -> np.ndarray:
   """Distance of each reference feature to its k-th nearest other one, [R]."""
   distances_RxR = _distances(reference_RxD, reference_RxD)
@@ -170,8 +180,8 @@ def set_quality(features_NxD, reference_RxD, *, realism_reference_RxD=None,
   R^2 distances).
   """
   fid, low, high = fid_with_interval(features_NxD, reference_RxD, rng=rng)
-  kid, kid_std = metrics.kid_from_features(
-      features_NxD, reference_RxD, num_subsets=num_kid_subsets, rng=rng)
+  kid, kid_std = kid_with_spread(features_NxD, reference_RxD,
+                                 num_subsets=num_kid_subsets, rng=rng)
   realism_N = realism_scores(
       features_NxD, reference_RxD if realism_reference_RxD is None
       else realism_reference_RxD)

@@ -55,7 +55,7 @@ def check_figures(folder: str, num: int = NUM_CHECK_IMAGES) -> dict:
                            method=tokenizer.tokenize)
   logits_fn = sampling.logits_fn_for(model, params, layout)
   figures, _ = maskgit.masked_token_metrics(
-      lambda inputs: logits_fn(inputs, None, None)[:, layout.offset:],
+      lambda inputs: layout.code_logits(logits_fn(inputs, None, None)),
       layout, np.asarray(tokens).reshape(num, -1), labels)
   return {"num_images": num, **figures}
 

@@ -68,6 +68,9 @@ def parse_args(argv):
                       help="First decode step of edits (not of generation).")
   parser.add_argument("--stop_iter", type=int, default=None,
                       help="Sweet spot: stop after this step, argmax the rest.")
+  parser.add_argument("--class_guidance", type=float,
+                      default=defaults.decode.class_guidance,
+                      help="w of sampling.logits_fn_for (0: none).")
   parser.add_argument("--dilation", type=int, default=defaults.dilation,
                       help="Tokens added around the edited token region.")
   parser.add_argument("--composite", default=defaults.composite,
@@ -99,7 +102,7 @@ def decode_settings(args) -> sampling.DecodeSettings:
   return sampling.DecodeSettings(
       num_steps=args.num_steps, schedule=args.schedule,
       choice_temperature=args.choice_temperature, start_iter=args.start_iter,
-      stop_iter=args.stop_iter)
+      stop_iter=args.stop_iter, class_guidance=args.class_guidance)
 
 
 def sample_grid(editor: edit_lib.Editor, settings: sampling.DecodeSettings,

@@ -240,7 +240,7 @@ def context_log_probs(editor: edit_lib.Editor, tokens_Nxhxw, unknown_Nxhxw,
     logits_BxLxC = logits(editor.params, ids_BxL,
                           jnp.full(ids_BxL.shape, -1, jnp.int32),
                           jnp.zeros((batch,), jnp.float32))
-    log_probs = jax.nn.log_softmax(logits_BxLxC[:, layout.offset:], axis=-1)
+    log_probs = jax.nn.log_softmax(layout.code_logits(logits_BxLxC), axis=-1)
     return log_probs.reshape(*tokens_Bxhxw.shape, -1)
 
   return batched(run, len(tokens_Nxhxw), batch_size, tokens_Nxhxw,

@@ -255,7 +255,8 @@ def test_sdedit_remasks_the_scheduled_share_of_the_edit_nested():
   edited_BxN = rng.random((3, 64)) < 0.4
   strengths = (0.0, 0.2, 0.5, 0.8, 1.0)
   kept = [np.asarray(guidance_lib.sdedit_keep(
-      jax.random.key(5), np.full(3, s), edited_BxN)) for s in strengths]
+      jax.random.key(5), np.full(3, s), edited_BxN, "cosine"))
+      for s in strengths]
   num_edited_B = edited_BxN.sum(-1)
   for s, keep_BxN in zip(strengths, kept):
     assert not (keep_BxN & ~edited_BxN).any()

@@ -2,7 +2,8 @@
 
 G = tokenizer codes of the stroked image on the edited token positions E.
 Every variant is the same decode loop with different `Guidance` fields, and
-knob 0 reproduces the unguided baseline exactly (same rng => same output).
+knob 0 reproduces the unguided baseline exactly (same rng => same output;
+sdedit: strength 1).
 
 | variant        | knob           | range   | meaning                                      |
 |----------------|----------------|---------|----------------------------------------------|
@@ -73,7 +74,7 @@ def validate(variant: str, knob: float) -> None:
     raise ValueError(f"Knob of {variant!r} is a fraction in [0, 1], got {knob}.")
 
 
-def sdedit_keep(rng, strength_B, edited_BxN, schedule: str = "cosine"):
+def sdedit_keep(rng, strength_B, edited_BxN, schedule: str):
   """Edited positions that token SDEdit keeps as stroke tokens.
 
   The decode schedule at ratio 1 - strength gives the share of E to re-mask
@@ -104,7 +105,8 @@ def sdedit_keep(rng, strength_B, edited_BxN, schedule: str = "cosine"):
 
 
 def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
-                  kernel_CxC, rng=None, schedule: str = "cosine") -> Guidance:
+                  kernel_CxC, rng=None, schedule: str | None = None
+                  ) -> Guidance:
   """Guidance for a batch of edits.
 
   Args:
@@ -115,7 +117,7 @@ def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
     kernel_CxC: affinity K for self-guidance (identity for other variants).
     rng: typed key of the positions that `sdedit` re-masks (needed by it
       only); pass the same key across settings to pair them.
-    schedule: the decode's mask schedule (`sdedit` only).
+    schedule: the decode's mask schedule (needed by `sdedit` only).
 
   Returns:
     `Guidance` with [B, h, w] grids (the sampler flattens them).
@@ -130,9 +132,9 @@ def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
   edited_Bxhxw = jnp.asarray(edited_Bxhxw, bool)
   keep_Bxhxw = jnp.zeros_like(edited_Bxhxw)
   if variant == "sdedit":
-    if rng is None:
+    if rng is None or schedule is None:
       raise ValueError("Variant 'sdedit' needs an rng for the positions it "
-                       "re-masks.")
+                       "re-masks and the decode's schedule.")
     batch = edited_Bxhxw.shape[0]
     keep_Bxhxw = sdedit_keep(rng, knob_B, edited_Bxhxw.reshape(batch, -1),
                              schedule).reshape(edited_Bxhxw.shape)

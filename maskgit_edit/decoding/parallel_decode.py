@@ -209,7 +209,8 @@ def decode(logits_fn: LogitsFn,
     schedule: mask schedule name (see `schedules`).
     start_iter: first step to run (editing starts late, e.g. 2 of 12).
     stop_iter: "sweet spot": run steps [start_iter, stop_iter) only, then fill
-      what is still unknown with the argmax of one more forward pass.
+      what is still unknown with the argmax of one more forward pass (run
+      after every step, so without context guidance or proposals).
     choice_temperature: scale of the Gumbel noise on confidences, annealed
       linearly to 0 over the schedule.
     guidance: optional `Guidance`; None is the baseline.
@@ -236,7 +237,9 @@ def decode(logits_fn: LogitsFn,
     probe = jax.eval_shape(
         logits_fn, tokens_BxL, tokens_BxL, jnp.zeros((batch,), jnp.float32))
     guidance = Guidance.none(batch, length, probe.shape[-1])
-  keep_BxL = guidance.keep_guide_BxL & (guidance.guide_ids_BxL >= 0)
+  # Only unknown positions with a guide may start known: known stay known.
+  keep_BxL = (guidance.keep_guide_BxL & unknown_BxL.astype(bool)
+              & (guidance.guide_ids_BxL >= 0))
   tokens_BxL = jnp.where(keep_BxL, guidance.guide_ids_BxL, tokens_BxL)
   unknown_BxL = unknown_BxL.astype(bool) & ~keep_BxL
   num_unknown_Bx1 = jnp.sum(unknown_BxL, axis=-1, keepdims=True)

@@ -26,6 +26,9 @@ class IterateTask(maskgit.MaskGitTask):
   """Fine-tunes the base transformer run's parameters."""
 
   def __init__(self, config):
+    if config.iterate.max_scale <= 0:
+      raise ValueError(f"iterate.max_scale must be > 0, got "
+                       f"{config.iterate.max_scale}.")
     super().__init__(config, artefacts.load_run_config(
         config.transformer_workdir))
 

@@ -265,7 +265,7 @@ def train(config, workdir: str, task: Task, *,
       if eval_every and (done % eval_every == 0 or done == total):
         metrics.update(task.evaluate(state))
       writer.write(done, metrics)
-      if jax.process_index() == 0:
+      if artefacts.is_writer():
         print(progress.line(done, metrics), flush=True)
     if must_save:
       manager.save(done, args=ocp.args.StandardSave(state))
