@@ -25,9 +25,9 @@ import flax.serialization
 import jax
 import numpy as np
 
-from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import checkpoints
+from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import sampling

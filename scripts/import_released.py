@@ -44,9 +44,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from maskgit_edit import cli
 from maskgit_edit import artefacts
 from maskgit_edit import checkpoints
+from maskgit_edit import cli
 from maskgit_edit import config_defaults
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib

@@ -36,8 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 
-from maskgit_edit import cli
 from maskgit_edit import artefacts
+from maskgit_edit import cli
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import evaluation
 from maskgit_edit import judging

@@ -27,8 +27,8 @@ import time
 import jax
 import numpy as np
 
-from maskgit_edit import cli
 from maskgit_edit import artefacts
+from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
 from maskgit_edit import images as images_lib

@@ -63,8 +63,8 @@ sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import matplotlib.pyplot as plt
 
-from maskgit_edit import cli
 from maskgit_edit import artefacts
+from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import editing
