@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from maskgit_edit import cli
 from maskgit_edit import artefacts
+from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import strokes as strokes_lib
 from maskgit_edit.data import folder as folder_lib
