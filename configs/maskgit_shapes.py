@@ -10,6 +10,8 @@ hour on 2 cores, over `tokenizer_shapes.py:reference`) or `:runlocal` (a
 seconds-long smoke run; still needs a tokenizer run).
 """
 
+from ml_collections import config_dict
+
 from maskgit_edit import config_defaults
 
 ARGS = ("", "reference", "runlocal")
@@ -22,6 +24,9 @@ def get_config(arg: str = ""):
   # 32 sequences of 65 tokens (8x8 + class) per step.
   c = config_defaults.base("maskgit", total_steps=1800, batch_size=32)
   c.tokenizer_workdir = "runs/shapes/tokenizer"
+  # A transformer run whose weights start this one (same sizes), e.g. to
+  # train a finished run further; unset: a fresh init.
+  c.init_from = config_dict.placeholder(str)
   # No dropout: the runs see few epochs.
   c.model = config_defaults.transformer(num_layers=4, num_heads=4,
                                         dropout_rate=0.0)

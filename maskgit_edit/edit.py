@@ -153,7 +153,7 @@ class Editor:
 
   def edit(self, sources_BxHxWx3, masks_BxHxW, rng, *, strokes_BxHxWx3=None,
            labels_B=None, variant: str = "none", knob=0.0,
-           source_tokens_Bxhxw=None):
+           source_tokens_Bxhxw=None, return_history: bool = False):
     """Edits a batch; returns a dict of numpy arrays.
 
     Args:
@@ -164,10 +164,14 @@ class Editor:
       labels_B: class labels for class-conditional models.
       variant, knob: see `decoding.guidance`.
       source_tokens_Bxhxw: tokens of the sources if already known.
+      return_history: also return the token grid after every decoding step.
 
     Returns:
       dict with "images" (composited), "decoded" (tokenizer output before
-      compositing), "tokens" [B, h, w], "edited" token mask [B, h, w].
+      compositing), "tokens" [B, h, w], "edited" token mask [B, h, w], and
+      with return_history "history" [B, T, h, w]: after each of the T =
+      num_steps steps, its samples at the positions still unknown before it
+      and the committed tokens elsewhere (zeros for steps before start_iter).
     """
     sources = np.asarray(sources_BxHxWx3, np.float32)
     masks = np.asarray(masks_BxHxW)
@@ -192,15 +196,22 @@ class Editor:
         variant, knob, guide, edited, kernel, rng=jax.random.fold_in(rng, 1),
         schedule=self.settings.decode.schedule)
     tokens = self.sampler(params, source_tokens_Bxhxw, edited, rng,
-                          labels_B=labels_B, guidance=guidance)
+                          labels_B=labels_B, guidance=guidance,
+                          return_history=return_history)
+    history = None
+    if return_history:
+      tokens, history = tokens
     decoded = np.asarray(self.detokenize(tokens))
     region = editing.token_to_pixel_mask(edited, sources.shape[1])
     composited = np.asarray(editing.composite(
         sources, np.clip(decoded, 0, 1), region, self.settings.composite,
         sigma_px=self.settings.feather_sigma_px, core_mask_BxHxW=masks))
     composited[empty] = sources[empty]
-    return {"images": composited, "decoded": decoded,
-            "tokens": np.asarray(tokens), "edited": edited}
+    out = {"images": composited, "decoded": decoded,
+           "tokens": np.asarray(tokens), "edited": edited}
+    if return_history:
+      out["history"] = np.asarray(history)
+    return out
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS,
