@@ -15,7 +15,8 @@ JSON API (POST bodies and answers are JSON; images are base64 PNG):
   POST /api/source  {"kind": "test", "index"} | {"kind": "sample", "label",
                     "seed"} | {"kind": "upload", "png"} -> the source
   POST /api/edit    {"source", "layer" (RGBA paint), "variant", "knob",
-                    "seed", "alternatives", "label"} -> edits, token mask,
+                    "seed", "alternatives", "label", "window" ("full" or
+                    a context ring in tokens)} -> edits, token mask,
                     decoding steps, command
 A bad request answers 400 with {"error": one line}; the server keeps going.
 """
@@ -125,6 +126,7 @@ class EditRequest:
   seed: int
   alternatives: int
   label: int
+  window: int | None = None  # Context ring of a windowed decode; None: full.
 
   @classmethod
   def parse(cls, body: dict, num_classes: int) -> "EditRequest":
@@ -138,6 +140,12 @@ class EditRequest:
                              int(body.get("label", 0)))
     except (TypeError, ValueError) as e:
       raise RequestError(f"Bad number in the request: {e}.") from e
+    window = body.get("window")
+    if window in (None, "", "full"):
+      window = None
+    elif not isinstance(window, int) or isinstance(window, bool) or window < 0:
+      raise RequestError(f"window must be 'full' or a number of tokens >= 0, "
+                         f"got {window!r}.")
     if not 1 <= alternatives <= MAX_ALTERNATIVES:
       raise RequestError(f"alternatives must be 1 to {MAX_ALTERNATIVES}, "
                          f"got {alternatives}.")
@@ -148,7 +156,7 @@ class EditRequest:
       guidance_lib.validate(variant, knob)
     except ValueError as e:
       raise RequestError(str(e)) from e
-    return cls(variant, knob, seed, alternatives, label)
+    return cls(variant, knob, seed, alternatives, label, window)
 
 
 def edit_command(request: EditRequest, seed: int, run_flags: str) -> str:
@@ -157,8 +165,9 @@ def edit_command(request: EditRequest, seed: int, run_flags: str) -> str:
   parts = ["python", "-m", "maskgit_edit.edit"] + shlex.split(run_flags) + [
       "--source", "source.png", "--stroke", "stroke.png", "--mask",
       "mask.png", "--variant", request.variant, "--knob", f"{request.knob:g}",
-      "--seed", str(seed), "--label", str(request.label),
-      "--out", f"edited_seed{seed}.png"]
+      "--seed", str(seed), "--label", str(request.label)] + (
+          [] if request.window is None else ["--window", str(request.window)]
+      ) + ["--out", f"edited_seed{seed}.png"]
   return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -321,7 +330,8 @@ class EditSession:
             source_f, mask[None], jax.random.key(seed),
             strokes_BxHxWx3=stroke_f, labels_B=np.array([request.label]),
             variant=request.variant, knob=request.knob,
-            source_tokens_Bxhxw=source_tokens, return_history=True)
+            source_tokens_Bxhxw=source_tokens, return_history=True,
+            window=request.window)
         history = np.clip(np.asarray(self.editor.detokenize(
             out["history"][0, steps])), 0, 1)
         results.append({

@@ -48,6 +48,9 @@ class EditSettings:
   composite: str = "feather"
   feather_sigma_px: float = 1.0
   kernel: str = "l2"  # self_fixed kernel: "identity" or "l2".
+  # Windowed decoding (`decoding.windows`): the context ring k in tokens
+  # around the edited ones, or None to decode over the whole grid.
+  window: int | None = None
 
   @classmethod
   def from_config(cls, cfg) -> "EditSettings":
@@ -153,7 +156,8 @@ class Editor:
 
   def edit(self, sources_BxHxWx3, masks_BxHxW, rng, *, strokes_BxHxWx3=None,
            labels_B=None, variant: str = "none", knob=0.0,
-           source_tokens_Bxhxw=None, return_history: bool = False):
+           source_tokens_Bxhxw=None, return_history: bool = False,
+           window: int | None | str = "settings"):
     """Edits a batch; returns a dict of numpy arrays.
 
     Args:
@@ -165,6 +169,8 @@ class Editor:
       variant, knob: see `decoding.guidance`.
       source_tokens_Bxhxw: tokens of the sources if already known.
       return_history: also return the token grid after every decoding step.
+      window: context ring of a windowed decode, None for the whole grid,
+        "settings" (default) for `settings.window`.
 
     Returns:
       dict with "images" (composited), "decoded" (tokenizer output before
@@ -197,7 +203,9 @@ class Editor:
         schedule=self.settings.decode.schedule)
     tokens = self.sampler(params, source_tokens_Bxhxw, edited, rng,
                           labels_B=labels_B, guidance=guidance,
-                          return_history=return_history)
+                          return_history=return_history,
+                          window=(self.settings.window if window == "settings"
+                                  else window))
     history = None
     if return_history:
       tokens, history = tokens
@@ -244,6 +252,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS,
                     "Guidance variant.", **on)
   flags.DEFINE_float("knob", 0.0, "Variant knob (see README).", **on)
   flags.DEFINE_integer("seed", 0, "Sampling seed.", **on)
+  flags.DEFINE_string("window", "full", "Windowed decoding: 'full' (the "
+                      "whole token grid) or the context ring k in tokens "
+                      "around the edited ones.", **on)
   flags.DEFINE_string("out", "edited.png", "Output PNG.", **on)
 
 
@@ -267,6 +278,15 @@ def run(flag_values: flags.FlagValues) -> str:
                          "them), or neither for the committed shapes models.")
   settings = (EditSettings() if config is None
               else EditSettings.from_config(config))
+  window = setting("window")
+  if window != "full" and window is not None:
+    try:
+      window = int(window)
+    except ValueError as e:
+      raise app.UsageError(f"--window {window!r} is neither 'full' nor a "
+                           "number of tokens.") from e
+  settings = dataclasses.replace(
+      settings, window=None if window in ("full", None) else window)
   try:
     editor = Editor.from_workdirs(tokenizer_workdir, transformer_workdir,
                                   settings,

@@ -10,9 +10,11 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from maskgit_edit.decoding import parallel_decode
 from maskgit_edit.decoding import schedules
+from maskgit_edit.decoding import windows
 from maskgit_edit.models import TokenLayout
 
 
@@ -45,8 +47,11 @@ MAX_GUIDED_CLASSES = 16
 
 
 def logits_fn_for(model, params, layout: TokenLayout,
-                  class_guidance: float = 0.0):
+                  class_guidance: float = 0.0, position_ids_BxL=None):
   """`parallel_decode.LogitsFn` over the codebook for a transformer.
+
+  `position_ids_BxL` gives the sequence position of each input when the
+  inputs are a window of the sequence (`decoding.windows`).
 
   With `class_guidance` w > 0 (class-conditional models with few classes),
   the log-probabilities of the requested class y are pushed away from those
@@ -57,10 +62,12 @@ def logits_fn_for(model, params, layout: TokenLayout,
   marginal is exact, at K forward passes a step).
   """
 
-  def logits_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B):
+  def logits_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B,
+                position_ids_BxL=position_ids_BxL):
     logits_BxLxV = model.apply(
         {"params": params}, input_ids_BxL, deterministic=True,
-        guide_ids_BxL=guide_ids_BxL, guide_scale=guide_scale_B)
+        guide_ids_BxL=guide_ids_BxL, guide_scale=guide_scale_B,
+        position_ids_BxL=position_ids_BxL)
     return logits_BxLxV[..., :layout.codebook_size]
 
   if not class_guidance:
@@ -79,8 +86,9 @@ def logits_fn_for(model, params, layout: TokenLayout,
     class_ids_K = layout.class_ids(jnp.arange(num_classes))
     ids_KBxL = tile(input_ids_BxL).at[:, 0].set(
         jnp.repeat(class_ids_K, batch).astype(input_ids_BxL.dtype))
-    logits_KBxLxC = logits_fn(ids_KBxL, tile(guide_ids_BxL),
-                              tile(guide_scale_B))
+    logits_KBxLxC = logits_fn(
+        ids_KBxL, tile(guide_ids_BxL), tile(guide_scale_B),
+        None if position_ids_BxL is None else tile(position_ids_BxL))
     log_p_KxBxLxC = jax.nn.log_softmax(
         logits_KBxLxC.reshape(num_classes, batch, *logits_KBxLxC.shape[1:]))
     requested_B = input_ids_BxL[:, 0] - layout.codebook_size
@@ -110,7 +118,7 @@ class Sampler:
                             seq_BxN], axis=1)
 
   def _decode_impl(self, params, tokens_Bxhxw, unknown_Bxhxw, labels_B, rng,
-                   guidance_grid, return_history=False):
+                   guidance_grid, window_BxW, return_history=False):
     layout, s = self.layout, self.settings
     batch = tokens_Bxhxw.shape[0]
     tokens_BxL = self._to_sequence(tokens_Bxhxw.astype(jnp.int32), labels_B,
@@ -127,22 +135,41 @@ class Sampler:
           keep_guide_BxL=self._to_sequence(
               guidance_grid.keep_guide_BxL.reshape(batch, -1), labels_B,
               lambda y: jnp.zeros_like(y, bool)))
+    # The window's sequence positions: the class token's, then the grid's.
+    positions_BxS = (None if window_BxW is None else self._to_sequence(
+        window_BxW + layout.offset, labels_B, jnp.zeros_like))
+    take = ((lambda x: x) if positions_BxS is None
+            else lambda x: jnp.take_along_axis(x, positions_BxS, axis=1))
+    if guidance is not None:
+      guidance = dataclasses.replace(
+          guidance, guide_ids_BxL=take(guidance.guide_ids_BxL),
+          keep_guide_BxL=take(guidance.keep_guide_BxL))
     out = parallel_decode.decode(
-        logits_fn_for(self.model, params, layout, s.class_guidance),
-        tokens_BxL, unknown_BxL,
+        logits_fn_for(self.model, params, layout, s.class_guidance,
+                      positions_BxS),
+        take(tokens_BxL), take(unknown_BxL),
         rng, mask_id=layout.mask_id, num_steps=s.num_steps,
         schedule=s.schedule, start_iter=s.start_iter, stop_iter=s.stop_iter,
         choice_temperature=s.choice_temperature, guidance=guidance,
         return_history=return_history)
-    tokens_BxL, history = out if return_history else (out, None)
-    grid = tokens_BxL[:, layout.offset:].reshape(tokens_Bxhxw.shape)
-    if return_history:
-      return grid, history[:, :, layout.offset:].reshape(
-          batch, -1, *tokens_Bxhxw.shape[1:])
-    return grid
+    decoded_BxS, history_BxTxS = out if return_history else (out, None)
+    rows_Bx1 = jnp.arange(batch)[:, None]
+    if positions_BxS is not None:
+      decoded_BxS = tokens_BxL.at[rows_Bx1, positions_BxS].set(decoded_BxS)
+    grid = decoded_BxS[:, layout.offset:].reshape(tokens_Bxhxw.shape)
+    if not return_history:
+      return grid
+    if positions_BxS is not None:
+      history_BxTxS = jnp.broadcast_to(
+          tokens_BxL[:, None], (batch, s.num_steps, tokens_BxL.shape[1])
+      ).at[rows_Bx1, :, positions_BxS].set(
+          jnp.swapaxes(history_BxTxS, 1, 2))
+    return grid, history_BxTxS[:, :, layout.offset:].reshape(
+        batch, -1, *tokens_Bxhxw.shape[1:])
 
   def __call__(self, params, tokens_Bxhxw, unknown_Bxhxw, rng, *,
-               labels_B=None, guidance=None, return_history=False):
+               labels_B=None, guidance=None, return_history=False,
+               window: int | None = None):
     """Decodes the unknown tokens.
 
     Args:
@@ -155,6 +182,9 @@ class Sampler:
         keep_guide_BxL are given as [B, h, w] grids (the class position is
         added here).
       return_history: also return per-step samples [B, T, h, w].
+      window: None decodes over the whole grid; k >= 0 runs the transformer
+        only on the unknown tokens' bounding box grown by k tokens
+        (`decoding.windows`; a new bucketed window size compiles once).
 
     Returns:
       int32 [B, h, w] grids (and the history if asked).
@@ -170,10 +200,12 @@ class Sampler:
       raise ValueError("This model is class-conditional: pass labels_B.")
     if labels_B is None:
       labels_B = jnp.zeros((tokens_Bxhxw.shape[0],), jnp.int32)
+    window_BxW = (None if window is None else
+                  windows.window_positions(np.asarray(unknown_Bxhxw), window))
     return self._decode(params, jnp.asarray(tokens_Bxhxw),
                         jnp.asarray(unknown_Bxhxw, bool),
                         jnp.asarray(labels_B, jnp.int32), rng, guidance,
-                        return_history=return_history)
+                        window_BxW, return_history=return_history)
 
   def generate(self, params, rng, batch: int, labels_B=None):
     """Unconditional / class-conditional generation: all tokens unknown."""

@@ -69,7 +69,8 @@ class Embed(nn.Module):
 
   @nn.compact
   def __call__(self, input_ids_BxL: Array, guide_ids_BxL: Array | None,
-               guide_scale: float | Array, deterministic: bool) -> Array:
+               guide_scale: float | Array, deterministic: bool,
+               position_ids_BxL: Array | None = None) -> Array:
     word_embedder = nn.Embed(
         self.vocab_size, self.hidden_size, dtype=self.dtype,
         embedding_init=truncated_normal_init(), name="word_embeddings")
@@ -83,9 +84,11 @@ class Embed(nn.Module):
     if guide_ids_BxL is not None:
       words_BxLxH = words_BxLxH + self._guidance(
           word_embedder, ids_BxL, guide_ids_BxL, guide_scale)
-    positions_1xLxH = position_embedder(jnp.arange(ids_BxL.shape[1])[None, :])
+    if position_ids_BxL is None:
+      position_ids_BxL = jnp.arange(ids_BxL.shape[1])[None, :]
+    positions_BxLxH = position_embedder(position_ids_BxL)
 
-    embeddings_BxLxH = _layer_norm("embeddings_ln", self.dtype)(words_BxLxH + positions_1xLxH)
+    embeddings_BxLxH = _layer_norm("embeddings_ln", self.dtype)(words_BxLxH + positions_BxLxH)
     return nn.Dropout(self.dropout_rate)(embeddings_BxLxH, deterministic=deterministic)
 
   def _guidance(self, word_embedder: nn.Embed, ids_BxL: Array, guide_ids_BxL: Array,
@@ -219,29 +222,42 @@ class Transformer(nn.Module):
   @nn.compact
   def __call__(self, input_ids_BxL: Array, *, deterministic: bool = True,
                guide_ids_BxL: Array | None = None,
-               guide_scale: float | Array = 0.0) -> Array:
+               guide_scale: float | Array = 0.0,
+               position_ids_BxL: Array | None = None) -> Array:
     """Predicts token logits at every position.
 
     Args:
       input_ids_BxL: int [B, L] ids in [-1, V); -1 and V-1 both mean [MASK].
+        L = seq_len, or fewer with `position_ids_BxL`.
       deterministic: Disables dropout (needs a "dropout" rng when False).
       guide_ids_BxL: Optional int [B, L] guidance ids; entries < 0 mean no guidance.
         Only [MASK] positions are guided.
       guide_scale: Scalar or [B] weight of the guidance embedding; 0 means none.
+      position_ids_BxL: Optional int [B, L] position of each input in [0,
+        seq_len) (default: 0..L-1); a window of the sequence keeps the
+        embeddings of its true positions.
 
     Returns:
       float32 [B, L, V] logits.
     """
-    if input_ids_BxL.ndim != 2 or input_ids_BxL.shape[1] != self.seq_len:
+    if input_ids_BxL.ndim != 2 or (
+        input_ids_BxL.shape[1] != self.seq_len if position_ids_BxL is None
+        else input_ids_BxL.shape[1] > self.seq_len):
       raise ValueError(
-          f"input_ids_BxL must have shape [B, {self.seq_len}], got {input_ids_BxL.shape}.")
+          f"input_ids_BxL must have shape [B, {self.seq_len}] (or at most "
+          f"{self.seq_len} positions with position_ids_BxL), got "
+          f"{input_ids_BxL.shape}.")
+    if position_ids_BxL is not None and (
+        jnp.shape(position_ids_BxL)[-1] != input_ids_BxL.shape[1]):
+      raise ValueError(f"position_ids_BxL has shape {jnp.shape(position_ids_BxL)}"
+                       f", expected [B, {input_ids_BxL.shape[1]}].")
     if self.hidden_size % self.num_heads:
       raise ValueError(
           f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}.")
 
     x_BxLxH = Embed(self.vocab_size, self.seq_len, self.hidden_size, self.dropout_rate,
                     self.dtype)(input_ids_BxL.astype(jnp.int32), guide_ids_BxL, guide_scale,
-                                deterministic)
+                                deterministic, position_ids_BxL)
     for _ in range(self.num_layers):
       x_BxLxH = TransformerLayer(self.hidden_size, self.num_heads, self.intermediate_size,
                                  self.dropout_rate, self.dtype)(x_BxLxH, deterministic)
