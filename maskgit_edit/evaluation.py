@@ -744,6 +744,45 @@ def add_paired_differences(results: list[dict[str, Any]],
             clusters_N) for name in PER_STROKE_METRICS}}
 
 
+def paired_between_runs(results: Mapping[str, Any],
+                        baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
+  """Per-stroke differences results - baseline for every (variant, knob) in
+  both runs, e.g. a windowed decode against the full one.
+
+  Both must have edited the same strokes with the same seed and batch size
+  (so the draws pair). Intervals are bootstraps over source images.
+
+  Returns:
+    [{"variant", "knob", "knob_name", "metrics": {metric: Paired}}].
+  """
+  for key in ("manifest", "seed", "batch_size", "num_strokes"):
+    if results[key] != baseline[key]:
+      raise ValueError(f"The runs differ in {key} ({results[key]!r} vs "
+                       f"{baseline[key]!r}): their edits do not pair.")
+  clusters_N = stroke_clusters([
+      -1 if s["image_index"] is None else s["image_index"]
+      for s in results["strokes"]])
+  by_setting = {(r["variant"], r["knob"]): r for r in baseline["results"]}
+  return [{"variant": r["variant"], "knob": r["knob"],
+           "knob_name": r["knob_name"],
+           "metrics": {name: summarize_paired(
+               _per_stroke(r, name),
+               _per_stroke(by_setting[(r["variant"], r["knob"])], name),
+               clusters_N) for name in PER_STROKE_METRICS}}
+          for r in results["results"]
+          if (r["variant"], r["knob"]) in by_setting]
+
+
+def format_paired(paired) -> str:
+  """mean [low, high] of a Paired, bold when the interval excludes 0."""
+  if not paired or paired["mean"] is None:
+    return "n/a"
+  if paired["lo"] is None:
+    return f"{paired['mean']:+.3g}"
+  text = f"{paired['mean']:+.3g} [{paired['lo']:+.3g}, {paired['hi']:+.3g}]"
+  return f"**{text}**" if paired["lo"] > 0 or paired["hi"] < 0 else text
+
+
 def score_settings(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
                    settings: Sequence[tuple[str, float]], *, out_dir: str,
                    seed: int, batch_size: int, swd: SwdSettings,
@@ -778,14 +817,16 @@ def score_settings(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
     entries.append(setting_result(variant, knob, path, out_dir, per_stroke,
                                   sets))
     progress.step(f"scored {variant} {KNOB_NAMES[variant]}={knob:g}")
-  add_paired_differences(entries, stroke_clusters(stroke_set))
+  add_paired_differences(entries,
+                         stroke_clusters(stroke_set.image_indices_N))
   return entries, reference_metrics(stroke_set, real_descriptors, swd,
                                     judge_scores)
 
 
-def stroke_clusters(stroke_set: StrokeSet) -> np.ndarray:
-  """Source image of each stroke (its own cluster where unrecorded), [N]."""
-  indices_N = stroke_set.image_indices_N
+def stroke_clusters(image_indices_N) -> np.ndarray:
+  """Source image of each stroke (its own cluster where unrecorded: index
+  < 0), [N]."""
+  indices_N = np.asarray(image_indices_N)
   return np.where(indices_N >= 0, indices_N, -1 - np.arange(len(indices_N)))
 
 

@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import platform
 import resource
@@ -53,12 +54,14 @@ sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from maskgit_edit import artefacts
+from maskgit_edit import checkpoints
 from maskgit_edit import cli
 from maskgit_edit import config_defaults
 from maskgit_edit import data as data_lib
 from maskgit_edit import models
 from maskgit_edit import sampling
 from maskgit_edit.decoding import guidance as guidance_lib
+from maskgit_edit.decoding import windows
 from maskgit_edit.trainers import maskgit as maskgit_trainer
 from maskgit_edit.trainers import tokenizer as tokenizer_trainer
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -342,7 +345,7 @@ def decode_batch(sampler, params, batch: int, reps: int, peak: Peak) -> dict:
   # arguments `Sampler.__call__` passes.
   program_bytes = compiled_bytes(
       sampler._decode, params, tokens_Bxhxw,  # pylint: disable=protected-access
-      unknown_Bxhxw, labels_B, rng, None, return_history=False)
+      unknown_Bxhxw, labels_B, rng, None, None, return_history=False)
 
   def forward_impl(params, input_ids_BxL, guide_ids_BxL, guide_scale_B):
     return sampling.logits_fn_for(model, params, layout)(
@@ -426,6 +429,139 @@ def decoding_benchmark(model_config, layout, batch_sizes, reps: int,
           "guidance": guidance_benchmark(sampler, params, guided_batch, reps)}
 
 
+# --- edit latency: windowed vs full decoding, and the PyTorch peer -------------
+EDIT_AREAS = (0.05, 0.10, 0.25, 0.50, 1.0)
+
+
+def edit_mask(side: int, area: float) -> np.ndarray:
+  """bool [1, side, side]: a centred rectangle of about `area` of the grid."""
+  num = max(1, round(area * side * side))
+  height = min(side, math.ceil(math.sqrt(num)))
+  width = min(side, math.ceil(num / height))
+  top, left = (side - height) // 2, (side - width) // 2
+  mask = np.zeros((1, side, side), bool)
+  mask[0, top:top + height, left:left + width] = True
+  return mask
+
+
+def torch_peer(transformer_kwargs: dict, layout, tokens_1xhxw, labels_1):
+  """fn(mask [1, h, w]) -> a full decode by the PyTorch peer, or None when
+  torch is not installed (`pip install -e '.[peer]'`)."""
+  try:
+    import torch  # pylint: disable=import-outside-toplevel
+    from benchmarks import torch_maskgit  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  torch.manual_seed(0)
+  model = torch_maskgit.MaskGitTransformer(**transformer_kwargs).eval()
+  class_ids = torch.as_tensor(np.asarray(layout.class_ids(labels_1)))[:, None]
+  tokens_1xL = torch.cat([class_ids, torch.as_tensor(
+      np.array(tokens_1xhxw).reshape(1, -1))], 1).long()
+  generator = torch.Generator().manual_seed(0)
+
+  def decode(mask_1xhxw):
+    unknown_1xL = torch.cat([torch.zeros(1, 1, dtype=torch.bool),
+                             torch.as_tensor(mask_1xhxw.reshape(1, -1))], 1)
+    return torch_maskgit.decode(model, tokens_1xL, unknown_1xL,
+                                mask_id=layout.mask_id,
+                                num_codes=layout.codebook_size,
+                                num_steps=NUM_DECODE_STEPS,
+                                generator=generator)
+  return decode
+
+
+def _spread(timings: list[Timing]) -> dict:
+  walls = [t.wall_s for t in timings]
+  return {"median_ms": 1e3 * statistics.median(walls),
+          "min_ms": 1e3 * min(walls), "max_ms": 1e3 * max(walls)}
+
+
+def edit_latency_benchmark(size: int | None, ring: int, reps: int,
+                           areas=EDIT_AREAS) -> dict:
+  """Batch-1 edit decode time against edit area: full vs windowed decoding
+  (context ring `ring`) vs the PyTorch peer's full decode, interleaved.
+
+  size: 256 or 512 for the released ImageNet architecture with random
+  weights; None for the shapes `runlocal` sizes (smoke test).
+  """
+  if size is None:
+    config = load_config(TRANSFORMER_CONFIG, quick=True).model
+    layout = models.TokenLayout(codebook_size=16, num_classes=4, latent=8,
+                                class_conditional=True)
+    model = models.build_transformer(config, layout)
+    transformer_kwargs = dict(vocab_size=layout.vocab_size,
+                              seq_len=layout.seq_len, **{
+                                  k: config[k] for k in (
+                                      "hidden_size", "num_layers", "num_heads",
+                                      "intermediate_size")})
+  else:
+    released = checkpoints.released_config(size)
+    layout = models.TokenLayout(released["codebook_size"],
+                                released["num_classes"],
+                                released["latent_size"], True)
+    transformer_kwargs = released["transformer"]
+    model = checkpoints.build_released_transformer(size)
+  params = jax.jit(model.init)(
+      init_key(), jnp.zeros((1, layout.seq_len), jnp.int32))["params"]
+  sampler = sampling.Sampler(
+      model, layout, sampling.DecodeSettings(num_steps=NUM_DECODE_STEPS))
+  tokens_1xhxw = jax.random.randint(jax.random.key(1), (1, layout.latent,
+                                    layout.latent), 0, layout.codebook_size)
+  labels_1 = np.zeros(1, np.int32)
+  peer = torch_peer(transformer_kwargs, layout, tokens_1xhxw, labels_1)
+  rng = jax.random.key(2)
+  rows = []
+  for area in areas:
+    mask = edit_mask(layout.latent, area)
+    window = windows.window_size(mask, ring)
+    _progress(f"edit latency: area {area:.0%} ({mask.sum()} tokens, window "
+              f"{window[0]}x{window[1]})")
+    fns = [lambda m=mask: sampler(params, tokens_1xhxw, m, rng,
+                                  labels_B=labels_1),
+           lambda m=mask: sampler(params, tokens_1xhxw, m, rng,
+                                  labels_B=labels_1, window=ring)]
+    if peer is not None:
+      fns.append(lambda m=mask: peer(m))
+    timings = measure(fns, reps)
+    row = {"area": area, "edited_tokens": int(mask.sum()),
+           "window_tokens": window[0] * window[1],
+           "full": _spread(timings[0]), "windowed": _spread(timings[1])}
+    row["window_speedup"] = (row["full"]["median_ms"]
+                             / row["windowed"]["median_ms"])
+    if peer is not None:
+      row["peer"] = _spread(timings[2])
+      for name in ("full", "windowed"):
+        row[f"{name}_vs_peer"] = (row["peer"]["median_ms"]
+                                  / row[name]["median_ms"])
+    rows.append(row)
+  return {"size": size or "runlocal", "grid": layout.latent, "ring": ring,
+          "num_steps": NUM_DECODE_STEPS, "reps": reps,
+          "peer": peer is not None, "rows": rows}
+
+
+def edit_latency_markdown(results: dict) -> str:
+  r = results
+  ranged = lambda x: (f"{x['median_ms']:,.0f} ({x['min_ms']:,.0f}-"
+                      f"{x['max_ms']:,.0f})")
+  lines = [f"Edit latency, {r['size']} architecture ({r['grid']}x{r['grid']} "
+           f"tokens), random weights, batch 1, {r['num_steps']} steps, "
+           f"window ring {r['ring']}; median (range) of {r['reps']} "
+           "interleaved calls, ms.", "",
+           "| edit area | tokens | window tokens | full | windowed | "
+           "speed-up | PyTorch peer (full) | full vs peer | windowed vs peer |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for row in r["rows"]:
+    peer = ([ranged(row["peer"]), f"{row['full_vs_peer']:.2f}x",
+             f"{row['windowed_vs_peer']:.2f}x"] if "peer" in row
+            else ["-", "-", "-"])
+    lines.append("| " + " | ".join(
+        [f"{row['area']:.0%}", str(row["edited_tokens"]),
+         str(row["window_tokens"]), ranged(row["full"]),
+         ranged(row["windowed"]), f"{row['window_speedup']:.2f}x"] + peer)
+        + " |")
+  return "\n".join(lines)
+
+
 # --- report -------------------------------------------------------------------
 def machine_info() -> dict:
   return {"platform": platform.platform(), "cores": num_cores(),
@@ -505,6 +641,16 @@ def parse_args(argv):
                       help="PRNG implementations to time the transformer "
                       "train step with, besides jax's default, comma-"
                       "separated (default rbg,unsafe_rbg; quick none).")
+  parser.add_argument("--edit_latency", default=None,
+                      choices=("256", "512", "runlocal"),
+                      help="Only time edits against their area at this "
+                      "released architecture (or the runlocal sizes): full "
+                      "vs windowed decoding vs the PyTorch peer.")
+  parser.add_argument("--areas", default=None,
+                      help="Edit areas for --edit_latency, comma-separated "
+                      "fractions of the grid (default 0.05,0.1,0.25,0.5,1).")
+  parser.add_argument("--window_ring", type=int, default=2,
+                      help="Context ring of the windowed decode.")
   parser.add_argument("--matmul_size", type=int, default=None,
                       help="Side of the peak matmul (default 2048, quick 256).")
   args = parser.parse_args(argv)
@@ -516,6 +662,8 @@ def parse_args(argv):
     impls = "" if args.quick else "rbg,unsafe_rbg"
   args.prng_impls = [impl for impl in impls.split(",") if impl]
   args.matmul_size = args.matmul_size or (256 if args.quick else 2048)
+  args.areas = (EDIT_AREAS if args.areas is None
+                else tuple(float(a) for a in args.areas.split(",")))
   if args.reps < 1 or min(args.batch_sizes) < 1:
     parser.error(f"--reps ({args.reps}) and every batch size "
                  f"({args.batch_sizes}) must be >= 1.")
@@ -531,6 +679,16 @@ def main(argv=None) -> dict:
   """Runs every section, writes the JSON and prints the tables."""
   args = parse_args(argv)
   results = {"machine": machine_info(), "reps": args.reps, "quick": args.quick}
+  if args.edit_latency:
+    size = None if args.edit_latency == "runlocal" else int(args.edit_latency)
+    results["edit_latency"] = edit_latency_benchmark(
+        size, args.window_ring, args.reps, args.areas)
+    results["load_average_after"] = os.getloadavg()
+    with open(args.out, "w") as f:
+      json.dump(results, f, indent=2)
+    print(edit_latency_markdown(results["edit_latency"]), flush=True)
+    _progress(f"wrote {args.out}")
+    return results
   _progress(f"matmul peak at {args.matmul_size}^2, load average "
             f"{_load(os.getloadavg())}")
   results["matmul"] = matmul_peak(args.matmul_size, max(args.reps, 5))

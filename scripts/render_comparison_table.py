@@ -201,16 +201,6 @@ def _format(summary) -> str:
   return f"{summary['mean']:.4g} ± {summary['ci']:.2g}"
 
 
-def _format_paired(paired) -> str:
-  """mean [low, high], bold when the interval excludes 0."""
-  if not paired or paired["mean"] is None:
-    return "n/a"
-  if paired["lo"] is None:
-    return f"{paired['mean']:+.3g}"
-  text = f"{paired['mean']:+.3g} [{paired['lo']:+.3g}, {paired['hi']:+.3g}]"
-  return f"**{text}**" if paired["lo"] > 0 or paired["hi"] < 0 else text
-
-
 def _knob_label(result) -> str:
   return ("-" if result["variant"] == "none"
           else f"{result['knob_name']}={result['knob']:g}")
@@ -231,13 +221,13 @@ def paired_table(results) -> list[str]:
     if vs_sdedit:
       match = " / ".join(f"{k:g}" for k in vs_sdedit["knobs"])
       match += "" if vs_sdedit["in_range"] else " (outside its range)"
-      sdedit_cells = [_format_paired(vs_sdedit["metrics"].get(m))
+      sdedit_cells = [evaluation.format_paired(vs_sdedit["metrics"].get(m))
                       for m, _ in _PAIRED_COLUMNS[1:]]
     else:
       match, sdedit_cells = "-", ["-"] * (len(_PAIRED_COLUMNS) - 1)
     lines.append("| " + " | ".join(
         [r["variant"], _knob_label(r)]
-        + [_format_paired(vs_none.get(m)) for m, _ in _PAIRED_COLUMNS]
+        + [evaluation.format_paired(vs_none.get(m)) for m, _ in _PAIRED_COLUMNS]
         + [match] + sdedit_cells) + " |")
   return lines
 

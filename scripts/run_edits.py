@@ -79,6 +79,9 @@ def parse_args(argv):
                  choices=guidance_lib.VARIANTS)
   p.add_argument("--knobs", nargs="*", default=[],
                  help="Knob grid overrides: VARIANT=K1,K2,...")
+  p.add_argument("--window", type=int, default=None,
+                 help="Windowed decoding: the context ring in tokens around "
+                      "the edited ones (default: the whole grid).")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--batch_size", type=int, default=32)
   p.add_argument("--real_split", default="test",
@@ -145,6 +148,7 @@ def main(argv=None) -> str:
 
   editor = _load_editor(
       args.tokenizer_workdir, args.transformer_workdir,
+      edit_lib.EditSettings(window=args.window),
       iterate_workdir=args.iterate_workdir,
       reweight_workdir=args.reweight_workdir)
   labels_N = (evaluation.stroke_labels(stroke_set)

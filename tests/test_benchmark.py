@@ -49,3 +49,20 @@ def test_quick_run_writes_every_section(tmp_path, capsys):
   assert all(math.isfinite(x) for x in _numbers(results))
   assert results["tokenizer"]["train"]["gflop"] > 0
   assert "| workload |" in capsys.readouterr().out
+
+
+def test_edit_latency_section_times_full_windowed_and_the_peer(tmp_path):
+  out = tmp_path / "edit_latency.json"
+  results = _load_script().main(
+      ["--edit_latency", "runlocal", "--reps", "1", "--areas", "0.1,1",
+       "--out", str(out)])["edit_latency"]
+  assert [row["area"] for row in results["rows"]] == [0.1, 1.0]
+  small, whole = results["rows"]
+  assert small["edited_tokens"] == 6 and whole["edited_tokens"] == 64
+  assert small["window_tokens"] < whole["window_tokens"] == 64
+  for row in results["rows"]:
+    assert row["full"]["min_ms"] <= row["full"]["median_ms"] <= row["full"][
+        "max_ms"]
+    # The peer is timed only where torch is installed ('.[peer]').
+    assert ("peer" in row) == results["peer"]
+  assert all(math.isfinite(x) for x in _numbers(results))

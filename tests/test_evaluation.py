@@ -410,3 +410,25 @@ def test_sdedit_is_matched_by_interpolating_its_faithfulness():
 def test_batches_are_padded_to_one_shape():
   batches = evaluation.batch_indices(5, 2)
   np.testing.assert_array_equal(np.stack(batches), [[0, 1], [2, 3], [4, 4]])
+
+
+def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs():
+  def run(l2_by_setting, seed=0):
+    strokes = [{"id": str(i), "mode": "m", "image_index": i // 2, "label": 0}
+               for i in range(8)]
+    return {"manifest": "m.json", "seed": seed, "batch_size": 4,
+            "num_strokes": 8, "strokes": strokes, "results": [
+                {"variant": v, "knob": k, "knob_name": "lambda",
+                 "per_stroke": {name: list(l2)
+                                for name in evaluation.PER_STROKE_METRICS}}
+                for (v, k), l2 in l2_by_setting.items()]}
+  base = np.arange(8.0)
+  baseline = run({("none", 0.0): base, ("self_fixed", 2.0): base})
+  windowed = run({("self_fixed", 2.0): base + 1.0, ("sdedit", 0.5): base})
+  (row,) = evaluation.paired_between_runs(windowed, baseline)
+  assert (row["variant"], row["knob"]) == ("self_fixed", 2.0)
+  paired = row["metrics"]["l2_stroke"]
+  assert paired["mean"] == pytest.approx(1.0) and paired["n"] == 8
+  assert evaluation.format_paired(paired).startswith("**+1")
+  with pytest.raises(ValueError, match="seed"):
+    evaluation.paired_between_runs(run({}, seed=1), baseline)
