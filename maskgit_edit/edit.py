@@ -28,7 +28,6 @@ import warnings
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
@@ -37,6 +36,7 @@ from maskgit_edit import cli
 from maskgit_edit import editing
 from maskgit_edit import images as images_lib
 from maskgit_edit import sampling
+from maskgit_edit import tokenizing
 from maskgit_edit.decoding import guidance as guidance_lib
 
 
@@ -99,10 +99,7 @@ class Editor:
              else guidance_lib.identity_kernel(size))
     self.kernels = {"self_fixed": fixed, "self_learned": learned_kernel}
     self.sampler = sampling.Sampler(transformer, layout, settings.decode)
-    self._tokenize = jax.jit(lambda p, x: tokenizer.apply(
-        {"params": p}, x, method=tokenizer.tokenize))
-    self._detokenize = jax.jit(lambda p, t: tokenizer.apply(
-        {"params": p}, t, method=tokenizer.decode_from_indices))
+    self._tokenizer = tokenizing.Tokenizer(tokenizer, tokenizer_params)
 
   @classmethod
   def from_workdirs(cls, tokenizer_workdir: str | None = None,
@@ -137,10 +134,10 @@ class Editor:
                iterative_params=iterative, learned_kernel=learned)
 
   def tokenize(self, images_BxHxWx3):
-    return self._tokenize(self.tokenizer_params, jnp.asarray(images_BxHxWx3))
+    return self._tokenizer.tokenize(images_BxHxWx3)
 
   def detokenize(self, tokens_Bxhxw):
-    return self._detokenize(self.tokenizer_params, tokens_Bxhxw)
+    return self._tokenizer.detokenize(tokens_Bxhxw)
 
   def _variant_inputs(self, variant):
     kernel = self.kernels.get(variant)

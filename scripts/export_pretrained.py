@@ -31,6 +31,7 @@ from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import sampling
+from maskgit_edit import tokenizing
 from maskgit_edit.trainers import maskgit
 
 RUNS = {"tokenizer": "tokenizer", "maskgit": "transformer", "judge": "judge",
@@ -43,16 +44,14 @@ def check_figures(folder: str, num: int = NUM_CHECK_IMAGES) -> dict:
   """Masked-token accuracy / NLL (50% masking) of `folder`'s transformer on
   the tokens of the first `num` test images (at most the split), tokenized
   by its tokenizer."""
-  tokenizer, tok_params, tok_config = artefacts.load_tokenizer(
-      os.path.join(folder, "tokenizer"))
+  tok_config = artefacts.load_run_config(os.path.join(folder, "tokenizer"))
   model, params, layout, _ = artefacts.load_transformer(
       os.path.join(folder, "maskgit"))
   source = data_lib.get_source(tok_config.data, "test")
   num = min(num, len(source))
   images, labels = source.get(np.arange(num))
-  tokens = tokenizer.apply({"params": tok_params},
-                           images_lib.to_float(images),
-                           method=tokenizer.tokenize)
+  tokens = tokenizing.Tokenizer.from_workdir(
+      os.path.join(folder, "tokenizer")).tokenize_all(images_lib.to_float(images))
   logits_fn = sampling.logits_fn_for(model, params, layout)
   figures, _ = maskgit.masked_token_metrics(
       lambda inputs: layout.code_logits(logits_fn(inputs, None, None)),

@@ -36,7 +36,6 @@ import os
 import shutil
 import sys
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -51,6 +50,7 @@ from maskgit_edit import config_defaults
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
+from maskgit_edit import tokenizing
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 TOKENIZER_DIR = "tokenizer"
@@ -157,8 +157,7 @@ def tokenize_source(tokenizer, params, source, num: int, batch_size: int,
   Returns:
     (tokens int32 [num, h, w], labels int32 [num]).
   """
-  tokenize = jax.jit(lambda p, x: tokenizer.apply({"params": p}, x,
-                                                  method=tokenizer.tokenize))
+  tokenize = tokenizing.Tokenizer(tokenizer, params, batch_size).tokenize
 
   def read(start):
     return source.get(np.arange(start, min(start + batch_size, num)))
@@ -173,7 +172,7 @@ def tokenize_source(tokenizer, params, source, num: int, batch_size: int,
       count = len(labels_b)
       padded_BxHxWx3 = np.zeros((batch_size, *images_bxHxWx3.shape[1:]), np.uint8)
       padded_BxHxWx3[:count] = images_bxHxWx3
-      tokens.append(np.asarray(tokenize(params, images_lib.to_float(padded_BxHxWx3)))[:count])
+      tokens.append(np.asarray(tokenize(images_lib.to_float(padded_BxHxWx3)))[:count])
       labels.append(labels_b)
       print(f"\rtokenizing {name}: {start + count}/{num}", end="", file=sys.stderr,
             flush=True)

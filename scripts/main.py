@@ -42,6 +42,8 @@ PHOTOS_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
 # Held-out images to stroke for editing (2 strokes each) and, separately,
 # for the judge's validation (2 strokes each, one row of the quality table).
 NUM_IMAGES = {"shapes": 64, "photos": 60}
+# Variants edited again with windowed decoding by `--windows`.
+WINDOW_VARIANTS = ("none", "sdedit", "self_fixed")
 NUM_QUALITY_IMAGES = 1000
 
 
@@ -88,8 +90,13 @@ def run_folders(workdir: str, data: str, pretrained: bool) -> dict:
 
 
 def stages(workdir: str, data: str, budget: str, num_images: int,
-           pretrained: bool = False):
-  """(name, command, file that marks it done) for every stage, in order."""
+           pretrained: bool = False, window_rings: tuple[int, ...] = ()):
+  """(name, command, file that marks it done) for every stage, in order.
+
+  With `window_rings`, the edits of `WINDOW_VARIANTS` are also made with
+  windowed decoding at each context ring and compared, stroke by stroke,
+  with the full decode (output/windows.md).
+  """
   w = lambda *p: os.path.join(workdir, *p)
   runs = run_folders(workdir, data, pretrained)
   arg = {"quick": "runlocal", "reference": "reference"}.get(budget, "")
@@ -145,6 +152,19 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
                   f"--plot={figures}/{prefix}_faithfulness_vs_realism.png"],
        w("output", "comparison.md")),
   ]
+  edits_command = next(c for name, c, _ in after if name == "edits")
+  for ring in window_rings:
+    after.append((f"edits_window{ring}",
+                  [a for a in edits_command if not a.startswith("--out_dir=")]
+                  + [f"--out_dir={w(f'edits_window{ring}')}",
+                     f"--window={ring}", "--variants", *WINDOW_VARIANTS],
+                  w(f"edits_window{ring}", "results.json")))
+  if window_rings:
+    after.append(("windows", [
+        sys.executable, "scripts/compare_runs.py",
+        f"--baseline={w('edits', 'results.json')}", "--runs",
+        *[w(f"edits_window{ring}", "results.json") for ring in window_rings],
+        f"--out={w('output', 'windows.md')}"], w("output", "windows.md")))
   skips = set(PHOTOS_SKIPS if data == "photos" else ())
   if pretrained:  # The model card holds their sample quality.
     skips |= {name for name, _, _ in training} | {"judge_strokes", "quality"}
@@ -166,6 +186,10 @@ def main(argv=None):
   parser.add_argument("--num_images", type=int, default=None,
                       help="Held-out images to stroke for editing (2 strokes "
                       "each; default: NUM_IMAGES).")
+  parser.add_argument("--windows", default="",
+                      help="Comma-separated context rings: also edit with "
+                      "windowed decoding at each and compare with the full "
+                      "decode (output/windows.md), e.g. 1,2,4.")
   parser.add_argument("--only", default="",
                       help="Comma-separated stages to run (default all).")
   args = parser.parse_args(argv)
@@ -183,8 +207,10 @@ def main(argv=None):
   only = set(filter(None, args.only.split(",")))
   env = dict(os.environ, WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
   start = time.time()
+  window_rings = tuple(int(r) for r in args.windows.split(",") if r)
   for name, command, done in stages(workdir, args.data, budget, num_images,
-                                    pretrained=args.pretrained):
+                                    pretrained=args.pretrained,
+                                    window_rings=window_rings):
     if only and name not in only:
       continue
     if os.path.exists(done) and not only:

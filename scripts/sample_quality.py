@@ -34,6 +34,7 @@ from maskgit_edit import evaluation
 from maskgit_edit import images as images_lib
 from maskgit_edit import judging
 from maskgit_edit import sampling
+from maskgit_edit import tokenizing
 
 # Real train images behind FID / KID, and behind the realism score's k-NN
 # balls (R^2 distances).
@@ -69,28 +70,7 @@ def parse_args(argv):
   return args
 
 
-class TokenizerRun:
-  """A tokenizer run's reconstruction and decoding, each compiled once."""
-
-  def __init__(self, workdir: str):
-    tokenizer, self.params, _ = artefacts.load_tokenizer(workdir)
-    self._reconstruct = jax.jit(
-        lambda p, x: tokenizer.apply({"params": p}, x)[0])
-    self._detokenize = jax.jit(lambda p, t: tokenizer.apply(
-        {"params": p}, t, method=tokenizer.decode_from_indices))
-
-  def reconstruct(self, images_NxHxWx3) -> np.ndarray:
-    return np.concatenate([
-        np.clip(np.asarray(self._reconstruct(
-            self.params, images_NxHxWx3[i:i + SAMPLE_BATCH])), 0, 1)
-        for i in range(0, len(images_NxHxWx3), SAMPLE_BATCH)])
-
-  def detokenize(self, tokens_Bxhxw) -> np.ndarray:
-    return np.clip(np.asarray(self._detokenize(self.params, tokens_Bxhxw)),
-                   0, 1)
-
-
-def generate(tokenizer: TokenizerRun, transformer_workdir, num: int,
+def generate(tokenizer: tokenizing.Tokenizer, transformer_workdir, num: int,
              seed: int, overrides: dict):
   """(images float [num, H, W, 3] in [0, 1], requested labels [num])."""
   model, params, layout, config = artefacts.load_transformer(
@@ -106,7 +86,7 @@ def generate(tokenizer: TokenizerRun, transformer_workdir, num: int,
     tokens = sampler.generate(
         params, jax.random.fold_in(jax.random.key(seed), start), batch,
         labels_B=labels_N[start:start + batch])
-    images.append(tokenizer.detokenize(tokens))
+    images.append(tokenizer.detokenize_all(tokens))
     print(f"  sampled {min(start + batch, num)}/{num}", flush=True)
   return (np.concatenate(images)[:num], labels_N[:num],
           layout.class_conditional)
@@ -115,12 +95,13 @@ def generate(tokenizer: TokenizerRun, transformer_workdir, num: int,
 def image_sets(args, data_config):
   """[(row name, float images [N, H, W, 3], labels [N] or None)] to judge."""
   num = args.num_images
-  tokenizer = TokenizerRun(args.tokenizer_workdir)
+  tokenizer = tokenizing.Tokenizer.from_workdir(args.tokenizer_workdir,
+                                                SAMPLE_BATCH)
   test_images, test_labels = data_lib.get_source(data_config, "test").get(
       np.arange(num))
   test_images = images_lib.to_float(test_images)
   sets = [("real test images (floor)", test_images, test_labels),
-          ("tokenizer reconstructions", tokenizer.reconstruct(test_images),
+          ("tokenizer reconstructions", tokenizer.reconstruct_all(test_images),
            test_labels)]
   if args.strokes:
     stroke_set = evaluation.load_stroke_set(args.strokes)
@@ -132,7 +113,7 @@ def image_sets(args, data_config):
     # Edits pass through the tokenizer: compare them at its level.
     sets += [("stroke images (unedited)", stroke_images, stroke_labels),
              ("stroke images, reconstructed",
-              tokenizer.reconstruct(stroke_images), stroke_labels)]
+              tokenizer.reconstruct_all(stroke_images), stroke_labels)]
   overrides = {k: getattr(args, k) for k in DECODE_OVERRIDES
                if getattr(args, k) is not None}
   for name, workdir in (("samples, weak model", args.weak_transformer_workdir),

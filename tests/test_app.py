@@ -18,7 +18,7 @@ from maskgit_edit import app
 from maskgit_edit import edit
 from maskgit_edit import editing
 
-from conftest import ROOT, load_script
+from conftest import load_script
 
 CompileCounter = load_script("scripts/benchmark.py").CompileCounter
 SIZE = 32

@@ -23,6 +23,7 @@ from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
 from maskgit_edit import sampling
+from maskgit_edit import tokenizing
 from maskgit_edit.decoding import schedules
 from maskgit_edit.models import transformer as transformer_lib
 from maskgit_edit.trainers import loop
@@ -268,18 +269,17 @@ class MaskGitTask:
 def save_sample_grid(config, tokenizer_workdir, model, layout, params, path,
                      rows: int = 4):
   """Generates rows x 8 samples (one class per row when class-conditional)."""
-  tokenizer, tok_params, _ = artefacts.load_tokenizer(tokenizer_workdir)
   sampler = sampling.Sampler(
       model, layout, sampling.DecodeSettings.from_config(config.sample))
   labels = (np.arange(rows * 8) // 8) % max(layout.num_classes, 1)
   tokens = sampler.generate(params, jax.random.key(config.seed), rows * 8,
                             labels_B=labels)
-  pixels = tokenizer.apply({"params": tok_params}, tokens,
-                           method=tokenizer.decode_from_indices)
+  pixels = tokenizing.Tokenizer.from_workdir(tokenizer_workdir).detokenize_all(
+      tokens)
   size = pixels.shape[1]
   if not artefacts.is_writer():
     return path
-  return images_lib.save_png(images_lib.grid(np.clip(pixels, 0, 1), 8), path,
+  return images_lib.save_png(images_lib.grid(pixels, 8), path,
                              scale=max(1, 128 // size))
 
 

@@ -22,6 +22,7 @@ from maskgit_edit import artefacts
 from maskgit_edit import editing
 from maskgit_edit import images as images_lib
 from maskgit_edit import strokes as strokes_lib
+from maskgit_edit import tokenizing
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.decoding import schedules
 from maskgit_edit.trainers import maskgit
@@ -45,11 +46,8 @@ def stroke_pairs(tokenizer_workdir: str, num: int, seed: int,
                                      modes=("inversion",), seed=seed)
   stroked = np.stack([r.stroke.stroke_image for r in records])
   masks = np.stack([r.stroke.mask for r in records])
-  tokenize = jax.jit(lambda p, x: tokenizer.apply({"params": p}, x,
-                                                  method=tokenizer.tokenize))
-  guides = np.concatenate([
-      np.asarray(tokenize(params, images_lib.to_float(stroked[i:i + 256])))
-      for i in range(0, len(stroked), 256)])
+  guides = tokenizing.Tokenizer(tokenizer, params, batch_size=256).tokenize_all(
+      images_lib.to_float(stroked))
   latent = guides.shape[1]
   return guides, editing.pixel_to_token_mask(masks, latent, dilation)
 
