@@ -351,19 +351,6 @@ def real_images(stroke_set: StrokeSet, fallback_data_config: Mapping[str, Any],
   return images_lib.to_float(images)
 
 
-def batch_indices(num: int, batch_size: int) -> list[np.ndarray]:
-  """Consecutive batches of range(num), the last padded with its last index.
-
-  Padding keeps every batch the same shape (one compiled program) and the
-  padded rows are dropped from the outputs.
-  """
-  if num < 1 or batch_size < 1:
-    raise ValueError(f"Need num >= 1 and batch_size >= 1, got {num} and "
-                     f"{batch_size}.")
-  return [np.minimum(np.arange(start, start + batch_size), num - 1)
-          for start in range(0, num, batch_size)]
-
-
 # ---------------------------------------------------------------------------
 # Running edits.
 
@@ -413,7 +400,7 @@ def run_setting(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
   """
   key = jax.random.key(seed)
   parts = []
-  for b, idx in enumerate(batch_indices(len(stroke_set), batch_size)):
+  for b, idx in enumerate(data.padded_batches(len(stroke_set), batch_size)):
     out = editor.edit(stroke_set.sources_NxHxWx3[idx],
                       stroke_set.masks_NxHxW[idx], jax.random.fold_in(key, b),
                       strokes_BxHxWx3=stroke_set.strokes_NxHxWx3[idx],
@@ -622,7 +609,7 @@ def stroke_metrics(outputs: Mapping[str, np.ndarray], stroke_set: StrokeSet,
                                region_NxHxW, psnr_cap)
   nll_N = np.concatenate([
       scorer(outputs["tokens"][idx], outputs["edited"][idx], labels_N[idx])
-      for idx in batch_indices(len(stroke_set), batch_size)])[:len(stroke_set)]
+      for idx in data.padded_batches(len(stroke_set), batch_size)])[:len(stroke_set)]
   return {"l2": faithful["l2"], "l2_stroke": faithful["l2_stroke"],
           "psnr_preserve": psnr_N, "l2_preserve": l2_N, "token_nll": nll_N,
           "judge_entropy": judge_scores.entropy(images)}

@@ -71,14 +71,8 @@ class Judge:
       raise ValueError(
           f"The judge takes [N, {self.image_size}, {self.image_size}, 3] "
           f"images, got shape {images.shape}.")
-    out, size = [], self.batch_size
-    for start in range(0, len(images), size):
-      chunk = images[start:start + size]
-      # Fixed-size batches (the last one padded) compile once.
-      padded = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk),
-                                                0)])
-      out.append(np.asarray(fn(self.params, padded))[:len(chunk)])
-    return np.concatenate(out)
+    return data_lib.map_in_batches(lambda x: fn(self.params, x), images,
+                                   self.batch_size)
 
   def features(self, images_NxHxWx3) -> np.ndarray:
     """uint8 or float [0, 1] images -> float64 features [N, D]."""

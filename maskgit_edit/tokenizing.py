@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from maskgit_edit import artefacts
+from maskgit_edit import data as data_lib
 
 
 class Tokenizer:
@@ -45,13 +46,8 @@ class Tokenizer:
     return self._detokenize(self.params, tokens_Bxhxw)
 
   def _batched(self, fn, inputs_N) -> np.ndarray:
-    num = len(inputs_N)
-    outputs = []
-    for start in range(0, num, self.batch_size):
-      indices = np.minimum(np.arange(start, start + self.batch_size), num - 1)
-      count = min(self.batch_size, num - start)
-      outputs.append(np.asarray(fn(self.params, inputs_N[indices]))[:count])
-    return np.concatenate(outputs)
+    return data_lib.map_in_batches(lambda x: fn(self.params, x), inputs_N,
+                                   self.batch_size)
 
   def tokenize_all(self, images_NxHxWx3) -> np.ndarray:
     """int32 [N, h, w] token grids of float images in [0, 1]."""

@@ -39,6 +39,7 @@ import numpy as np
 from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import edit as edit_lib
+from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
 from maskgit_edit import judging
 from maskgit_edit.decoding import guidance as guidance_lib
@@ -107,7 +108,8 @@ def run_pending(editor, stroke_set, labels_N, settings, args) -> float:
       pending.append((variant, knob))
   print(f"{len(settings) - len(pending)} of {len(settings)} settings already "
         f"done; running {len(pending)}.", flush=True)
-  num_batches = len(evaluation.batch_indices(len(stroke_set), args.batch_size))
+  num_batches = len(data_lib.padded_batches(len(stroke_set),
+                                             args.batch_size))
   progress = evaluation.Progress(len(pending) * num_batches)
   start = time.monotonic()
   for variant, knob in pending:

@@ -408,7 +408,7 @@ def test_sdedit_is_matched_by_interpolating_its_faithfulness():
 
 
 def test_batches_are_padded_to_one_shape():
-  batches = evaluation.batch_indices(5, 2)
+  batches = data_lib.padded_batches(5, 2)
   np.testing.assert_array_equal(np.stack(batches), [[0, 1], [2, 3], [4, 4]])
 
 

@@ -185,9 +185,9 @@ class TokenizerTask:
     psnrs, indices, labels = [], [], []
     sse_and_count = {"edges": np.zeros(2), "flat": np.zeros(2)}
     size = self.config.eval_batch_size
-    for start in range(0, num, size):
-      # Fixed-size batches (the last one padded) compile once.
-      idx = np.minimum(np.arange(start, start + size), num - 1)
+    # Fixed-size batches (the last one padded) compile once.
+    for start, idx in zip(range(0, num, size),
+                          data_lib.padded_batches(num, size)):
       images, y = source.get(idx)
       images = images_lib.to_float(images)
       valid = min(size, num - start)
