@@ -6,6 +6,7 @@
 - `tokens_<split>.npz` (tokenizer runs): `tokens` int32 [N, h, w], `labels`.
 """
 
+import contextlib
 import json
 import os
 
@@ -29,16 +30,28 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
+@contextlib.contextmanager
+def atomic_path(path: str):
+  """Yields a temporary path beside `path` (same extension) that replaces
+  `path` when the block ends, so a kill never leaves a half-written file."""
+  root, extension = os.path.splitext(path)
+  tmp = f"{root}.tmp{extension}"
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
 def export_params(workdir: str, name: str, params) -> str:
-  """Writes params atomically (temp file + rename) so a kill loses nothing."""
-  if not is_writer():
-    return params_path(workdir, name)
+  """Writes params atomically, so a kill loses nothing."""
   path = params_path(workdir, name)
-  tmp = path + ".tmp"
-  with open(tmp, "wb") as f:
+  if not is_writer():
+    return path
+  with atomic_path(path) as tmp, open(tmp, "wb") as f:
     f.write(flax.serialization.msgpack_serialize(
         {"params": jax.device_get(params)}))
-  os.replace(tmp, path)
   return path
 
 
@@ -72,9 +85,9 @@ def save_token_cache(workdir: str, split: str, tokens_Nxhxw, labels_N):
   path = os.path.join(workdir, f"tokens_{split}.npz")
   if not is_writer():
     return path
-  np.savez(path + ".tmp.npz", tokens=np.asarray(tokens_Nxhxw, np.int32),
-           labels=np.asarray(labels_N, np.int32))
-  os.replace(path + ".tmp.npz", path)
+  with atomic_path(path) as tmp:
+    np.savez(tmp, tokens=np.asarray(tokens_Nxhxw, np.int32),
+             labels=np.asarray(labels_N, np.int32))
   return path
 
 

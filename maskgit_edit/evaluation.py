@@ -128,6 +128,7 @@ import warnings
 import jax
 import numpy as np
 
+from maskgit_edit import artefacts
 from maskgit_edit import data
 from maskgit_edit import editing
 from maskgit_edit import images as images_lib
@@ -423,10 +424,9 @@ def save_outputs(path: str, outputs: Mapping[str, np.ndarray],
   for stroke_id, image in zip(stroke_set.ids, outputs["images"]):
     images_lib.save_png(images_lib.to_float(image),
                         os.path.join(pngs, f"{stroke_id}.png"))
-  tmp = path.removesuffix(".npz") + ".tmp.npz"
-  np.savez(tmp, **outputs, ids=np.array(stroke_set.ids), seed=seed,
-           batch_size=batch_size, version=OUTPUTS_VERSION)
-  os.replace(tmp, path)
+  with artefacts.atomic_path(path) as tmp:
+    np.savez(tmp, **outputs, ids=np.array(stroke_set.ids), seed=seed,
+             batch_size=batch_size, version=OUTPUTS_VERSION)
 
 
 def check_outputs(path: str, stroke_set: StrokeSet, *, seed: int,
@@ -858,9 +858,8 @@ _RESULT_KEYS = ("variant", "knob", "knob_name", "outputs", "pngs", "metrics",
 def write_results(out_dir: str, results: Mapping[str, Any]) -> tuple[str, str]:
   """Writes results.json (atomically) and metrics.csv; returns their paths."""
   json_path = os.path.join(out_dir, RESULTS_NAME)
-  with open(json_path + ".tmp", "w") as f:
+  with artefacts.atomic_path(json_path) as tmp, open(tmp, "w") as f:
     json.dump(results, f, indent=1)
-  os.replace(json_path + ".tmp", json_path)
   csv_path = os.path.join(out_dir, CSV_NAME)
   fields = ["variant", "knob"] + [f"{m}_{s}" for m in METRICS
                                   for s in ("mean", "ci", "n")] + [

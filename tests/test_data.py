@@ -1,6 +1,7 @@
 """Tests of maskgit_edit.data: sources, the data stream and host sharding."""
 
 import dataclasses
+import os
 
 import ml_collections
 import numpy as np
@@ -324,3 +325,19 @@ def test_load_images():
   np.testing.assert_array_equal(first, images[:2])
   with pytest.raises(ValueError, match="has 5"):
     data.load_images(c, "test", num=6)
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+  from maskgit_edit import artefacts  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "results.json"
+  path.write_text("old")
+  with pytest.raises(RuntimeError):
+    with artefacts.atomic_path(str(path)) as tmp:
+      assert tmp.endswith(".tmp.json")
+      with open(tmp, "w") as f:
+        f.write("half")
+      raise RuntimeError("killed mid-write")
+  assert path.read_text() == "old" and os.listdir(tmp_path) == ["results.json"]
+  with artefacts.atomic_path(str(path)) as tmp, open(tmp, "w") as f:
+    f.write("new")
+  assert path.read_text() == "new"

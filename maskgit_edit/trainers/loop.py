@@ -185,9 +185,8 @@ def write_final_metrics(workdir: str, metrics: dict):
   if not artefacts.is_writer():
     return
   path = os.path.join(workdir, FINAL_METRICS)
-  with open(path + ".tmp", "w") as f:
+  with artefacts.atomic_path(path) as tmp, open(tmp, "w") as f:
     json.dump(metrics, f, indent=2)
-  os.replace(path + ".tmp", path)
 
 
 def train(config, workdir: str, task: Task, *,
