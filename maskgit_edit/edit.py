@@ -33,8 +33,8 @@ import numpy as np
 
 from maskgit_edit import artefacts
 from maskgit_edit import cli
-from maskgit_edit import editing
 from maskgit_edit import images as images_lib
+from maskgit_edit import regions
 from maskgit_edit import sampling
 from maskgit_edit import tokenizing
 from maskgit_edit.decoding import guidance as guidance_lib
@@ -180,14 +180,14 @@ class Editor:
     masks = np.asarray(masks_BxHxW)
     if strokes_BxHxWx3 is None and variant != "none":
       raise ValueError(f"Variant {variant!r} needs stroke images.")
-    kinds = editing.validate_edit_inputs(sources, strokes_BxHxWx3, masks,
+    kinds = regions.validate_edit_inputs(sources, strokes_BxHxWx3, masks,
                                          self.layout.latent)
     guidance_lib.validate(variant, float(np.max(knob)))
-    empty = np.array([k is editing.MaskKind.EMPTY for k in kinds])
+    empty = np.array([k is regions.MaskKind.EMPTY for k in kinds])
     if empty.any():
       warnings.warn(f"{empty.sum()} edit(s) have an empty mask: their source "
                     "is returned unchanged.")
-    edited = editing.pixel_to_token_mask(masks, self.layout.latent,
+    edited = regions.pixel_to_token_mask(masks, self.layout.latent,
                                          self.settings.dilation)
     if source_tokens_Bxhxw is None:
       source_tokens_Bxhxw = self.tokenize(sources)
@@ -207,8 +207,8 @@ class Editor:
     if return_history:
       tokens, history = tokens
     decoded = np.asarray(self.detokenize(tokens))
-    region = editing.token_to_pixel_mask(edited, sources.shape[1])
-    composited = np.asarray(editing.composite(
+    region = regions.token_to_pixel_mask(edited, sources.shape[1])
+    composited = np.asarray(regions.composite(
         sources, np.clip(decoded, 0, 1), region, self.settings.composite,
         sigma_px=self.settings.feather_sigma_px, core_mask_BxHxW=masks))
     composited[empty] = sources[empty]
@@ -296,7 +296,7 @@ def run(flag_values: flags.FlagValues) -> str:
     raise app.UsageError(f"--label {label} is not a class of this model "
                          f"(0 to {layout.num_classes - 1}).")
   stroke_png = flag_values["stroke"].value
-  source, stroke, mask = editing.load_edit_triplet(
+  source, stroke, mask = regions.load_edit_triplet(
       flag_values["source"].value, stroke_png or flag_values["source"].value,
       flag_values["mask"].value)
   out = editor.edit(source[None], mask[None],

@@ -130,10 +130,10 @@ import numpy as np
 
 from maskgit_edit import artefacts
 from maskgit_edit import data
-from maskgit_edit import editing
 from maskgit_edit import images as images_lib
 from maskgit_edit import judging
 from maskgit_edit import metrics
+from maskgit_edit import regions
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
 
@@ -603,7 +603,7 @@ def stroke_metrics(outputs: Mapping[str, np.ndarray], stroke_set: StrokeSet,
   decoded = images_lib.to_float(outputs["decoded"])
   faithful = metrics.faithfulness(images, stroke_set.strokes_NxHxWx3,
                                   stroke_set.masks_NxHxW)
-  region_NxHxW = editing.token_to_pixel_mask(outputs["edited"],
+  region_NxHxW = regions.token_to_pixel_mask(outputs["edited"],
                                              stroke_set.image_size)
   psnr_N, l2_N = _preservation(decoded, stroke_set.sources_NxHxWx3,
                                region_NxHxW, psnr_cap)

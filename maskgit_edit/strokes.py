@@ -38,7 +38,7 @@ import skimage.segmentation
 import sklearn.cluster
 import threadpoolctl
 
-from maskgit_edit import editing
+from maskgit_edit import regions
 
 MODES = ("inversion", "counterfactual")
 SEGMENTATIONS = ("kmeans", "slic")
@@ -502,7 +502,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StrokeExample]:
         _load_png(root / entry[key], manifest_path).convert("RGB"))
     examples.append(StrokeExample(
         entry=entry, source=rgb("source"), stroke_image=rgb("stroke"),
-        mask=editing.mask_from_image(_load_png(root / entry["mask"],
+        mask=regions.mask_from_image(_load_png(root / entry["mask"],
                                                manifest_path))))
   _check_examples(examples, manifest_path)
   return examples

@@ -12,7 +12,7 @@ Writes PNG grids to `--out`:
                 rows), --per_row samples each.
   inpaint.png   the centre box (side --box_fraction of the image) regenerated.
   outpaint.png  the centre box kept and the border regenerated
-                (`editing.outpaint_mask`).
+                (`regions.outpaint_mask`).
   relabel.png   class-conditional models only: the centre box regenerated
                 under another label (--new_label, default the next class).
 Edits use `edit.Editor` (variant "none") on the first --num_images images of
@@ -40,8 +40,8 @@ from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
-from maskgit_edit import editing
 from maskgit_edit import images as images_lib
+from maskgit_edit import regions
 from maskgit_edit import sampling
 from maskgit_edit.decoding import schedules
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -74,7 +74,7 @@ def parse_args(argv):
   parser.add_argument("--dilation", type=int, default=defaults.dilation,
                       help="Tokens added around the edited token region.")
   parser.add_argument("--composite", default=defaults.composite,
-                      choices=editing.COMPOSITE_MODES)
+                      choices=regions.COMPOSITE_MODES)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--per_row", type=int, default=8,
                       help="Samples per row of samples.png.")
@@ -139,10 +139,10 @@ def edit_tasks(image_size: int, box_fraction: float, labels_N: np.ndarray,
   Returns:
     {name: (mask_HxW bool, labels_N)}; "relabel" only when num_classes > 0.
   """
-  box = editing.centre_box(image_size, box_fraction)
-  inpaint_HxW = editing.box_mask(image_size, box)
+  box = regions.centre_box(image_size, box_fraction)
+  inpaint_HxW = regions.box_mask(image_size, box)
   tasks = {"inpaint": (inpaint_HxW, labels_N),
-           "outpaint": (editing.outpaint_mask(image_size, box), labels_N)}
+           "outpaint": (regions.outpaint_mask(image_size, box), labels_N)}
   if num_classes:
     if new_label is None:
       relabels_N = (labels_N + 1) % num_classes

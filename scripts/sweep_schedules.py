@@ -67,9 +67,9 @@ from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
-from maskgit_edit import editing
 from maskgit_edit import images as images_lib
 from maskgit_edit import metrics
+from maskgit_edit import regions
 from maskgit_edit import sampling
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -261,9 +261,9 @@ def build_problem(editor: edit_lib.Editor, tokenizer_workdir: str, args):
   sources_NxHxWx3, reference = np.split(images, [args.num_images])
   labels_N = labels[:args.num_images]
   size = sources_NxHxWx3.shape[1]
-  box_HxW = editing.box_mask(size, editing.centre_box(size, args.box_fraction))
+  box_HxW = regions.box_mask(size, regions.centre_box(size, args.box_fraction))
   unknown_Nxhxw = np.broadcast_to(
-      editing.pixel_to_token_mask(box_HxW[None], editor.layout.latent,
+      regions.pixel_to_token_mask(box_HxW[None], editor.layout.latent,
                                   args.dilation),
       (args.num_images, editor.layout.latent, editor.layout.latent))
   tokens_Nxhxw = batched(lambda _, x: editor.tokenize(x), args.num_images,
@@ -275,7 +275,7 @@ def build_problem(editor: edit_lib.Editor, tokenizer_workdir: str, args):
   return Problem(
       sources_NxHxWx3=sources_NxHxWx3, labels_N=labels_N,
       tokens_Nxhxw=tokens_Nxhxw, unknown_Nxhxw=unknown_Nxhxw,
-      region_NxHxW=editing.token_to_pixel_mask(unknown_Nxhxw, size),
+      region_NxHxW=regions.token_to_pixel_mask(unknown_Nxhxw, size),
       context_log_probs_NxhxwxC=context_log_probs(
           editor, tokens_Nxhxw, unknown_Nxhxw, labels_N, args.batch_size),
       reference_descriptors=metrics.swd_descriptors(
@@ -302,7 +302,7 @@ def realism_swd(problem: Problem, images_NxHxWx3: np.ndarray) -> float:
 def score(problem: Problem, tokens_Nxhxw: np.ndarray,
           decoded_NxHxWx3: np.ndarray) -> dict:
   """METRIC_COLUMNS of filled tokens and their decoded pixels."""
-  inpainted_NxHxWx3 = editing.composite(problem.sources_NxHxWx3,
+  inpainted_NxHxWx3 = regions.composite(problem.sources_NxHxWx3,
                                 np.clip(decoded_NxHxWx3, 0, 1),
                                 problem.region_NxHxW, "hard")
   n = len(tokens_Nxhxw)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from maskgit_edit import app
 from maskgit_edit import edit
-from maskgit_edit import editing
+from maskgit_edit import regions
 
 from conftest import load_script
 
@@ -218,9 +218,9 @@ def test_a_browser_paints_a_stroke_and_sees_the_edit(session, tmp_path):
     server.server_close()
   assert len(edited) == 2 and 20 <= mask.sum() <= 200
   assert token_mask.shape == (SIZE, SIZE, 3)
-  edited_tokens = editing.pixel_to_token_mask(
+  edited_tokens = regions.pixel_to_token_mask(
       mask[None], session.layout.latent, session.editor.settings.dilation)
-  outside = ~editing.token_to_pixel_mask(edited_tokens, SIZE)[0]
+  outside = ~regions.token_to_pixel_mask(edited_tokens, SIZE)[0]
   for image in edited:
     assert np.abs(image[mask].astype(int) - source[mask]).mean() > 5
     np.testing.assert_array_equal(image[outside], source[outside])

@@ -8,8 +8,8 @@ from PIL import Image
 
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
-from maskgit_edit import editing
 from maskgit_edit import images as images_lib
+from maskgit_edit import regions
 
 from conftest import load_script
 
@@ -109,7 +109,7 @@ def test_generate_writes_grids(tiny_runs, tmp_path):
   sources, _ = data_lib.load_images(config.data, "test", num_images)
   samples = _cells(paths["samples"], size, scale)
   assert samples.shape[:2] == (4, per_row)  # One row per shape class.
-  box_HxW = editing.box_mask(size, editing.centre_box(size, 0.5))
+  box_HxW = regions.box_mask(size, regions.centre_box(size, 0.5))
   for name, edited_HxW in (("inpaint", box_HxW), ("relabel", box_HxW),
                            ("outpaint", ~box_HxW)):
     cells = _cells(paths[name], size, scale)

@@ -19,8 +19,8 @@ import numpy as np
 import optax
 
 from maskgit_edit import artefacts
-from maskgit_edit import editing
 from maskgit_edit import images as images_lib
+from maskgit_edit import regions
 from maskgit_edit import strokes as strokes_lib
 from maskgit_edit import tokenizing
 from maskgit_edit.decoding import guidance as guidance_lib
@@ -49,7 +49,7 @@ def stroke_pairs(tokenizer_workdir: str, num: int, seed: int,
   guides = tokenizing.Tokenizer(tokenizer, params, batch_size=256).tokenize_all(
       images_lib.to_float(stroked))
   latent = guides.shape[1]
-  return guides, editing.pixel_to_token_mask(masks, latent, dilation)
+  return guides, regions.pixel_to_token_mask(masks, latent, dilation)
 
 
 class ReweightTask(maskgit.MaskGitTask):
