@@ -114,9 +114,19 @@ def load_params(workdir: str, name: str, abstract_params):
       else x, params)
 
 
+def _run_of_kind(workdir: str, kind: str, fields: tuple[str, ...]):
+  """The run config of `workdir`, checked to be a `kind` run."""
+  config = load_run_config(workdir)
+  if not all(field in config for field in fields):
+    raise ValueError(f"{workdir!r} is not a {kind} run: it is a "
+                     f"{config.get('trainer', 'unknown')!r} run (is a "
+                     "tokenizer folder swapped with a transformer one?).")
+  return config
+
+
 def load_tokenizer(workdir: str):
   """(model, params, run config) of a finished tokenizer run."""
-  config = load_run_config(workdir)
+  config = _run_of_kind(workdir, "tokenizer", ("tokenizer",))
   model = models.build_tokenizer(config.tokenizer)
   size = config.data.image_size
   abstract = jax.eval_shape(model.init, jax.random.key(0),
@@ -171,7 +181,7 @@ def pretrained_runs(data: str = "shapes") -> dict[str, str]:
 
 def load_transformer(workdir: str, name: str = "transformer"):
   """(model, params, layout, run config) of a finished transformer run."""
-  config = load_run_config(workdir)
+  config = _run_of_kind(workdir, "transformer", ("model", "tokenizer_workdir"))
   layout = transformer_layout(config)
   model = models.build_transformer(config.model, layout)
   abstract = jax.eval_shape(

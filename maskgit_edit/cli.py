@@ -7,9 +7,14 @@ message that names the problem. `run` prints that message as
 MASKGIT_EDIT_TRACEBACK=1 to see the traceback instead.
 """
 
+import logging
 import os
 import sys
 from collections.abc import Callable
+
+# JAX reports at INFO that there is no TPU on every start of a CLI (absl
+# logs INFO): not news on a CPU or GPU machine.
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 USER_ERRORS = (ValueError, OSError)
 EXIT_USER_ERROR = 2

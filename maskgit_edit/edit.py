@@ -9,7 +9,8 @@ Python (no run folders: the committed reference shapes models):
 CLI (PNG files, one edit; images in [0, 1] RGB, mask: non-zero = edit):
   python -m maskgit_edit.edit --tokenizer_workdir runs/shapes/tokenizer \
       --transformer_workdir runs/shapes/maskgit --source s.png \
-      --stroke k.png --mask m.png --variant self_fixed --knob 2 --out e.png
+      --stroke k.png --mask m.png --label 1 --variant self_fixed --knob 2 \
+      --out e.png
   python -m maskgit_edit.edit --config configs/imagenet256.py:edit \
       --source s.png --stroke k.png --mask m.png --label 207 --out e.png
 (`--config` gives run folders, label, seed and EditSettings; flags override;
@@ -244,7 +245,8 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS,
   flags.DEFINE_string("source", None, "Source PNG.", **on)
   flags.DEFINE_string("stroke", None, "Stroke PNG (optional).", **on)
   flags.DEFINE_string("mask", None, "Mask PNG (non-zero = edit).", **on)
-  flags.DEFINE_integer("label", 0, "Class label (class-conditional).", **on)
+  flags.DEFINE_integer("label", None, "Class label (required by "
+                       "class-conditional models).", **on)
   flags.DEFINE_enum("variant", "none", guidance_lib.VARIANTS,
                     "Guidance variant.", **on)
   flags.DEFINE_float("knob", 0.0, "Variant knob (see README).", **on)
@@ -270,9 +272,9 @@ def run(flag_values: flags.FlagValues) -> str:
   tokenizer_workdir = setting("tokenizer_workdir")
   transformer_workdir = setting("transformer_workdir")
   if bool(tokenizer_workdir) != bool(transformer_workdir):
-    raise app.UsageError("Give both --tokenizer_workdir and "
-                         "--transformer_workdir (or a --config that names "
-                         "them), or neither for the committed shapes models.")
+    raise ValueError("Give both --tokenizer_workdir and "
+                     "--transformer_workdir (or a --config that names "
+                     "them), or neither for the committed shapes models.")
   settings = (EditSettings() if config is None
               else EditSettings.from_config(config))
   window = setting("window")
@@ -280,25 +282,26 @@ def run(flag_values: flags.FlagValues) -> str:
     try:
       window = int(window)
     except ValueError as e:
-      raise app.UsageError(f"--window {window!r} is neither 'full' nor a "
-                           "number of tokens.") from e
+      raise ValueError(f"--window {window!r} is neither 'full' nor a "
+                       "number of tokens.") from e
   settings = dataclasses.replace(
       settings, window=None if window in ("full", None) else window)
-  try:
-    editor = Editor.from_workdirs(tokenizer_workdir, transformer_workdir,
-                                  settings,
-                                  iterate_workdir=setting("iterate_workdir"),
-                                  reweight_workdir=setting("reweight_workdir"))
-  except FileNotFoundError as e:
-    raise app.UsageError(str(e)) from e
-  label, layout = setting("label"), editor.layout
-  if layout.class_conditional and not 0 <= label < layout.num_classes:
-    raise app.UsageError(f"--label {label} is not a class of this model "
-                         f"(0 to {layout.num_classes - 1}).")
+  editor = Editor.from_workdirs(tokenizer_workdir, transformer_workdir,
+                                settings,
+                                iterate_workdir=setting("iterate_workdir"),
+                                reweight_workdir=setting("reweight_workdir"))
   stroke_png = flag_values["stroke"].value
   source, stroke, mask = regions.load_edit_triplet(
       flag_values["source"].value, stroke_png or flag_values["source"].value,
       flag_values["mask"].value)
+  label, layout = setting("label"), editor.layout
+  if layout.class_conditional and label is None:
+    raise ValueError(f"This model is class-conditional: give --label "
+                     f"(0 to {layout.num_classes - 1}).")
+  label = label or 0
+  if layout.class_conditional and not 0 <= label < layout.num_classes:
+    raise ValueError(f"--label {label} is not a class of this model "
+                     f"(0 to {layout.num_classes - 1}).")
   out = editor.edit(source[None], mask[None],
                     jax.random.key(setting("seed")),
                     strokes_BxHxWx3=stroke[None] if stroke_png else None,

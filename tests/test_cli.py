@@ -51,6 +51,22 @@ def test_edit_cli(pngs, name, flags, words):
   _assert_one_line_error(result, *words)
 
 
+def test_edit_cli_names_swapped_runs_and_a_missing_label(pngs):
+  pretrained = os.path.join(ROOT, "pretrained", "shapes")
+  common = [f"--source={pngs}/source.png", f"--mask={pngs}/source.png",
+            f"--out={pngs}/out.png"]
+  result = _run(["-m", "maskgit_edit.edit", *common,
+                 f"--tokenizer_workdir={pretrained}/maskgit",
+                 f"--transformer_workdir={pretrained}/tokenizer"])
+  _assert_one_line_error(result, "not a tokenizer run", "swapped")
+  # Without JAX_PLATFORMS, JAX looks for a TPU: no INFO line about it.
+  env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+  result = subprocess.run([sys.executable, "-m", "maskgit_edit.edit", *common],
+                          cwd=ROOT, text=True, capture_output=True,
+                          timeout=300, env=env)
+  _assert_one_line_error(result, "class-conditional", "--label")
+
+
 def test_scripts_name_a_folder_that_is_not_a_run(tmp_path):
   result = _run(["make_strokes.py", f"--run={tmp_path}", "--num_images=2",
                  f"--out={tmp_path}/strokes"])
