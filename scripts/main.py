@@ -5,6 +5,7 @@ r"""The whole pipeline on an embedded dataset, stage by stage.
   python scripts/main.py --data shapes --pretrained # committed weights, < 5 min
   python scripts/main.py --data shapes --quick      # smoke run (runlocal sizes)
   python scripts/main.py --data photos
+  python scripts/main.py --data folder:PATH         # your own images
 
 Stages (each a command printed before it runs, so any one can be re-run by
 hand): train the tokenizer, the transformer, the judge, a deliberately weak
@@ -21,6 +22,7 @@ where it stopped. `--pretrained` takes the trained runs from `pretrained/<data>/
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -34,14 +36,15 @@ WEAK_STEPS = 100
 
 # Photo labels name different photographs in the train and test splits (whole
 # photos are held out), so a class-conditional model would be meaningless;
-# and the judge needs labels, so photos has no judge stages.
-DATA_OVERRIDES = {"photos": {
-    "maskgit": ["--config.model.class_conditional=False"]}}
-PHOTOS_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
+# a user's `folder:` or `tfds:` data may have no labels at all. The judge
+# needs the shapes labels, so the other data have no judge stages.
+UNCONDITIONAL = ["--config.model.class_conditional=False"]
+NO_JUDGE_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
+USER_DATA_PREFIXES = ("folder:", "tfds:")
 
 # Held-out images to stroke for editing (2 strokes each) and, separately,
 # for the judge's validation (2 strokes each, one row of the quality table).
-NUM_IMAGES = {"shapes": 64, "photos": 60}
+NUM_IMAGES = {"shapes": 64, "photos": 60, "user": 60}
 # Variants edited again with windowed decoding by `--windows`.
 WINDOW_VARIANTS = ("none", "sdedit", "self_fixed")
 NUM_QUALITY_IMAGES = 1000
@@ -51,11 +54,42 @@ def pretrained_dir(data: str) -> str:
   return os.path.join(ROOT, "pretrained", data)
 
 
+def data_kind(data: str) -> str:
+  """"shapes", "photos" or "user" (`folder:PATH`, `tfds:NAME`)."""
+  if data in ("shapes", "photos"):
+    return data
+  if data.startswith(USER_DATA_PREFIXES) and data.partition(":")[2]:
+    return "user"
+  raise ValueError(f"Unknown --data {data!r}: shapes, photos, folder:PATH "
+                   "or tfds:NAME.")
+
+
+def data_slug(data: str) -> str:
+  """Name in runs/ and figure files: "folder:~/my pics" -> "folder_my_pics"."""
+  if data_kind(data) != "user":
+    return data
+  source, _, where = data.partition(":")
+  name = os.path.basename(os.path.normpath(os.path.expanduser(where)))
+  return f"{source}_{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}"
+
+
+def data_overrides(data: str, trainer: str) -> list[str]:
+  """Config flags a trainer needs for `data` beyond its config file."""
+  kind = data_kind(data)
+  if trainer == "maskgit" and kind != "shapes":
+    return UNCONDITIONAL
+  if trainer == "tokenizer" and kind == "user":
+    return [f"--config.data.name={data}"]
+  return []
+
+
 def _config(trainer: str, data: str, arg: str) -> str:
   # Only the tokenizer reads images; later stages read its token cache, so
-  # they share the shapes configs (the judge needs labelled shapes).
+  # they share the shapes configs (the judge needs labelled shapes). A
+  # user's images take the photos tokenizer.
   name = trainer.removesuffix("_weak")
-  dataset = data if name == "tokenizer" else "shapes"
+  dataset = ({"user": "photos"}.get(data_kind(data), data)
+             if name == "tokenizer" else "shapes")
   return os.path.join("configs", f"{name}_{dataset}.py") + (f":{arg}" if arg
                                                             else "")
 
@@ -65,7 +99,7 @@ def _train(runs, trainer, data, arg, **links):
           f"--config={_config(trainer, data, arg)}",
           f"--workdir={runs[trainer]}"]
   args += [f"--config.{k}={runs[v]}" for k, v in links.items()]
-  args += DATA_OVERRIDES.get(data, {}).get(trainer.removesuffix("_weak"), [])
+  args += data_overrides(data, trainer.removesuffix("_weak"))
   if trainer == "maskgit_weak":
     args.append(f"--config.total_steps={WEAK_STEPS}")
   return args, os.path.join(runs[trainer], "final_metrics.json")
@@ -101,10 +135,11 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
   runs = run_folders(workdir, data, pretrained)
   arg = {"quick": "runlocal", "reference": "reference"}.get(budget, "")
   figures = figures_dir(workdir, budget, "edits")
-  prefix = f"{data}_{budget}" if budget != "default" else data
+  prefix = (f"{data_slug(data)}_{budget}" if budget != "default"
+            else data_slug(data))
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if budget == "quick" else []
-  if data != "photos":  # Photos have no judge.
+  if data_kind(data) == "shapes":  # Only shapes has a judge.
     edit_args.append(f"--judge_workdir={runs['judge']}")
   num_quality = 16 if budget == "quick" else NUM_QUALITY_IMAGES
   training = [
@@ -165,7 +200,7 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
         f"--baseline={w('edits', 'results.json')}", "--runs",
         *[w(f"edits_window{ring}", "results.json") for ring in window_rings],
         f"--out={w('output', 'windows.md')}"], w("output", "windows.md")))
-  skips = set(PHOTOS_SKIPS if data == "photos" else ())
+  skips = set(NO_JUDGE_SKIPS if data_kind(data) != "shapes" else ())
   if pretrained:  # The model card holds their sample quality.
     skips |= {name for name, _, _ in training} | {"judge_strokes", "quality"}
   return [stage for stage in training + after if stage[0] not in skips]
@@ -173,7 +208,9 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data", default="shapes", choices=("shapes", "photos"))
+  parser.add_argument("--data", default="shapes",
+                      help="shapes, photos, folder:PATH (a folder of your "
+                      "images) or tfds:NAME (a prepared TFDS data set).")
   parser.add_argument("--workdir", default=None,
                       help="Run folder (default runs/<data>[_<budget>]).")
   budget = parser.add_mutually_exclusive_group()
@@ -193,6 +230,11 @@ def main(argv=None):
   parser.add_argument("--only", default="",
                       help="Comma-separated stages to run (default all).")
   args = parser.parse_args(argv)
+  try:
+    data_kind(args.data)
+  except ValueError as e:
+    parser.error(str(e))
+  slug = data_slug(args.data)
   budget = ("quick" if args.quick else "reference" if args.reference
             else "pretrained" if args.pretrained else "default")
   if args.pretrained and not os.path.isdir(pretrained_dir(args.data)):
@@ -201,9 +243,10 @@ def main(argv=None):
                  f"`python scripts/main.py --data {args.data} --reference` and "
                  "`python scripts/export_pretrained.py`.")
   workdir = args.workdir or os.path.join(
-      "runs", args.data + ("" if budget == "default" else f"_{budget}"))
+      "runs", slug + ("" if budget == "default" else f"_{budget}"))
   workdir = os.path.abspath(workdir)
-  num_images = args.num_images or (4 if args.quick else NUM_IMAGES[args.data])
+  num_images = args.num_images or (
+      4 if args.quick else NUM_IMAGES[data_kind(args.data)])
   only = set(filter(None, args.only.split(",")))
   env = dict(os.environ, WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
   start = time.time()
@@ -225,7 +268,7 @@ def main(argv=None):
   figures = figures_dir(workdir, budget, "models")
   os.makedirs(figures, exist_ok=True)  # --only may skip the stages making it.
   runs = run_folders(workdir, args.data, args.pretrained)
-  prefix = f"{args.data}_{budget}" if budget != "default" else args.data
+  prefix = f"{slug}_{budget}" if budget != "default" else slug
   for source, figure in (
       (os.path.join(runs["tokenizer"], "reconstructions.png"), "reconstructions"),
       (os.path.join(workdir, "quality", "samples.png"), "samples")):
