@@ -30,6 +30,9 @@ def base(trainer: str, *, total_steps: int, batch_size: int,
   c.coordinator_address = config_dict.placeholder(str)  # host:port of 0.
   c.num_processes = config_dict.placeholder(int)
   c.process_id = config_dict.placeholder(int)
+  # A process that stops answering for this long stops the others with an
+  # error (JAX's coordination service), instead of leaving them waiting.
+  c.heartbeat_timeout_s = 100
   c.shard_params = False  # FSDP-style state sharding over the data axis,
   c.shard_min_size = 2 ** 18  # for leaves with at least this many elements.
   c.optim = ml_collections.ConfigDict(dict(

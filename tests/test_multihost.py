@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import flax.serialization
 import jax
@@ -144,3 +145,45 @@ def test_two_processes_train_the_transformer_as_one(tokenizer_runs):
   train_single("maskgit_shapes.py", single, link)
   train_pair("maskgit_shapes.py", pair, link)
   assert_same_run(single, pair, "transformer")
+
+
+def _checkpoint_steps(workdir):
+  checkpoints = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(checkpoints):
+    return []
+  return sorted(int(s) for s in os.listdir(checkpoints) if s.isdigit())
+
+
+def test_a_killed_process_stops_its_peer_and_both_resume(tmp_path):
+  workdir = str(tmp_path / "pair")
+  endless = ["--config.total_steps=1000000", "--config.checkpoint_every=20",
+             "--config.heartbeat_timeout_s=10"]
+  port = _free_port()
+  procs = [subprocess.Popen(
+      _command("tokenizer_shapes.py", workdir, [
+          *endless, "--config.distributed=True",
+          f"--config.coordinator_address=127.0.0.1:{port}",
+          "--config.num_processes=2", f"--config.process_id={i}"]),
+      env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True, cwd=ROOT) for i in range(2)]
+  deadline = time.monotonic() + TIMEOUT_S
+  while not _checkpoint_steps(workdir) and time.monotonic() < deadline:
+    assert all(p.poll() is None for p in procs), procs[0].communicate()[0]
+    time.sleep(0.5)
+  assert _checkpoint_steps(workdir), "no checkpoint within the timeout"
+  procs[1].kill()
+  killed_at = time.monotonic()
+  out, _ = procs[0].communicate(timeout=TIMEOUT_S)
+  # The survivor stops with an error, well within a few heartbeat timeouts.
+  assert procs[0].returncode != 0, out[-2000:]
+  assert time.monotonic() - killed_at < 120
+  procs[1].communicate()
+  # Only complete checkpoints are left: a restart of both resumes from the
+  # last one and finishes.
+  last = _checkpoint_steps(workdir)[-1]
+  train_pair("tokenizer_shapes.py", workdir,
+             [f"--config.total_steps={last + 10}", "--config.checkpoint_every=20"])
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    steps = [row["step"] for row in map(json.loads, f)]
+  assert steps[-1] == last + 10
+  assert os.path.exists(os.path.join(workdir, "tokenizer_params.msgpack"))

@@ -99,7 +99,8 @@ def maybe_initialize_distributed(config):
   jax.distributed.initialize(
       coordinator_address=config.get("coordinator_address"),
       num_processes=config.get("num_processes"),
-      process_id=config.get("process_id"))
+      process_id=config.get("process_id"),
+      heartbeat_timeout_seconds=config.get("heartbeat_timeout_s", 100))
 
 
 def state_shardings(abstract_state: PyTree, mesh, shard_params: bool,
