@@ -211,3 +211,41 @@ def test_four_devices_match_one_device(tokenizer_run, tmp_path):
   assert (one["devices"], four["devices"]) == (1, 4)
   np.testing.assert_allclose(one["loss"], four["loss"], rtol=1e-5)
   np.testing.assert_allclose(one["loss"], sharded["loss"], rtol=1e-5)
+
+
+def _process_batches(task, step, monkeypatch, count=2):
+  """task.batch(step) as each of `count` processes reads it."""
+  monkeypatch.setattr(jax, "process_count", lambda: count)
+  parts = []
+  for index in range(count):
+    monkeypatch.setattr(jax, "process_index", lambda i=index: i)
+    parts.append(task.batch(step))
+  monkeypatch.undo()
+  return parts
+
+
+@pytest.mark.parametrize("source", ["shapes", "folder", "token cache",
+                                    "judge"])
+def test_each_process_reads_its_own_slice_of_every_batch(
+    source, tokenizer_run, tmp_path, monkeypatch):
+  from maskgit_edit.trainers import judge  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.trainers import tokenizer  # pylint: disable=g-import-not-at-top
+  if source == "token cache":
+    task = maskgit.MaskGitTask(maskgit_config(tokenizer_run[0]))
+  elif source == "judge":
+    task = judge.JudgeTask(config("judge_shapes.py"))
+  else:
+    c = config("tokenizer_shapes.py")
+    if source == "folder":
+      images = np.random.default_rng(0).integers(0, 255, (12, 16, 16, 3))
+      for i, image in enumerate(images.astype(np.uint8)):
+        images_lib.save_png(image / 255.0, str(tmp_path / f"{i}.png"))
+      c.data.update(name=f"folder:{tmp_path}", folder_test_fraction=0.25)
+    task = tokenizer.TokenizerTask(c)
+  for step in (0, 7):
+    whole = task.batch(step)
+    parts = _process_batches(task, step, monkeypatch)
+    for name, array in whole.items():
+      halves = [np.asarray(part[name]) for part in parts]
+      assert halves[0].shape[0] == halves[1].shape[0] == len(array) // 2
+      np.testing.assert_array_equal(np.concatenate(halves), array)
