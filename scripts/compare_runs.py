@@ -15,8 +15,12 @@ import argparse
 import json
 import os
 
+import numpy as np
+
 from maskgit_edit import cli
+from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
+from maskgit_edit.decoding import windows
 
 COLUMNS = (("l2_stroke", "L2 in mask"), ("judge_entropy", "judge entropy"),
            ("token_nll", "token NLL"), ("psnr_preserve", "PSNR outside"))
@@ -30,10 +34,31 @@ def load(path: str) -> dict:
     return json.load(f)
 
 
-def table(name: str, rows) -> list[str]:
-  lines = [f"### {name}", "",
-           "| variant | knob | " + " | ".join(t for _, t in COLUMNS) + " |",
-           "|---|---|" + "---|" * len(COLUMNS)]
+def decoded_share(results: dict, path: str) -> float | None:
+  """Mean share of the token grid a windowed run decoded per stroke (each
+  batch decodes the window size that covers all of its strokes); None for
+  a full decode."""
+  ring = results["edit_settings"].get("window")
+  if ring is None:
+    return None
+  npz = os.path.join(os.path.dirname(path), results["results"][0]["outputs"])
+  with np.load(npz) as f:
+    edited_Nxhxw = f["edited"]
+  shares = []
+  for indices in data_lib.padded_batches(len(edited_Nxhxw),
+                                         results["batch_size"]):
+    height, width = windows.window_size(edited_Nxhxw[indices], ring)
+    shares += [height * width / edited_Nxhxw[0].size] * len(set(indices))
+  return float(np.mean(shares))
+
+
+def table(name: str, rows, share: float | None) -> list[str]:
+  lines = [f"### {name}", ""]
+  if share is not None:
+    lines += [f"Decoded share of the token grid: {share:.0%} per stroke on "
+              "average.", ""]
+  lines += ["| variant | knob | " + " | ".join(t for _, t in COLUMNS) + " |",
+            "|---|---|" + "---|" * len(COLUMNS)]
   for row in rows:
     knob = ("-" if row["variant"] == "none"
             else f"{row['knob_name']}={row['knob']:g}")
@@ -55,11 +80,12 @@ def main(argv=None) -> str:
   lines = [f"Paired differences to `{args.baseline}` (run - baseline), 95% "
            "bootstrap intervals over source images.", ""]
   for path in args.runs:
-    rows = evaluation.paired_between_runs(load(path), baseline)
+    results = load(path)
+    rows = evaluation.paired_between_runs(results, baseline)
     if not rows:
       raise ValueError(f"{path} shares no (variant, knob) setting with the "
                        "baseline.")
-    lines += table(path, rows)
+    lines += table(path, rows, decoded_share(results, path))
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     f.write("\n".join(lines))

@@ -127,9 +127,9 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
            pretrained: bool = False, window_rings: tuple[int, ...] = ()):
   """(name, command, file that marks it done) for every stage, in order.
 
-  With `window_rings`, the edits of `WINDOW_VARIANTS` are also made with
-  windowed decoding at each context ring and compared, stroke by stroke,
-  with the full decode (output/windows.md).
+  With `window_rings`, the edits of `WINDOW_VARIANTS` are made again one
+  stroke at a time, with the full decode and with windowed decoding at each
+  context ring, and compared stroke by stroke (output/windows.md).
   """
   w = lambda *p: os.path.join(workdir, *p)
   runs = run_folders(workdir, data, pretrained)
@@ -187,18 +187,21 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
                   f"--plot={figures}/{prefix}_faithfulness_vs_realism.png"],
        w("output", "comparison.md")),
   ]
-  edits_command = next(c for name, c, _ in after if name == "edits")
-  for ring in window_rings:
-    after.append((f"edits_window{ring}",
-                  [a for a in edits_command if not a.startswith("--out_dir=")]
-                  + [f"--out_dir={w(f'edits_window{ring}')}",
-                     f"--window={ring}", "--variants", *WINDOW_VARIANTS],
-                  w(f"edits_window{ring}", "results.json")))
   if window_rings:
+    # One stroke per decode: a batch decodes the window that covers all of
+    # its strokes, so larger batches would measure the largest stroke.
+    edits_command = next(c for name, c, _ in after if name == "edits")
+    windowed = [a for a in edits_command if not a.startswith("--out_dir=")] + [
+        "--batch_size=1", "--variants", *WINDOW_VARIANTS]
+    for ring in ("full", *window_rings):
+      name = f"edits_window_{ring}"
+      after.append((name, windowed + [f"--out_dir={w(name)}"] + (
+          [] if ring == "full" else [f"--window={ring}"]),
+                    w(name, "results.json")))
     after.append(("windows", [
         sys.executable, "scripts/compare_runs.py",
-        f"--baseline={w('edits', 'results.json')}", "--runs",
-        *[w(f"edits_window{ring}", "results.json") for ring in window_rings],
+        f"--baseline={w('edits_window_full', 'results.json')}", "--runs",
+        *[w(f"edits_window_{ring}", "results.json") for ring in window_rings],
         f"--out={w('output', 'windows.md')}"], w("output", "windows.md")))
   skips = set(NO_JUDGE_SKIPS if data_kind(data) != "shapes" else ())
   if pretrained:  # The model card holds their sample quality.
