@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 
-from absl import app
 from absl import flags
 import jax
 import numpy as np
@@ -18,6 +17,7 @@ from PIL import Image
 
 from maskgit_edit import artefacts
 from maskgit_edit import checkpoints
+from maskgit_edit import cli
 from maskgit_edit import config_defaults
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit
@@ -268,9 +268,9 @@ def test_edit_cli_takes_config_and_flags_override_it(runs, scene, tmp_path):
           f"--stroke={paths['stroke']}", f"--mask={paths['mask']}", "--variant=self_fixed",
           "--knob=2", f"--out={tmp_path / 'edited.png'}"]
   # The config's label (207) and run folders are ImageNet's: flags must replace them.
-  with pytest.raises(app.UsageError, match="--label 207 is not a class"):
+  with pytest.raises(ValueError, match="--label 207 is not a class"):
     _run_cli(argv + [f"--tokenizer_workdir={runs['tokenizer']}"])
-  with pytest.raises(app.UsageError, match="runs/imagenet256/tokenizer"):
+  with pytest.raises(cli.USER_ERRORS, match="runs/imagenet256/tokenizer"):
     _run_cli(argv + [f"--label={label}"])
   written = _run_cli(argv + [f"--label={label}", f"--tokenizer_workdir={runs['tokenizer']}"])
   edited_HxWx3 = images_lib.to_float(np.asarray(Image.open(written)))
@@ -281,7 +281,7 @@ def test_edit_cli_takes_config_and_flags_override_it(runs, scene, tmp_path):
 
 
 def test_edit_cli_needs_both_run_folders_or_neither(tmp_path):
-  with pytest.raises(app.UsageError, match="both --tokenizer_workdir and "
+  with pytest.raises(ValueError, match="both --tokenizer_workdir and "
                      "--transformer_workdir"):
     _run_cli(["edit", f"--source={tmp_path}/s.png", f"--mask={tmp_path}/m.png",
               f"--tokenizer_workdir={tmp_path}"])
