@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskgit_edit import images as images_lib
 from maskgit_edit.decoding import parallel_decode
 from maskgit_edit.decoding import schedules
 from maskgit_edit.decoding import windows
@@ -214,3 +215,21 @@ class Sampler:
     return self(params, tokens, jnp.ones_like(tokens, bool), rng,
                 labels_B=labels_B)
 
+
+
+def sample_grid(sampler: Sampler, params, detokenize, rng, per_row: int = 8,
+                num_rows: int = 4):
+  """float32 [H', W', 3] grid in [0, 1] of generated images, `per_row` a
+  row; row r is class r mod num_classes for class-conditional models.
+
+  Args:
+    sampler, params: the transformer's sampler and params.
+    detokenize: token grids [B, h, w] -> images [B, H, W, 3].
+    rng: typed key of the generation.
+  """
+  labels_B = (np.arange(num_rows * per_row) // per_row
+              ) % max(sampler.layout.num_classes, 1)
+  tokens_Bxhxw = sampler.generate(params, rng, num_rows * per_row,
+                                  labels_B=labels_B)
+  images_BxHxWx3 = np.clip(np.asarray(detokenize(tokens_Bxhxw)), 0, 1)
+  return images_lib.grid(images_BxHxWx3, per_row)

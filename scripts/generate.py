@@ -113,16 +113,12 @@ def sample_grid(editor: edit_lib.Editor, settings: sampling.DecodeSettings,
     float32 [H', W', 3] grid in [0, 1].
   """
   layout = editor.layout
-  labels_B = None
   if layout.class_conditional:
     num_rows = layout.num_classes
-    labels_B = np.repeat(np.arange(num_rows), per_row)
   generation = dataclasses.replace(settings, start_iter=0)
   sampler = sampling.Sampler(editor.sampler.model, layout, generation)
-  tokens_Bxhxw = sampler.generate(editor.params, rng, num_rows * per_row,
-                                  labels_B=labels_B)
-  images_BxHxWx3 = np.clip(np.asarray(editor.detokenize(tokens_Bxhxw)), 0, 1)
-  return images_lib.grid(images_BxHxWx3, per_row)
+  return sampling.sample_grid(sampler, editor.params, editor.detokenize, rng,
+                              per_row, num_rows)
 
 
 def edit_tasks(image_size: int, box_fraction: float, labels_N: np.ndarray,

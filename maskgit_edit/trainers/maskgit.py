@@ -271,16 +271,13 @@ def save_sample_grid(config, tokenizer_workdir, model, layout, params, path,
   """Generates rows x 8 samples (one class per row when class-conditional)."""
   sampler = sampling.Sampler(
       model, layout, sampling.DecodeSettings.from_config(config.sample))
-  labels = (np.arange(rows * 8) // 8) % max(layout.num_classes, 1)
-  tokens = sampler.generate(params, jax.random.key(config.seed), rows * 8,
-                            labels_B=labels)
-  pixels = tokenizing.Tokenizer.from_workdir(tokenizer_workdir).detokenize_all(
-      tokens)
-  size = pixels.shape[1]
+  tokenizer = tokenizing.Tokenizer.from_workdir(tokenizer_workdir)
+  grid = sampling.sample_grid(sampler, params, tokenizer.detokenize_all,
+                              jax.random.key(config.seed), 8, rows)
   if not artefacts.is_writer():
     return path
-  return images_lib.save_png(images_lib.grid(pixels, 8), path,
-                             scale=max(1, 128 // size))
+  return images_lib.save_png(grid, path, scale=max(
+      1, 128 // (layout.latent * tokenizer.downsample_factor)))
 
 
 def make_task(config, workdir):
