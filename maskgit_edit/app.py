@@ -43,7 +43,9 @@ from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
+from maskgit_edit import sampling
 from maskgit_edit.decoding import guidance as guidance_lib
+from maskgit_edit.decoding import windows
 
 PAGE_PATH = os.path.join(os.path.dirname(__file__), "app_page.html")
 MAX_ALTERNATIVES = 8
@@ -140,22 +142,17 @@ class EditRequest:
                              int(body.get("label", 0)))
     except (TypeError, ValueError) as e:
       raise RequestError(f"Bad number in the request: {e}.") from e
-    window = body.get("window")
-    if window in (None, "", "full"):
-      window = None
-    elif not isinstance(window, int) or isinstance(window, bool) or window < 0:
-      raise RequestError(f"window must be 'full' or a number of tokens >= 0, "
-                         f"got {window!r}.")
+    try:
+      window = windows.parse_ring(body.get("window"))
+      guidance_lib.validate(variant, knob)
+    except ValueError as e:
+      raise RequestError(str(e)) from e
     if not 1 <= alternatives <= MAX_ALTERNATIVES:
       raise RequestError(f"alternatives must be 1 to {MAX_ALTERNATIVES}, "
                          f"got {alternatives}.")
     if num_classes and not 0 <= label < num_classes:
       raise RequestError(f"Label {label} is not a class of this model "
                          f"(0 to {num_classes - 1}).")
-    try:
-      guidance_lib.validate(variant, knob)
-    except ValueError as e:
-      raise RequestError(str(e)) from e
     return cls(variant, knob, seed, alternatives, label, window)
 
 
@@ -196,6 +193,10 @@ class EditSession:
     self.layout = editor.layout
     self.image_size = (self.layout.latent
                        * editor.tokenizer.downsample_factor)
+    # Edits start late in the schedule (EditSettings); samples start at 0.
+    self.generator = sampling.Sampler(
+        editor.sampler.model, self.layout,
+        dataclasses.replace(editor.settings.decode, start_iter=0))
     self.class_names = class_names or [
         f"class {i}" for i in range(self.layout.num_classes)]
     self.run_flags = run_flags
@@ -217,14 +218,7 @@ class EditSession:
     if run_dir and (tokenizer_workdir or transformer_workdir):
       raise ValueError("Give --run or the two workdirs, not both.")
     if run_dir:
-      missing = [n for n in ("tokenizer", "maskgit")
-                 if not os.path.isdir(os.path.join(run_dir, n))]
-      if missing:
-        raise FileNotFoundError(f"{run_dir!r} is not a run folder: it has no "
-                                f"{' or '.join(missing)} subfolder.")
-      runs = {n: os.path.join(run_dir, n) for n in
-              ("tokenizer", "maskgit", "iterate", "reweight")
-              if os.path.isdir(os.path.join(run_dir, n))}
+      runs = artefacts.runs_in(run_dir)
       run_flags = (f"--tokenizer_workdir {shlex.quote(runs['tokenizer'])} "
                    f"--transformer_workdir {shlex.quote(runs['maskgit'])}")
       for name in ("iterate", "reweight"):
@@ -287,7 +281,7 @@ class EditSession:
           0 <= label < self.layout.num_classes):
         raise RequestError(f"Label {label} is not a class of this model.")
       with self._lock:
-        tokens = self.editor.sampler.generate(
+        tokens = self.generator.generate(
             self.editor.params, jax.random.key(int(body.get("seed", 0))), 1,
             labels_B=np.array([label]))
         image = images_lib.to_uint8(self.editor.detokenize(tokens)[0])

@@ -175,8 +175,23 @@ def pretrained_runs(data: str = "shapes") -> dict[str, str]:
         f"scripts/main.py --data {data} --reference` then `python "
         f"scripts/export_pretrained.py --run runs/{data}_reference "
         f"--out {folder}`.")
-  return {name: os.path.join(folder, name) for name in sorted(os.listdir(folder))
+  return runs_in(folder)
+
+
+def runs_in(folder: str) -> dict[str, str]:
+  """The runs of a pipeline folder (tokenizer/, maskgit/, judge/, ...), by
+  trainer.
+
+  Raises:
+    FileNotFoundError: it lacks a tokenizer or a transformer run.
+  """
+  runs = {name: os.path.join(folder, name) for name in sorted(os.listdir(folder))
           if os.path.isdir(os.path.join(folder, name))}
+  missing = [name for name in ("tokenizer", "maskgit") if name not in runs]
+  if missing:
+    raise FileNotFoundError(f"{folder!r} is not a folder of runs: it has no "
+                            f"{' or '.join(missing)} subfolder.")
+  return runs
 
 
 def load_transformer(workdir: str, name: str = "transformer"):

@@ -39,6 +39,7 @@ from maskgit_edit import regions
 from maskgit_edit import sampling
 from maskgit_edit import tokenizing
 from maskgit_edit.decoding import guidance as guidance_lib
+from maskgit_edit.decoding import windows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,15 +278,8 @@ def run(flag_values: flags.FlagValues) -> str:
                      "them), or neither for the committed shapes models.")
   settings = (EditSettings() if config is None
               else EditSettings.from_config(config))
-  window = setting("window")
-  if window != "full" and window is not None:
-    try:
-      window = int(window)
-    except ValueError as e:
-      raise ValueError(f"--window {window!r} is neither 'full' nor a "
-                       "number of tokens.") from e
   settings = dataclasses.replace(
-      settings, window=None if window in ("full", None) else window)
+      settings, window=windows.parse_ring(setting("window")))
   editor = Editor.from_workdirs(tokenizer_workdir, transformer_workdir,
                                 settings,
                                 iterate_workdir=setting("iterate_workdir"),

@@ -216,7 +216,6 @@ class Sampler:
                 labels_B=labels_B)
 
 
-
 def sample_grid(sampler: Sampler, params, detokenize, rng, per_row: int = 8,
                 num_rows: int = 4):
   """float32 [H', W', 3] grid in [0, 1] of generated images, `per_row` a

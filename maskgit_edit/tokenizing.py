@@ -33,10 +33,6 @@ class Tokenizer:
   def downsample_factor(self) -> int:
     return self.model.downsample_factor
 
-  @property
-  def codebook_CxD(self):
-    return self.params["quantizer"]["codebook"]
-
   def tokenize(self, images_BxHxWx3) -> jax.Array:
     """float images in [0, 1] -> int32 token grids [B, h, w] (one call)."""
     return self._tokenize(self.params, jnp.asarray(images_BxHxWx3))

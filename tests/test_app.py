@@ -73,7 +73,8 @@ def test_requests_are_checked_with_one_line_errors():
                       (dict(variant="sdedit", knob=2), "[0, 1]"),
                       (dict(alternatives=0), "alternatives"),
                       (dict(label=4), "Label 4"),
-                      (dict(seed="x"), "Bad number")):
+                      (dict(seed="x"), "Bad number"),
+                      (dict(window=-1), "window must be")):
     with pytest.raises(app.RequestError, match=words.replace("[", r"\[")
                        .replace("]", r"\]")):
       parse(**body)

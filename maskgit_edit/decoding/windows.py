@@ -16,6 +16,17 @@ the full grid.
 import numpy as np
 
 
+def parse_ring(value) -> int | None:
+  """A window setting as users write it: None, "" or "full" (the whole
+  grid), or a context ring of tokens >= 0 (an int or its digits)."""
+  if value in (None, "", "full"):
+    return None
+  if isinstance(value, bool) or not str(value).isdigit():
+    raise ValueError(f"window must be 'full' or a number of tokens >= 0, "
+                     f"got {value!r}.")
+  return int(value)
+
+
 def bucket_for(side: int) -> int:
   """Window sides are multiples of this: at most 8 sizes per axis."""
   return -(-side // 8)
