@@ -23,6 +23,7 @@ composite over the source (hard or feathered). Inpainting/outpainting is the
 same call without a stroke (variant "none").
 """
 
+import copy
 import dataclasses
 import warnings
 
@@ -134,6 +135,18 @@ class Editor:
       learned = artefacts.load_kernel(reweight_workdir)
     return cls(tokenizer, tok_params, transformer, params, layout, settings,
                iterative_params=iterative, learned_kernel=learned)
+
+  def on_device(self, device) -> "Editor":
+    """A copy whose params live on `device`, so that its edits run there."""
+    put = lambda tree: jax.device_put(tree, device)
+    moved = copy.copy(self)
+    moved.tokenizer_params = put(self.tokenizer_params)
+    moved.params, moved.iterative_params = (put(self.params),
+                                            put(self.iterative_params))
+    moved.kernels = put(self.kernels)
+    moved._tokenizer = tokenizing.Tokenizer(self.tokenizer,
+                                            moved.tokenizer_params)
+    return moved
 
   def tokenize(self, images_BxHxWx3):
     return self._tokenizer.tokenize(images_BxHxWx3)

@@ -115,7 +115,7 @@ Results JSON (`results.json`, SCHEMA_VERSION 2)
 <metric>_ci, <metric>_n for every metric in METRICS, then judge_kid_std.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 import csv
 import dataclasses
 import json
@@ -378,42 +378,6 @@ class Progress:
     eta = elapsed / self.done * (self.total - self.done)
     print(f"[{self.done}/{self.total}] {label} | {elapsed:.0f}s elapsed, "
           f"ETA {eta:.0f}s", file=self.stream, flush=True)
-
-
-def run_setting(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
-                variant: str, knob: float, *, seed: int, batch_size: int,
-                on_batch: Callable[[], None] = lambda: None
-                ) -> dict[str, np.ndarray]:
-  """Edits every stroke with one (variant, knob); batch b uses key (seed, b).
-
-  Args:
-    editor: an `edit.Editor`.
-    stroke_set: the strokes.
-    labels_N: class labels (ignored by unconditional models).
-    variant, knob: the setting.
-    seed: base seed shared by every setting (paired samples).
-    batch_size: strokes per decode call.
-    on_batch: called after each batch (progress).
-
-  Returns:
-    {"images", "decoded"} uint8 [N, H, W, 3], "tokens" int32 [N, h, w],
-    "edited" bool [N, h, w].
-  """
-  key = jax.random.key(seed)
-  parts = []
-  for b, idx in enumerate(data.padded_batches(len(stroke_set), batch_size)):
-    out = editor.edit(stroke_set.sources_NxHxWx3[idx],
-                      stroke_set.masks_NxHxW[idx], jax.random.fold_in(key, b),
-                      strokes_BxHxWx3=stroke_set.strokes_NxHxWx3[idx],
-                      labels_B=labels_N[idx], variant=variant, knob=knob)
-    parts.append(out)
-    on_batch()
-  n = len(stroke_set)
-  joined = {name: np.concatenate([p[name] for p in parts])[:n]
-            for name in ("images", "decoded", "tokens", "edited")}
-  for name in ("images", "decoded"):
-    joined[name] = images_lib.to_uint8(joined[name])
-  return joined
 
 
 def save_outputs(path: str, outputs: Mapping[str, np.ndarray],

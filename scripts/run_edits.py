@@ -34,15 +34,19 @@ import time
 # Runnable as `python scripts/run_edits.py` from a checkout without install.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import edit as edit_lib
+from maskgit_edit import edit_workers
 from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
 from maskgit_edit import judging
 from maskgit_edit.decoding import guidance as guidance_lib
+from maskgit_edit.trainers import loop
 
 RECOMMENDED_MIN_STROKES = 100
 # Repeated in-process runs (resuming, notebooks, tests) reuse the loaded
@@ -84,6 +88,13 @@ def parse_args(argv):
                  help="Windowed decoding: the context ring in tokens around "
                       "the edited ones (default: the whole grid).")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--distributed", action="store_true",
+                 help="One of several JAX processes sharing the edits (see "
+                      "the README); process 0 writes every file.")
+  p.add_argument("--coordinator_address", help="With --distributed: "
+                 "host:port of process 0 (default: from JAX's environment).")
+  p.add_argument("--num_processes", type=int)
+  p.add_argument("--process_id", type=int)
   p.add_argument("--batch_size", type=int, default=32)
   p.add_argument("--real_split", default="test",
                  help="Split of the data source holding the real images.")
@@ -96,36 +107,48 @@ def parse_args(argv):
   return p.parse_args(argv)
 
 
-def run_pending(editor, stroke_set, labels_N, settings, args) -> float:
+def pending_settings(settings, stroke_set, args) -> list[tuple[str, float]]:
+  """The settings without outputs, as process 0 finds them."""
+  done = np.zeros(len(settings), bool)
+  if artefacts.is_writer():
+    for i, (variant, knob) in enumerate(settings):
+      path = evaluation.output_path(args.out_dir, variant, knob)
+      if os.path.exists(path):
+        evaluation.check_outputs(path, stroke_set, seed=args.seed,
+                                 batch_size=args.batch_size)
+        done[i] = True
+  if jax.process_count() > 1:
+    done = multihost_utils.broadcast_one_to_all(done)
+  return [s for s, d in zip(settings, done) if not d]
+
+
+def run_pending(workers, stroke_set, labels_N, settings, args) -> float:
   """Runs the settings without outputs; returns the seconds spent."""
-  pending = []
-  for variant, knob in settings:
-    path = evaluation.output_path(args.out_dir, variant, knob)
-    if os.path.exists(path):
-      evaluation.check_outputs(path, stroke_set, seed=args.seed,
-                               batch_size=args.batch_size)
-    else:
-      pending.append((variant, knob))
+  pending = pending_settings(settings, stroke_set, args)
   print(f"{len(settings) - len(pending)} of {len(settings)} settings already "
-        f"done; running {len(pending)}.", flush=True)
-  num_batches = len(data_lib.padded_batches(len(stroke_set),
-                                             args.batch_size))
-  progress = evaluation.Progress(len(pending) * num_batches)
+        f"done; running {len(pending)} on {workers.num_workers} device(s).",
+        flush=True)
+  owned = workers.owned_batches(len(data_lib.padded_batches(
+      len(stroke_set), args.batch_size)))
+  progress = evaluation.Progress(len(pending) * sum(map(len, owned)))
   start = time.monotonic()
   for variant, knob in pending:
     label = f"{variant} {evaluation.KNOB_NAMES[variant]}={knob:g}"
-    outputs = evaluation.run_setting(
-        editor, stroke_set, labels_N, variant, knob, seed=args.seed,
+    outputs = workers.run_setting(
+        stroke_set, labels_N, variant, knob, seed=args.seed,
         batch_size=args.batch_size, on_batch=lambda l=label: progress.step(l))
-    evaluation.save_outputs(evaluation.output_path(args.out_dir, variant, knob),
-                            outputs, stroke_set, seed=args.seed,
-                            batch_size=args.batch_size)
+    if artefacts.is_writer():
+      evaluation.save_outputs(
+          evaluation.output_path(args.out_dir, variant, knob), outputs,
+          stroke_set, seed=args.seed, batch_size=args.batch_size)
   return time.monotonic() - start
 
 
-def main(argv=None) -> str:
-  """Runs the harness; returns the path of results.json."""
+def main(argv=None) -> str | None:
+  """Runs the harness; returns the path of results.json (None on processes
+  other than 0, which only edit)."""
   args = parse_args(argv)
+  loop.maybe_initialize_distributed(vars(args))
   overrides = parse_knobs(args.knobs)
   unknown = sorted(set(overrides) - set(args.variants))
   if unknown:
@@ -157,7 +180,10 @@ def main(argv=None) -> str:
               if editor.layout.class_conditional
               else np.zeros(len(stroke_set), np.int32))
   settings = [(v, k) for v, knobs in kept.items() for k in knobs]
-  edit_seconds = run_pending(editor, stroke_set, labels_N, settings, args)
+  edit_seconds = run_pending(edit_workers.EditWorkers(editor), stroke_set,
+                             labels_N, settings, args)
+  if not artefacts.is_writer():
+    return None
 
   start = time.monotonic()
   swd = evaluation.SwdSettings(

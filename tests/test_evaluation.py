@@ -220,7 +220,7 @@ def test_resume_recomputes_only_missing_settings(harness, capsys):
   run_edits.main(argv)
   log = capsys.readouterr().out
   assert f"{len(_settings()) - 1} of {len(_settings())} settings already " \
-         "done; running 1." in log
+         "done; running 1 on 1 device(s)." in log
   edit_progress = [line for line in log.splitlines()
                    if line.startswith("[") and "scored" not in line]
   assert len(edit_progress) == 1 and "context rho=0.5" in edit_progress[0]

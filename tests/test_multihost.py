@@ -187,3 +187,50 @@ def test_a_killed_process_stops_its_peer_and_both_resume(tmp_path):
     steps = [row["step"] for row in map(json.loads, f)]
   assert steps[-1] == last + 10
   assert os.path.exists(os.path.join(workdir, "tokenizer_params.msgpack"))
+
+
+def test_edits_split_over_processes_and_devices_equal_one_device(tmp_path):
+  """run_edits.py on two processes of two devices each (four workers, five
+  batches: process 0 edits three, process 1 two) writes the files of a
+  one-device run, bit for bit."""
+  from maskgit_edit import artefacts  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import data as data_lib  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import evaluation  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import strokes  # pylint: disable=g-import-not-at-top
+  from conftest import load_script  # pylint: disable=g-import-not-at-top
+  runs = artefacts.pretrained_runs("shapes")
+  data_config = artefacts.load_run_config(runs["tokenizer"]).data
+  sources, _ = data_lib.get_source(data_config, "test").get(np.arange(7))
+  records = strokes.make_strokes(sources, strokes_per_image=2, seed=0)[:13]
+  manifest = str(strokes.write_stroke_set(
+      tmp_path / "strokes", sources, records,
+      metadata={"data": data_config.to_dict(), "split": "test"}))
+
+  def argv(out_dir):
+    return ["--manifest", manifest, "--tokenizer_workdir", runs["tokenizer"],
+            "--transformer_workdir", runs["maskgit"], "--out_dir", out_dir,
+            "--variants", "none", "context", "--knobs", "none=0",
+            "context=0.5", "--batch_size", "3", "--swd_descriptors", "16",
+            "--swd_min_resolution", "8", "--swd_projections", "32",
+            "--swd_folds", "2"]
+
+  single = str(tmp_path / "single")
+  load_script("scripts/run_edits.py").main(argv(single))
+  pair = str(tmp_path / "pair")
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "scripts/run_edits.py", *argv(pair), "--distributed",
+       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+       f"--process_id={i}"],
+      env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True, cwd=ROOT) for i in range(2)]
+  _check(procs)
+  for variant, knob in (("none", 0.0), ("context", 0.5)):
+    with np.load(evaluation.output_path(single, variant, knob)) as a, \
+        np.load(evaluation.output_path(pair, variant, knob)) as b:
+      assert sorted(a.files) == sorted(b.files)
+      for name in a.files:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  results = [evaluation.load_results(os.path.join(out, "results.json"))
+             for out in (single, pair)]
+  assert results[0]["results"] == results[1]["results"]

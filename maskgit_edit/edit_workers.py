@@ -1,0 +1,123 @@
+"""A stroke set's edits split over JAX processes and their local devices.
+
+Batch b of a setting is edited whole, with key fold_in(key(seed), b), by
+worker b mod W, where the W = processes x local devices workers are numbered
+process by process. Every edit is thus the same program on the same inputs
+as in a one-device run, so the joined outputs equal that run's bit for bit.
+Devices of a process work in threads (XLA runs outside the GIL); processes
+exchange their outputs with an all-gather, so no shared file system is
+needed, and every process ends with all outputs.
+"""
+
+import concurrent.futures
+import threading
+from typing import Callable
+
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
+from maskgit_edit import data
+from maskgit_edit import images as images_lib
+
+# Outputs of a setting: uint8 images [N, H, W, 3], int32 tokens [N, h, w],
+# bool edited-token masks [N, h, w].
+OUTPUT_NAMES = ("images", "decoded", "tokens", "edited")
+
+
+class EditWorkers:
+  """One `edit.Editor` per local device of this process."""
+
+  def __init__(self, editor, devices=None):
+    """Args:
+      editor: an `edit.Editor`.
+      devices: this process's devices to use (default: all local ones).
+        Every process must use as many.
+    """
+    devices = list(devices or jax.local_devices())
+    self.editors = ([editor] if len(devices) == 1
+                    else [editor.on_device(d) for d in devices])
+    self.first_worker = jax.process_index() * len(devices)
+    self.num_workers = jax.process_count() * len(devices)
+    self._lock = threading.Lock()
+
+  def owned_batches(self, num_batches: int) -> list[np.ndarray]:
+    """Batch indices of each local worker."""
+    owners = np.arange(num_batches) % self.num_workers
+    return [np.flatnonzero(owners == self.first_worker + i)
+            for i in range(len(self.editors))]
+
+  def run_setting(self, stroke_set, labels_N: np.ndarray, variant: str,
+                  knob: float, *, seed: int, batch_size: int,
+                  on_batch: Callable[[], None] = lambda: None
+                  ) -> dict[str, np.ndarray]:
+    """Edits every stroke with one (variant, knob); every process calls it.
+
+    Args:
+      stroke_set: an `evaluation.StrokeSet`.
+      labels_N: class labels (ignored by unconditional models).
+      variant, knob: the setting.
+      seed: base seed shared by every setting (paired samples).
+      batch_size: strokes per decode call.
+      on_batch: called after each batch this process edits (progress).
+
+    Returns:
+      {name: array [N, ...]} for `OUTPUT_NAMES`.
+    """
+    batches = data.padded_batches(len(stroke_set), batch_size)
+    key = jax.random.key(seed)
+
+    def edit_batches(editor, owned):
+      outputs = {}
+      for b in owned:
+        idx = batches[b]
+        out = editor.edit(
+            stroke_set.sources_NxHxWx3[idx], stroke_set.masks_NxHxW[idx],
+            jax.random.fold_in(key, b),
+            strokes_BxHxWx3=stroke_set.strokes_NxHxWx3[idx],
+            labels_B=labels_N[idx], variant=variant, knob=knob)
+        outputs[b] = {name: (images_lib.to_uint8(out[name])
+                             if name in ("images", "decoded") else out[name])
+                      for name in OUTPUT_NAMES}
+        with self._lock:
+          on_batch()
+      return outputs
+
+    owned = self.owned_batches(len(batches))
+    with concurrent.futures.ThreadPoolExecutor(len(self.editors)) as pool:
+      by_batch = {}
+      for outputs in pool.map(edit_batches, self.editors, owned):
+        by_batch.update(outputs)
+    if jax.process_count() > 1:
+      size, latent = stroke_set.image_size, self.editors[0].layout.latent
+      by_batch = self._gather(by_batch, len(batches), {
+          "images": np.zeros((batch_size, size, size, 3), np.uint8),
+          "decoded": np.zeros((batch_size, size, size, 3), np.uint8),
+          "tokens": np.zeros((batch_size, latent, latent), np.int32),
+          "edited": np.zeros((batch_size, latent, latent), bool)})
+    n = len(stroke_set)
+    return {name: np.concatenate([by_batch[b][name]
+                                  for b in range(len(batches))])[:n]
+            for name in OUTPUT_NAMES}
+
+  def _gather(self, by_batch, num_batches: int, empty_batch):
+    """Every process's batches, on every process.
+
+    `empty_batch` stands in for the slots a process has no batch for, since
+    every process sends as many.
+    """
+    owners = np.arange(num_batches) % self.num_workers // len(self.editors)
+    per_process = [np.flatnonzero(owners == p)
+                   for p in range(jax.process_count())]
+    mine = [by_batch[b] for b in per_process[jax.process_index()]]
+    mine += [empty_batch] * (max(map(len, per_process)) - len(mine))
+    # Collectives carry numbers; the boolean masks travel as uint8.
+    stacked = {name: np.stack([m[name] for m in mine]).astype(
+        np.uint8 if name == "edited" else mine[0][name].dtype)
+               for name in OUTPUT_NAMES}
+    gathered = jax.tree.map(np.asarray,
+                            multihost_utils.process_allgather(stacked))
+    gathered["edited"] = gathered["edited"].astype(bool)
+    return {b: {name: gathered[name][p, i] for name in OUTPUT_NAMES}
+            for p, batches in enumerate(per_process)
+            for i, b in enumerate(batches)}
