@@ -28,6 +28,10 @@ class DecodeSettings:
   start_iter: int = 0
   stop_iter: int | None = None
   class_guidance: float = 0.0  # w of `logits_fn_for`; 0 is plain decoding.
+  # Key/value reuse (`parallel_decode.KeyValueReuse`): the transformer runs
+  # over every token at every r-th step, in between over the unknown ones
+  # only. 1 runs every token at every step.
+  full_pass_every: int = 1
 
   def __post_init__(self):
     schedules.validate(self.schedule)
@@ -36,6 +40,12 @@ class DecodeSettings:
     if self.class_guidance < 0:
       raise ValueError(f"class_guidance must be >= 0, got "
                        f"{self.class_guidance}.")
+    if self.full_pass_every < 1:
+      raise ValueError(f"full_pass_every must be >= 1, got "
+                       f"{self.full_pass_every}.")
+    if self.full_pass_every > 1 and self.class_guidance:
+      raise ValueError("Key/value reuse (full_pass_every > 1) does not "
+                       "combine with class_guidance.")
 
   @classmethod
   def from_config(cls, cfg) -> "DecodeSettings":
@@ -101,6 +111,29 @@ def logits_fn_for(model, params, layout: TokenLayout,
   return guided_fn
 
 
+def key_value_reuse(model, params, layout: TokenLayout, full_pass_every: int,
+                    num_rows: int, position_ids_BxL=None
+                    ) -> parallel_decode.KeyValueReuse:
+  """`parallel_decode.KeyValueReuse` for a transformer (over the codebook).
+
+  `position_ids_BxL`: as in `logits_fn_for`.
+  """
+
+  def model_fn(input_ids_BxQ, guide_ids_BxQ, guide_scale_B, rows_BxQ, cache):
+    positions_BxQ = position_ids_BxL
+    if rows_BxQ is not None:
+      positions_BxQ = (rows_BxQ if position_ids_BxL is None else
+                       jnp.take_along_axis(position_ids_BxL, rows_BxQ, axis=1))
+    logits_BxQxV, cache = model.apply(
+        {"params": params}, input_ids_BxQ, deterministic=True,
+        guide_ids_BxL=guide_ids_BxQ, guide_scale=guide_scale_B,
+        position_ids_BxL=positions_BxQ, cache=cache, rows_BxL=rows_BxQ,
+        return_cache=True)
+    return logits_BxQxV[..., :layout.codebook_size], cache
+
+  return parallel_decode.KeyValueReuse(model_fn, full_pass_every, num_rows)
+
+
 class Sampler:
   """Decodes [B, h, w] token grids with a transformer."""
 
@@ -109,7 +142,7 @@ class Sampler:
     self.layout = layout
     self.settings = settings
     self._decode = jax.jit(self._decode_impl,
-                           static_argnames=("return_history",))
+                           static_argnames=("return_history", "num_rows"))
 
   def _to_sequence(self, grid_Bxhxw, labels_B, class_value):
     seq_BxN = grid_Bxhxw.reshape(grid_Bxhxw.shape[0], -1)
@@ -119,7 +152,8 @@ class Sampler:
                             seq_BxN], axis=1)
 
   def _decode_impl(self, params, tokens_Bxhxw, unknown_Bxhxw, labels_B, rng,
-                   guidance_grid, window_BxW, return_history=False):
+                   guidance_grid, window_BxW, return_history=False,
+                   num_rows=None):
     layout, s = self.layout, self.settings
     batch = tokens_Bxhxw.shape[0]
     tokens_BxL = self._to_sequence(tokens_Bxhxw.astype(jnp.int32), labels_B,
@@ -152,7 +186,10 @@ class Sampler:
         rng, mask_id=layout.mask_id, num_steps=s.num_steps,
         schedule=s.schedule, start_iter=s.start_iter, stop_iter=s.stop_iter,
         choice_temperature=s.choice_temperature, guidance=guidance,
-        return_history=return_history)
+        return_history=return_history,
+        reuse=None if num_rows is None else key_value_reuse(
+            self.model, params, layout, s.full_pass_every, num_rows,
+            positions_BxS))
     decoded_BxS, history_BxTxS = out if return_history else (out, None)
     rows_Bx1 = jnp.arange(batch)[:, None]
     if positions_BxS is not None:
@@ -206,7 +243,20 @@ class Sampler:
     return self._decode(params, jnp.asarray(tokens_Bxhxw),
                         jnp.asarray(unknown_Bxhxw, bool),
                         jnp.asarray(labels_B, jnp.int32), rng, guidance,
-                        window_BxW, return_history=return_history)
+                        window_BxW, return_history=return_history,
+                        num_rows=self._reused_rows(unknown_Bxhxw, window_BxW))
+
+  def _reused_rows(self, unknown_Bxhxw, window_BxW) -> int | None:
+    """Rows the steps without a full pass run (bucketed: a new edit size
+    compiles once), or None where key/value reuse is off or saves nothing."""
+    if self.settings.full_pass_every == 1:
+      return None
+    length = (self.layout.latent ** 2 if window_BxW is None
+              else window_BxW.shape[1])
+    most = int(np.max(np.sum(np.asarray(unknown_Bxhxw, bool), axis=(1, 2))))
+    bucket = windows.bucket_for(length)
+    rows = -(-max(most, 1) // bucket) * bucket
+    return rows if rows < length else None
 
   def generate(self, params, rng, batch: int, labels_B=None):
     """Unconditional / class-conditional generation: all tokens unknown."""

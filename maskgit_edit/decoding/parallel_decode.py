@@ -16,7 +16,8 @@ bit for bit. Knobs that are fractions of the decoding count the steps that
 run: with start_iter = 2 of 12, rho = 0.3 guides the first 3 of 10 steps.
 """
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable
 
 import flax.struct
 import jax
@@ -30,6 +31,31 @@ _KNOWN_CONFIDENCE = float("inf")
 # logits_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B) -> logits_BxLxC,
 # with C the codebook size (class/mask rows already dropped).
 LogitsFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyValueReuse:
+  """Cheaper steps that reuse keys and values (ReCAP, arXiv 2505.19089).
+
+  Every `full_pass_every`-th step that runs (counting from start_iter) calls
+  the model on every position and keeps its keys and values; the steps in
+  between call it only on the positions unknown at the start (what a stroke
+  edits), which attend to the kept keys and values of the others. Inputs of
+  the others never change, but their keys and values depend on the unknown
+  positions' tokens, so reuse is an approximation.
+
+  Attributes:
+    model_fn: (input_ids_BxQ, guide_ids_BxQ, guide_scale_B, rows_BxQ, cache)
+      -> (logits_BxQxC, cache). With rows_BxQ and cache None, Q = L and the
+      cache returned holds every position's keys and values; otherwise the
+      inputs are the positions rows_BxQ, the others taken from `cache`.
+    full_pass_every: r >= 1.
+    num_rows: A, a static bound on the positions unknown at the start of any
+      row (rows with fewer run some known positions as well).
+  """
+  model_fn: Callable[..., tuple[jax.Array, Any]]
+  full_pass_every: int
+  num_rows: int
 
 
 @flax.struct.dataclass
@@ -81,6 +107,7 @@ class DecodeState:
   unknown_BxL: jax.Array     # bool; still to decode
   rng: jax.Array
   history_BxTxL: jax.Array   # int32 samples per step ([B, 0, L] if unused)
+  cache: Any = ()            # keys and values of `KeyValueReuse` (else ())
 
 
 def _self_guidance_bias(guidance: Guidance):
@@ -184,6 +211,43 @@ def _least_confident(confidence_BxL, num_keep_Bx1):
   return confidence_BxL < cutoff_Bx1
 
 
+def _reusing_call_model(reuse: KeyValueReuse, guidance: Guidance,
+                        bias_BxLxC, unknown_BxL, start_iter: int,
+                        mask_id: int):
+  """`call_model` of `decode` with `KeyValueReuse`."""
+  batch, length = unknown_BxL.shape
+  # The positions unknown at the start first, then known ones as padding.
+  rows_BxA = jnp.argsort(~unknown_BxL, axis=1, stable=True)[
+      :, :min(reuse.num_rows, length)]
+  batch_Bx1 = jnp.arange(batch)[:, None]
+  take = lambda x_BxL: jnp.take_along_axis(x_BxL, rows_BxA, axis=1)
+  g = guidance
+
+  def call_model(state, share_done):
+    input_ids_BxL = _model_inputs(state, g, share_done, mask_id)
+
+    def every_position(cache):
+      del cache
+      return reuse.model_fn(input_ids_BxL, g.guide_ids_BxL,
+                            g.reembed_scale_B, None, None)
+
+    def unknown_rows(cache):
+      logits_BxAxC, _ = reuse.model_fn(take(input_ids_BxL),
+                                       take(g.guide_ids_BxL),
+                                       g.reembed_scale_B, rows_BxA, cache)
+      # Known positions' logits are never used: zeros stand in for them.
+      logits_BxLxC = jnp.zeros((batch, length, logits_BxAxC.shape[-1]),
+                               logits_BxAxC.dtype)
+      return logits_BxLxC.at[batch_Bx1, rows_BxA].set(logits_BxAxC), cache
+
+    logits_BxLxC, cache = jax.lax.cond(
+        (state.step - start_iter) % reuse.full_pass_every == 0,
+        every_position, unknown_rows, state.cache)
+    return logits_BxLxC + bias_BxLxC, cache
+
+  return call_model
+
+
 def decode(logits_fn: LogitsFn,
            tokens_BxL: jax.Array,
            unknown_BxL: jax.Array,
@@ -196,7 +260,8 @@ def decode(logits_fn: LogitsFn,
            start_iter: int = 0,
            stop_iter: int | None = None,
            guidance: Guidance | None = None,
-           return_history: bool = False):
+           return_history: bool = False,
+           reuse: KeyValueReuse | None = None):
   """Decodes the unknown tokens in parallel over `num_steps` steps.
 
   Args:
@@ -215,6 +280,8 @@ def decode(logits_fn: LogitsFn,
       linearly to 0 over the schedule.
     guidance: optional `Guidance`; None is the baseline.
     return_history: also return the sampled tokens of every step.
+    reuse: optional `KeyValueReuse` for cheaper steps (`logits_fn` then
+      serves only the sweet spot's final pass).
 
   Returns:
     tokens_BxL with every unknown position filled (and known ones unchanged),
@@ -246,11 +313,21 @@ def decode(logits_fn: LogitsFn,
 
   bias_BxLxC = _self_guidance_bias(guidance)
 
-  def call_model(state, share_done):
+  def plain_call_model(state, share_done):
     g = guidance
     input_ids_BxL = _model_inputs(state, g, share_done, mask_id)
     logits_BxLxC = logits_fn(input_ids_BxL, g.guide_ids_BxL, g.reembed_scale_B)
-    return logits_BxLxC + bias_BxLxC
+    return logits_BxLxC + bias_BxLxC, state.cache
+
+  cache = ()
+  if reuse is None:
+    call_model = plain_call_model
+  else:
+    call_model = _reusing_call_model(reuse, guidance, bias_BxLxC, unknown_BxL,
+                                     start_iter, mask_id)
+    cache = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
+        reuse.model_fn, tokens_BxL, guidance.guide_ids_BxL,
+        guidance.reembed_scale_B, None, None)[1])
 
   def body(state: DecodeState) -> DecodeState:
     step = state.step
@@ -258,7 +335,7 @@ def decode(logits_fn: LogitsFn,
     # Share of the steps that run already done: what fraction knobs count.
     share_done = (step - start_iter).astype(jnp.float32) / (stop_iter -
                                                             start_iter)
-    logits_BxLxC = call_model(state, share_done)
+    logits_BxLxC, cache = call_model(state, share_done)
     rng, sample_rng, choice_rng = jax.random.split(state.rng, 3)
     sampled_BxL, log_z_BxL = _sample(sample_rng, logits_BxLxC)
     offer_guide_BxL = ((share_done < guidance.propose_until_B)[:, None]
@@ -286,7 +363,8 @@ def decode(logits_fn: LogitsFn,
         tokens_BxL=sampled_BxL,
         unknown_BxL=keep_unknown_BxL & state.unknown_BxL,
         rng=rng,
-        history_BxTxL=history)
+        history_BxTxL=history,
+        cache=cache)
 
   init = DecodeState(
       step=jnp.asarray(start_iter, jnp.int32),
@@ -294,12 +372,15 @@ def decode(logits_fn: LogitsFn,
       unknown_BxL=unknown_BxL,
       rng=rng,
       history_BxTxL=jnp.zeros(
-          (batch, num_steps if return_history else 0, length), jnp.int32))
+          (batch, num_steps if return_history else 0, length), jnp.int32),
+      cache=cache)
   final = jax.lax.while_loop(lambda s: s.step < stop_iter, body, init)
   # After the last step, positions left unknown hold that step's samples.
   tokens_BxL = final.tokens_BxL
   if stop_iter < num_steps:
-    logits_BxLxC = call_model(final, 1.0)
+    input_ids_BxL = _model_inputs(final, guidance, 1.0, mask_id)
+    logits_BxLxC = logits_fn(input_ids_BxL, guidance.guide_ids_BxL,
+                             guidance.reembed_scale_B) + bias_BxLxC
     argmax_BxL = jnp.argmax(logits_BxLxC, axis=-1).astype(jnp.int32)
     tokens_BxL = jnp.where(final.unknown_BxL, argmax_BxL, tokens_BxL)
   if return_history:

@@ -17,6 +17,7 @@ suggests without committing to it. It adds no parameters.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -27,6 +28,8 @@ LAYERNORM_EPSILON = 1e-12
 INIT_STDDEV = 0.02
 
 Array = jax.Array
+# Keys and values of one layer, each [B, L, heads, head_dim].
+KeysValues = tuple[Array, Array]
 
 
 def truncated_normal_init(stddev: float = INIT_STDDEV) -> nn.initializers.Initializer:
@@ -109,6 +112,46 @@ class Embed(nn.Module):
     return jnp.where(use_BxL[..., None], scale_Bx1x1 * guides_BxLxH, 0.0)
 
 
+class SelfAttention(nn.Module):
+  """Multi-head self-attention with the parameters of flax's
+  `nn.MultiHeadDotProductAttention` (released `self_attention`), which can
+  reuse keys and values: see `Transformer`."""
+
+  hidden_size: int
+  num_heads: int
+  dropout_rate: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxQxH: Array, deterministic: bool,
+               cache: KeysValues | None = None,
+               rows_BxQ: Array | None = None) -> tuple[Array, KeysValues]:
+    dense = functools.partial(
+        nn.DenseGeneral, features=(self.num_heads, self.hidden_size // self.num_heads),
+        kernel_init=truncated_normal_init(), bias_init=nn.initializers.zeros,
+        dtype=self.dtype)
+    query_BxQxNxD = dense(name="query")(x_BxQxH)
+    keys_BxLxNxD = dense(name="key")(x_BxQxH)
+    values_BxLxNxD = dense(name="value")(x_BxQxH)
+    if cache is not None:
+      # x holds the rows `rows_BxQ` of the sequence: fresh keys and values
+      # there, those of `cache` elsewhere.
+      batch_Bx1 = jnp.arange(x_BxQxH.shape[0])[:, None]
+      keys_BxLxNxD = cache[0].at[batch_Bx1, rows_BxQ].set(keys_BxLxNxD)
+      values_BxLxNxD = cache[1].at[batch_Bx1, rows_BxQ].set(values_BxLxNxD)
+    dropout_rng = (self.make_rng("dropout")
+                   if self.dropout_rate > 0 and not deterministic else None)
+    attended_BxQxNxD = _attention(
+        query_BxQxNxD, keys_BxLxNxD, values_BxLxNxD, dropout_rng=dropout_rng,
+        dropout_rate=self.dropout_rate, deterministic=deterministic,
+        dtype=self.dtype)
+    out_BxQxH = nn.DenseGeneral(
+        self.hidden_size, axis=(-2, -1), kernel_init=truncated_normal_init(),
+        bias_init=nn.initializers.zeros, dtype=self.dtype,
+        name="out")(attended_BxQxNxD)
+    return out_BxQxH, (keys_BxLxNxD, values_BxLxNxD)
+
+
 class Attention(nn.Module):
   """Bidirectional self-attention, dropout, residual, post-LayerNorm."""
 
@@ -118,20 +161,15 @@ class Attention(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BxLxH: Array, deterministic: bool) -> Array:
-    attended_BxLxH = nn.MultiHeadDotProductAttention(
-        num_heads=self.num_heads,
-        qkv_features=self.hidden_size,
-        dropout_rate=self.dropout_rate,
-        deterministic=deterministic,
-        kernel_init=truncated_normal_init(),
-        bias_init=nn.initializers.zeros,
-        attention_fn=_attention,
-        dtype=self.dtype,
-        name="self_attention",
-    )(x_BxLxH)
-    attended_BxLxH = nn.Dropout(self.dropout_rate)(attended_BxLxH, deterministic=deterministic)
-    return _layer_norm("attention_output_ln", self.dtype)(attended_BxLxH + x_BxLxH)
+  def __call__(self, x_BxQxH: Array, deterministic: bool,
+               cache: KeysValues | None = None,
+               rows_BxQ: Array | None = None) -> tuple[Array, KeysValues]:
+    attended_BxQxH, keys_values = SelfAttention(
+        self.hidden_size, self.num_heads, self.dropout_rate, self.dtype,
+        name="self_attention")(x_BxQxH, deterministic, cache, rows_BxQ)
+    attended_BxQxH = nn.Dropout(self.dropout_rate)(attended_BxQxH, deterministic=deterministic)
+    return (_layer_norm("attention_output_ln", self.dtype)(attended_BxQxH + x_BxQxH),
+            keys_values)
 
 
 class Mlp(nn.Module):
@@ -163,11 +201,13 @@ class TransformerLayer(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BxLxH: Array, deterministic: bool) -> Array:
-    x_BxLxH = Attention(self.hidden_size, self.num_heads, self.dropout_rate,
-                        self.dtype)(x_BxLxH, deterministic)
+  def __call__(self, x_BxQxH: Array, deterministic: bool,
+               cache: KeysValues | None = None,
+               rows_BxQ: Array | None = None) -> tuple[Array, KeysValues]:
+    x_BxQxH, keys_values = Attention(self.hidden_size, self.num_heads, self.dropout_rate,
+                                     self.dtype)(x_BxQxH, deterministic, cache, rows_BxQ)
     return Mlp(self.hidden_size, self.intermediate_size, self.dropout_rate,
-               self.dtype)(x_BxLxH, deterministic)
+               self.dtype)(x_BxQxH, deterministic), keys_values
 
 
 class Bias(nn.Module):
@@ -223,8 +263,19 @@ class Transformer(nn.Module):
   def __call__(self, input_ids_BxL: Array, *, deterministic: bool = True,
                guide_ids_BxL: Array | None = None,
                guide_scale: float | Array = 0.0,
-               position_ids_BxL: Array | None = None) -> Array:
+               position_ids_BxL: Array | None = None,
+               cache: tuple[KeysValues, ...] | None = None,
+               rows_BxL: Array | None = None,
+               return_cache: bool = False):
     """Predicts token logits at every position.
+
+    Key/value reuse: with `return_cache`, a call also returns every layer's
+    keys and values; a later call given them as `cache` may run only some
+    rows `rows_BxL` of that sequence (with their `position_ids_BxL`). Those
+    rows attend to fresh keys and values of their own and to the cached
+    ones of the other rows, whose inputs may since have changed: an
+    approximation that saves the cost of the rows not run (ReCAP,
+    arXiv 2505.19089).
 
     Args:
       input_ids_BxL: int [B, L] ids in [-1, V); -1 and V-1 both mean [MASK].
@@ -236,10 +287,17 @@ class Transformer(nn.Module):
       position_ids_BxL: Optional int [B, L] position of each input in [0,
         seq_len) (default: 0..L-1); a window of the sequence keeps the
         embeddings of its true positions.
+      cache: keys and values per layer, each [B, S, heads, head_dim], of an
+        earlier call over S inputs; the inputs are then its rows `rows_BxL`.
+      rows_BxL: int [B, L] indices in [0, S) of the inputs (with `cache`).
+      return_cache: also return the keys and values per layer.
 
     Returns:
-      float32 [B, L, V] logits.
+      float32 [B, L, V] logits (and the keys and values with return_cache).
     """
+    if (cache is None) != (rows_BxL is None) or (
+        cache is not None and position_ids_BxL is None):
+      raise ValueError("cache, rows_BxL and position_ids_BxL come together.")
     if input_ids_BxL.ndim != 2 or (
         input_ids_BxL.shape[1] != self.seq_len if position_ids_BxL is None
         else input_ids_BxL.shape[1] > self.seq_len):
@@ -258,9 +316,14 @@ class Transformer(nn.Module):
     x_BxLxH = Embed(self.vocab_size, self.seq_len, self.hidden_size, self.dropout_rate,
                     self.dtype)(input_ids_BxL.astype(jnp.int32), guide_ids_BxL, guide_scale,
                                 deterministic, position_ids_BxL)
-    for _ in range(self.num_layers):
-      x_BxLxH = TransformerLayer(self.hidden_size, self.num_heads, self.intermediate_size,
-                                 self.dropout_rate, self.dtype)(x_BxLxH, deterministic)
+    keys_values = []
+    for i in range(self.num_layers):
+      x_BxLxH, layer_keys_values = TransformerLayer(
+          self.hidden_size, self.num_heads, self.intermediate_size, self.dropout_rate,
+          self.dtype)(x_BxLxH, deterministic, None if cache is None else cache[i],
+                      rows_BxL)
+      keys_values.append(layer_keys_values)
     word_embeddings_VxH = self.variables["params"]["Embed_0"]["word_embeddings"]["embedding"]
-    logits_BxLxV = MlmLayer(self.hidden_size, self.dtype)(x_BxLxH, word_embeddings_VxH)
-    return logits_BxLxV.astype(jnp.float32)
+    logits_BxLxV = MlmLayer(self.hidden_size, self.dtype)(
+        x_BxLxH, word_embeddings_VxH).astype(jnp.float32)
+    return (logits_BxLxV, tuple(keys_values)) if return_cache else logits_BxLxV
