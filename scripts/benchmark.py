@@ -477,12 +477,13 @@ def _spread(timings: list[Timing]) -> dict:
 
 
 def edit_latency_benchmark(size: int | None, ring: int, reps: int,
-                           areas=EDIT_AREAS) -> dict:
+                           areas=EDIT_AREAS, full_pass_every: int = 1) -> dict:
   """Batch-1 edit decode time against edit area: windowed decoding (context
   ring `ring`) against the full decode and the PyTorch peer's, interleaved.
 
   size: 256 or 512 for the released ImageNet architecture with random
   weights; None for the shapes `runlocal` sizes (smoke test).
+  full_pass_every: > 1 also times windowed decoding with key/value reuse.
   """
   if size is None:
     config = load_config(TRANSFORMER_CONFIG, quick=True).model
@@ -503,14 +504,15 @@ def edit_latency_benchmark(size: int | None, ring: int, reps: int,
     model = checkpoints.build_released_transformer(size)
   params = jax.jit(model.init)(
       init_key(), jnp.zeros((1, layout.seq_len), jnp.int32))["params"]
-  sampler = sampling.Sampler(
-      model, layout, sampling.DecodeSettings(num_steps=NUM_DECODE_STEPS))
+  samplers = [sampling.Sampler(model, layout, sampling.DecodeSettings(
+      num_steps=NUM_DECODE_STEPS, full_pass_every=every))
+              for every in sorted({1, full_pass_every})]
   tokens_1xhxw = jax.random.randint(jax.random.key(1), (1, layout.latent,
                                     layout.latent), 0, layout.codebook_size)
   labels_1 = np.zeros(1, np.int32)
   peer = torch_peer(transformer_kwargs, layout, tokens_1xhxw, labels_1)
   rng = jax.random.key(2)
-  decode = lambda mask, window=None: sampler(
+  decode = lambda mask, window=None, sampler=samplers[0]: sampler(
       params, tokens_1xhxw, mask, rng, labels_B=labels_1, window=window)
   rows = []
   for number, area in enumerate(areas):
@@ -522,23 +524,30 @@ def edit_latency_benchmark(size: int | None, ring: int, reps: int,
     # area, so the full and the peer's decodes are timed at the first area
     # only, in the same rounds as its windowed decode.
     fns = [lambda m=mask: decode(m, ring)]
+    if len(samplers) > 1:
+      fns.append(lambda m=mask: decode(m, ring, samplers[1]))
     if number == 0:
       fns.append(lambda m=mask: decode(m))
       if peer is not None:
         fns.append(lambda m=mask: peer(m))
     timings = measure(fns, reps)
+    windowed = _spread(timings.pop(0))
+    reusing = _spread(timings.pop(0)) if len(samplers) > 1 else None
     if number == 0:
-      full = _spread(timings[1])
-      peer_spread = _spread(timings[2]) if peer is not None else None
+      full = _spread(timings.pop(0))
+      peer_spread = _spread(timings.pop(0)) if peer is not None else None
     row = {"area": area, "edited_tokens": int(mask.sum()),
-           "window_tokens": window[0] * window[1],
-           "windowed": _spread(timings[0])}
+           "window_tokens": window[0] * window[1], "windowed": windowed}
     row["window_speedup"] = full["median_ms"] / row["windowed"]["median_ms"]
+    if reusing is not None:
+      row["reusing"] = reusing
+      row["reusing_speedup"] = full["median_ms"] / reusing["median_ms"]
     if peer_spread is not None:
       row["windowed_vs_peer"] = (peer_spread["median_ms"]
                                  / row["windowed"]["median_ms"])
     rows.append(row)
   return {"size": size or "runlocal", "grid": layout.latent, "ring": ring,
+          "full_pass_every": full_pass_every,
           "num_steps": NUM_DECODE_STEPS, "reps": reps, "full": full,
           "peer": peer_spread, "full_vs_peer": (
               None if peer_spread is None
@@ -558,15 +567,20 @@ def edit_latency_markdown(results: dict) -> str:
               f"; the PyTorch peer's full decode: {ranged(r['peer'])} "
               f"(ours {r['full_vs_peer']:.2f}x its speed)") + ".", "",
            "| edit area | edited tokens | window tokens | windowed | "
-           "speed-up over full | vs the PyTorch peer |",
-           "|---|---|---|---|---|---|"]
+           "speed-up over full | vs the PyTorch peer |"
+           + (f" windowed, full pass every {r['full_pass_every']} steps | "
+              "speed-up over full |" if r["full_pass_every"] > 1 else ""),
+           "|---|---|---|---|---|---|"
+           + ("---|---|" if r["full_pass_every"] > 1 else "")]
   for row in r["rows"]:
+    reusing = ([ranged(row["reusing"]), f"{row['reusing_speedup']:.2f}x"]
+               if "reusing" in row else [])
     lines.append("| " + " | ".join(
         [f"{row['area']:.0%}", str(row["edited_tokens"]),
          str(row["window_tokens"]), ranged(row["windowed"]),
          f"{row['window_speedup']:.2f}x",
          f"{row['windowed_vs_peer']:.2f}x" if "windowed_vs_peer" in row
-         else "-"]) + " |")
+         else "-"] + reusing) + " |")
   return "\n".join(lines)
 
 
@@ -659,6 +673,10 @@ def parse_args(argv):
                       "fractions of the grid (default 0.05,0.1,0.25,0.5,1).")
   parser.add_argument("--window_ring", type=int, default=2,
                       help="Context ring of the windowed decode.")
+  parser.add_argument("--full_pass_every", type=int, default=1,
+                      help="With --edit_latency: > 1 also times windowed "
+                      "decoding with key/value reuse, a full pass every this "
+                      "many steps.")
   parser.add_argument("--matmul_size", type=int, default=None,
                       help="Side of the peak matmul (default 2048, quick 256).")
   args = parser.parse_args(argv)
@@ -690,7 +708,7 @@ def main(argv=None) -> dict:
   if args.edit_latency:
     size = None if args.edit_latency == "runlocal" else int(args.edit_latency)
     results["edit_latency"] = edit_latency_benchmark(
-        size, args.window_ring, args.reps, args.areas)
+        size, args.window_ring, args.reps, args.areas, args.full_pass_every)
     results["load_average_after"] = os.getloadavg()
     with open(args.out, "w") as f:
       json.dump(results, f, indent=2)

@@ -52,11 +52,15 @@ def decoded_share(results: dict, path: str) -> float | None:
   return float(np.mean(shares))
 
 
-def table(name: str, rows, share: float | None) -> list[str]:
+def table(name: str, rows, share: float | None,
+          full_pass_every: int) -> list[str]:
   lines = [f"### {name}", ""]
   if share is not None:
     lines += [f"Decoded share of the token grid: {share:.0%} per stroke on "
               "average.", ""]
+  if full_pass_every > 1:
+    lines += [f"Key/value reuse: a full pass every {full_pass_every} steps.",
+              ""]
   lines += ["| variant | knob | " + " | ".join(t for _, t in COLUMNS) + " |",
             "|---|---|" + "---|" * len(COLUMNS)]
   for row in rows:
@@ -85,7 +89,9 @@ def main(argv=None) -> str:
     if not rows:
       raise ValueError(f"{path} shares no (variant, knob) setting with the "
                        "baseline.")
-    lines += table(path, rows, decoded_share(results, path))
+    lines += table(path, rows, decoded_share(results, path),
+                   results["edit_settings"]["decode"].get("full_pass_every",
+                                                          1))
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     f.write("\n".join(lines))

@@ -124,12 +124,15 @@ def run_folders(workdir: str, data: str, pretrained: bool) -> dict:
 
 
 def stages(workdir: str, data: str, budget: str, num_images: int,
-           pretrained: bool = False, window_rings: tuple[int, ...] = ()):
+           pretrained: bool = False, window_rings: tuple[int, ...] = (),
+           full_pass_every: int = 1):
   """(name, command, file that marks it done) for every stage, in order.
 
   With `window_rings`, the edits of `WINDOW_VARIANTS` are made again one
   stroke at a time, with the full decode and with windowed decoding at each
-  context ring, and compared stroke by stroke (output/windows.md).
+  context ring, and compared stroke by stroke (output/windows.md); with
+  `full_pass_every` > 1 as well with key/value reuse over the whole grid and
+  at each ring.
   """
   w = lambda *p: os.path.join(workdir, *p)
   runs = run_folders(workdir, data, pretrained)
@@ -193,15 +196,19 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
     edits_command = next(c for name, c, _ in after if name == "edits")
     windowed = [a for a in edits_command if not a.startswith("--out_dir=")] + [
         "--batch_size=1", "--variants", *WINDOW_VARIANTS]
+    compared = []
     for ring in ("full", *window_rings):
-      name = f"edits_window_{ring}"
-      after.append((name, windowed + [f"--out_dir={w(name)}"] + (
-          [] if ring == "full" else [f"--window={ring}"]),
-                    w(name, "results.json")))
+      for every in sorted({1, full_pass_every}):
+        name = f"edits_window_{ring}" + (f"_reuse{every}" if every > 1 else "")
+        after.append((name, windowed + [f"--out_dir={w(name)}"] + (
+            [] if ring == "full" else [f"--window={ring}"]) + (
+                [f"--full_pass_every={every}"] if every > 1 else []),
+                      w(name, "results.json")))
+        compared += [] if name == "edits_window_full" else [name]
     after.append(("windows", [
         sys.executable, "scripts/compare_runs.py",
         f"--baseline={w('edits_window_full', 'results.json')}", "--runs",
-        *[w(f"edits_window_{ring}", "results.json") for ring in window_rings],
+        *[w(name, "results.json") for name in compared],
         f"--out={w('output', 'windows.md')}"], w("output", "windows.md")))
   skips = set(NO_JUDGE_SKIPS if data_kind(data) != "shapes" else ())
   if pretrained:  # The model card holds their sample quality.
@@ -230,6 +237,10 @@ def main(argv=None):
                       help="Comma-separated context rings: also edit with "
                       "windowed decoding at each and compare with the full "
                       "decode (output/windows.md), e.g. 1,2,4.")
+  parser.add_argument("--full_pass_every", type=int, default=1,
+                      help="With --windows: also edit with key/value reuse, "
+                      "a full pass every this many steps, on the whole grid "
+                      "and at each ring (compared in output/windows.md).")
   parser.add_argument("--only", default="",
                       help="Comma-separated stages to run (default all).")
   args = parser.parse_args(argv)
@@ -256,7 +267,8 @@ def main(argv=None):
   window_rings = tuple(int(r) for r in args.windows.split(",") if r)
   for name, command, done in stages(workdir, args.data, budget, num_images,
                                     pretrained=args.pretrained,
-                                    window_rings=window_rings):
+                                    window_rings=window_rings,
+                                    full_pass_every=args.full_pass_every):
     if only and name not in only:
       continue
     if os.path.exists(done) and not only:

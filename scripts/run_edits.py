@@ -87,6 +87,10 @@ def parse_args(argv):
   p.add_argument("--window", type=int, default=None,
                  help="Windowed decoding: the context ring in tokens around "
                       "the edited ones (default: the whole grid).")
+  p.add_argument("--full_pass_every", type=int, default=1,
+                 help="Key/value reuse: the transformer runs over every "
+                      "token every this many steps, in between over the "
+                      "edited ones only (default 1: no reuse).")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--distributed", action="store_true",
                  help="One of several JAX processes sharing the edits (see "
@@ -171,9 +175,11 @@ def main(argv=None) -> str | None:
     print(f"Note: {len(stroke_set)} strokes; use >= {RECOMMENDED_MIN_STROKES} "
           "for the reported intervals.", flush=True)
 
+  decode = dataclasses.replace(edit_lib.EditSettings().decode,
+                               full_pass_every=args.full_pass_every)
   editor = _load_editor(
       args.tokenizer_workdir, args.transformer_workdir,
-      edit_lib.EditSettings(window=args.window),
+      edit_lib.EditSettings(decode=decode, window=args.window),
       iterate_workdir=args.iterate_workdir,
       reweight_workdir=args.reweight_workdir)
   labels_N = (evaluation.stroke_labels(stroke_set)

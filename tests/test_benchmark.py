@@ -55,7 +55,7 @@ def test_edit_latency_section_times_full_windowed_and_the_peer(tmp_path):
   out = tmp_path / "edit_latency.json"
   results = _load_script().main(
       ["--edit_latency", "runlocal", "--reps", "1", "--areas", "0.1,1",
-       "--out", str(out)])["edit_latency"]
+       "--full_pass_every", "2", "--out", str(out)])["edit_latency"]
   assert [row["area"] for row in results["rows"]] == [0.1, 1.0]
   small, whole = results["rows"]
   assert small["edited_tokens"] == 6 and whole["edited_tokens"] == 64
@@ -65,4 +65,5 @@ def test_edit_latency_section_times_full_windowed_and_the_peer(tmp_path):
   # The peer is timed only where torch is installed ('.[peer]').
   for row in results["rows"]:
     assert ("windowed_vs_peer" in row) == (results["peer"] is not None)
+    assert row["reusing"]["median_ms"] > 0
   assert all(math.isfinite(x) for x in _numbers(results))

@@ -33,3 +33,22 @@ def test_quick_pipeline_on_a_folder_of_images(tmp_path):
   results = json.loads((workdir / "edits" / "results.json").read_text())
   assert results["num_strokes"] == 8
   assert (workdir / "imgs" / "folder_pics_quick_comparison_grid.png").exists()
+
+
+def test_window_study_stages_pair_every_run_with_the_full_decode():
+  from conftest import load_script  # pylint: disable=g-import-not-at-top
+  main = load_script("scripts/main.py")
+  stages = {name: command for name, command, _ in main.stages(
+      "/w", "shapes", "pretrained", 8, pretrained=True, window_rings=(2,),
+      full_pass_every=3)}
+  runs = ["edits_window_full_reuse3", "edits_window_2",
+          "edits_window_2_reuse3"]
+  assert [n for n in stages if n.startswith("edits_window")] == [
+      "edits_window_full", *runs]
+  assert "--full_pass_every=3" in stages["edits_window_2_reuse3"]
+  assert "--window=2" in stages["edits_window_2_reuse3"]
+  assert not any(a.startswith(("--window", "--full_pass"))
+                 for a in stages["edits_window_full"])
+  compared = stages["windows"]
+  assert compared[compared.index("--runs") + 1:-1] == [
+      f"/w/{name}/results.json" for name in runs]
