@@ -32,7 +32,6 @@ uses the configs' `runlocal` sizes (seconds of work; for the smoke test).
 """
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import math
@@ -41,7 +40,6 @@ import platform
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from typing import Any, Callable
 
@@ -53,7 +51,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from maskgit_edit import artefacts
 from maskgit_edit import checkpoints
 from maskgit_edit import cli
 from maskgit_edit import config_defaults
@@ -240,7 +237,7 @@ def tokenizer_benchmark(config, reps: int, peak: Peak) -> dict:
   state = jax.jit(task.init_state)(init_key())
   # Inference first: the train step donates (consumes) the state's params.
   params = state["params"]
-  reconstruct = jax.jit(task._reconstruct)  # pylint: disable=protected-access
+  reconstruct = jax.jit(task.reconstruct)
   infer_flops = compiled_flops(reconstruct, params, images_BxSxSx3)
   _progress(f"tokenizer encode+decode: batch {batch}, {size} px")
   infer = time_calls(lambda: reconstruct(params, images_BxSxSx3), reps)
@@ -255,26 +252,23 @@ def tokenizer_benchmark(config, reps: int, peak: Peak) -> dict:
           "inference": throughput(infer, batch, infer_flops, peak, "images")}
 
 
-@contextlib.contextmanager
-def synthetic_tokenizer_run(tokenizer_config, num_examples: int):
-  """A temporary tokenizer workdir: its run config and random token caches.
-
-  `MaskGitTask` reads its layout (codebook, latent side, classes) from a
-  finished tokenizer run; this gives it one without training.
-  """
+def random_token_task(tokenizer_config, transformer_config):
+  """`MaskGitTask` over random token grids of the tokenizer config's sizes
+  (token values and initial embeddings do not change the speed)."""
   latent = models.latent_size(tokenizer_config.data.image_size,
                               tokenizer_config.tokenizer)
   num_classes = data_lib.get_source(tokenizer_config.data, "test").num_classes
+  layout = models.TokenLayout(tokenizer_config.tokenizer.codebook_size,
+                              num_classes, latent,
+                              transformer_config.model.class_conditional)
+  num = transformer_config.batch_size
   rng = np.random.default_rng(0)
-  with tempfile.TemporaryDirectory() as workdir:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(tokenizer_config.to_json_best_effort())
-    for split in ("train", "test"):
-      tokens_Nxhxw = rng.integers(0, tokenizer_config.tokenizer.codebook_size,
-                                  (num_examples, latent, latent))
-      labels_N = np.arange(num_examples) % max(num_classes, 1)
-      artefacts.save_token_cache(workdir, split, tokens_Nxhxw, labels_N)
-    yield workdir
+  tokens_NxN = rng.integers(0, layout.codebook_size, (num, latent * latent))
+  labels_N = np.arange(num) % max(num_classes, 1)
+  transformer_config.mvtm.init_words = "random"
+  return maskgit_trainer.MaskGitTask(
+      transformer_config, transformer_config.model, layout,
+      maskgit_trainer.TokenSplits(tokens_NxN, labels_N, tokens_NxN, labels_N))
 
 
 def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
@@ -310,7 +304,7 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
       jax.random.key(3), batch, layout.latent ** 2,
       jnp.full((batch,), UNKNOWN_FRACTION))
   inputs_BxL = layout.inputs(example["tokens"], example["labels"], mask_BxN)
-  forward = jax.jit(task._logits)  # pylint: disable=protected-access
+  forward = jax.jit(task.logits)
   forward_flops = compiled_flops(forward, params, inputs_BxL)
   _progress(f"transformer forward: batch {batch}")
   timing = time_calls(lambda: forward(params, inputs_BxL), reps)
@@ -725,13 +719,7 @@ def main(argv=None) -> dict:
   results["tokenizer"] = tokenizer_benchmark(tokenizer_config, args.reps, peak)
 
   transformer_config = load_config(TRANSFORMER_CONFIG, args.quick)
-  with synthetic_tokenizer_run(tokenizer_config,
-                               transformer_config.batch_size) as workdir:
-    transformer_config.tokenizer_workdir = workdir
-    # The synthetic run has no trained codebook; initial values do not
-    # change the speed.
-    transformer_config.mvtm.init_words = "random"
-    task = maskgit_trainer.MaskGitTask(transformer_config)
+  task = random_token_task(tokenizer_config, transformer_config)
   results["transformer"] = transformer_benchmark(task, args.reps, peak,
                                                  args.prng_impls)
   results["decoding"] = decoding_benchmark(

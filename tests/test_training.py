@@ -89,7 +89,7 @@ def test_checkpoint_that_does_not_fit_the_config(tokenizer_run, tmp_path):
 def _initial_params(tokenizer_workdir, **mvtm):
   cfg = maskgit_config(tokenizer_workdir)
   cfg.mvtm.update(mvtm)
-  task = maskgit.MaskGitTask(cfg)
+  task = maskgit.MaskGitTask.from_runs(cfg)
   return task, task.init_state(jax.random.key(0))["params"]["Embed_0"]
 
 
@@ -231,7 +231,7 @@ def test_each_process_reads_its_own_slice_of_every_batch(
   from maskgit_edit.trainers import judge  # pylint: disable=g-import-not-at-top
   from maskgit_edit.trainers import tokenizer  # pylint: disable=g-import-not-at-top
   if source == "token cache":
-    task = maskgit.MaskGitTask(maskgit_config(tokenizer_run[0]))
+    task = maskgit.MaskGitTask.from_runs(maskgit_config(tokenizer_run[0]))
   elif source == "judge":
     task = judge.JudgeTask(config("judge_shapes.py"))
   else:

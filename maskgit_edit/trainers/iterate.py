@@ -25,12 +25,11 @@ from maskgit_edit.trainers import maskgit
 class IterateTask(maskgit.MaskGitTask):
   """Fine-tunes the base transformer run's parameters."""
 
-  def __init__(self, config):
+  def __init__(self, config, *args, **kwargs):
     if config.iterate.max_scale <= 0:
       raise ValueError(f"iterate.max_scale must be > 0, got "
                        f"{config.iterate.max_scale}.")
-    super().__init__(config, artefacts.load_run_config(
-        config.transformer_workdir))
+    super().__init__(config, *args, **kwargs)
 
   def initial_params(self):
     return artefacts.load_transformer(self.config.transformer_workdir)[1]
@@ -48,7 +47,7 @@ class IterateTask(maskgit.MaskGitTask):
     max_scale = self.config.iterate.max_scale
 
     def loss_fn(params):
-      logits1 = self._logits(params, inputs1_BxL, drop1)
+      logits1 = self.logits(params, inputs1_BxL, drop1)
       loss1, _ = maskgit.masked_cross_entropy(
           logits1, tokens_BxN, mask_BxN, self.config.mvtm.label_smoothing)
       logits1 = jax.lax.stop_gradient(logits1)
@@ -89,4 +88,5 @@ class IterateTask(maskgit.MaskGitTask):
 
 def make_task(config, workdir):
   del workdir
-  return IterateTask(config)
+  return IterateTask.from_runs(
+      config, artefacts.load_run_config(config.transformer_workdir))

@@ -3,7 +3,7 @@
 Each example draws its own mask ratio gamma(r), r ~ U[0, 1), from the
 training schedule (cosine by default); ceil(gamma * N) random tokens become
 [MASK] and the loss is label-smoothed cross-entropy on those tokens only.
-Reads the token cache of a finished tokenizer run (`tokenizer_workdir`).
+Trains on the token cache of a finished tokenizer run (`tokenizer_workdir`).
 
 A fresh model can start from informed embeddings (`mvtm.init_words`,
 `mvtm.init_positions`): code embeddings that keep the geometry of the
@@ -12,6 +12,8 @@ inputs and as (tied) outputs, and 2-D sine-cosine positions, so grid
 neighbours start out close. Both are only initial values of the released
 parameters; on shapes they lift test accuracy after 1100 steps from 7% to 28%.
 """
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -128,17 +130,41 @@ def masked_token_metrics(logits_fn, layout: models.TokenLayout, tokens_BxN,
           np.asarray(mask_BxN))
 
 
-class MaskGitTask:
-  """`loop.Task` for MVTM training over a tokenizer run's token cache."""
+@dataclasses.dataclass(frozen=True)
+class TokenSplits:
+  """Token grids (flattened, [N, h*w]) and labels [N] of the two splits."""
+  train_tokens: np.ndarray
+  train_labels: np.ndarray
+  test_tokens: np.ndarray
+  test_labels: np.ndarray
 
-  def __init__(self, config, model_run_config=None):
+  @classmethod
+  def from_tokenizer_run(cls, workdir: str) -> "TokenSplits":
+    """The token cache of a finished tokenizer run."""
+    splits = {}
+    for split in ("train", "test"):
+      tokens, labels = artefacts.load_token_cache(workdir, split)
+      splits[f"{split}_tokens"] = tokens.reshape(len(tokens), -1)
+      splits[f"{split}_labels"] = labels
+    return cls(**splits)
+
+
+class MaskGitTask:
+  """`loop.Task` for MVTM training over token grids."""
+
+  def __init__(self, config, model_config, layout: models.TokenLayout,
+               tokens: TokenSplits, *, codebook_KxD=None,
+               tokenizer_workdir: str | None = None):
     """Args:
       config: this run's config.
-      model_run_config: config holding `model` and `tokenizer_workdir`
-        (default: `config`; fine-tuning trainers pass their base run's).
+      model_config: the transformer's sizes (`model` of a run config).
+      layout: its token layout.
+      tokens: the token grids to train and evaluate on.
+      codebook_KxD: the tokenizer's codebook (`mvtm.init_words="codebook"`).
+      tokenizer_workdir: the tokenizer run that decodes the final sample
+        grid (None: no grid).
     """
     self.config = config
-    model_run_config = model_run_config or config
     schedules.validate(config.mvtm.schedule)
     self.init_words = config.mvtm.get("init_words", "random")
     self.init_positions = config.mvtm.get("init_positions", "random")
@@ -148,26 +174,43 @@ class MaskGitTask:
     if self.init_positions not in POSITION_INITS:
       raise ValueError(f"Unknown mvtm.init_positions {self.init_positions!r}; "
                        f"expected one of {POSITION_INITS}.")
-    self.layout = artefacts.transformer_layout(model_run_config)
-    self.model = models.build_transformer(model_run_config.model, self.layout)
-    tokenizer_workdir = model_run_config.tokenizer_workdir
+    if self.init_words == "codebook" and codebook_KxD is None:
+      raise ValueError("mvtm.init_words='codebook' needs the tokenizer's "
+                       "codebook.")
+    self.layout = layout
+    self.model = models.build_transformer(model_config, layout)
     self.tokenizer_workdir = tokenizer_workdir
-    tokens, labels = artefacts.load_token_cache(tokenizer_workdir, "train")
-    self.train_tokens = tokens.reshape(len(tokens), -1)
-    self.train_labels = labels
-    tokens, labels = artefacts.load_token_cache(tokenizer_workdir, "test")
-    self.test_tokens = tokens.reshape(len(tokens), -1)
-    self.test_labels = labels
-    if self.layout.class_conditional and (
-        self.train_labels.max() >= self.layout.num_classes):
+    self.train_tokens, self.train_labels = tokens.train_tokens, tokens.train_labels
+    self.test_tokens, self.test_labels = tokens.test_tokens, tokens.test_labels
+    if layout.class_conditional and (
+        self.train_labels.max() >= layout.num_classes):
       raise ValueError(f"Labels up to {self.train_labels.max()} but "
-                       f"num_classes={self.layout.num_classes}.")
-    self.codebook_KxD = None
-    if self.init_words == "codebook":
-      tokenizer_params = artefacts.load_tokenizer(tokenizer_workdir)[1]
-      self.codebook_KxD = np.asarray(tokenizer_params["quantizer"]["codebook"])
+                       f"num_classes={layout.num_classes}.")
+    self.codebook_KxD = codebook_KxD
     self.optimizer = loop.make_optimizer(config.optim, config.total_steps)
-    self._eval_logits = jax.jit(self._logits)
+    self._eval_logits = jax.jit(self.logits)
+
+  @classmethod
+  def from_runs(cls, config, model_run_config=None, **kwargs):
+    """The task of a run config: model and data from its tokenizer run.
+
+    Args:
+      config: this run's config.
+      model_run_config: config holding `model` and `tokenizer_workdir`
+        (default: `config`; fine-tuning trainers pass their base run's).
+      **kwargs: passed on to the constructor (of a subclass).
+    """
+    model_run_config = model_run_config or config
+    tokenizer_workdir = model_run_config.tokenizer_workdir
+    codebook_KxD = None
+    if config.mvtm.get("init_words", "random") == "codebook":
+      tokenizer_params = artefacts.load_tokenizer(tokenizer_workdir)[1]
+      codebook_KxD = np.asarray(tokenizer_params["quantizer"]["codebook"])
+    return cls(config, model_run_config.model,
+               artefacts.transformer_layout(model_run_config),
+               TokenSplits.from_tokenizer_run(tokenizer_workdir),
+               codebook_KxD=codebook_KxD, tokenizer_workdir=tokenizer_workdir,
+               **kwargs)
 
   def initial_params(self):
     """Params of the run named by `config.init_from` (None: fresh init)."""
@@ -210,7 +253,8 @@ class MaskGitTask:
     return {"tokens": self.train_tokens[indices],
             "labels": self.train_labels[indices]}
 
-  def _logits(self, params, inputs_BxL, rng=None):
+  def logits(self, params, inputs_BxL, rng=None):
+    """Code logits [B, N, C] of inputs [B, L]; dropout with an `rng`."""
     deterministic = rng is None
     logits = self.model.apply({"params": params}, inputs_BxL,
                               deterministic=deterministic,
@@ -227,7 +271,7 @@ class MaskGitTask:
     inputs_BxL = self.layout.inputs(tokens_BxN, labels_B, mask_BxN)
 
     def loss_fn(params):
-      logits = self._logits(params, inputs_BxL, dropout_rng)
+      logits = self.logits(params, inputs_BxL, dropout_rng)
       return masked_cross_entropy(logits, tokens_BxN, mask_BxN,
                                   self.config.mvtm.label_smoothing)
 
@@ -259,10 +303,11 @@ class MaskGitTask:
     params = self._eval_params(state)
     artefacts.export_params(workdir, "transformer", params)
     results = self.evaluate(state)
-    sample_png = save_sample_grid(self.config, self.tokenizer_workdir,
-                                  self.model, self.layout, params,
-                                  f"{workdir}/samples.png")
-    print(f"Wrote {sample_png}", flush=True)
+    if self.tokenizer_workdir:
+      sample_png = save_sample_grid(self.config, self.tokenizer_workdir,
+                                    self.model, self.layout, params,
+                                    f"{workdir}/samples.png")
+      print(f"Wrote {sample_png}", flush=True)
     return results
 
 
@@ -282,4 +327,4 @@ def save_sample_grid(config, tokenizer_workdir, model, layout, params, path,
 
 def make_task(config, workdir):
   del workdir
-  return MaskGitTask(config)
+  return MaskGitTask.from_runs(config)

@@ -55,9 +55,8 @@ def stroke_pairs(tokenizer_workdir: str, num: int, seed: int,
 class ReweightTask(maskgit.MaskGitTask):
   """Trains K only; the base transformer run is frozen."""
 
-  def __init__(self, config):
-    base_config = artefacts.load_run_config(config.transformer_workdir)
-    super().__init__(config, base_config)
+  def __init__(self, config, *args, **kwargs):
+    super().__init__(config, *args, **kwargs)
     if config.reweight.guide_source not in GUIDE_SOURCES:
       raise ValueError(f"Unknown reweight.guide_source "
                        f"{config.reweight.guide_source!r}; expected one of "
@@ -106,7 +105,7 @@ class ReweightTask(maskgit.MaskGitTask):
           self.config.mvtm.schedule, length)
       edited_BxN = maskgit.random_mask(mask_rng, batch_size, length, ratio_B)
     inputs = self.layout.inputs(tokens_BxN, labels_B, edited_BxN)
-    logits_BxNxC = jax.lax.stop_gradient(self._logits(frozen_params, inputs))
+    logits_BxNxC = jax.lax.stop_gradient(self.logits(frozen_params, inputs))
     if self.config.reweight.guide_source == "strokes":
       guides_BxN = batch["guides"]
     else:
@@ -148,4 +147,5 @@ class ReweightTask(maskgit.MaskGitTask):
 
 def make_task(config, workdir):
   del workdir
-  return ReweightTask(config)
+  return ReweightTask.from_runs(
+      config, artefacts.load_run_config(config.transformer_workdir))

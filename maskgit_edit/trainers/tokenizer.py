@@ -51,7 +51,7 @@ class TokenizerTask:
     if self.adversarial:
       self.discriminator = PatchDiscriminator(adv.filters, adv.num_layers)
       self.disc_optimizer = optax.adam(adv.lr, b1=0.5, b2=0.9)
-    self._eval_fn = jax.jit(self._reconstruct)
+    self._eval_fn = jax.jit(self.reconstruct)
     self._tokenize_fn = jax.jit(
         lambda params, images: self.model.apply(
             {"params": params}, images, method=self.model.tokenize))
@@ -168,7 +168,8 @@ class TokenizerTask:
     return new_state, metrics
 
   # --- eval / export -------------------------------------------------------
-  def _reconstruct(self, params, images):
+  def reconstruct(self, params, images):
+    """(reconstructions, code indices) of images [B, H, W, 3]."""
     recon, aux = self.model.apply({"params": params}, images)
     return recon, aux["indices"]
 
