@@ -164,16 +164,3 @@ def load_params(path: str | os.PathLike, model: Transformer | VQGAN) -> Params:
   check_params_fit(params, expected, source=os.fspath(path))
   return jax.tree.map(lambda x, spec: jnp.asarray(x, spec.dtype), params, expected)
 
-
-def load_released_transformer(path: str | os.PathLike, image_size: int,
-                              dtype: Any = jnp.float32) -> tuple[Transformer, Params]:
-  """Builds the released transformer for `image_size` and loads its weights from `path`."""
-  model = build_released_transformer(image_size, dtype)
-  return model, load_params(path, model)
-
-
-def load_released_tokenizer(path: str | os.PathLike,
-                            dtype: Any = jnp.float32) -> tuple[VQGAN, Params]:
-  """Builds the released VQGAN tokenizer and loads its weights from `path`."""
-  model = build_released_tokenizer(dtype)
-  return model, load_params(path, model)

@@ -61,8 +61,3 @@ class MetricWriter:
     if self._wandb is not None:
       self._wandb.finish()
 
-
-def read_metrics(workdir: str) -> list[dict]:
-  """All records of `<workdir>/metrics.jsonl`, in order."""
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f if line.strip()]

@@ -11,7 +11,6 @@ Everything here is pure numpy/scipy and needs no downloaded weights:
   `swd_descriptors` / `swd_from_descriptors` to reuse a reference set), token
   NLL under the transformer (`token_nll`), and FID/KID from features the caller
   supplies (`fid`, `kid`, `frechet_distance`, ...).
-* Spread: `diversity` across seeds of one edit.
 * Reporting: `mean_ci` (t interval over strokes) and `cluster_bootstrap_ci`
   (bootstrap interval over source images, for paired differences).
 
@@ -21,7 +20,6 @@ a single image where a docstring says so); masks are bool, [N, H, W] or
 results are float64 numpy arrays or Python floats.
 """
 
-import itertools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -90,7 +88,7 @@ def _per_image(values_N: np.ndarray, single: bool):
 
 
 # ---------------------------------------------------------------------------
-# Pixel metrics: PSNR, L2, faithfulness, preservation, diversity.
+# Pixel metrics: PSNR, L2, faithfulness, preservation.
 
 
 def psnr(a, b, max_val: float = 1.0, mask=None, cap: float | None = None):
@@ -210,28 +208,6 @@ def edge_mask(images_NxHxWxC, threshold: float = 0.1) -> np.ndarray:
   edges[:, 1:, :] |= jump_y
   edges[:, :-1, :] |= jump_y
   return edges
-
-
-def diversity(samples_SxNxHxWxC) -> np.ndarray:
-  """Mean pairwise L2 distance between the S samples (seeds) of each edit.
-
-  Uses the SDEdit L2 (`l2_distance`) over all S * (S - 1) / 2 pairs; 0 means
-  every seed produced the same image.
-
-  Args:
-    samples_SxNxHxWxC: S >= 2 samples for each of N edits.
-
-  Returns:
-    float64 [N].
-  """
-  samples = np.asarray(samples_SxNxHxWxC, np.float64)
-  if samples.ndim != 5 or samples.shape[0] < 2:
-    raise ValueError(
-        "Expected samples [S, N, H, W, C] with S >= 2, got shape "
-        f"{samples.shape}.")
-  pair_distances = [l2_distance(samples[i], samples[j])
-                    for i, j in itertools.combinations(range(len(samples)), 2)]
-  return np.mean(pair_distances, axis=0)
 
 
 # ---------------------------------------------------------------------------

@@ -297,41 +297,6 @@ def _stroke_from_regions(image_HxWx3, regions_HxW, rng, mode, *,
   return fill_region(image_HxWx3, mask_HxW, rng, mode)
 
 
-def simulate_stroke(
-    image: np.ndarray,
-    rng: np.random.Generator,
-    mode: str,
-    *,
-    num_colors: int = 6,
-    median_kernel: int | None = None,
-    segmentation: str = "kmeans",
-    min_area_frac: float = 0.03,
-    max_area_frac: float = 0.35,
-) -> Stroke:
-  """Simulates one SDEdit-style stroke on an image.
-
-  Args:
-    image: HxWx3 uint8 RGB source.
-    rng: the only source of randomness; equal generator states give
-      identical strokes.
-    mode: 'inversion' or 'counterfactual' (see `fill_region`).
-    num_colors: palette size; sets the superpixel count for 'slic'.
-    median_kernel: odd median-filter width; None scales ~23 px at 256 px.
-    segmentation: 'kmeans' or 'slic'.
-    min_area_frac: smallest admissible stroke area (fraction of the image).
-    max_area_frac: largest admissible stroke area (fraction of the image).
-
-  Returns:
-    The stroke (stroke image, mask, mode, fill colour).
-  """
-  regions_HxW = segment_regions(image, rng, num_colors=num_colors,
-                                median_kernel=median_kernel,
-                                segmentation=segmentation)
-  return _stroke_from_regions(image, regions_HxW, rng, mode,
-                              min_area_frac=min_area_frac,
-                              max_area_frac=max_area_frac)
-
-
 def make_strokes(
     images_NxHxWx3: np.ndarray,
     *,
@@ -358,8 +323,11 @@ def make_strokes(
     strokes_per_image: number of strokes per image (>= 1).
     modes: stroke modes to cycle through.
     seed: non-negative global seed.
-    num_colors, median_kernel, segmentation, min_area_frac, max_area_frac:
-      as in `simulate_stroke`.
+    num_colors: palette size; sets the superpixel count for 'slic'.
+    median_kernel: odd median-filter width; None scales ~23 px at 256 px.
+    segmentation: 'kmeans' or 'slic'.
+    min_area_frac: smallest admissible stroke area (fraction of the image).
+    max_area_frac: largest admissible stroke area (fraction of the image).
     first_index: image_index of the first image (row n has first_index + n).
 
   Returns:

@@ -5,8 +5,8 @@ Usage:
 
 Each file is written to `<name>.partial` and renamed when complete, so an
 interrupted download never leaves a truncated checkpoint under the final name.
-Load them with `maskgit_edit.checkpoints.load_released_transformer` /
-`load_released_tokenizer`.
+`scripts/import_released.py` turns them into run folders that every tool
+reads.
 """
 
 import argparse

@@ -144,16 +144,6 @@ def test_edge_mask_marks_both_sides_of_jumps_above_threshold():
     metrics.edge_mask(images[0])
 
 
-def test_diversity_is_mean_pairwise_l2():
-  samples = np.zeros((3, 2, 1, 1, 1))
-  samples[1, 0] = 0.3
-  samples[2, 0] = 0.5
-  # Edit 0: pairs (0, 1), (0, 2), (1, 2) -> 0.3, 0.5, 0.2; edit 1 identical.
-  np.testing.assert_allclose(metrics.diversity(samples), [1.0 / 3, 0.0])
-  with pytest.raises(ValueError, match="S >= 2"):
-    metrics.diversity(samples[:1])
-
-
 # ---------------------------------------------------------------------------
 # Sliced Wasserstein distance.
 

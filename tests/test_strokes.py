@@ -50,14 +50,6 @@ def test_deterministic_per_seed(images):
              for x, z in zip(a, c))
 
 
-def test_simulate_stroke_depends_only_on_rng_state(images):
-  make = lambda seed: strokes.simulate_stroke(
-      images[0], np.random.default_rng(seed), "counterfactual")
-  a, b, c = make(5), make(5), make(6)
-  np.testing.assert_array_equal(a.stroke_image, b.stroke_image)
-  assert a.color == b.color and a.color != c.color
-
-
 def test_strokes_do_not_depend_on_batching(images):
   whole = records(images, 3)
   chunks = (strokes.make_strokes(images[:2], strokes_per_image=2, seed=3)
@@ -94,9 +86,10 @@ def test_fill_colours(images, segmentation):
 
 def test_stroke_is_a_flat_region_of_admissible_area():
   image = two_colour_image()
-  stroke = strokes.simulate_stroke(image, np.random.default_rng(0),
-                                   "inversion", min_area_frac=0.1,
-                                   max_area_frac=0.4)
+  (record,) = strokes.make_strokes(image[None], strokes_per_image=1,
+                                  modes=("inversion",), seed=0,
+                                  min_area_frac=0.1, max_area_frac=0.4)
+  stroke = record.stroke
   assert 0.1 <= stroke.area_frac <= 0.4
   # The stroke is one of the flat input regions, up to the corners that the
   # median filter rounds off.
@@ -117,15 +110,16 @@ def test_pick_region_prefers_admissible_then_closest_area():
 
 
 def test_bad_arguments_raise(images):
-  rng = np.random.default_rng(0)
+  make = lambda image, **kwargs: strokes.make_strokes(
+      image[None], strokes_per_image=1, seed=0, **kwargs)
   with pytest.raises(ValueError, match="stroke mode 'paint'"):
-    strokes.simulate_stroke(images[0], rng, "paint")
+    make(images[0], modes=("paint",))
   with pytest.raises(ValueError, match="segmentation 'grid'"):
-    strokes.simulate_stroke(images[0], rng, "inversion", segmentation="grid")
+    make(images[0], segmentation="grid")
   with pytest.raises(ValueError, match="uint8"):
-    strokes.simulate_stroke(images[0] / 255.0, rng, "inversion")
+    make(images[0] / 255.0)
   with pytest.raises(ValueError, match="odd"):
-    strokes.simulate_stroke(images[0], rng, "inversion", median_kernel=4)
+    make(images[0], median_kernel=4)
 
 
 def test_manifest_round_trip(images, tmp_path):

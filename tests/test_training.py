@@ -55,6 +55,21 @@ def test_tokenizer_run_writes_its_artefacts(tokenizer_run):
   np.testing.assert_array_equal(cached_labels, labels[:8])
 
 
+def test_tokenizer_trains_with_the_adversarial_loss(tmp_path):
+  cfg = config("tokenizer_shapes.py")
+  cfg.log_every = 1
+  cfg.tokenizer.adversarial.update(weight=0.1, start_step=2)
+  train.train_and_evaluate(cfg, str(tmp_path))
+  with open(tmp_path / "metrics.jsonl") as f:
+    rows = [r for r in map(json.loads, f) if "disc_loss" in r]
+  assert [r["step"] for r in rows] == [1, 2, 3, 4]
+  for row in rows:
+    assert np.isfinite(row["disc_loss"]) and row["disc_loss"] > 0
+    # The generator pays the discriminator's loss from start_step on.
+    gap = row["loss"] - row["mse"] - row["quantizer_loss"]
+    assert (gap > 1e-3) == (row["step"] > 2), row
+
+
 def test_maskgit_run_evaluates_and_samples(tiny_runs):
   workdir, metrics = tiny_runs["maskgit"], tiny_runs["maskgit_metrics"]
   assert os.path.exists(os.path.join(workdir, "samples.png"))
