@@ -34,11 +34,8 @@ TRAINERS = ("tokenizer", "maskgit", "judge", "maskgit_weak", "reweight",
             "iterate")
 WEAK_STEPS = 100
 
-# Photo labels name different photographs in the train and test splits (whole
-# photos are held out), so a class-conditional model would be meaningless;
-# a user's `folder:` or `tfds:` data may have no labels at all. The judge
-# needs the shapes labels, so the other data have no judge stages.
-UNCONDITIONAL = ["--config.model.class_conditional=False"]
+# The judge needs the shapes labels, so the other data have no judge stages
+# (and train unconditional transformers: configs/maskgit_photos.py).
 NO_JUDGE_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
 USER_DATA_PREFIXES = ("folder:", "tfds:")
 
@@ -75,23 +72,21 @@ def data_slug(data: str) -> str:
 
 def data_overrides(data: str, trainer: str) -> list[str]:
   """Config flags a trainer needs for `data` beyond its config file."""
-  kind = data_kind(data)
-  if trainer == "maskgit" and kind != "shapes":
-    return UNCONDITIONAL
-  if trainer == "tokenizer" and kind == "user":
+  if trainer == "tokenizer" and data_kind(data) == "user":
     return [f"--config.data.name={data}"]
   return []
 
 
 def _config(trainer: str, data: str, arg: str) -> str:
-  # Only the tokenizer reads images; later stages read its token cache, so
-  # they share the shapes configs (the judge needs labelled shapes). A
-  # user's images take the photos tokenizer.
+  # A user's images take the photos configs. Trainers without a config of
+  # their own for the data (reweight, iterate, judge) read only the runs
+  # they build on, so the shapes ones serve every data set.
   name = trainer.removesuffix("_weak")
-  dataset = ({"user": "photos"}.get(data_kind(data), data)
-             if name == "tokenizer" else "shapes")
-  return os.path.join("configs", f"{name}_{dataset}.py") + (f":{arg}" if arg
-                                                            else "")
+  dataset = {"user": "photos"}.get(data_kind(data), data)
+  path = os.path.join("configs", f"{name}_{dataset}.py")
+  if not os.path.exists(os.path.join(ROOT, path)):
+    path = os.path.join("configs", f"{name}_shapes.py")
+  return path + (f":{arg}" if arg else "")
 
 
 def _train(runs, trainer, data, arg, **links):

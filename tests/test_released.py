@@ -223,6 +223,11 @@ def test_imagenet_configs_describe_the_released_models(image_size):
     cfg = config_defaults.load(f"{ROOT}/configs/imagenet{image_size}.py:{mode}")
     assert (cfg.image_size, cfg.num_classes, tuple(cfg.pixel_range)) == (image_size, 1000, (0, 1))
     assert cfg.transformer_workdir == f"runs/imagenet{image_size}/maskgit"
+  for trainer in ("reweight", "iterate"):
+    cfg = config_defaults.load(
+        f"{ROOT}/configs/imagenet{image_size}.py:{trainer}")
+    assert (cfg.trainer, cfg.transformer_workdir) == (
+        trainer, f"runs/imagenet{image_size}/maskgit")
   released = checkpoints.released_config(image_size)
   sizes = import_released.released_sizes(image_size)
   layout = import_released.token_layout(sizes)
