@@ -34,8 +34,9 @@ from maskgit_edit.data import folder as folder_lib
 _CHUNK = 16
 
 
-def load_folder_images(folder: str, image_size: int,
-                       num_images: int | None = None) -> np.ndarray:
+def load_folder_images(
+    folder: str, image_size: int, num_images: int | None = None
+) -> np.ndarray:
   """Every image under `folder` (sorted by path), centre-cropped and resized.
 
   Unlike the 'folder:' data source, no images are held out: a folder given
@@ -53,10 +54,12 @@ def load_folder_images(folder: str, image_size: int,
     FileNotFoundError: the folder does not exist.
     ValueError: it holds no readable image files.
   """
-  files = folder_lib.readable_images(pathlib.Path(folder), image_size,
-                                     allow_upscale=True)
-  return np.stack([folder_lib.load_square(file, image_size)
-                   for file in files[:num_images]])
+  files = folder_lib.readable_images(
+      pathlib.Path(folder), image_size, allow_upscale=True
+  )
+  return np.stack(
+      [folder_lib.load_square(file, image_size) for file in files[:num_images]]
+  )
 
 
 def _data_config(args: argparse.Namespace):
@@ -70,8 +73,9 @@ def _data_config(args: argparse.Namespace):
   return config
 
 
-def load_images(args: argparse.Namespace
-                ) -> tuple[np.ndarray, dict[str, Any], str]:
+def load_images(
+    args: argparse.Namespace,
+) -> tuple[np.ndarray, dict[str, Any], str]:
   """Returns (images_NxSxSx3 uint8, manifest metadata, description)."""
   if args.folder:
     if not args.image_size:
@@ -82,8 +86,9 @@ def load_images(args: argparse.Namespace
   source = data_lib.get_source(config, args.split)
   num = min(args.num_images, len(source))
   images, _ = source.get(np.arange(num))
-  description = (f"{num} of {len(source)} images of {config.name!r} "
-                 f"({args.split})")
+  description = (
+      f"{num} of {len(source)} images of {config.name!r} ({args.split})"
+  )
   return images, {"data": config.to_dict(), "split": args.split}, description
 
 
@@ -92,28 +97,40 @@ def _parse_args(argv):
   parser.add_argument("--out", required=True, help="Output folder.")
   source = parser.add_mutually_exclusive_group()
   source.add_argument("--run", help="Tokenizer run whose data to use.")
-  source.add_argument("--data", default="shapes",
-                      help="Data source name (shapes, photos, tfds:..).")
+  source.add_argument(
+      "--data",
+      default="shapes",
+      help="Data source name (shapes, photos, tfds:..).",
+  )
   source.add_argument("--folder", help="Folder of images (all are used).")
   parser.add_argument("--split", default="test", choices=data_lib.SPLITS)
-  parser.add_argument("--image_size", type=int, default=None,
-                      help="Default: the data source's (required with "
-                      "--folder).")
+  parser.add_argument(
+      "--image_size",
+      type=int,
+      default=None,
+      help="Default: the data source's (required with --folder).",
+  )
   parser.add_argument("--num_images", type=int, default=60)
   parser.add_argument("--strokes_per_image", type=int, default=2)
-  parser.add_argument("--modes", default=",".join(strokes_lib.MODES),
-                      help="Comma-separated stroke modes to cycle through.")
+  parser.add_argument(
+      "--modes",
+      default=",".join(strokes_lib.MODES),
+      help="Comma-separated stroke modes to cycle through.",
+  )
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--num_colors", type=int, default=6)
-  parser.add_argument("--segmentation", default="kmeans",
-                      choices=strokes_lib.SEGMENTATIONS)
+  parser.add_argument(
+      "--segmentation", default="kmeans", choices=strokes_lib.SEGMENTATIONS
+  )
   parser.add_argument("--min_area_frac", type=float, default=0.03)
   parser.add_argument("--max_area_frac", type=float, default=0.35)
   args = parser.parse_args(argv)
   unknown = set(args.modes.split(",")) - set(strokes_lib.MODES)
   if unknown:
-    parser.error(f"unknown --modes {sorted(unknown)}; choose from "
-                 f"{strokes_lib.MODES}.")
+    parser.error(
+        f"unknown --modes {sorted(unknown)}; choose from "
+        f"{strokes_lib.MODES}."
+    )
   return args
 
 
@@ -121,27 +138,42 @@ def main(argv=None) -> str:
   """Makes and writes a stroke set; returns the manifest path."""
   args = _parse_args(argv)
   images, metadata, description = load_images(args)
-  options = dict(modes=tuple(args.modes.split(",")),
-                 num_colors=args.num_colors, segmentation=args.segmentation,
-                 min_area_frac=args.min_area_frac,
-                 max_area_frac=args.max_area_frac)
-  print(f"Making {args.strokes_per_image} strokes on each of {description}, "
-        f"{images.shape[1]} px", flush=True)
+  options = dict(
+      modes=tuple(args.modes.split(",")),
+      num_colors=args.num_colors,
+      segmentation=args.segmentation,
+      min_area_frac=args.min_area_frac,
+      max_area_frac=args.max_area_frac,
+  )
+  print(
+      f"Making {args.strokes_per_image} strokes on each of {description}, "
+      f"{images.shape[1]} px",
+      flush=True,
+  )
   start = time.time()
   records = []
   for first in range(0, len(images), _CHUNK):
     records += strokes_lib.make_strokes(
-        images[first:first + _CHUNK], strokes_per_image=args.strokes_per_image,
-        seed=args.seed, first_index=first, **options)
-    print(f"  {min(first + _CHUNK, len(images))}/{len(images)} images",
-          flush=True)
+        images[first : first + _CHUNK],
+        strokes_per_image=args.strokes_per_image,
+        seed=args.seed,
+        first_index=first,
+        **options,
+    )
+    print(
+        f"  {min(first + _CHUNK, len(images))}/{len(images)} images", flush=True
+    )
   path = strokes_lib.write_stroke_set(
-      args.out, images, records, metadata=dict(metadata, strokes=options))
+      args.out, images, records, metadata=dict(metadata, strokes=options)
+  )
   modes = [r.stroke.mode for r in records]
-  print(f"Wrote {len(records)} strokes ("
-        + ", ".join(f"{m}: {modes.count(m)}" for m in sorted(set(modes)))
-        + f", mean area {np.mean([r.stroke.area_frac for r in records]):.2f})"
-        f" in {time.time() - start:.1f}s to {path}", flush=True)
+  print(
+      f"Wrote {len(records)} strokes ("
+      + ", ".join(f"{m}: {modes.count(m)}" for m in sorted(set(modes)))
+      + f", mean area {np.mean([r.stroke.area_frac for r in records]):.2f})"
+      f" in {time.time() - start:.1f}s to {path}",
+      flush=True,
+  )
   return str(path)
 
 

@@ -33,7 +33,8 @@ class Block(nn.Module):
     batch, length, hidden = x_BxLxH.shape
     q, k, v = self.qkv(x_BxLxH).view(batch, length, 3, self.heads, -1).unbind(2)
     attended = F.scaled_dot_product_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    )
     attended = attended.transpose(1, 2).reshape(batch, length, hidden)
     x_BxLxH = self.ln1(x_BxLxH + self.out(attended))
     return self.ln2(x_BxLxH + self.fc2(F.gelu(self.fc1(x_BxLxH))))
@@ -42,16 +43,25 @@ class Block(nn.Module):
 class MaskGitTransformer(nn.Module):
   """Token + position embeddings, blocks, MLM head tied to the embeddings."""
 
-  def __init__(self, vocab_size: int, seq_len: int, hidden_size: int,
-               num_layers: int, num_heads: int, intermediate_size: int,
-               **unused):
+  def __init__(
+      self,
+      vocab_size: int,
+      seq_len: int,
+      hidden_size: int,
+      num_layers: int,
+      num_heads: int,
+      intermediate_size: int,
+      **unused,
+  ):
     super().__init__()
     del unused
     self.words = nn.Embedding(vocab_size, hidden_size)
     self.positions = nn.Embedding(seq_len, hidden_size)
     self.ln = nn.LayerNorm(hidden_size, eps=1e-12)
-    self.blocks = nn.ModuleList(Block(hidden_size, num_heads, intermediate_size)
-                                for _ in range(num_layers))
+    self.blocks = nn.ModuleList(
+        Block(hidden_size, num_heads, intermediate_size)
+        for _ in range(num_layers)
+    )
     self.head = nn.Linear(hidden_size, hidden_size)
     self.head_ln = nn.LayerNorm(hidden_size, eps=1e-12)
     self.bias = nn.Parameter(torch.zeros(vocab_size))
@@ -66,9 +76,17 @@ class MaskGitTransformer(nn.Module):
 
 
 @torch.no_grad()
-def decode(model, tokens_BxL, unknown_BxL, *, mask_id: int, num_codes: int,
-           num_steps: int = 12, choice_temperature: float = 4.5,
-           generator=None):
+def decode(
+    model,
+    tokens_BxL,
+    unknown_BxL,
+    *,
+    mask_id: int,
+    num_codes: int,
+    num_steps: int = 12,
+    choice_temperature: float = 4.5,
+    generator=None,
+):
   """Fills the unknown tokens [B, L] over `num_steps` MaskGIT steps."""
   tokens = torch.where(unknown_BxL, mask_id, tokens_BxL)
   unknown = unknown_BxL.clone()
@@ -76,10 +94,13 @@ def decode(model, tokens_BxL, unknown_BxL, *, mask_id: int, num_codes: int,
   for step in range(num_steps):
     logits = model(tokens)[..., :num_codes]
     probs = logits.softmax(-1)
-    sampled = torch.multinomial(probs.flatten(0, 1), 1,
-                                generator=generator).view(tokens.shape)
+    sampled = torch.multinomial(
+        probs.flatten(0, 1), 1, generator=generator
+    ).view(tokens.shape)
     sampled = torch.where(unknown, sampled, tokens)
-    log_p = probs.gather(-1, sampled.clamp(max=num_codes - 1)[..., None])[..., 0].log()
+    log_p = probs.gather(-1, sampled.clamp(max=num_codes - 1)[..., None])[
+        ..., 0
+    ].log()
     ratio = (step + 1) / num_steps
     uniform = torch.rand(log_p.shape, generator=generator).clamp_min(1e-20)
     gumbel = -torch.log(-torch.log(uniform))

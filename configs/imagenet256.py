@@ -67,16 +67,22 @@ def released_sections(image_size: int) -> ml_collections.ConfigDict:
   s.image_size = image_size
   s.num_classes = released["num_classes"]
   s.tokenizer = config_defaults.tokenizer(**released["tokenizer"])
-  sizes = {k: v for k, v in released["transformer"].items()
-           if k not in ("vocab_size", "seq_len")}
+  sizes = {
+      k: v
+      for k, v in released["transformer"].items()
+      if k not in ("vocab_size", "seq_len")
+  }
   s.model = config_defaults.transformer(**sizes, class_conditional=True)
   return s
 
 
-def fine_tune_config(image_size: int, trainer: str) -> ml_collections.ConfigDict:
+def fine_tune_config(
+    image_size: int, trainer: str
+) -> ml_collections.ConfigDict:
   """The shapes `reweight` / `iterate` recipe on the imported released run."""
-  recipe = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                        f"{trainer}_shapes.py")
+  recipe = os.path.join(
+      os.path.dirname(os.path.abspath(__file__)), f"{trainer}_shapes.py"
+  )
   c = config_defaults.load(recipe)
   c.transformer_workdir = f"runs/imagenet{image_size}/maskgit"
   # The 512 px model's sequence is 4x longer.
@@ -101,8 +107,11 @@ def released_config(image_size: int, mode: str) -> ml_collections.ConfigDict:
   c.iterate_workdir = config_dict.placeholder(str)  # f"{runs}/iterate"
   c.pixel_range = (0.0, 1.0)
   c.data = data.default_data_config()
-  c.data.update(name="tfds:imagenet2012", image_size=image_size,
-                tfds_test_split="validation")  # ImageNet's test split is unlabelled.
+  c.data.update(
+      name="tfds:imagenet2012",
+      image_size=image_size,
+      tfds_test_split="validation",
+  )  # ImageNet's test split is unlabelled.
   c.label = 207  # ImageNet class of the samples / of the edited image.
   c.seed = 0
   # Images per device batch on one 80 GB GPU (the 512 px model's sequence is
@@ -116,7 +125,9 @@ def released_config(image_size: int, mode: str) -> ml_collections.ConfigDict:
     c.composite = "feather"
     # Eighth of a token (16 px): hides the seam without blurring the edit.
     c.feather_sigma_px = 2.0 * image_size / 256
-    c.kernel = "l2"  # self_fixed affinity: "l2" (codebook distances) or "identity".
+    c.kernel = (
+        "l2"  # self_fixed affinity: "l2" (codebook distances) or "identity".
+    )
   return c
 
 

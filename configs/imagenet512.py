@@ -18,6 +18,7 @@ from maskgit_edit import config_defaults
 
 
 def get_config(arg: str = "edit"):
-  sibling = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         "imagenet256.py")
+  sibling = os.path.join(
+      os.path.dirname(os.path.abspath(__file__)), "imagenet256.py"
+  )
   return config_defaults.load_module(sibling).released_config(512, arg)

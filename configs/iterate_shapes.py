@@ -10,14 +10,15 @@ seconds-long smoke run.
 
 from maskgit_edit import config_defaults
 
-
 ARGS = ("", "reference", "runlocal")
 
 
 def get_config(arg: str = ""):
   if arg not in ARGS:
-    raise ValueError(f"Unknown config argument {arg!r}; expected one of "
-                     f"{', '.join(map(repr, ARGS))}.")
+    raise ValueError(
+        f"Unknown config argument {arg!r}; expected one of "
+        f"{', '.join(map(repr, ARGS))}."
+    )
   c = config_defaults.base("iterate", total_steps=100, batch_size=8)
   c.transformer_workdir = "runs/shapes/maskgit"
   c.mvtm = dict(schedule="cosine", label_smoothing=0.1)

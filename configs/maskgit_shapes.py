@@ -19,8 +19,10 @@ ARGS = ("", "reference", "runlocal")
 
 def get_config(arg: str = ""):
   if arg not in ARGS:
-    raise ValueError(f"Unknown config argument {arg!r}; expected one of "
-                     f"{', '.join(map(repr, ARGS))}.")
+    raise ValueError(
+        f"Unknown config argument {arg!r}; expected one of "
+        f"{', '.join(map(repr, ARGS))}."
+    )
   # 32 sequences of 65 tokens (8x8 + class) per step.
   c = config_defaults.base("maskgit", total_steps=1800, batch_size=32)
   c.tokenizer_workdir = "runs/shapes/tokenizer"
@@ -28,12 +30,17 @@ def get_config(arg: str = ""):
   # train a finished run further; unset: a fresh init.
   c.init_from = config_dict.placeholder(str)
   # No dropout: the runs see few epochs.
-  c.model = config_defaults.transformer(num_layers=4, num_heads=4,
-                                        dropout_rate=0.0)
+  c.model = config_defaults.transformer(
+      num_layers=4, num_heads=4, dropout_rate=0.0
+  )
   # Informed initial embeddings (see trainers/maskgit.py): with random ones
   # the 16x16-token model stayed below 1% train accuracy for 500 steps.
-  c.mvtm = dict(schedule="cosine", label_smoothing=0.1,
-                init_words="codebook", init_positions="sincos2d")
+  c.mvtm = dict(
+      schedule="cosine",
+      label_smoothing=0.1,
+      init_words="codebook",
+      init_positions="sincos2d",
+  )
   c.sample = config_defaults.decode()
   c.optim.update(lr=2e-3, warmup_steps=100, ema_decay=0.0)
   c.log_every, c.checkpoint_every = 100, 500
@@ -41,14 +48,19 @@ def get_config(arg: str = ""):
     c.tokenizer_workdir = "runs/shapes_reference/tokenizer"
     c.total_steps = 7000
     c.model = config_defaults.transformer(
-        hidden_size=256, num_layers=6, num_heads=8, intermediate_size=1024,
-        dropout_rate=0.0)
+        hidden_size=256,
+        num_layers=6,
+        num_heads=8,
+        intermediate_size=1024,
+        dropout_rate=0.0,
+    )
     c.optim.update(lr=1e-3, warmup_steps=500, ema_decay=0.999)
     c.eval_every = 1000
   if arg == "runlocal":
     c.total_steps, c.batch_size, c.log_every = 4, 8, 2
     c.checkpoint_every, c.num_eval = 2, 16
-    c.model.update(hidden_size=32, num_layers=1, num_heads=2,
-                   intermediate_size=64)
+    c.model.update(
+        hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64
+    )
     c.sample.num_steps = 4
   return c

@@ -15,8 +15,10 @@ ARGS = ("", "reference", "runlocal")
 
 def get_config(arg: str = ""):
   if arg not in ARGS:
-    raise ValueError(f"Unknown config argument {arg!r}; expected one of "
-                     f"{', '.join(map(repr, ARGS))}.")
+    raise ValueError(
+        f"Unknown config argument {arg!r}; expected one of "
+        f"{', '.join(map(repr, ARGS))}."
+    )
   # Many small steps: in the same time, batch 8 reached 0.5 dB more than
   # batch 32.
   c = config_defaults.base("tokenizer", total_steps=4000, batch_size=8)
@@ -26,8 +28,12 @@ def get_config(arg: str = ""):
   # reached 30.4 dB but their 257-token transformer only learnt blobs
   # (docs/shapes_recipe.md).
   c.tokenizer = config_defaults.tokenizer(
-      filters=128, channel_multipliers=(1,), patch_size=4, codebook_size=512,
-      usage_decay=0.99)
+      filters=128,
+      channel_multipliers=(1,),
+      patch_size=4,
+      codebook_size=512,
+      usage_decay=0.99,
+  )
   c.optim.lr = 4e-3
   c.log_every, c.eval_every, c.checkpoint_every = 500, 0, 1000
   if arg == "reference":
@@ -40,6 +46,12 @@ def get_config(arg: str = ""):
     c.checkpoint_every, c.eval_every, c.num_eval = 2, 0, 16
     c.eval_batch_size = 16
     c.data.num_train, c.data.num_test, c.data.image_size = 64, 16, 16
-    c.tokenizer.update(filters=8, codebook_size=16, embedding_dim=8,
-                       norm_groups=4, channel_multipliers=(1, 2), patch_size=1)
+    c.tokenizer.update(
+        filters=8,
+        codebook_size=16,
+        embedding_dim=8,
+        norm_groups=4,
+        channel_multipliers=(1, 2),
+        patch_size=1,
+    )
   return c

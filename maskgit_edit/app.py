@@ -52,10 +52,14 @@ MAX_ALTERNATIVES = 8
 # Knob slider ranges: the documented range of bounded knobs; for the
 # unbounded ones (>= 0) the span the editing study covers.
 KNOB_RANGES = {
-    "none": (0.0, 0.0, 0.0), "sdedit": (0.0, 1.0, 0.5),
-    "context": (0.0, 1.0, 0.5), "self_fixed": (0.0, 8.0, 2.0),
-    "self_learned": (0.0, 8.0, 1.0), "iterative": (0.0, 2.0, 1.0),
-    "zero_shot": (0.0, 1.0, 0.5)}
+    "none": (0.0, 0.0, 0.0),
+    "sdedit": (0.0, 1.0, 0.5),
+    "context": (0.0, 1.0, 0.5),
+    "self_fixed": (0.0, 8.0, 2.0),
+    "self_learned": (0.0, 8.0, 1.0),
+    "iterative": (0.0, 2.0, 1.0),
+    "zero_shot": (0.0, 1.0, 0.5),
+}
 
 
 class RequestError(ValueError):
@@ -96,9 +100,11 @@ def fit_to_size(image: Image.Image, size: int) -> tuple[np.ndarray, str | None]:
   side = min(width, height)
   left, top = (width - side) // 2, (height - side) // 2
   cropped = rgb.crop((left, top, left + side, top + side))
-  notice = (f"The image was {width}x{height}: "
-            + ("centre-cropped to a square and " if width != height else "")
-            + f"resized to the model's {size}x{size}.")
+  notice = (
+      f"The image was {width}x{height}: "
+      + ("centre-cropped to a square and " if width != height else "")
+      + f"resized to the model's {size}x{size}."
+  )
   return np.asarray(cropped.resize((size, size), Image.BICUBIC)), notice
 
 
@@ -112,9 +118,11 @@ def stroke_and_mask(source_HxWx3, layer_HxWx4) -> tuple[np.ndarray, np.ndarray]:
   source = np.asarray(source_HxWx3, np.uint8)
   layer = np.asarray(layer_HxWx4, np.uint8)
   if layer.shape != source.shape[:2] + (4,):
-    raise RequestError(f"The paint layer is {layer.shape[1]}x{layer.shape[0]} "
-                       f"but the source is {source.shape[1]}x"
-                       f"{source.shape[0]}.")
+    raise RequestError(
+        f"The paint layer is {layer.shape[1]}x{layer.shape[0]} "
+        f"but the source is {source.shape[1]}x"
+        f"{source.shape[0]}."
+    )
   alpha_HxWx1 = layer[..., 3:].astype(np.float32) / 255.0
   stroke = source * (1 - alpha_HxWx1) + layer[..., :3] * alpha_HxWx1
   return np.round(stroke).astype(np.uint8), layer[..., 3] > 0
@@ -123,6 +131,7 @@ def stroke_and_mask(source_HxWx3, layer_HxWx4) -> tuple[np.ndarray, np.ndarray]:
 @dataclasses.dataclass(frozen=True)
 class EditRequest:
   """What the page asks of one edit, checked."""
+
   variant: str
   knob: float
   seed: int
@@ -134,12 +143,16 @@ class EditRequest:
   def parse(cls, body: dict, num_classes: int) -> "EditRequest":
     variant = body.get("variant", "none")
     if variant not in guidance_lib.VARIANTS:
-      raise RequestError(f"Unknown variant {variant!r}; expected one of "
-                         f"{', '.join(guidance_lib.VARIANTS)}.")
+      raise RequestError(
+          f"Unknown variant {variant!r}; expected one of "
+          f"{', '.join(guidance_lib.VARIANTS)}."
+      )
     try:
       knob, seed = float(body.get("knob", 0.0)), int(body.get("seed", 0))
-      alternatives, label = (int(body.get("alternatives", 1)),
-                             int(body.get("label", 0)))
+      alternatives, label = (
+          int(body.get("alternatives", 1)),
+          int(body.get("label", 0)),
+      )
     except (TypeError, ValueError) as e:
       raise RequestError(f"Bad number in the request: {e}.") from e
     try:
@@ -148,23 +161,43 @@ class EditRequest:
     except ValueError as e:
       raise RequestError(str(e)) from e
     if not 1 <= alternatives <= MAX_ALTERNATIVES:
-      raise RequestError(f"alternatives must be 1 to {MAX_ALTERNATIVES}, "
-                         f"got {alternatives}.")
+      raise RequestError(
+          f"alternatives must be 1 to {MAX_ALTERNATIVES}, "
+          f"got {alternatives}."
+      )
     if num_classes and not 0 <= label < num_classes:
-      raise RequestError(f"Label {label} is not a class of this model "
-                         f"(0 to {num_classes - 1}).")
+      raise RequestError(
+          f"Label {label} is not a class of this model "
+          f"(0 to {num_classes - 1})."
+      )
     return cls(variant, knob, seed, alternatives, label, window)
 
 
 def edit_command(request: EditRequest, seed: int, run_flags: str) -> str:
   """The `maskgit_edit.edit` command that makes the same edit from the PNGs
   the page offers for download."""
-  parts = ["python", "-m", "maskgit_edit.edit"] + shlex.split(run_flags) + [
-      "--source", "source.png", "--stroke", "stroke.png", "--mask",
-      "mask.png", "--variant", request.variant, "--knob", f"{request.knob:g}",
-      "--seed", str(seed), "--label", str(request.label)] + (
-          [] if request.window is None else ["--window", str(request.window)]
-      ) + ["--out", f"edited_seed{seed}.png"]
+  parts = (
+      ["python", "-m", "maskgit_edit.edit"]
+      + shlex.split(run_flags)
+      + [
+          "--source",
+          "source.png",
+          "--stroke",
+          "stroke.png",
+          "--mask",
+          "mask.png",
+          "--variant",
+          request.variant,
+          "--knob",
+          f"{request.knob:g}",
+          "--seed",
+          str(seed),
+          "--label",
+          str(request.label),
+      ]
+      + ([] if request.window is None else ["--window", str(request.window)])
+      + ["--out", f"edited_seed{seed}.png"]
+  )
   return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -174,9 +207,12 @@ def token_mask_overlay(source_HxWx3, edited_hxw) -> np.ndarray:
   source = images_lib.to_float(source_HxWx3)
   size, latent = source.shape[0], edited_hxw.shape[0]
   factor = size // latent
-  region = np.kron(np.asarray(edited_hxw, np.float32),
-                   np.ones((factor, factor), np.float32))[..., None]
-  tinted = source * (1 - 0.5 * region) + np.array([1.0, 0.1, 0.1]) * 0.5 * region
+  region = np.kron(
+      np.asarray(edited_hxw, np.float32), np.ones((factor, factor), np.float32)
+  )[..., None]
+  tinted = (
+      source * (1 - 0.5 * region) + np.array([1.0, 0.1, 0.1]) * 0.5 * region
+  )
   lines = np.zeros((size, size), bool)
   lines[::factor, :] = lines[:, ::factor] = True
   tinted[lines] = 0.8 * tinted[lines] + 0.2
@@ -187,18 +223,25 @@ def token_mask_overlay(source_HxWx3, edited_hxw) -> np.ndarray:
 class EditSession:
   """An `Editor` and what the page offers around it; one request at a time."""
 
-  def __init__(self, editor: edit_lib.Editor, data_config=None,
-               class_names=None, run_flags: str = ""):
+  def __init__(
+      self,
+      editor: edit_lib.Editor,
+      data_config=None,
+      class_names=None,
+      run_flags: str = "",
+  ):
     self.editor = editor
     self.layout = editor.layout
-    self.image_size = (self.layout.latent
-                       * editor.tokenizer.downsample_factor)
+    self.image_size = self.layout.latent * editor.tokenizer.downsample_factor
     # Edits start late in the schedule (EditSettings); samples start at 0.
     self.generator = sampling.Sampler(
-        editor.sampler.model, self.layout,
-        dataclasses.replace(editor.settings.decode, start_iter=0))
+        editor.sampler.model,
+        self.layout,
+        dataclasses.replace(editor.settings.decode, start_iter=0),
+    )
     self.class_names = class_names or [
-        f"class {i}" for i in range(self.layout.num_classes)]
+        f"class {i}" for i in range(self.layout.num_classes)
+    ]
     self.run_flags = run_flags
     self.test_source, self.test_unavailable = None, None
     if data_config is not None:
@@ -211,29 +254,37 @@ class EditSession:
     self._lock = threading.Lock()
 
   @classmethod
-  def from_runs(cls, run_dir=None, tokenizer_workdir=None,
-                transformer_workdir=None) -> "EditSession":
+  def from_runs(
+      cls, run_dir=None, tokenizer_workdir=None, transformer_workdir=None
+  ) -> "EditSession":
     """Loads a run folder (tokenizer/, maskgit/, optional iterate/, reweight/),
     two run folders, or by default the committed shapes models."""
     if run_dir and (tokenizer_workdir or transformer_workdir):
       raise ValueError("Give --run or the two workdirs, not both.")
     if run_dir:
       runs = artefacts.runs_in(run_dir)
-      run_flags = (f"--tokenizer_workdir {shlex.quote(runs['tokenizer'])} "
-                   f"--transformer_workdir {shlex.quote(runs['maskgit'])}")
+      run_flags = (
+          f"--tokenizer_workdir {shlex.quote(runs['tokenizer'])} "
+          f"--transformer_workdir {shlex.quote(runs['maskgit'])}"
+      )
       for name in ("iterate", "reweight"):
         if name in runs:
           run_flags += f" --{name}_workdir {shlex.quote(runs[name])}"
       editor = edit_lib.Editor.from_workdirs(
-          runs["tokenizer"], runs["maskgit"],
+          runs["tokenizer"],
+          runs["maskgit"],
           iterate_workdir=runs.get("iterate"),
-          reweight_workdir=runs.get("reweight"))
+          reweight_workdir=runs.get("reweight"),
+      )
       tokenizer_workdir = runs["tokenizer"]
     elif tokenizer_workdir or transformer_workdir:
-      editor = edit_lib.Editor.from_workdirs(tokenizer_workdir,
-                                             transformer_workdir)
-      run_flags = (f"--tokenizer_workdir {shlex.quote(tokenizer_workdir)} "
-                   f"--transformer_workdir {shlex.quote(transformer_workdir)}")
+      editor = edit_lib.Editor.from_workdirs(
+          tokenizer_workdir, transformer_workdir
+      )
+      run_flags = (
+          f"--tokenizer_workdir {shlex.quote(tokenizer_workdir)} "
+          f"--transformer_workdir {shlex.quote(transformer_workdir)}"
+      )
     else:
       editor = edit_lib.Editor.from_workdirs()
       tokenizer_workdir = artefacts.pretrained_runs("shapes")["tokenizer"]
@@ -242,23 +293,33 @@ class EditSession:
     class_names = None
     if data_config is not None and data_config.name == "shapes":
       from maskgit_edit.data import shapes  # pylint: disable=g-import-not-at-top
+
       class_names = list(shapes.SHAPE_NAMES)
     return cls(editor, data_config, class_names, run_flags)
 
   def info(self) -> dict:
     return {
-        "image_size": self.image_size, "latent": self.layout.latent,
+        "image_size": self.image_size,
+        "latent": self.layout.latent,
         "class_conditional": self.layout.class_conditional,
-        "class_names": self.class_names if self.layout.class_conditional
-                       else [],
-        "variants": [{"name": v, "min": lo, "max": hi, "default": default,
-                      "available": v != "self_learned"
-                                   or self.editor.kernels["self_learned"]
-                                   is not None}
-                     for v, (lo, hi, default) in KNOB_RANGES.items()],
+        "class_names": self.class_names
+        if self.layout.class_conditional
+        else [],
+        "variants": [
+            {
+                "name": v,
+                "min": lo,
+                "max": hi,
+                "default": default,
+                "available": v != "self_learned"
+                or self.editor.kernels["self_learned"] is not None,
+            }
+            for v, (lo, hi, default) in KNOB_RANGES.items()
+        ],
         "num_test": len(self.test_source) if self.test_source else 0,
         "test_unavailable": self.test_unavailable,
-        "max_alternatives": MAX_ALTERNATIVES}
+        "max_alternatives": MAX_ALTERNATIVES,
+    }
 
   def source(self, body: dict) -> dict:
     """A source image: a held-out test image, a fresh sample or an upload."""
@@ -269,8 +330,10 @@ class EditSession:
         raise RequestError(f"No test images: {self.test_unavailable}.")
       index = int(body.get("index", 0))
       if not 0 <= index < len(self.test_source):
-        raise RequestError(f"Test image {index} does not exist (0 to "
-                           f"{len(self.test_source) - 1}).")
+        raise RequestError(
+            f"Test image {index} does not exist (0 to "
+            f"{len(self.test_source) - 1})."
+        )
       images, labels = self.test_source.get(np.array([index]))
       image = np.asarray(images[0], np.uint8)
       if labels is not None and self.layout.class_conditional:
@@ -278,35 +341,48 @@ class EditSession:
     elif kind == "sample":
       label = int(body.get("label", 0))
       if self.layout.class_conditional and not (
-          0 <= label < self.layout.num_classes):
+          0 <= label < self.layout.num_classes
+      ):
         raise RequestError(f"Label {label} is not a class of this model.")
       with self._lock:
         tokens = self.generator.generate(
-            self.editor.params, jax.random.key(int(body.get("seed", 0))), 1,
-            labels_B=np.array([label]))
+            self.editor.params,
+            jax.random.key(int(body.get("seed", 0))),
+            1,
+            labels_B=np.array([label]),
+        )
         image = images_lib.to_uint8(self.editor.detokenize(tokens)[0])
     elif kind == "upload":
-      image, notice = fit_to_size(decode_png(body.get("png"), "upload"),
-                                  self.image_size)
+      image, notice = fit_to_size(
+          decode_png(body.get("png"), "upload"), self.image_size
+      )
     else:
-      raise RequestError(f"Unknown source kind {kind!r}: test, sample or "
-                         "upload.")
+      raise RequestError(
+          f"Unknown source kind {kind!r}: test, sample or upload."
+      )
     return {"png": encode_png(image), "label": label, "notice": notice}
 
   def edit(self, body: dict) -> dict:
     """Runs the edit the page asks for (see the module docstring)."""
     request = EditRequest.parse(body, self.layout.num_classes)
-    source = np.asarray(decode_png(body.get("source"), "source").convert(
-        "RGB"), np.uint8)
+    source = np.asarray(
+        decode_png(body.get("source"), "source").convert("RGB"), np.uint8
+    )
     if source.shape[:2] != (self.image_size, self.image_size):
-      raise RequestError(f"The source is {source.shape[1]}x{source.shape[0]}"
-                         f"; this model edits {self.image_size}x"
-                         f"{self.image_size} images.")
+      raise RequestError(
+          f"The source is {source.shape[1]}x{source.shape[0]}"
+          f"; this model edits {self.image_size}x"
+          f"{self.image_size} images."
+      )
     layer_image = decode_png(body.get("layer"), "paint layer")
-    if ("A" not in layer_image.getbands()
-        and "transparency" not in layer_image.info):
-      raise RequestError("The paint layer has no transparency: paint on a "
-                         "transparent layer.")
+    if (
+        "A" not in layer_image.getbands()
+        and "transparency" not in layer_image.info
+    ):
+      raise RequestError(
+          "The paint layer has no transparency: paint on a "
+          "transparent layer."
+      )
     layer = np.asarray(layer_image.convert("RGBA"), np.uint8)
     stroke, mask = stroke_and_mask(source, layer)
     if not mask.any():
@@ -314,30 +390,44 @@ class EditSession:
     source_f = images_lib.to_float(source)[None]
     stroke_f = images_lib.to_float(stroke)[None]
     settings = self.editor.settings.decode
-    steps = slice(settings.start_iter, settings.stop_iter or
-                  settings.num_steps)
+    steps = slice(settings.start_iter, settings.stop_iter or settings.num_steps)
     results = []
     with self._lock:
       source_tokens = self.editor.tokenize(source_f)
       for seed in range(request.seed, request.seed + request.alternatives):
         out = self.editor.edit(
-            source_f, mask[None], jax.random.key(seed),
-            strokes_BxHxWx3=stroke_f, labels_B=np.array([request.label]),
-            variant=request.variant, knob=request.knob,
-            source_tokens_Bxhxw=source_tokens, return_history=True,
-            window=request.window)
-        history = np.clip(np.asarray(self.editor.detokenize(
-            out["history"][0, steps])), 0, 1)
-        results.append({
-            "seed": seed, "png": encode_png(out["images"][0]),
-            "steps_png": encode_png(images_lib.grid(history, len(history))),
-            "command": edit_command(request, seed, self.run_flags)})
-    return {"edits": results,
-            "stroke_png": encode_png(stroke),
-            "mask_png": encode_png(np.repeat(mask[..., None] * 255, 3, -1)
-                                   .astype(np.uint8)),
-            "token_mask_png": encode_png(token_mask_overlay(
-                source, out["edited"][0]))}
+            source_f,
+            mask[None],
+            jax.random.key(seed),
+            strokes_BxHxWx3=stroke_f,
+            labels_B=np.array([request.label]),
+            variant=request.variant,
+            knob=request.knob,
+            source_tokens_Bxhxw=source_tokens,
+            return_history=True,
+            window=request.window,
+        )
+        history = np.clip(
+            np.asarray(self.editor.detokenize(out["history"][0, steps])), 0, 1
+        )
+        results.append(
+            {
+                "seed": seed,
+                "png": encode_png(out["images"][0]),
+                "steps_png": encode_png(images_lib.grid(history, len(history))),
+                "command": edit_command(request, seed, self.run_flags),
+            }
+        )
+    return {
+        "edits": results,
+        "stroke_png": encode_png(stroke),
+        "mask_png": encode_png(
+            np.repeat(mask[..., None] * 255, 3, -1).astype(np.uint8)
+        ),
+        "token_mask_png": encode_png(
+            token_mask_overlay(source, out["edited"][0])
+        ),
+    }
 
 
 # --- HTTP ---------------------------------------------------------------------
@@ -393,15 +483,20 @@ def make_handler(session: EditSession):
   return Handler
 
 
-def serve(session: EditSession, host: str = "127.0.0.1",
-          port: int = 8765) -> http.server.ThreadingHTTPServer:
+def serve(
+    session: EditSession, host: str = "127.0.0.1", port: int = 8765
+) -> http.server.ThreadingHTTPServer:
   """A server for `session` (call serve_forever(), or shutdown() to stop)."""
   return http.server.ThreadingHTTPServer((host, port), make_handler(session))
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run", None, "Run folder with tokenizer/ and maskgit/ "
-                    "(and optional iterate/, reweight/) subfolders.")
+flags.DEFINE_string(
+    "run",
+    None,
+    "Run folder with tokenizer/ and maskgit/ "
+    "(and optional iterate/, reweight/) subfolders.",
+)
 flags.DEFINE_string("tokenizer_workdir", None, "Tokenizer run.")
 flags.DEFINE_string("transformer_workdir", None, "Transformer run.")
 flags.DEFINE_string("host", "127.0.0.1", "Address to serve on.")
@@ -410,17 +505,27 @@ flags.DEFINE_integer("port", 8765, "Port to serve on.")
 
 def start(run_dir, tokenizer_workdir, transformer_workdir, host, port):
   """Loads the models and binds the server (user errors: `cli.run`)."""
-  session = EditSession.from_runs(run_dir, tokenizer_workdir,
-                                  transformer_workdir)
+  session = EditSession.from_runs(
+      run_dir, tokenizer_workdir, transformer_workdir
+  )
   return serve(session, host, port)
 
 
 def main(argv):
   del argv
-  server = cli.run(start, FLAGS.run, FLAGS.tokenizer_workdir,
-                   FLAGS.transformer_workdir, FLAGS.host, FLAGS.port)
-  print(f"Serving the edit page on http://{FLAGS.host}:{server.server_port}/ "
-        "(Ctrl-C stops)", flush=True)
+  server = cli.run(
+      start,
+      FLAGS.run,
+      FLAGS.tokenizer_workdir,
+      FLAGS.transformer_workdir,
+      FLAGS.host,
+      FLAGS.port,
+  )
+  print(
+      f"Serving the edit page on http://{FLAGS.host}:{server.server_port}/ "
+      "(Ctrl-C stops)",
+      flush=True,
+  )
   try:
     server.serve_forever()
   except KeyboardInterrupt:

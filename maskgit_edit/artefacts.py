@@ -50,8 +50,9 @@ def export_params(workdir: str, name: str, params) -> str:
   if not is_writer():
     return path
   with atomic_path(path) as tmp, open(tmp, "wb") as f:
-    f.write(flax.serialization.msgpack_serialize(
-        {"params": jax.device_get(params)}))
+    f.write(
+        flax.serialization.msgpack_serialize({"params": jax.device_get(params)})
+    )
   return path
 
 
@@ -59,8 +60,9 @@ def load_final_metrics(workdir: str) -> dict:
   """The final metrics of a finished run."""
   path = os.path.join(workdir, "final_metrics.json")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"No final_metrics.json in {workdir!r}: the run "
-                            "has not finished.")
+    raise FileNotFoundError(
+        f"No final_metrics.json in {workdir!r}: the run has not finished."
+    )
   with open(path) as f:
     return json.load(f)
 
@@ -75,8 +77,11 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   with open(path) as f:
     config = json.load(f)
   for key, value in config.items():
-    if key.endswith("_workdir") and isinstance(value, str) and (
-        value.startswith("../")):
+    if (
+        key.endswith("_workdir")
+        and isinstance(value, str)
+        and (value.startswith("../"))
+    ):
       config[key] = os.path.normpath(os.path.join(workdir, value))
   return ml_collections.ConfigDict(config)
 
@@ -86,8 +91,11 @@ def save_token_cache(workdir: str, split: str, tokens_Nxhxw, labels_N):
   if not is_writer():
     return path
   with atomic_path(path) as tmp:
-    np.savez(tmp, tokens=np.asarray(tokens_Nxhxw, np.int32),
-             labels=np.asarray(labels_N, np.int32))
+    np.savez(
+        tmp,
+        tokens=np.asarray(tokens_Nxhxw, np.int32),
+        labels=np.asarray(labels_N, np.int32),
+    )
   return path
 
 
@@ -97,7 +105,8 @@ def load_token_cache(workdir: str, split: str):
   if not os.path.exists(path):
     raise FileNotFoundError(
         f"No token cache {path!r}: train the tokenizer to the end first "
-        "(its last step writes the cache).")
+        "(its last step writes the cache)."
+    )
   with np.load(path) as f:
     return f["tokens"], f["labels"]
 
@@ -110,17 +119,22 @@ def load_params(workdir: str, name: str, abstract_params):
   # Committed runs store float16 (scripts/export_pretrained.py); models
   # compute in float32.
   return jax.tree.map(
-      lambda x: np.asarray(x, np.float32) if np.asarray(x).dtype == np.float16
-      else x, params)
+      lambda x: np.asarray(x, np.float32)
+      if np.asarray(x).dtype == np.float16
+      else x,
+      params,
+  )
 
 
 def _run_of_kind(workdir: str, kind: str, fields: tuple[str, ...]):
   """The run config of `workdir`, checked to be a `kind` run."""
   config = load_run_config(workdir)
   if not all(field in config for field in fields):
-    raise ValueError(f"{workdir!r} is not a {kind} run: it is a "
-                     f"{config.get('trainer', 'unknown')!r} run (is a "
-                     "tokenizer folder swapped with a transformer one?).")
+    raise ValueError(
+        f"{workdir!r} is not a {kind} run: it is a "
+        f"{config.get('trainer', 'unknown')!r} run (is a "
+        "tokenizer folder swapped with a transformer one?)."
+    )
   return config
 
 
@@ -129,8 +143,9 @@ def load_tokenizer(workdir: str):
   config = _run_of_kind(workdir, "tokenizer", ("tokenizer",))
   model = models.build_tokenizer(config.tokenizer)
   size = config.data.image_size
-  abstract = jax.eval_shape(model.init, jax.random.key(0),
-                            jnp.zeros((1, size, size, 3)))["params"]
+  abstract = jax.eval_shape(
+      model.init, jax.random.key(0), jnp.zeros((1, size, size, 3))
+  )["params"]
   return model, load_params(workdir, "tokenizer", abstract), config
 
 
@@ -142,8 +157,12 @@ def transformer_layout(config) -> models.TokenLayout:
   if not num_classes and config.model.class_conditional:
     _, labels = load_token_cache(config.tokenizer_workdir, "train")
     num_classes = int(labels.max()) + 1
-  return models.TokenLayout(tok_config.tokenizer.codebook_size, num_classes,
-                            latent, config.model.class_conditional)
+  return models.TokenLayout(
+      tok_config.tokenizer.codebook_size,
+      num_classes,
+      latent,
+      config.model.class_conditional,
+  )
 
 
 def kernel_path(workdir: str) -> str:
@@ -158,8 +177,9 @@ def load_kernel(workdir: str):
   return np.asarray(params["kernel"], np.float32)
 
 
-PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), "pretrained")
+PRETRAINED_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained"
+)
 
 
 def pretrained_runs(data: str = "shapes") -> dict[str, str]:
@@ -174,7 +194,8 @@ def pretrained_runs(data: str = "shapes") -> dict[str, str]:
         f"No pretrained runs in {folder!r}: make them with `python "
         f"scripts/main.py --data {data} --reference` then `python "
         f"scripts/export_pretrained.py --run runs/{data}_reference "
-        f"--out {folder}`.")
+        f"--out {folder}`."
+    )
   return runs_in(folder)
 
 
@@ -185,12 +206,17 @@ def runs_in(folder: str) -> dict[str, str]:
   Raises:
     FileNotFoundError: it lacks a tokenizer or a transformer run.
   """
-  runs = {name: os.path.join(folder, name) for name in sorted(os.listdir(folder))
-          if os.path.isdir(os.path.join(folder, name))}
+  runs = {
+      name: os.path.join(folder, name)
+      for name in sorted(os.listdir(folder))
+      if os.path.isdir(os.path.join(folder, name))
+  }
   missing = [name for name in ("tokenizer", "maskgit") if name not in runs]
   if missing:
-    raise FileNotFoundError(f"{folder!r} is not a folder of runs: it has no "
-                            f"{' or '.join(missing)} subfolder.")
+    raise FileNotFoundError(
+        f"{folder!r} is not a folder of runs: it has no "
+        f"{' or '.join(missing)} subfolder."
+    )
   return runs
 
 
@@ -200,6 +226,6 @@ def load_transformer(workdir: str, name: str = "transformer"):
   layout = transformer_layout(config)
   model = models.build_transformer(config.model, layout)
   abstract = jax.eval_shape(
-      model.init, jax.random.key(0),
-      jnp.zeros((1, layout.seq_len), jnp.int32))["params"]
+      model.init, jax.random.key(0), jnp.zeros((1, layout.seq_len), jnp.int32)
+  )["params"]
   return model, load_params(workdir, name, abstract), layout, config

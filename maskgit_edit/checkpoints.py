@@ -61,8 +61,10 @@ def released_config(image_size: int) -> dict[str, Any]:
     'tokenizer' (keyword arguments of `VQGAN` but `dtype`).
   """
   if image_size not in (256, 512):
-    raise ValueError(f"Released MaskGIT checkpoints exist for image_size 256 and 512, "
-                     f"got {image_size}.")
+    raise ValueError(
+        f"Released MaskGIT checkpoints exist for image_size 256 and 512, "
+        f"got {image_size}."
+    )
   latent_size = image_size // _RELEASED_DOWNSAMPLE
   seq_len = latent_size**2 + 1
   vocab_size = RELEASED_CODEBOOK_SIZE + RELEASED_NUM_CLASSES + 1
@@ -74,13 +76,18 @@ def released_config(image_size: int) -> dict[str, Any]:
       "num_classes": RELEASED_NUM_CLASSES,
       "vocab_size": vocab_size,
       "mask_token_id": -1,
-      "transformer": {"vocab_size": vocab_size, "seq_len": seq_len,
-                      **copy.deepcopy(_RELEASED_TRANSFORMER)},
+      "transformer": {
+          "vocab_size": vocab_size,
+          "seq_len": seq_len,
+          **copy.deepcopy(_RELEASED_TRANSFORMER),
+      },
       "tokenizer": copy.deepcopy(_RELEASED_TOKENIZER),
   }
 
 
-def build_released_transformer(image_size: int, dtype: Any = jnp.float32) -> Transformer:
+def build_released_transformer(
+    image_size: int, dtype: Any = jnp.float32
+) -> Transformer:
   """The `Transformer` matching `maskgit_imagenet{image_size}_checkpoint`."""
   return Transformer(**released_config(image_size)["transformer"], dtype=dtype)
 
@@ -99,7 +106,9 @@ def abstract_params(model: Transformer | VQGAN) -> Params:
     side = 2 ** (len(model.channel_multipliers) - 1)
     example = jax.ShapeDtypeStruct((1, side, side, 3), jnp.float32)
   else:
-    raise TypeError(f"Expected a Transformer or VQGAN, got {type(model).__name__}.")
+    raise TypeError(
+        f"Expected a Transformer or VQGAN, got {type(model).__name__}."
+    )
   return jax.eval_shape(model.init, jax.random.key(0), example)["params"]
 
 
@@ -119,14 +128,23 @@ def read_msgpack_params(path: str | os.PathLike) -> Params:
     restored = serialization.msgpack_restore(raw)
   except Exception as e:  # msgpack raises several unrelated types on garbage.
     raise ValueError(f"{path} is not a Flax msgpack checkpoint: {e!r}") from e
-  if not isinstance(restored, dict) or not isinstance(restored.get("params"), dict):
-    found = sorted(restored) if isinstance(restored, dict) else type(restored).__name__
+  if not isinstance(restored, dict) or not isinstance(
+      restored.get("params"), dict
+  ):
+    found = (
+        sorted(restored)
+        if isinstance(restored, dict)
+        else type(restored).__name__
+    )
     raise ValueError(
-        f"{path} is not a Flax msgpack checkpoint of {{'params': tree}} (found {found}).")
+        f"{path} is not a Flax msgpack checkpoint of {{'params': tree}} (found {found})."
+    )
   return restored["params"]
 
 
-def check_params_fit(params: Params, expected: Params, source: str = "checkpoint") -> None:
+def check_params_fit(
+    params: Params, expected: Params, source: str = "checkpoint"
+) -> None:
   """Raises ValueError naming the first path (sorted) where `params` does not fit `expected`.
 
   Args:
@@ -139,17 +157,25 @@ def check_params_fit(params: Params, expected: Params, source: str = "checkpoint
   problems = []
   for path in sorted(flat.keys() | flat_expected.keys()):
     if path not in flat:
-      problems.append(f"missing parameter {path} (model expects shape "
-                      f"{tuple(flat_expected[path].shape)})")
+      problems.append(
+          f"missing parameter {path} (model expects shape "
+          f"{tuple(flat_expected[path].shape)})"
+      )
     elif path not in flat_expected:
-      problems.append(f"unexpected parameter {path} (shape {tuple(np.shape(flat[path]))}) "
-                      "that the model does not have")
+      problems.append(
+          f"unexpected parameter {path} (shape {tuple(np.shape(flat[path]))}) "
+          "that the model does not have"
+      )
     elif tuple(np.shape(flat[path])) != tuple(flat_expected[path].shape):
-      problems.append(f"parameter {path} has shape {tuple(np.shape(flat[path]))} but the "
-                      f"model expects {tuple(flat_expected[path].shape)}")
+      problems.append(
+          f"parameter {path} has shape {tuple(np.shape(flat[path]))} but the "
+          f"model expects {tuple(flat_expected[path].shape)}"
+      )
   if problems:
-    raise ValueError(f"{source} does not fit the model: {problems[0]} "
-                     f"({len(problems)} mismatching parameter(s) in all).")
+    raise ValueError(
+        f"{source} does not fit the model: {problems[0]} "
+        f"({len(problems)} mismatching parameter(s) in all)."
+    )
 
 
 def load_params(path: str | os.PathLike, model: Transformer | VQGAN) -> Params:
@@ -162,5 +188,6 @@ def load_params(path: str | os.PathLike, model: Transformer | VQGAN) -> Params:
   expected = abstract_params(model)
   params = read_msgpack_params(path)
   check_params_fit(params, expected, source=os.fspath(path))
-  return jax.tree.map(lambda x, spec: jnp.asarray(x, spec.dtype), params, expected)
-
+  return jax.tree.map(
+      lambda x, spec: jnp.asarray(x, spec.dtype), params, expected
+  )

@@ -9,8 +9,9 @@ from ml_collections import config_dict
 from maskgit_edit import data
 
 
-def base(trainer: str, *, total_steps: int, batch_size: int,
-         seed: int = 0) -> ml_collections.ConfigDict:
+def base(
+    trainer: str, *, total_steps: int, batch_size: int, seed: int = 0
+) -> ml_collections.ConfigDict:
   """Fields every trainer reads: loop, optimiser, logging."""
   c = ml_collections.ConfigDict()
   c.trainer = trainer
@@ -34,33 +35,68 @@ def base(trainer: str, *, total_steps: int, batch_size: int,
   # error (JAX's coordination service), instead of leaving them waiting.
   c.heartbeat_timeout_s = 100
   c.shard_params = False  # FSDP-style state sharding over the data axis,
-  c.shard_min_size = 2 ** 18  # for leaves with at least this many elements.
-  c.optim = ml_collections.ConfigDict(dict(
-      lr=1e-3, warmup_steps=100, end_lr_factor=0.05, weight_decay=1e-4,
-      b1=0.9, b2=0.99, grad_clip=1.0, ema_decay=0.0))
-  c.wandb = ml_collections.ConfigDict(dict(mode="disabled",
-                                           project="maskgit-edit"))
+  c.shard_min_size = 2**18  # for leaves with at least this many elements.
+  c.optim = ml_collections.ConfigDict(
+      dict(
+          lr=1e-3,
+          warmup_steps=100,
+          end_lr_factor=0.05,
+          weight_decay=1e-4,
+          b1=0.9,
+          b2=0.99,
+          grad_clip=1.0,
+          ema_decay=0.0,
+      )
+  )
+  c.wandb = ml_collections.ConfigDict(
+      dict(mode="disabled", project="maskgit-edit")
+  )
   return c
 
 
 def tokenizer(**overrides) -> ml_collections.ConfigDict:
   """VQGAN tokenizer section (sizes, losses, dead-code restart, GAN)."""
-  t = ml_collections.ConfigDict(dict(
-      filters=16, num_res_blocks=1, channel_multipliers=(1, 2, 2), patch_size=1,
-      embedding_dim=16, codebook_size=512, norm_groups=8,
-      commitment_cost=0.25, entropy_loss_ratio=0.0,
-      usage_decay=0.99, dead_code_threshold=0.03, dead_code_every=100,
-      adversarial=ml_collections.ConfigDict(dict(
-          weight=0.0, start_step=0, r1_gamma=1.0, lr=1e-4, filters=32,
-          num_layers=2))))
+  t = ml_collections.ConfigDict(
+      dict(
+          filters=16,
+          num_res_blocks=1,
+          channel_multipliers=(1, 2, 2),
+          patch_size=1,
+          embedding_dim=16,
+          codebook_size=512,
+          norm_groups=8,
+          commitment_cost=0.25,
+          entropy_loss_ratio=0.0,
+          usage_decay=0.99,
+          dead_code_threshold=0.03,
+          dead_code_every=100,
+          adversarial=ml_collections.ConfigDict(
+              dict(
+                  weight=0.0,
+                  start_step=0,
+                  r1_gamma=1.0,
+                  lr=1e-4,
+                  filters=32,
+                  num_layers=2,
+              )
+          ),
+      )
+  )
   t.update(overrides)
   return t
 
 
 def transformer(**overrides) -> ml_collections.ConfigDict:
-  m = ml_collections.ConfigDict(dict(
-      hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512,
-      dropout_rate=0.1, class_conditional=True))
+  m = ml_collections.ConfigDict(
+      dict(
+          hidden_size=128,
+          num_layers=4,
+          num_heads=4,
+          intermediate_size=512,
+          dropout_rate=0.1,
+          class_conditional=True,
+      )
+  )
   m.update(overrides)
   return m
 
@@ -69,9 +105,13 @@ def decode(**overrides) -> ml_collections.ConfigDict:
   """A `decode` / `sample` section: `sampling.DecodeSettings` and its
   defaults, as config fields."""
   from maskgit_edit import sampling  # pylint: disable=g-import-not-at-top
-  d = ml_collections.ConfigDict({
-      **dataclasses.asdict(sampling.DecodeSettings()),
-      "stop_iter": config_dict.placeholder(int)})
+
+  d = ml_collections.ConfigDict(
+      {
+          **dataclasses.asdict(sampling.DecodeSettings()),
+          "stop_iter": config_dict.placeholder(int),
+      }
+  )
   d.update(overrides)
   return d
 
@@ -80,8 +120,10 @@ def load_module(path: str):
   """Imports a Python file by path (config files and scripts are not in a
   package)."""
   import importlib.util  # pylint: disable=g-import-not-at-top
+
   module_spec = importlib.util.spec_from_file_location(
-      os.path.splitext(os.path.basename(path))[0], path)
+      os.path.splitext(os.path.basename(path))[0], path
+  )
   if module_spec is None or not os.path.isfile(path):
     raise FileNotFoundError(f"No config file {path!r}.")
   module = importlib.util.module_from_spec(module_spec)

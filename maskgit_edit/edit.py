@@ -46,6 +46,7 @@ from maskgit_edit.decoding import windows
 @dataclasses.dataclass(frozen=True)
 class EditSettings:
   """Editing defaults (those of the released MaskGIT editing demo)."""
+
   decode: sampling.DecodeSettings = sampling.DecodeSettings(start_iter=2)
   dilation: int = 1
   composite: str = "feather"
@@ -61,8 +62,11 @@ class EditSettings:
 
     Fields `cfg` lacks keep their defaults (so do those of `decode`).
     """
-    kwargs = {f.name: cfg[f.name] for f in dataclasses.fields(cls)
-              if f.name != "decode" and f.name in cfg}
+    kwargs = {
+        f.name: cfg[f.name]
+        for f in dataclasses.fields(cls)
+        if f.name != "decode" and f.name in cfg
+    }
     if "decode" in cfg:
       kwargs["decode"] = sampling.DecodeSettings.from_config(cfg["decode"])
     return cls(**kwargs)
@@ -71,17 +75,26 @@ class EditSettings:
 class Editor:
   """Tokenizer + transformer(s) + one compiled decode for every variant."""
 
-  def __init__(self, tokenizer, tokenizer_params, transformer,
-               transformer_params, layout, settings: EditSettings = EditSettings(),
-               *, iterative_params=None, learned_kernel=None):
+  def __init__(
+      self,
+      tokenizer,
+      tokenizer_params,
+      transformer,
+      transformer_params,
+      layout,
+      settings: EditSettings = EditSettings(),
+      *,
+      iterative_params=None,
+      learned_kernel=None,
+  ):
     """Args:
-      tokenizer, tokenizer_params: VQGAN module and params.
-      transformer, transformer_params: MaskGIT module and params.
-      layout: `models.TokenLayout` of the transformer.
-      settings: `EditSettings`.
-      iterative_params: transformer params tuned by `iterate` (variant
-        "iterative"; the base params are used when None).
-      learned_kernel: K [C, C] trained by `reweight` ("self_learned").
+    tokenizer, tokenizer_params: VQGAN module and params.
+    transformer, transformer_params: MaskGIT module and params.
+    layout: `models.TokenLayout` of the transformer.
+    settings: `EditSettings`.
+    iterative_params: transformer params tuned by `iterate` (variant
+      "iterative"; the base params are used when None).
+    learned_kernel: K [C, C] trained by `reweight` ("self_learned").
     """
     self.tokenizer, self.tokenizer_params = tokenizer, tokenizer_params
     self.layout, self.settings = layout, settings
@@ -90,62 +103,91 @@ class Editor:
     codebook = tokenizer_params["quantizer"]["codebook"]
     size = codebook.shape[0]
     if size != layout.codebook_size:
-      raise ValueError(f"Tokenizer codebook has {size} codes but the "
-                       f"transformer expects {layout.codebook_size}.")
+      raise ValueError(
+          f"Tokenizer codebook has {size} codes but the "
+          f"transformer expects {layout.codebook_size}."
+      )
     if learned_kernel is not None and np.shape(learned_kernel) != (size, size):
-      raise ValueError(f"Learned kernel has shape {np.shape(learned_kernel)}, "
-                       f"but the tokenizer's codebook has {size} codes: "
-                       f"expected ({size}, {size}).")
+      raise ValueError(
+          f"Learned kernel has shape {np.shape(learned_kernel)}, "
+          f"but the tokenizer's codebook has {size} codes: "
+          f"expected ({size}, {size})."
+      )
     if settings.kernel not in ("l2", "identity"):
       raise ValueError(f"Unknown kernel {settings.kernel!r}: l2 or identity.")
-    fixed = (guidance_lib.l2_kernel(codebook) if settings.kernel == "l2"
-             else guidance_lib.identity_kernel(size))
+    fixed = (
+        guidance_lib.l2_kernel(codebook)
+        if settings.kernel == "l2"
+        else guidance_lib.identity_kernel(size)
+    )
     self.kernels = {"self_fixed": fixed, "self_learned": learned_kernel}
     self.sampler = sampling.Sampler(transformer, layout, settings.decode)
     self._tokenizer = tokenizing.Tokenizer(tokenizer, tokenizer_params)
 
   @classmethod
-  def from_workdirs(cls, tokenizer_workdir: str | None = None,
-                    transformer_workdir: str | None = None,
-                    settings: EditSettings = EditSettings(), *,
-                    iterate_workdir: str | None = None,
-                    reweight_workdir: str | None = None):
+  def from_workdirs(
+      cls,
+      tokenizer_workdir: str | None = None,
+      transformer_workdir: str | None = None,
+      settings: EditSettings = EditSettings(),
+      *,
+      iterate_workdir: str | None = None,
+      reweight_workdir: str | None = None,
+  ):
     """Loads runs; with neither tokenizer nor transformer run given, the
     committed reference shapes models (`pretrained/shapes/`, with their
     `iterate` and `reweight` runs unless others are given)."""
     if tokenizer_workdir is None and transformer_workdir is None:
       runs = artefacts.pretrained_runs("shapes")
-      tokenizer_workdir, transformer_workdir = (runs["tokenizer"],
-                                                runs["maskgit"])
+      tokenizer_workdir, transformer_workdir = (
+          runs["tokenizer"],
+          runs["maskgit"],
+      )
       iterate_workdir = iterate_workdir or runs.get("iterate")
       reweight_workdir = reweight_workdir or runs.get("reweight")
     elif tokenizer_workdir is None or transformer_workdir is None:
-      raise ValueError("Give both a tokenizer and a transformer run, or "
-                       "neither (the committed pretrained/shapes models).")
+      raise ValueError(
+          "Give both a tokenizer and a transformer run, or "
+          "neither (the committed pretrained/shapes models)."
+      )
     tokenizer, tok_params, _ = artefacts.load_tokenizer(tokenizer_workdir)
     transformer, params, layout, _ = artefacts.load_transformer(
-        transformer_workdir)
+        transformer_workdir
+    )
     iterative = learned = None
     if iterate_workdir:
-      abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
-                              params)
-      iterative = artefacts.load_params(iterate_workdir, "transformer",
-                                        abstract)
+      abstract = jax.tree.map(
+          lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params
+      )
+      iterative = artefacts.load_params(
+          iterate_workdir, "transformer", abstract
+      )
     if reweight_workdir:
       learned = artefacts.load_kernel(reweight_workdir)
-    return cls(tokenizer, tok_params, transformer, params, layout, settings,
-               iterative_params=iterative, learned_kernel=learned)
+    return cls(
+        tokenizer,
+        tok_params,
+        transformer,
+        params,
+        layout,
+        settings,
+        iterative_params=iterative,
+        learned_kernel=learned,
+    )
 
   def on_device(self, device) -> "Editor":
     """A copy whose params live on `device`, so that its edits run there."""
     put = lambda tree: jax.device_put(tree, device)
     moved = copy.copy(self)
     moved.tokenizer_params = put(self.tokenizer_params)
-    moved.params, moved.iterative_params = (put(self.params),
-                                            put(self.iterative_params))
+    moved.params, moved.iterative_params = (
+        put(self.params),
+        put(self.iterative_params),
+    )
     moved.kernels = put(self.kernels)
-    moved._tokenizer = tokenizing.Tokenizer(self.tokenizer,
-                                            moved.tokenizer_params)
+    moved._tokenizer = tokenizing.Tokenizer(
+        self.tokenizer, moved.tokenizer_params
+    )
     return moved
 
   def tokenize(self, images_BxHxWx3):
@@ -157,8 +199,10 @@ class Editor:
   def _variant_inputs(self, variant):
     kernel = self.kernels.get(variant)
     if variant == "self_learned" and kernel is None:
-      raise ValueError("Variant 'self_learned' needs a kernel trained by the "
-                       "reweight trainer (reweight_workdir).")
+      raise ValueError(
+          "Variant 'self_learned' needs a kernel trained by the "
+          "reweight trainer (reweight_workdir)."
+      )
     if kernel is None:
       kernel = np.zeros((self.layout.codebook_size,) * 2, np.float32)
     params = self.params
@@ -166,10 +210,20 @@ class Editor:
       params = self.iterative_params
     return params, kernel
 
-  def edit(self, sources_BxHxWx3, masks_BxHxW, rng, *, strokes_BxHxWx3=None,
-           labels_B=None, variant: str = "none", knob=0.0,
-           source_tokens_Bxhxw=None, return_history: bool = False,
-           window: int | None | str = "settings"):
+  def edit(
+      self,
+      sources_BxHxWx3,
+      masks_BxHxW,
+      rng,
+      *,
+      strokes_BxHxWx3=None,
+      labels_B=None,
+      variant: str = "none",
+      knob=0.0,
+      source_tokens_Bxhxw=None,
+      return_history: bool = False,
+      window: int | None | str = "settings",
+  ):
     """Edits a batch; returns a dict of numpy arrays.
 
     Args:
@@ -195,47 +249,77 @@ class Editor:
     masks = np.asarray(masks_BxHxW)
     if strokes_BxHxWx3 is None and variant != "none":
       raise ValueError(f"Variant {variant!r} needs stroke images.")
-    kinds = regions.validate_edit_inputs(sources, strokes_BxHxWx3, masks,
-                                         self.layout.latent)
+    kinds = regions.validate_edit_inputs(
+        sources, strokes_BxHxWx3, masks, self.layout.latent
+    )
     guidance_lib.validate(variant, float(np.max(knob)))
     empty = np.array([k is regions.MaskKind.EMPTY for k in kinds])
     if empty.any():
-      warnings.warn(f"{empty.sum()} edit(s) have an empty mask: their source "
-                    "is returned unchanged.")
-    edited = regions.pixel_to_token_mask(masks, self.layout.latent,
-                                         self.settings.dilation)
+      warnings.warn(
+          f"{empty.sum()} edit(s) have an empty mask: their source "
+          "is returned unchanged."
+      )
+    edited = regions.pixel_to_token_mask(
+        masks, self.layout.latent, self.settings.dilation
+    )
     if source_tokens_Bxhxw is None:
       source_tokens_Bxhxw = self.tokenize(sources)
-    guide = (self.tokenize(strokes_BxHxWx3) if strokes_BxHxWx3 is not None
-             else source_tokens_Bxhxw)
+    guide = (
+        self.tokenize(strokes_BxHxWx3)
+        if strokes_BxHxWx3 is not None
+        else source_tokens_Bxhxw
+    )
     params, kernel = self._variant_inputs(variant)
     # The positions sdedit re-masks come from their own stream of `rng`.
     guidance = guidance_lib.make_guidance(
-        variant, knob, guide, edited, kernel, rng=jax.random.fold_in(rng, 1),
-        schedule=self.settings.decode.schedule)
-    tokens = self.sampler(params, source_tokens_Bxhxw, edited, rng,
-                          labels_B=labels_B, guidance=guidance,
-                          return_history=return_history,
-                          window=(self.settings.window if window == "settings"
-                                  else window))
+        variant,
+        knob,
+        guide,
+        edited,
+        kernel,
+        rng=jax.random.fold_in(rng, 1),
+        schedule=self.settings.decode.schedule,
+    )
+    tokens = self.sampler(
+        params,
+        source_tokens_Bxhxw,
+        edited,
+        rng,
+        labels_B=labels_B,
+        guidance=guidance,
+        return_history=return_history,
+        window=(self.settings.window if window == "settings" else window),
+    )
     history = None
     if return_history:
       tokens, history = tokens
     decoded = np.asarray(self.detokenize(tokens))
     region = regions.token_to_pixel_mask(edited, sources.shape[1])
-    composited = np.asarray(regions.composite(
-        sources, np.clip(decoded, 0, 1), region, self.settings.composite,
-        sigma_px=self.settings.feather_sigma_px, core_mask_BxHxW=masks))
+    composited = np.asarray(
+        regions.composite(
+            sources,
+            np.clip(decoded, 0, 1),
+            region,
+            self.settings.composite,
+            sigma_px=self.settings.feather_sigma_px,
+            core_mask_BxHxW=masks,
+        )
+    )
     composited[empty] = sources[empty]
-    out = {"images": composited, "decoded": decoded,
-           "tokens": np.asarray(tokens), "edited": edited}
+    out = {
+        "images": composited,
+        "decoded": decoded,
+        "tokens": np.asarray(tokens),
+        "edited": edited,
+    }
     if return_history:
       out["history"] = np.asarray(history)
     return out
 
 
-def define_flags(flag_values: flags.FlagValues = flags.FLAGS,
-                 argv: list[str] | None = None) -> None:
+def define_flags(
+    flag_values: flags.FlagValues = flags.FLAGS, argv: list[str] | None = None
+) -> None:
   """Defines the CLI's flags on `flag_values`.
 
   Called when the CLI starts rather than on import, since `--config` would
@@ -247,10 +331,15 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS,
       overrides are found in it).
   """
   config_flags.DEFINE_config_file(
-      "config", None, "Optional config (e.g. configs/imagenet256.py:edit) "
+      "config",
+      None,
+      "Optional config (e.g. configs/imagenet256.py:edit) "
       "giving the run folders, label, seed and EditSettings (`decode`, "
       "dilation, composite, feather_sigma_px, kernel); flags given on the "
-      "command line override it.", flag_values=flag_values, sys_argv=argv)
+      "command line override it.",
+      flag_values=flag_values,
+      sys_argv=argv,
+  )
   on = {"flag_values": flag_values}
   flags.DEFINE_string("tokenizer_workdir", None, "Tokenizer run.", **on)
   flags.DEFINE_string("transformer_workdir", None, "Transformer run.", **on)
@@ -259,15 +348,25 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS,
   flags.DEFINE_string("source", None, "Source PNG.", **on)
   flags.DEFINE_string("stroke", None, "Stroke PNG (optional).", **on)
   flags.DEFINE_string("mask", None, "Mask PNG (non-zero = edit).", **on)
-  flags.DEFINE_integer("label", None, "Class label (required by "
-                       "class-conditional models).", **on)
-  flags.DEFINE_enum("variant", "none", guidance_lib.VARIANTS,
-                    "Guidance variant.", **on)
+  flags.DEFINE_integer(
+      "label",
+      None,
+      "Class label (required by class-conditional models).",
+      **on,
+  )
+  flags.DEFINE_enum(
+      "variant", "none", guidance_lib.VARIANTS, "Guidance variant.", **on
+  )
   flags.DEFINE_float("knob", 0.0, "Variant knob (see README).", **on)
   flags.DEFINE_integer("seed", 0, "Sampling seed.", **on)
-  flags.DEFINE_string("window", "full", "Windowed decoding: 'full' (the "
-                      "whole token grid) or the context ring k in tokens "
-                      "around the edited ones.", **on)
+  flags.DEFINE_string(
+      "window",
+      "full",
+      "Windowed decoding: 'full' (the "
+      "whole token grid) or the context ring k in tokens "
+      "around the edited ones.",
+      **on,
+  )
   flags.DEFINE_string("out", "edited.png", "Output PNG.", **on)
 
 
@@ -286,35 +385,51 @@ def run(flag_values: flags.FlagValues) -> str:
   tokenizer_workdir = setting("tokenizer_workdir")
   transformer_workdir = setting("transformer_workdir")
   if bool(tokenizer_workdir) != bool(transformer_workdir):
-    raise ValueError("Give both --tokenizer_workdir and "
-                     "--transformer_workdir (or a --config that names "
-                     "them), or neither for the committed shapes models.")
-  settings = (EditSettings() if config is None
-              else EditSettings.from_config(config))
+    raise ValueError(
+        "Give both --tokenizer_workdir and "
+        "--transformer_workdir (or a --config that names "
+        "them), or neither for the committed shapes models."
+    )
+  settings = (
+      EditSettings() if config is None else EditSettings.from_config(config)
+  )
   settings = dataclasses.replace(
-      settings, window=windows.parse_ring(setting("window")))
-  editor = Editor.from_workdirs(tokenizer_workdir, transformer_workdir,
-                                settings,
-                                iterate_workdir=setting("iterate_workdir"),
-                                reweight_workdir=setting("reweight_workdir"))
+      settings, window=windows.parse_ring(setting("window"))
+  )
+  editor = Editor.from_workdirs(
+      tokenizer_workdir,
+      transformer_workdir,
+      settings,
+      iterate_workdir=setting("iterate_workdir"),
+      reweight_workdir=setting("reweight_workdir"),
+  )
   stroke_png = flag_values["stroke"].value
   source, stroke, mask = regions.load_edit_triplet(
-      flag_values["source"].value, stroke_png or flag_values["source"].value,
-      flag_values["mask"].value)
+      flag_values["source"].value,
+      stroke_png or flag_values["source"].value,
+      flag_values["mask"].value,
+  )
   label, layout = setting("label"), editor.layout
   if layout.class_conditional and label is None:
-    raise ValueError(f"This model is class-conditional: give --label "
-                     f"(0 to {layout.num_classes - 1}).")
+    raise ValueError(
+        f"This model is class-conditional: give --label "
+        f"(0 to {layout.num_classes - 1})."
+    )
   label = label or 0
   if layout.class_conditional and not 0 <= label < layout.num_classes:
-    raise ValueError(f"--label {label} is not a class of this model "
-                     f"(0 to {layout.num_classes - 1}).")
-  out = editor.edit(source[None], mask[None],
-                    jax.random.key(setting("seed")),
-                    strokes_BxHxWx3=stroke[None] if stroke_png else None,
-                    labels_B=np.array([label]),
-                    variant=flag_values["variant"].value,
-                    knob=flag_values["knob"].value)
+    raise ValueError(
+        f"--label {label} is not a class of this model "
+        f"(0 to {layout.num_classes - 1})."
+    )
+  out = editor.edit(
+      source[None],
+      mask[None],
+      jax.random.key(setting("seed")),
+      strokes_BxHxWx3=stroke[None] if stroke_png else None,
+      labels_B=np.array([label]),
+      variant=flag_values["variant"].value,
+      knob=flag_values["knob"].value,
+  )
   return images_lib.save_png(out["images"][0], flag_values["out"].value)
 
 

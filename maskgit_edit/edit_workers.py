@@ -30,13 +30,16 @@ class EditWorkers:
 
   def __init__(self, editor, devices=None):
     """Args:
-      editor: an `edit.Editor`.
-      devices: this process's devices to use (default: all local ones).
-        Every process must use as many.
+    editor: an `edit.Editor`.
+    devices: this process's devices to use (default: all local ones).
+      Every process must use as many.
     """
     devices = list(devices or jax.local_devices())
-    self.editors = ([editor] if len(devices) == 1
-                    else [editor.on_device(d) for d in devices])
+    self.editors = (
+        [editor]
+        if len(devices) == 1
+        else [editor.on_device(d) for d in devices]
+    )
     self.first_worker = jax.process_index() * len(devices)
     self.num_workers = jax.process_count() * len(devices)
     self._lock = threading.Lock()
@@ -44,13 +47,22 @@ class EditWorkers:
   def owned_batches(self, num_batches: int) -> list[np.ndarray]:
     """Batch indices of each local worker."""
     owners = np.arange(num_batches) % self.num_workers
-    return [np.flatnonzero(owners == self.first_worker + i)
-            for i in range(len(self.editors))]
+    return [
+        np.flatnonzero(owners == self.first_worker + i)
+        for i in range(len(self.editors))
+    ]
 
-  def run_setting(self, stroke_set, labels_N: np.ndarray, variant: str,
-                  knob: float, *, seed: int, batch_size: int,
-                  on_batch: Callable[[], None] = lambda: None
-                  ) -> dict[str, np.ndarray]:
+  def run_setting(
+      self,
+      stroke_set,
+      labels_N: np.ndarray,
+      variant: str,
+      knob: float,
+      *,
+      seed: int,
+      batch_size: int,
+      on_batch: Callable[[], None] = lambda: None,
+  ) -> dict[str, np.ndarray]:
     """Edits every stroke with one (variant, knob); every process calls it.
 
     Args:
@@ -72,13 +84,22 @@ class EditWorkers:
       for b in owned:
         idx = batches[b]
         out = editor.edit(
-            stroke_set.sources_NxHxWx3[idx], stroke_set.masks_NxHxW[idx],
+            stroke_set.sources_NxHxWx3[idx],
+            stroke_set.masks_NxHxW[idx],
             jax.random.fold_in(key, b),
             strokes_BxHxWx3=stroke_set.strokes_NxHxWx3[idx],
-            labels_B=labels_N[idx], variant=variant, knob=knob)
-        outputs[b] = {name: (images_lib.to_uint8(out[name])
-                             if name in ("images", "decoded") else out[name])
-                      for name in OUTPUT_NAMES}
+            labels_B=labels_N[idx],
+            variant=variant,
+            knob=knob,
+        )
+        outputs[b] = {
+            name: (
+                images_lib.to_uint8(out[name])
+                if name in ("images", "decoded")
+                else out[name]
+            )
+            for name in OUTPUT_NAMES
+        }
         with self._lock:
           on_batch()
       return outputs
@@ -90,15 +111,23 @@ class EditWorkers:
         by_batch.update(outputs)
     if jax.process_count() > 1:
       size, latent = stroke_set.image_size, self.editors[0].layout.latent
-      by_batch = self._gather(by_batch, len(batches), {
-          "images": np.zeros((batch_size, size, size, 3), np.uint8),
-          "decoded": np.zeros((batch_size, size, size, 3), np.uint8),
-          "tokens": np.zeros((batch_size, latent, latent), np.int32),
-          "edited": np.zeros((batch_size, latent, latent), bool)})
+      by_batch = self._gather(
+          by_batch,
+          len(batches),
+          {
+              "images": np.zeros((batch_size, size, size, 3), np.uint8),
+              "decoded": np.zeros((batch_size, size, size, 3), np.uint8),
+              "tokens": np.zeros((batch_size, latent, latent), np.int32),
+              "edited": np.zeros((batch_size, latent, latent), bool),
+          },
+      )
     n = len(stroke_set)
-    return {name: np.concatenate([by_batch[b][name]
-                                  for b in range(len(batches))])[:n]
-            for name in OUTPUT_NAMES}
+    return {
+        name: np.concatenate([by_batch[b][name] for b in range(len(batches))])[
+            :n
+        ]
+        for name in OUTPUT_NAMES
+    }
 
   def _gather(self, by_batch, num_batches: int, empty_batch):
     """Every process's batches, on every process.
@@ -107,17 +136,24 @@ class EditWorkers:
     every process sends as many.
     """
     owners = np.arange(num_batches) % self.num_workers // len(self.editors)
-    per_process = [np.flatnonzero(owners == p)
-                   for p in range(jax.process_count())]
+    per_process = [
+        np.flatnonzero(owners == p) for p in range(jax.process_count())
+    ]
     mine = [by_batch[b] for b in per_process[jax.process_index()]]
     mine += [empty_batch] * (max(map(len, per_process)) - len(mine))
     # Collectives carry numbers; the boolean masks travel as uint8.
-    stacked = {name: np.stack([m[name] for m in mine]).astype(
-        np.uint8 if name == "edited" else mine[0][name].dtype)
-               for name in OUTPUT_NAMES}
-    gathered = jax.tree.map(np.asarray,
-                            multihost_utils.process_allgather(stacked))
+    stacked = {
+        name: np.stack([m[name] for m in mine]).astype(
+            np.uint8 if name == "edited" else mine[0][name].dtype
+        )
+        for name in OUTPUT_NAMES
+    }
+    gathered = jax.tree.map(
+        np.asarray, multihost_utils.process_allgather(stacked)
+    )
     gathered["edited"] = gathered["edited"].astype(bool)
-    return {b: {name: gathered[name][p, i] for name in OUTPUT_NAMES}
-            for p, batches in enumerate(per_process)
-            for i, b in enumerate(batches)}
+    return {
+        b: {name: gathered[name][p, i] for name in OUTPUT_NAMES}
+        for p, batches in enumerate(per_process)
+        for i, b in enumerate(batches)
+    }

@@ -144,16 +144,28 @@ OUTPUTS_VERSION = 2
 RESULTS_NAME = "results.json"
 CSV_NAME = "metrics.csv"
 PSNR_CAP = 100.0
-PER_STROKE_METRICS = ("l2", "l2_stroke", "psnr_preserve", "l2_preserve",
-                      "token_nll", "judge_entropy")
+PER_STROKE_METRICS = (
+    "l2",
+    "l2_stroke",
+    "psnr_preserve",
+    "l2_preserve",
+    "token_nll",
+    "judge_entropy",
+)
 METRICS = PER_STROKE_METRICS + ("swd", "judge_kid")
 REFERENCE_METRICS = ("l2", "l2_stroke", "swd", "judge_entropy", "judge_kid")
 # Faithfulness at which a setting is matched to token SDEdit.
 MATCH_METRIC = "l2_stroke"
 
-KNOB_NAMES = {"none": "-", "sdedit": "strength", "context": "rho", "self_fixed": "lambda",
-              "self_learned": "lambda", "iterative": "scale",
-              "zero_shot": "strength"}
+KNOB_NAMES = {
+    "none": "-",
+    "sdedit": "strength",
+    "context": "rho",
+    "self_fixed": "lambda",
+    "self_learned": "lambda",
+    "iterative": "scale",
+    "zero_shot": "strength",
+}
 # Knob grids of a full run (>= 5 settings per guided variant).
 DEFAULT_KNOBS = {
     "none": (0.0,),
@@ -166,8 +178,10 @@ DEFAULT_KNOBS = {
 }
 # Variants that need a trained artefact beyond the base models, and the
 # harness flag that provides it.
-REQUIRED_WORKDIRS = {"self_learned": "reweight_workdir",
-                     "iterative": "iterate_workdir"}
+REQUIRED_WORKDIRS = {
+    "self_learned": "reweight_workdir",
+    "iterative": "iterate_workdir",
+}
 INPUT_COLUMNS = ("source", "stroke")
 
 
@@ -180,6 +194,7 @@ class Column:
     variant: "source" or "stroke" (the inputs) or a guidance variant.
     knob: the display knob of the variant (ignored for inputs and "none").
   """
+
   title: str
   variant: str
   knob: float = 0.0
@@ -205,10 +220,12 @@ COLUMNS = (
 # Variant selection.
 
 
-def select_variants(knobs: Mapping[str, Sequence[float]], *,
-                    reweight_workdir: str | None,
-                    iterate_workdir: str | None
-                    ) -> tuple[dict[str, tuple[float, ...]], dict[str, str]]:
+def select_variants(
+    knobs: Mapping[str, Sequence[float]],
+    *,
+    reweight_workdir: str | None,
+    iterate_workdir: str | None,
+) -> tuple[dict[str, tuple[float, ...]], dict[str, str]]:
   """Validates knob grids; drops variants whose trained artefact is missing.
 
   Args:
@@ -219,8 +236,10 @@ def select_variants(knobs: Mapping[str, Sequence[float]], *,
   Returns:
     (variant -> knobs to run, variant -> reason it is skipped).
   """
-  given = {"reweight_workdir": reweight_workdir,
-           "iterate_workdir": iterate_workdir}
+  given = {
+      "reweight_workdir": reweight_workdir,
+      "iterate_workdir": iterate_workdir,
+  }
   kept, skipped = {}, {}
   for variant, values in knobs.items():
     if not values:
@@ -255,6 +274,7 @@ class StrokeSet:
     data_config: the manifest's `data` mapping, or None.
     split: the manifest's `split` ("test" if absent).
   """
+
   manifest_path: str
   ids: tuple[str, ...]
   modes: tuple[str, ...]
@@ -281,18 +301,21 @@ def load_stroke_set(manifest_path: str | os.PathLike) -> StrokeSet:
     raise ValueError(f"Stroke manifest {manifest_path} has no entries.")
   manifest = json.loads(manifest_path.read_text())
   stack = lambda name: images_lib.to_float(
-      np.stack([getattr(e, name) for e in examples]))
+      np.stack([getattr(e, name) for e in examples])
+  )
   return StrokeSet(
       manifest_path=str(manifest_path),
       ids=tuple(e.entry["id"] for e in examples),
       modes=tuple(e.entry["mode"] for e in examples),
-      image_indices_N=np.array([e.entry.get("image_index", -1)
-                                for e in examples], np.int64),
+      image_indices_N=np.array(
+          [e.entry.get("image_index", -1) for e in examples], np.int64
+      ),
       sources_NxHxWx3=stack("source"),
       strokes_NxHxWx3=stack("stroke_image"),
       masks_NxHxW=np.stack([e.mask for e in examples]),
       data_config=manifest.get("data"),
-      split=manifest.get("split", "test"))
+      split=manifest.get("split", "test"),
+  )
 
 
 def stroke_labels(stroke_set: StrokeSet) -> np.ndarray:
@@ -305,18 +328,25 @@ def stroke_labels(stroke_set: StrokeSet) -> np.ndarray:
   """
   n = len(stroke_set)
   if stroke_set.data_config is None:
-    warnings.warn(f"{stroke_set.manifest_path} records no data source "
-                  "('data'): using class label 0 for every stroke.")
+    warnings.warn(
+        f"{stroke_set.manifest_path} records no data source "
+        "('data'): using class label 0 for every stroke."
+    )
     return np.zeros(n, np.int32)
   indices_N = stroke_set.image_indices_N
   if np.any(indices_N < 0):
-    raise ValueError(f"{stroke_set.manifest_path} records a data source but "
-                     f"{np.sum(indices_N < 0)} entries lack an image_index.")
+    raise ValueError(
+        f"{stroke_set.manifest_path} records a data source but "
+        f"{np.sum(indices_N < 0)} entries lack an image_index."
+    )
   unique, inverse = np.unique(indices_N, return_inverse=True)
-  images, labels = data.get_source(stroke_set.data_config,
-                                   stroke_set.split).get(unique)
-  mismatch = np.any(images_lib.to_float(images)[inverse]
-                    != stroke_set.sources_NxHxWx3, axis=(1, 2, 3))
+  images, labels = data.get_source(
+      stroke_set.data_config, stroke_set.split
+  ).get(unique)
+  mismatch = np.any(
+      images_lib.to_float(images)[inverse] != stroke_set.sources_NxHxWx3,
+      axis=(1, 2, 3),
+  )
   if mismatch.any():
     ids = np.array(stroke_set.ids)[mismatch][:5].tolist()
     raise ValueError(
@@ -324,12 +354,17 @@ def stroke_labels(stroke_set: StrokeSet) -> np.ndarray:
         f"{indices_N[mismatch][:5].tolist()} of the manifest's data source "
         f"({stroke_set.data_config.get('name')!r}, split "
         f"{stroke_set.split!r}), so their labels are unknown. Remove 'data' "
-        "from the manifest to use label 0.")
+        "from the manifest to use label 0."
+    )
   return labels[inverse].astype(np.int32)
 
 
-def real_images(stroke_set: StrokeSet, fallback_data_config: Mapping[str, Any],
-                split: str, num: int) -> np.ndarray:
+def real_images(
+    stroke_set: StrokeSet,
+    fallback_data_config: Mapping[str, Any],
+    split: str,
+    num: int,
+) -> np.ndarray:
   """Held-out real images for SWD, float32 [num, H, W, 3].
 
   From the manifest's data source (else `fallback_data_config`) at `split`,
@@ -342,13 +377,17 @@ def real_images(stroke_set: StrokeSet, fallback_data_config: Mapping[str, Any],
   if stroke_set.data_config is not None and split == stroke_set.split:
     candidates = np.setdiff1d(candidates, stroke_set.image_indices_N)
   if len(candidates) < num:
-    raise ValueError(f"Asked for {num} real images but the {split!r} split of "
-                     f"{config['name']!r} has {len(candidates)} besides the "
-                     "stroke sources.")
+    raise ValueError(
+        f"Asked for {num} real images but the {split!r} split of "
+        f"{config['name']!r} has {len(candidates)} besides the "
+        "stroke sources."
+    )
   images, _ = source.get(candidates[:num])
   if images.shape[1] != stroke_set.image_size:
-    raise ValueError(f"Real images are {images.shape[1]} px but the strokes "
-                     f"are {stroke_set.image_size} px.")
+    raise ValueError(
+        f"Real images are {images.shape[1]} px but the strokes "
+        f"are {stroke_set.image_size} px."
+    )
   return images_lib.to_float(images)
 
 
@@ -376,25 +415,43 @@ class Progress:
     self.done += 1
     elapsed = time.monotonic() - self.start
     eta = elapsed / self.done * (self.total - self.done)
-    print(f"[{self.done}/{self.total}] {label} | {elapsed:.0f}s elapsed, "
-          f"ETA {eta:.0f}s", file=self.stream, flush=True)
+    print(
+        f"[{self.done}/{self.total}] {label} | {elapsed:.0f}s elapsed, "
+        f"ETA {eta:.0f}s",
+        file=self.stream,
+        flush=True,
+    )
 
 
-def save_outputs(path: str, outputs: Mapping[str, np.ndarray],
-                 stroke_set: StrokeSet, *, seed: int, batch_size: int) -> None:
+def save_outputs(
+    path: str,
+    outputs: Mapping[str, np.ndarray],
+    stroke_set: StrokeSet,
+    *,
+    seed: int,
+    batch_size: int,
+) -> None:
   """Writes the PNGs, then the .npz atomically (its presence = complete)."""
   pngs = png_dir(path)
   os.makedirs(pngs, exist_ok=True)
   for stroke_id, image in zip(stroke_set.ids, outputs["images"]):
-    images_lib.save_png(images_lib.to_float(image),
-                        os.path.join(pngs, f"{stroke_id}.png"))
+    images_lib.save_png(
+        images_lib.to_float(image), os.path.join(pngs, f"{stroke_id}.png")
+    )
   with artefacts.atomic_path(path) as tmp:
-    np.savez(tmp, **outputs, ids=np.array(stroke_set.ids), seed=seed,
-             batch_size=batch_size, version=OUTPUTS_VERSION)
+    np.savez(
+        tmp,
+        **outputs,
+        ids=np.array(stroke_set.ids),
+        seed=seed,
+        batch_size=batch_size,
+        version=OUTPUTS_VERSION,
+    )
 
 
-def check_outputs(path: str, stroke_set: StrokeSet, *, seed: int,
-                  batch_size: int) -> None:
+def check_outputs(
+    path: str, stroke_set: StrokeSet, *, seed: int, batch_size: int
+) -> None:
   """Raises ValueError unless a setting's .npz belongs to this run.
 
   Reads only the small fields (npz members load lazily).
@@ -406,22 +463,24 @@ def check_outputs(path: str, stroke_set: StrokeSet, *, seed: int,
     raise ValueError(
         f"{path} holds outputs of an older decode (version {version}, now "
         f"{OUTPUTS_VERSION}). Use another out_dir or delete the stale "
-        "outputs.")
+        "outputs."
+    )
   if found != (stroke_set.ids, seed, batch_size):
     raise ValueError(
         f"{path} holds outputs of another run ({len(found[0])} strokes, seed "
         f"{found[1]}, batch size {found[2]}; this run: {len(stroke_set)} "
         f"strokes, seed {seed}, batch size {batch_size}, or different ids). "
-        "Use another out_dir or delete the stale outputs.")
+        "Use another out_dir or delete the stale outputs."
+    )
 
 
-def load_outputs(path: str, stroke_set: StrokeSet, *, seed: int,
-                 batch_size: int) -> dict[str, np.ndarray]:
+def load_outputs(
+    path: str, stroke_set: StrokeSet, *, seed: int, batch_size: int
+) -> dict[str, np.ndarray]:
   """A setting's outputs (see the module doc), checked to be this run's."""
   check_outputs(path, stroke_set, seed=seed, batch_size=batch_size)
   with np.load(path) as f:
-    return {name: f[name] for name in ("images", "decoded", "tokens",
-                                       "edited")}
+    return {name: f[name] for name in ("images", "decoded", "tokens", "edited")}
 
 
 # ---------------------------------------------------------------------------
@@ -438,24 +497,28 @@ class TokenScorer:
 
   def __init__(self, model, params, layout):
     self.layout, self.params = layout, params
-    self._logits = jax.jit(lambda p, ids: model.apply(
-        {"params": p}, ids, deterministic=True))
+    self._logits = jax.jit(
+        lambda p, ids: model.apply({"params": p}, ids, deterministic=True)
+    )
 
   def __call__(self, tokens_Bxhxw, edited_Bxhxw, labels_B) -> np.ndarray:
     """Mean NLL (nats) over each row's edited positions, float64 [B]."""
     batch = len(tokens_Bxhxw)
     tokens_BxN = np.asarray(tokens_Bxhxw).reshape(batch, -1)
     edited_BxN = np.asarray(edited_Bxhxw, bool).reshape(batch, -1)
-    ids_BxL = self.layout.inputs(tokens_BxN.astype(np.int32), labels_B,
-                                 edited_BxN)
-    logits_BxNxC = np.asarray(self.layout.code_logits(
-        self._logits(self.params, ids_BxL)))
+    ids_BxL = self.layout.inputs(
+        tokens_BxN.astype(np.int32), labels_B, edited_BxN
+    )
+    logits_BxNxC = np.asarray(
+        self.layout.code_logits(self._logits(self.params, ids_BxL))
+    )
     return metrics.token_nll(logits_BxNxC, tokens_BxN, edited_BxN)
 
 
 @dataclasses.dataclass(frozen=True)
 class SwdSettings:
   """SWD settings (`metrics.swd_descriptors` / `swd_from_descriptors`)."""
+
   num_descriptors: int = 128
   min_resolution: int = 16
   num_projections: int = 512
@@ -463,27 +526,42 @@ class SwdSettings:
   seed: int = 0
 
   def descriptors(self, images_NxHxWx3) -> list[np.ndarray]:
-    return metrics.swd_descriptors(images_NxHxWx3, self.seed,
-                                   num_descriptors=self.num_descriptors,
-                                   min_resolution=self.min_resolution)
+    return metrics.swd_descriptors(
+        images_NxHxWx3,
+        self.seed,
+        num_descriptors=self.num_descriptors,
+        min_resolution=self.min_resolution,
+    )
 
-  def fold_distances(self, descriptors: Sequence[np.ndarray],
-                     real_descriptors: Sequence[np.ndarray]) -> list[float]:
+  def fold_distances(
+      self,
+      descriptors: Sequence[np.ndarray],
+      real_descriptors: Sequence[np.ndarray],
+  ) -> list[float]:
     """SWD of fold f of a set to fold f of the real set, for every fold."""
     per_fold = [[], []]
     for side, levels in enumerate((descriptors, real_descriptors)):
       num_images = len(levels[0]) // self.num_descriptors
       if num_images < self.folds:
-        raise ValueError(f"SWD over {self.folds} folds needs at least "
-                         f"{self.folds} images per set, got {num_images}.")
+        raise ValueError(
+            f"SWD over {self.folds} folds needs at least "
+            f"{self.folds} images per set, got {num_images}."
+        )
       for fold in np.array_split(np.arange(num_images), self.folds):
-        per_fold[side].append([
-            level.reshape(num_images, self.num_descriptors, -1)[fold]
-            .reshape(len(fold) * self.num_descriptors, -1)
-            for level in levels])
-    return [metrics.swd_from_descriptors(
-        a, b, self.seed, num_projections=self.num_projections)["mean"]
-            for a, b in zip(*per_fold)]
+        per_fold[side].append(
+            [
+                level.reshape(num_images, self.num_descriptors, -1)[
+                    fold
+                ].reshape(len(fold) * self.num_descriptors, -1)
+                for level in levels
+            ]
+        )
+    return [
+        metrics.swd_from_descriptors(
+            a, b, self.seed, num_projections=self.num_projections
+        )["mean"]
+        for a, b in zip(*per_fold)
+    ]
 
 
 def summarize(values) -> dict[str, Any]:
@@ -501,28 +579,36 @@ def summarize_paired(values, baseline, clusters) -> dict[str, Any]:
   """Mean of the per-stroke differences values - baseline, with the 95%
   bootstrap interval over source images (`clusters`), on the strokes where
   both are finite: {"mean", "lo", "hi", "n"}."""
-  diff = (np.asarray(values, np.float64) - np.asarray(baseline, np.float64))
+  diff = np.asarray(values, np.float64) - np.asarray(baseline, np.float64)
   finite = np.isfinite(diff)
   n = int(finite.sum())
   clusters = np.asarray(clusters)[finite]
   if n < 2 or len(np.unique(clusters)) < 2:
     # One source image gives no interval over images.
-    return {"mean": float(diff[finite].mean()) if n else None, "lo": None,
-            "hi": None, "n": n}
+    return {
+        "mean": float(diff[finite].mean()) if n else None,
+        "lo": None,
+        "hi": None,
+        "n": n,
+    }
   mean, low, high = metrics.cluster_bootstrap_ci(diff[finite], clusters)
   return {"mean": mean, "lo": low, "hi": high, "n": n}
 
 
-def _preservation(decoded_NxHxWx3, sources_NxHxWx3, region_NxHxW,
-                  psnr_cap: float) -> tuple[np.ndarray, np.ndarray]:
+def _preservation(
+    decoded_NxHxWx3, sources_NxHxWx3, region_NxHxW, psnr_cap: float
+) -> tuple[np.ndarray, np.ndarray]:
   """PSNR and L2 outside the region; NaN where the region is everything."""
   valid_N = ~region_NxHxW.all(axis=(1, 2))
   psnr_N = np.full(len(valid_N), np.nan)
   l2_N = np.full(len(valid_N), np.nan)
   if valid_N.any():
-    kept = metrics.preservation(decoded_NxHxWx3[valid_N],
-                                sources_NxHxWx3[valid_N], region_NxHxW[valid_N],
-                                psnr_cap=psnr_cap)
+    kept = metrics.preservation(
+        decoded_NxHxWx3[valid_N],
+        sources_NxHxWx3[valid_N],
+        region_NxHxW[valid_N],
+        psnr_cap=psnr_cap,
+    )
     psnr_N[valid_N], l2_N[valid_N] = kept["psnr"], kept["l2"]
   return psnr_N, l2_N
 
@@ -535,11 +621,15 @@ class JudgeScores:
   subsets. Without a judge every value is missing (NaN / None).
   """
 
-  def __init__(self, judge, real_NxHxWx3: np.ndarray, num_subsets: int = 100,
-               seed: int = 0):
+  def __init__(
+      self,
+      judge,
+      real_NxHxWx3: np.ndarray,
+      num_subsets: int = 100,
+      seed: int = 0,
+  ):
     self.judge, self.num_subsets, self.seed = judge, num_subsets, seed
-    self.real_features = (None if judge is None
-                          else judge.features(real_NxHxWx3))
+    self.real_features = None if judge is None else judge.features(real_NxHxWx3)
 
   def entropy(self, images_NxHxWx3) -> np.ndarray:
     if self.judge is None or not self.judge.has_maps:
@@ -552,57 +642,94 @@ class JudgeScores:
     if self.judge is None:
       return {"mean": None, "ci": None, "std": None, "n": 0}
     mean, std = judging.kid_with_spread(
-        self.judge.features(images_NxHxWx3), self.real_features,
-        num_subsets=self.num_subsets, rng=self.seed)
-    return {"mean": 1e3 * mean, "ci": None, "std": 1e3 * std,
-            "n": len(images_NxHxWx3)}
+        self.judge.features(images_NxHxWx3),
+        self.real_features,
+        num_subsets=self.num_subsets,
+        rng=self.seed,
+    )
+    return {
+        "mean": 1e3 * mean,
+        "ci": None,
+        "std": 1e3 * std,
+        "n": len(images_NxHxWx3),
+    }
 
 
-def stroke_metrics(outputs: Mapping[str, np.ndarray], stroke_set: StrokeSet,
-                   labels_N: np.ndarray, scorer: TokenScorer,
-                   judge_scores: JudgeScores, *, batch_size: int,
-                   psnr_cap: float = PSNR_CAP) -> dict[str, np.ndarray]:
+def stroke_metrics(
+    outputs: Mapping[str, np.ndarray],
+    stroke_set: StrokeSet,
+    labels_N: np.ndarray,
+    scorer: TokenScorer,
+    judge_scores: JudgeScores,
+    *,
+    batch_size: int,
+    psnr_cap: float = PSNR_CAP,
+) -> dict[str, np.ndarray]:
   """Per-stroke metrics of one setting: PER_STROKE_METRICS -> float64 [N]."""
   images = images_lib.to_float(outputs["images"])
   decoded = images_lib.to_float(outputs["decoded"])
-  faithful = metrics.faithfulness(images, stroke_set.strokes_NxHxWx3,
-                                  stroke_set.masks_NxHxW)
-  region_NxHxW = regions.token_to_pixel_mask(outputs["edited"],
-                                             stroke_set.image_size)
-  psnr_N, l2_N = _preservation(decoded, stroke_set.sources_NxHxWx3,
-                               region_NxHxW, psnr_cap)
-  nll_N = np.concatenate([
-      scorer(outputs["tokens"][idx], outputs["edited"][idx], labels_N[idx])
-      for idx in data.padded_batches(len(stroke_set), batch_size)])[:len(stroke_set)]
-  return {"l2": faithful["l2"], "l2_stroke": faithful["l2_stroke"],
-          "psnr_preserve": psnr_N, "l2_preserve": l2_N, "token_nll": nll_N,
-          "judge_entropy": judge_scores.entropy(images)}
+  faithful = metrics.faithfulness(
+      images, stroke_set.strokes_NxHxWx3, stroke_set.masks_NxHxW
+  )
+  region_NxHxW = regions.token_to_pixel_mask(
+      outputs["edited"], stroke_set.image_size
+  )
+  psnr_N, l2_N = _preservation(
+      decoded, stroke_set.sources_NxHxWx3, region_NxHxW, psnr_cap
+  )
+  nll_N = np.concatenate(
+      [
+          scorer(outputs["tokens"][idx], outputs["edited"][idx], labels_N[idx])
+          for idx in data.padded_batches(len(stroke_set), batch_size)
+      ]
+  )[: len(stroke_set)]
+  return {
+      "l2": faithful["l2"],
+      "l2_stroke": faithful["l2_stroke"],
+      "psnr_preserve": psnr_N,
+      "l2_preserve": l2_N,
+      "token_nll": nll_N,
+      "judge_entropy": judge_scores.entropy(images),
+  }
 
 
-def set_metrics(images_NxHxWx3, swd: SwdSettings, real_descriptors,
-                judge_scores: JudgeScores) -> dict[str, dict[str, Any]]:
+def set_metrics(
+    images_NxHxWx3,
+    swd: SwdSettings,
+    real_descriptors,
+    judge_scores: JudgeScores,
+) -> dict[str, dict[str, Any]]:
   """Summaries of the set-level metrics (SWD over folds, judge-KID)."""
   folds = swd.fold_distances(swd.descriptors(images_NxHxWx3), real_descriptors)
-  return {"swd": dict(summarize(folds), folds=folds),
-          "judge_kid": judge_scores.kid(images_NxHxWx3)}
+  return {
+      "swd": dict(summarize(folds), folds=folds),
+      "judge_kid": judge_scores.kid(images_NxHxWx3),
+  }
 
 
-def reference_metrics(stroke_set: StrokeSet, real_descriptors,
-                      swd: SwdSettings, judge_scores: JudgeScores
-                      ) -> dict[str, dict[str, Any]]:
+def reference_metrics(
+    stroke_set: StrokeSet,
+    real_descriptors,
+    swd: SwdSettings,
+    judge_scores: JudgeScores,
+) -> dict[str, dict[str, Any]]:
   """REFERENCE_METRICS of the sources and of the stroke images themselves."""
   references = {}
-  for name, images in (("source", stroke_set.sources_NxHxWx3),
-                       ("stroke", stroke_set.strokes_NxHxWx3)):
-    faithful = metrics.faithfulness(images, stroke_set.strokes_NxHxWx3,
-                                    stroke_set.masks_NxHxW)
+  for name, images in (
+      ("source", stroke_set.sources_NxHxWx3),
+      ("stroke", stroke_set.strokes_NxHxWx3),
+  ):
+    faithful = metrics.faithfulness(
+        images, stroke_set.strokes_NxHxWx3, stroke_set.masks_NxHxW
+    )
     sets = set_metrics(images, swd, real_descriptors, judge_scores)
     references[name] = {
         "l2": summarize(faithful["l2"]),
         "l2_stroke": summarize(faithful["l2_stroke"]),
         "swd": summarize(sets["swd"]["folds"]),
         "judge_entropy": summarize(judge_scores.entropy(images)),
-        "judge_kid": sets["judge_kid"]}
+        "judge_kid": sets["judge_kid"],
+    }
   return references
 
 
@@ -610,32 +737,40 @@ def _json_floats(values) -> list[float | None]:
   return [float(v) if np.isfinite(v) else None for v in values]
 
 
-def setting_result(variant: str, knob: float, npz_path: str, root: str,
-                   per_stroke: Mapping[str, np.ndarray],
-                   sets: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+def setting_result(
+    variant: str,
+    knob: float,
+    npz_path: str,
+    root: str,
+    per_stroke: Mapping[str, np.ndarray],
+    sets: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
   """One entry of results["results"] (the paired ones are filled later)."""
-  summaries = {name: summarize(per_stroke[name])
-               for name in PER_STROKE_METRICS}
+  summaries = {name: summarize(per_stroke[name]) for name in PER_STROKE_METRICS}
   summaries["swd"] = summarize(sets["swd"]["folds"])
   summaries["judge_kid"] = sets["judge_kid"]
   swd_folds = sets["swd"]["folds"]
   return {
-      "variant": variant, "knob": float(knob),
+      "variant": variant,
+      "knob": float(knob),
       "knob_name": KNOB_NAMES[variant],
       "outputs": os.path.relpath(npz_path, root),
       "pngs": os.path.relpath(png_dir(npz_path), root),
       "metrics": summaries,
       "paired_vs_none": {},
       "paired_vs_sdedit": {},
-      "per_stroke": {name: _json_floats(per_stroke[name])
-                     for name in PER_STROKE_METRICS},
+      "per_stroke": {
+          name: _json_floats(per_stroke[name]) for name in PER_STROKE_METRICS
+      },
       "swd_folds": [float(v) for v in swd_folds],
   }
 
 
 def _per_stroke(result, name: str) -> np.ndarray:
-  return np.array([np.nan if v is None else v
-                   for v in result["per_stroke"][name]], np.float64)
+  return np.array(
+      [np.nan if v is None else v for v in result["per_stroke"][name]],
+      np.float64,
+  )
 
 
 def matched_sdedit(sdedit_results, faithfulness: float):
@@ -647,22 +782,29 @@ def matched_sdedit(sdedit_results, faithfulness: float):
     them; outside the curve, its nearest end with weight 1 and in_range
     False.
   """
-  ordered = sorted((r for r in sdedit_results
-                    if r["metrics"][MATCH_METRIC]["mean"] is not None),
-                   key=lambda r: r["metrics"][MATCH_METRIC]["mean"])
+  ordered = sorted(
+      (
+          r
+          for r in sdedit_results
+          if r["metrics"][MATCH_METRIC]["mean"] is not None
+      ),
+      key=lambda r: r["metrics"][MATCH_METRIC]["mean"],
+  )
   means = [r["metrics"][MATCH_METRIC]["mean"] for r in ordered]
   if faithfulness < means[0] or faithfulness > means[-1]:
     end = 0 if faithfulness < means[0] else -1
     return [ordered[end]], [1.0], False
-  upper = min(int(np.searchsorted(means, faithfulness, side="right")),
-              len(means) - 1)
+  upper = min(
+      int(np.searchsorted(means, faithfulness, side="right")), len(means) - 1
+  )
   below, above = means[upper - 1], means[upper]
   weight = (above - faithfulness) / (above - below) if above > below else 1.0
   return [ordered[upper - 1], ordered[upper]], [weight, 1.0 - weight], True
 
 
-def add_paired_differences(results: list[dict[str, Any]],
-                           clusters_N: np.ndarray) -> None:
+def add_paired_differences(
+    results: list[dict[str, Any]], clusters_N: np.ndarray
+) -> None:
   """Fills "paired_vs_none" and "paired_vs_sdedit" of every setting.
 
   vs none: per-stroke differences to the unguided decode (same draws). vs
@@ -675,28 +817,43 @@ def add_paired_differences(results: list[dict[str, Any]],
   for result in results:
     if baseline is not None and result is not baseline:
       result["paired_vs_none"] = {
-          name: summarize_paired(_per_stroke(result, name),
-                                 _per_stroke(baseline, name), clusters_N)
-          for name in PER_STROKE_METRICS}
+          name: summarize_paired(
+              _per_stroke(result, name), _per_stroke(baseline, name), clusters_N
+          )
+          for name in PER_STROKE_METRICS
+      }
     faithfulness = result["metrics"][MATCH_METRIC]["mean"]
-    if (len(sdedit) < 2 or result["variant"] in ("none", "sdedit")
-        or faithfulness is None):
+    if (
+        len(sdedit) < 2
+        or result["variant"] in ("none", "sdedit")
+        or faithfulness is None
+    ):
       continue
     settings, weights, in_range = matched_sdedit(sdedit, faithfulness)
     # A bracket end of weight 0 must not turn a stroke into NaN (0 x NaN).
-    settings, weights = zip(*[(r, w) for r, w in zip(settings, weights)
-                              if w > 0])
+    settings, weights = zip(
+        *[(r, w) for r, w in zip(settings, weights) if w > 0]
+    )
     result["paired_vs_sdedit"] = {
-        "knobs": [r["knob"] for r in settings], "weights": list(weights),
+        "knobs": [r["knob"] for r in settings],
+        "weights": list(weights),
         "in_range": in_range,
-        "metrics": {name: summarize_paired(
-            _per_stroke(result, name),
-            sum(w * _per_stroke(r, name) for r, w in zip(settings, weights)),
-            clusters_N) for name in PER_STROKE_METRICS}}
+        "metrics": {
+            name: summarize_paired(
+                _per_stroke(result, name),
+                sum(
+                    w * _per_stroke(r, name) for r, w in zip(settings, weights)
+                ),
+                clusters_N,
+            )
+            for name in PER_STROKE_METRICS
+        },
+    }
 
 
-def paired_between_runs(results: Mapping[str, Any],
-                        baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
+def paired_between_runs(
+    results: Mapping[str, Any], baseline: Mapping[str, Any]
+) -> list[dict[str, Any]]:
   """Per-stroke differences results - baseline for every (variant, knob) in
   both runs, e.g. a windowed decode against the full one.
 
@@ -708,20 +865,34 @@ def paired_between_runs(results: Mapping[str, Any],
   """
   for key in ("manifest", "seed", "batch_size", "num_strokes"):
     if results[key] != baseline[key]:
-      raise ValueError(f"The runs differ in {key} ({results[key]!r} vs "
-                       f"{baseline[key]!r}): their edits do not pair.")
-  clusters_N = stroke_clusters([
-      -1 if s["image_index"] is None else s["image_index"]
-      for s in results["strokes"]])
+      raise ValueError(
+          f"The runs differ in {key} ({results[key]!r} vs "
+          f"{baseline[key]!r}): their edits do not pair."
+      )
+  clusters_N = stroke_clusters(
+      [
+          -1 if s["image_index"] is None else s["image_index"]
+          for s in results["strokes"]
+      ]
+  )
   by_setting = {(r["variant"], r["knob"]): r for r in baseline["results"]}
-  return [{"variant": r["variant"], "knob": r["knob"],
-           "knob_name": r["knob_name"],
-           "metrics": {name: summarize_paired(
-               _per_stroke(r, name),
-               _per_stroke(by_setting[(r["variant"], r["knob"])], name),
-               clusters_N) for name in PER_STROKE_METRICS}}
-          for r in results["results"]
-          if (r["variant"], r["knob"]) in by_setting]
+  return [
+      {
+          "variant": r["variant"],
+          "knob": r["knob"],
+          "knob_name": r["knob_name"],
+          "metrics": {
+              name: summarize_paired(
+                  _per_stroke(r, name),
+                  _per_stroke(by_setting[(r["variant"], r["knob"])], name),
+                  clusters_N,
+              )
+              for name in PER_STROKE_METRICS
+          },
+      }
+      for r in results["results"]
+      if (r["variant"], r["knob"]) in by_setting
+  ]
 
 
 def format_paired(paired) -> str:
@@ -734,10 +905,19 @@ def format_paired(paired) -> str:
   return f"**{text}**" if paired["lo"] > 0 or paired["hi"] < 0 else text
 
 
-def score_settings(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
-                   settings: Sequence[tuple[str, float]], *, out_dir: str,
-                   seed: int, batch_size: int, swd: SwdSettings,
-                   real_NxHxWx3: np.ndarray, judge=None):
+def score_settings(
+    editor,
+    stroke_set: StrokeSet,
+    labels_N: np.ndarray,
+    settings: Sequence[tuple[str, float]],
+    *,
+    out_dir: str,
+    seed: int,
+    batch_size: int,
+    swd: SwdSettings,
+    real_NxHxWx3: np.ndarray,
+    judge=None,
+):
   """Scores the saved outputs of every setting.
 
   Args:
@@ -761,17 +941,28 @@ def score_settings(editor, stroke_set: StrokeSet, labels_N: np.ndarray,
   for variant, knob in settings:
     path = output_path(out_dir, variant, knob)
     outputs = load_outputs(path, stroke_set, seed=seed, batch_size=batch_size)
-    per_stroke = stroke_metrics(outputs, stroke_set, labels_N, scorer,
-                                judge_scores, batch_size=batch_size)
-    sets = set_metrics(images_lib.to_float(outputs["images"]), swd,
-                       real_descriptors, judge_scores)
-    entries.append(setting_result(variant, knob, path, out_dir, per_stroke,
-                                  sets))
+    per_stroke = stroke_metrics(
+        outputs,
+        stroke_set,
+        labels_N,
+        scorer,
+        judge_scores,
+        batch_size=batch_size,
+    )
+    sets = set_metrics(
+        images_lib.to_float(outputs["images"]),
+        swd,
+        real_descriptors,
+        judge_scores,
+    )
+    entries.append(
+        setting_result(variant, knob, path, out_dir, per_stroke, sets)
+    )
     progress.step(f"scored {variant} {KNOB_NAMES[variant]}={knob:g}")
-  add_paired_differences(entries,
-                         stroke_clusters(stroke_set.image_indices_N))
-  return entries, reference_metrics(stroke_set, real_descriptors, swd,
-                                    judge_scores)
+  add_paired_differences(entries, stroke_clusters(stroke_set.image_indices_N))
+  return entries, reference_metrics(
+      stroke_set, real_descriptors, swd, judge_scores
+  )
 
 
 def stroke_clusters(image_indices_N) -> np.ndarray:
@@ -785,11 +976,19 @@ def stroke_clusters(image_indices_N) -> np.ndarray:
 # Results files.
 
 
-def results_dict(stroke_set: StrokeSet, labels_N: np.ndarray, *, seed: int,
-                 batch_size: int, models: Mapping[str, str | None],
-                 edit_settings: Mapping[str, Any], swd: Mapping[str, Any],
-                 skipped: Mapping[str, str], references: Mapping[str, Any],
-                 entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def results_dict(
+    stroke_set: StrokeSet,
+    labels_N: np.ndarray,
+    *,
+    seed: int,
+    batch_size: int,
+    models: Mapping[str, str | None],
+    edit_settings: Mapping[str, Any],
+    swd: Mapping[str, Any],
+    skipped: Mapping[str, str],
+    references: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
   """Assembles the results JSON object (schema in the module doc)."""
   return {
       "schema_version": SCHEMA_VERSION,
@@ -797,11 +996,21 @@ def results_dict(stroke_set: StrokeSet, labels_N: np.ndarray, *, seed: int,
       "num_strokes": len(stroke_set),
       "image_size": stroke_set.image_size,
       "strokes": [
-          {"id": i, "mode": m, "image_index": int(x) if x >= 0 else None,
-           "label": int(y)}
-          for i, m, x, y in zip(stroke_set.ids, stroke_set.modes,
-                                stroke_set.image_indices_N, labels_N)],
-      "seed": seed, "batch_size": batch_size,
+          {
+              "id": i,
+              "mode": m,
+              "image_index": int(x) if x >= 0 else None,
+              "label": int(y),
+          }
+          for i, m, x, y in zip(
+              stroke_set.ids,
+              stroke_set.modes,
+              stroke_set.image_indices_N,
+              labels_N,
+          )
+      ],
+      "seed": seed,
+      "batch_size": batch_size,
       "models": dict(models),
       "edit_settings": dict(edit_settings),
       "swd": dict(swd),
@@ -811,12 +1020,35 @@ def results_dict(stroke_set: StrokeSet, labels_N: np.ndarray, *, seed: int,
       "results": list(entries),
   }
 
-_TOP_LEVEL_KEYS = ("schema_version", "manifest", "num_strokes", "image_size",
-                   "strokes", "seed", "batch_size", "models", "edit_settings",
-                   "swd", "psnr_cap", "skipped", "references", "results")
-_RESULT_KEYS = ("variant", "knob", "knob_name", "outputs", "pngs", "metrics",
-                "paired_vs_none", "paired_vs_sdedit", "per_stroke",
-                "swd_folds")
+
+_TOP_LEVEL_KEYS = (
+    "schema_version",
+    "manifest",
+    "num_strokes",
+    "image_size",
+    "strokes",
+    "seed",
+    "batch_size",
+    "models",
+    "edit_settings",
+    "swd",
+    "psnr_cap",
+    "skipped",
+    "references",
+    "results",
+)
+_RESULT_KEYS = (
+    "variant",
+    "knob",
+    "knob_name",
+    "outputs",
+    "pngs",
+    "metrics",
+    "paired_vs_none",
+    "paired_vs_sdedit",
+    "per_stroke",
+    "swd_folds",
+)
 
 
 def write_results(out_dir: str, results: Mapping[str, Any]) -> tuple[str, str]:
@@ -825,9 +1057,11 @@ def write_results(out_dir: str, results: Mapping[str, Any]) -> tuple[str, str]:
   with artefacts.atomic_path(json_path) as tmp, open(tmp, "w") as f:
     json.dump(results, f, indent=1)
   csv_path = os.path.join(out_dir, CSV_NAME)
-  fields = ["variant", "knob"] + [f"{m}_{s}" for m in METRICS
-                                  for s in ("mean", "ci", "n")] + [
-                                      "judge_kid_std"]
+  fields = (
+      ["variant", "knob"]
+      + [f"{m}_{s}" for m in METRICS for s in ("mean", "ci", "n")]
+      + ["judge_kid_std"]
+  )
   with open(csv_path, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=fields)
     writer.writeheader()
@@ -844,16 +1078,21 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
   """Reads results.json and checks the schema's keys and version."""
   path = pathlib.Path(path)
   if not path.is_file():
-    raise FileNotFoundError(f"No results file {path}: run scripts/run_edits.py "
-                            "first.")
+    raise FileNotFoundError(
+        f"No results file {path}: run scripts/run_edits.py first."
+    )
   results = json.loads(path.read_text())
   missing = [k for k in _TOP_LEVEL_KEYS if k not in results]
   if missing:
-    raise ValueError(f"{path} lacks keys {missing}: not a results file of "
-                     f"schema version {SCHEMA_VERSION}.")
+    raise ValueError(
+        f"{path} lacks keys {missing}: not a results file of "
+        f"schema version {SCHEMA_VERSION}."
+    )
   if results["schema_version"] != SCHEMA_VERSION:
-    raise ValueError(f"{path} has schema version {results['schema_version']}, "
-                     f"expected {SCHEMA_VERSION}.")
+    raise ValueError(
+        f"{path} has schema version {results['schema_version']}, "
+        f"expected {SCHEMA_VERSION}."
+    )
   for i, result in enumerate(results["results"]):
     missing = [k for k in _RESULT_KEYS if k not in result]
     if missing:
@@ -861,8 +1100,9 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
   return results
 
 
-def find_setting(results: Mapping[str, Any], variant: str,
-                 knob: float) -> dict[str, Any] | None:
+def find_setting(
+    results: Mapping[str, Any], variant: str, knob: float
+) -> dict[str, Any] | None:
   """The result of `variant` whose knob is closest to `knob`, if any ran."""
   candidates = [r for r in results["results"] if r["variant"] == variant]
   if not candidates:

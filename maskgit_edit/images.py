@@ -14,7 +14,8 @@ def to_float(images_uint8):
 def to_uint8(images):
   """float in [0, 1] (clipped) -> uint8."""
   return np.round(np.clip(np.asarray(images, np.float32), 0, 1) * 255).astype(
-      np.uint8)
+      np.uint8
+  )
 
 
 def grid(images_NxHxWx3, num_cols: int, pad: int = 2, pad_value: float = 1.0):
@@ -22,12 +23,15 @@ def grid(images_NxHxWx3, num_cols: int, pad: int = 2, pad_value: float = 1.0):
   images = np.asarray(images_NxHxWx3, np.float32)
   n, h, w, c = images.shape
   num_rows = -(-n // num_cols)
-  out = np.full((num_rows * (h + pad) + pad, num_cols * (w + pad) + pad, c),
-                pad_value, np.float32)
+  out = np.full(
+      (num_rows * (h + pad) + pad, num_cols * (w + pad) + pad, c),
+      pad_value,
+      np.float32,
+  )
   for i, image in enumerate(images):
     r, q = divmod(i, num_cols)
     top, left = pad + r * (h + pad), pad + q * (w + pad)
-    out[top:top + h, left:left + w] = image
+    out[top : top + h, left : left + w] = image
   return out
 
 

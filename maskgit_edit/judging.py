@@ -27,16 +27,21 @@ JUDGE_NAME = "judge"
 class Judge:
   """A finished judge run: features and labels of float images in [0, 1]."""
 
-  def __init__(self, model: judge_lib.Judge, params, run_config,
-               batch_size: int = 250):
+  def __init__(
+      self, model: judge_lib.Judge, params, run_config, batch_size: int = 250
+  ):
     self.model, self.params, self.run_config = model, params, run_config
     self.image_size = run_config.data.image_size
     self.batch_size = batch_size
-    self._features = jax.jit(lambda p, x: model.apply({"params": p}, x,
-                                                      method=model.features))
+    self._features = jax.jit(
+        lambda p, x: model.apply({"params": p}, x, method=model.features)
+    )
     self._logits = jax.jit(lambda p, x: model.apply({"params": p}, x))
-    self._map_entropy = jax.jit(lambda p, x: _mean_entropy(model.apply(
-        {"params": p}, x, method=model.features_and_maps)[1]))
+    self._map_entropy = jax.jit(
+        lambda p, x: _mean_entropy(
+            model.apply({"params": p}, x, method=model.features_and_maps)[1]
+        )
+    )
 
   @classmethod
   def from_workdir(cls, workdir: str, data_config=None) -> "Judge":
@@ -53,26 +58,34 @@ class Judge:
           raise ValueError(
               f"Judge {workdir!r} was trained on data {key} "
               f"{config.data[key]!r}, but the images to judge have "
-              f"{data_config[key]!r}.")
+              f"{data_config[key]!r}."
+          )
     num_classes = data_lib.get_source(config.data, "test").num_classes
     model = judge_lib.build_judge(config.judge, num_classes)
     size = config.data.image_size
-    abstract = jax.eval_shape(model.init, jax.random.key(0),
-                              jnp.zeros((1, size, size, 3)))["params"]
-    return cls(model, artefacts.load_params(workdir, JUDGE_NAME, abstract),
-               config)
+    abstract = jax.eval_shape(
+        model.init, jax.random.key(0), jnp.zeros((1, size, size, 3))
+    )["params"]
+    return cls(
+        model, artefacts.load_params(workdir, JUDGE_NAME, abstract), config
+    )
 
   def _batched(self, fn, images_NxHxWx3) -> np.ndarray:
     images = np.asarray(images_NxHxWx3)
     if images.dtype == np.uint8:
       images = images_lib.to_float(images)
-    if images.ndim != 4 or images.shape[1:] != (self.image_size,
-                                                self.image_size, 3):
+    if images.ndim != 4 or images.shape[1:] != (
+        self.image_size,
+        self.image_size,
+        3,
+    ):
       raise ValueError(
           f"The judge takes [N, {self.image_size}, {self.image_size}, 3] "
-          f"images, got shape {images.shape}.")
-    return data_lib.map_in_batches(lambda x: fn(self.params, x), images,
-                                   self.batch_size)
+          f"images, got shape {images.shape}."
+      )
+    return data_lib.map_in_batches(
+        lambda x: fn(self.params, x), images, self.batch_size
+    )
 
   def features(self, images_NxHxWx3) -> np.ndarray:
     """uint8 or float [0, 1] images -> float64 features [N, D]."""
@@ -99,9 +112,14 @@ def _mean_entropy(logits_BxhxwxM):
   return -jnp.sum(jnp.exp(log_p) * log_p, -1).mean(axis=(1, 2))
 
 
-def fid_with_interval(features_NxD, reference_RxD, *, num_bootstrap: int = 200,
-                      confidence: float = 0.95, rng: int = 0
-                      ) -> tuple[float, float, float]:
+def fid_with_interval(
+    features_NxD,
+    reference_RxD,
+    *,
+    num_bootstrap: int = 200,
+    confidence: float = 0.95,
+    rng: int = 0,
+) -> tuple[float, float, float]:
   """Judge-FID to the reference, and a bootstrap interval over the images.
 
   Returns:
@@ -116,21 +134,29 @@ def fid_with_interval(features_NxD, reference_RxD, *, num_bootstrap: int = 200,
   boot = []
   for _ in range(num_bootstrap):
     pick = features_NxD[rng.integers(0, len(features_NxD), len(features_NxD))]
-    boot.append(metrics.frechet_distance(pick.mean(0), np.cov(pick, rowvar=False),
-                                         mu_r, sigma_r))
+    boot.append(
+        metrics.frechet_distance(
+            pick.mean(0), np.cov(pick, rowvar=False), mu_r, sigma_r
+        )
+    )
   tail = 50 * (1 - confidence)
   low, high = np.percentile(boot, [tail, 100 - tail])
   return value, float(low), float(high)
 
 
-def kid_with_spread(features_NxD, reference_RxD, *, num_subsets: int = 100,
-                    rng: int = 0) -> tuple[float, float]:
+def kid_with_spread(
+    features_NxD, reference_RxD, *, num_subsets: int = 100, rng: int = 0
+) -> tuple[float, float]:
   """Judge-KID (mean, std) over subsets of half the smaller set, so that
   the subsets differ and the std shows the estimate's spread."""
   size = max(2, min(len(features_NxD), len(reference_RxD)) // 2)
-  return metrics.kid_from_features(features_NxD, reference_RxD,
-                                   num_subsets=num_subsets, subset_size=size,
-                                   rng=rng)
+  return metrics.kid_from_features(
+      features_NxD,
+      reference_RxD,
+      num_subsets=num_subsets,
+      subset_size=size,
+      rng=rng,
+  )
 
 
 def knn_radii(reference_RxD, k: int) -> np.ndarray:
@@ -140,8 +166,9 @@ def knn_radii(reference_RxD, k: int) -> np.ndarray:
   return np.sort(distances_RxR, axis=1)[:, k]
 
 
-def realism_scores(features_NxD, reference_RxD, *, k: int = 3,
-                   keep_quantile: float = 0.5) -> np.ndarray:
+def realism_scores(
+    features_NxD, reference_RxD, *, k: int = 3, keep_quantile: float = 0.5
+) -> np.ndarray:
   """k-NN realism score of each image (Kynkäänniemi et al. 2019), [N].
 
   max over real features r of radius_k(r) / |f - r|, over the real features
@@ -152,19 +179,29 @@ def realism_scores(features_NxD, reference_RxD, *, k: int = 3,
   radii_R = knn_radii(reference_RxD, k)
   keep_R = radii_R <= np.quantile(radii_R, keep_quantile)
   distances_NxR = _distances(features_NxD, reference_RxD[keep_R])
-  return np.max(radii_R[keep_R][None, :] / np.maximum(distances_NxR, 1e-12),
-                axis=1)
+  return np.max(
+      radii_R[keep_R][None, :] / np.maximum(distances_NxR, 1e-12), axis=1
+  )
 
 
 def _distances(a_NxD, b_MxD) -> np.ndarray:
-  squared = (np.sum(a_NxD**2, 1)[:, None] + np.sum(b_MxD**2, 1)[None, :]
-             - 2.0 * a_NxD @ b_MxD.T)
+  squared = (
+      np.sum(a_NxD**2, 1)[:, None]
+      + np.sum(b_MxD**2, 1)[None, :]
+      - 2.0 * a_NxD @ b_MxD.T
+  )
   return np.sqrt(np.maximum(squared, 0.0))
 
 
-def set_quality(features_NxD, reference_RxD, *, realism_reference_RxD=None,
-                map_entropy_N=None, num_kid_subsets: int = 100,
-                rng: int = 0) -> dict:
+def set_quality(
+    features_NxD,
+    reference_RxD,
+    *,
+    realism_reference_RxD=None,
+    map_entropy_N=None,
+    num_kid_subsets: int = 100,
+    rng: int = 0,
+) -> dict:
   """Judge-FID (with interval), judge-KID (mean, std over subsets), the mean
   realism score and (if given) the mean map entropy, each with its
   t-interval, of one image set.
@@ -174,18 +211,30 @@ def set_quality(features_NxD, reference_RxD, *, realism_reference_RxD=None,
   R^2 distances).
   """
   fid, low, high = fid_with_interval(features_NxD, reference_RxD, rng=rng)
-  kid, kid_std = kid_with_spread(features_NxD, reference_RxD,
-                                 num_subsets=num_kid_subsets, rng=rng)
+  kid, kid_std = kid_with_spread(
+      features_NxD, reference_RxD, num_subsets=num_kid_subsets, rng=rng
+  )
   realism_N = realism_scores(
-      features_NxD, reference_RxD if realism_reference_RxD is None
-      else realism_reference_RxD)
+      features_NxD,
+      reference_RxD if realism_reference_RxD is None else realism_reference_RxD,
+  )
   realism, realism_half = metrics.mean_ci(realism_N)
-  out = {"num_images": len(features_NxD), "fid": fid, "fid_low": low,
-         "fid_high": high, "kid": kid, "kid_std": kid_std,
-         "realism": realism, "realism_ci": realism_half,
-         "realism_scores": realism_N.tolist()}
+  out = {
+      "num_images": len(features_NxD),
+      "fid": fid,
+      "fid_low": low,
+      "fid_high": high,
+      "kid": kid,
+      "kid_std": kid_std,
+      "realism": realism,
+      "realism_ci": realism_half,
+      "realism_scores": realism_N.tolist(),
+  }
   if map_entropy_N is not None:
     entropy, entropy_half = metrics.mean_ci(map_entropy_N)
-    out.update(map_entropy=entropy, map_entropy_ci=entropy_half,
-               map_entropies=np.asarray(map_entropy_N).tolist())
+    out.update(
+        map_entropy=entropy,
+        map_entropy_ci=entropy_half,
+        map_entropies=np.asarray(map_entropy_N).tolist(),
+    )
   return out

@@ -38,13 +38,20 @@ class MetricWriter:
       f.write(config.to_json_best_effort(indent=2))
     mode = (wandb_config or {}).get("mode", "disabled")
     if mode not in ("disabled", "offline", "online"):
-      raise ValueError(f"wandb.mode must be disabled/offline/online, got {mode!r}.")
+      raise ValueError(
+          f"wandb.mode must be disabled/offline/online, got {mode!r}."
+      )
     if mode != "disabled":
       import wandb  # pylint: disable=g-import-not-at-top
+
       self._wandb = wandb.init(
-          project=wandb_config.get("project", "maskgit-edit"), mode=mode,
-          dir=workdir, config=config.to_dict(), resume="allow",
-          name=os.path.basename(os.path.abspath(workdir)))
+          project=wandb_config.get("project", "maskgit-edit"),
+          mode=mode,
+          dir=workdir,
+          config=config.to_dict(),
+          resume="allow",
+          name=os.path.basename(os.path.abspath(workdir)),
+      )
 
   def write(self, step: int, metrics: dict):
     if not self._active:
@@ -54,10 +61,10 @@ class MetricWriter:
     with open(self._path, "a") as f:
       f.write(json.dumps(record) + "\n")
     if self._wandb is not None:
-      self._wandb.log({k: v for k, v in record.items() if k != "step"},
-                      step=int(step))
+      self._wandb.log(
+          {k: v for k, v in record.items() if k != "step"}, step=int(step)
+      )
 
   def close(self):
     if self._wandb is not None:
       self._wandb.finish()
-

@@ -37,12 +37,14 @@ def _image_pair(a, b) -> tuple[np.ndarray, np.ndarray, bool]:
   b = np.asarray(b, np.float64)
   if a.shape != b.shape:
     raise ValueError(
-        f"Images must have the same shape, got {a.shape} and {b.shape}.")
+        f"Images must have the same shape, got {a.shape} and {b.shape}."
+    )
   if a.ndim == 3:
     return a[None], b[None], True
   if a.ndim != 4:
     raise ValueError(
-        f"Expected images [N, H, W, C] or [H, W, C], got shape {a.shape}.")
+        f"Expected images [N, H, W, C] or [H, W, C], got shape {a.shape}."
+    )
   if a.shape[0] == 0:
     raise ValueError(f"Expected at least one image, got shape {a.shape}.")
   return a, b, False
@@ -64,7 +66,8 @@ def _pixel_mask(mask, images_NxHxWxC: np.ndarray, single: bool) -> np.ndarray:
   raise ValueError(
       f"Mask shape {mask.shape} does not match images of shape "
       f"{images_NxHxWxC.shape[1:] if single else images_NxHxWxC.shape}; "
-      f"expected {expected}.")
+      f"expected {expected}."
+  )
 
 
 def _masked_squared_error(a, b, mask):
@@ -115,9 +118,12 @@ def psnr(a, b, max_val: float = 1.0, mask=None, cap: float | None = None):
   if np.any(count_N == 0):
     raise ValueError(
         "PSNR is undefined on an empty mask; images with no masked pixel: "
-        f"{np.flatnonzero(count_N == 0).tolist()}.")
+        f"{np.flatnonzero(count_N == 0).tolist()}."
+    )
   mse_N = sse_N / count_N
-  with np.errstate(divide="ignore"):  # mse == 0 -> +inf is the documented value.
+  with np.errstate(
+      divide="ignore"
+  ):  # mse == 0 -> +inf is the documented value.
     psnr_N = 10.0 * np.log10(max_val**2 / mse_N)
   if cap is not None:
     psnr_N = np.minimum(psnr_N, cap)
@@ -159,8 +165,9 @@ def faithfulness(output, stroke_image, stroke_mask) -> dict[str, np.ndarray]:
   }
 
 
-def preservation(output, source, edit_mask,
-                 psnr_cap: float | None = None) -> dict[str, np.ndarray]:
+def preservation(
+    output, source, edit_mask, psnr_cap: float | None = None
+) -> dict[str, np.ndarray]:
   """PSNR and L2 of an edit to its source outside the edited region.
 
   Args:
@@ -183,7 +190,8 @@ def preservation(output, source, edit_mask,
   if not np.all(keep_mask.reshape(*keep_mask.shape[:-2], -1).any(axis=-1)):
     raise ValueError(
         "The edit mask covers the whole image, so nothing is left to measure "
-        f"preservation on (mask shape {edit_mask.shape}).")
+        f"preservation on (mask shape {edit_mask.shape})."
+    )
   return {
       "psnr": psnr(output, source, mask=keep_mask, cap=psnr_cap),
       "l2": l2_distance(output, source, mask=keep_mask),
@@ -280,10 +288,15 @@ def swd_num_levels(height: int, width: int, min_resolution: int = 16) -> int:
   return num_levels
 
 
-def swd_descriptors(images_NxHxWxC, rng: int | np.random.Generator = 0, *,
-                    num_descriptors: int = 128, patch_size: int = 7,
-                    min_resolution: int = 16,
-                    batch_size: int = 64) -> list[np.ndarray]:
+def swd_descriptors(
+    images_NxHxWxC,
+    rng: int | np.random.Generator = 0,
+    *,
+    num_descriptors: int = 128,
+    patch_size: int = 7,
+    min_resolution: int = 16,
+    batch_size: int = 64,
+) -> list[np.ndarray]:
   """Normalised SWD patch descriptors of an image set, one array per level.
 
   From each pyramid level (see `swd_num_levels`), `num_descriptors` random
@@ -309,23 +322,27 @@ def swd_descriptors(images_NxHxWxC, rng: int | np.random.Generator = 0, *,
   images = np.asarray(images_NxHxWxC)
   if images.ndim != 4 or images.shape[0] == 0:
     raise ValueError(
-        f"Expected a non-empty image set [N, H, W, C], got shape {images.shape}.")
+        f"Expected a non-empty image set [N, H, W, C], got shape {images.shape}."
+    )
   if patch_size < 1 or patch_size % 2 == 0:
     raise ValueError(f"patch_size must be odd and positive, got {patch_size}.")
   if min_resolution < patch_size:
     raise ValueError(
         f"min_resolution ({min_resolution}) must be >= patch_size "
-        f"({patch_size}) so that patches fit in the coarsest level.")
+        f"({patch_size}) so that patches fit in the coarsest level."
+    )
   if num_descriptors < 1 or batch_size < 1:
     raise ValueError(
         f"num_descriptors ({num_descriptors}) and batch_size ({batch_size}) "
-        "must be positive.")
+        "must be positive."
+    )
   n, h, w, _ = images.shape
   num_levels = swd_num_levels(h, w, min_resolution)
   if num_levels == 0:
     raise ValueError(
         f"Images of {h}x{w} px are smaller than min_resolution "
-        f"({min_resolution}).")
+        f"({min_resolution})."
+    )
   rng = np.random.default_rng(rng)
   # Positions are drawn for the whole set up front so that they do not depend
   # on batch_size.
@@ -333,9 +350,12 @@ def swd_descriptors(images_NxHxWxC, rng: int | np.random.Generator = 0, *,
   centres = []
   level_h, level_w = h, w
   for _ in range(num_levels):
-    centres.append((
-        rng.integers(half, level_h - half, size=(n, num_descriptors)),
-        rng.integers(half, level_w - half, size=(n, num_descriptors))))
+    centres.append(
+        (
+            rng.integers(half, level_h - half, size=(n, num_descriptors)),
+            rng.integers(half, level_w - half, size=(n, num_descriptors)),
+        )
+    )
     level_h, level_w = -(-level_h // 2), -(-level_w // 2)
 
   offsets = np.arange(-half, half + 1)
@@ -363,8 +383,9 @@ def _normalise(patches_NxKxPxPxC: np.ndarray) -> np.ndarray:
   return normalised.reshape(n * k, -1)
 
 
-def _wasserstein_1d(sorted_a_AxP: np.ndarray,
-                    sorted_b_BxP: np.ndarray) -> np.ndarray:
+def _wasserstein_1d(
+    sorted_a_AxP: np.ndarray, sorted_b_BxP: np.ndarray
+) -> np.ndarray:
   """Exact W1 between empirical 1-D distributions, per column.
 
   W1 is the integral over t in (0, 1] of |Q_a(t) - Q_b(t)| for the quantile
@@ -373,8 +394,9 @@ def _wasserstein_1d(sorted_a_AxP: np.ndarray,
   difference of the sorted values.
   """
   num_a, num_b = len(sorted_a_AxP), len(sorted_b_BxP)
-  t = np.union1d(np.arange(1, num_a + 1) / num_a,
-                 np.arange(1, num_b + 1) / num_b)
+  t = np.union1d(
+      np.arange(1, num_a + 1) / num_a, np.arange(1, num_b + 1) / num_b
+  )
   widths = np.diff(t, prepend=0.0)
   midpoints = t - widths / 2
   index_a = np.minimum((midpoints * num_a).astype(np.int64), num_a - 1)
@@ -382,9 +404,12 @@ def _wasserstein_1d(sorted_a_AxP: np.ndarray,
   return widths @ np.abs(sorted_a_AxP[index_a] - sorted_b_BxP[index_b])
 
 
-def _sliced_wasserstein(desc_a_AxD: np.ndarray, desc_b_BxD: np.ndarray,
-                        num_projections: int,
-                        rng: np.random.Generator) -> float:
+def _sliced_wasserstein(
+    desc_a_AxD: np.ndarray,
+    desc_b_BxD: np.ndarray,
+    num_projections: int,
+    rng: np.random.Generator,
+) -> float:
   """Mean over random unit directions of the 1-D W1 of the projections."""
   dim = desc_a_AxD.shape[1]
   total = 0.0
@@ -398,10 +423,13 @@ def _sliced_wasserstein(desc_a_AxD: np.ndarray, desc_b_BxD: np.ndarray,
   return total / num_projections
 
 
-def swd_from_descriptors(descriptors_a: Sequence[np.ndarray],
-                         descriptors_b: Sequence[np.ndarray],
-                         rng: int | np.random.Generator = 0, *,
-                         num_projections: int = 512) -> dict:
+def swd_from_descriptors(
+    descriptors_a: Sequence[np.ndarray],
+    descriptors_b: Sequence[np.ndarray],
+    rng: int | np.random.Generator = 0,
+    *,
+    num_projections: int = 512,
+) -> dict:
   """Sliced Wasserstein distance between two descriptor sets, per level.
 
   For each level: `num_projections` random unit directions; project both
@@ -422,26 +450,44 @@ def swd_from_descriptors(descriptors_a: Sequence[np.ndarray],
   if len(descriptors_a) != len(descriptors_b) or not descriptors_a:
     raise ValueError(
         "Descriptor sets must have the same, non-zero number of levels, got "
-        f"{len(descriptors_a)} and {len(descriptors_b)}.")
+        f"{len(descriptors_a)} and {len(descriptors_b)}."
+    )
   if num_projections < 1:
     raise ValueError(f"num_projections must be >= 1, got {num_projections}.")
   rng = np.random.default_rng(rng)
   per_level = []
   for level, (desc_a, desc_b) in enumerate(zip(descriptors_a, descriptors_b)):
     desc_a, desc_b = np.asarray(desc_a), np.asarray(desc_b)
-    if (desc_a.ndim != 2 or desc_b.ndim != 2 or desc_a.shape[1] !=
-        desc_b.shape[1] or not len(desc_a) or not len(desc_b)):
+    if (
+        desc_a.ndim != 2
+        or desc_b.ndim != 2
+        or desc_a.shape[1] != desc_b.shape[1]
+        or not len(desc_a)
+        or not len(desc_b)
+    ):
       raise ValueError(
           f"Level {level}: expected non-empty [A, D] and [B, D] descriptors, "
-          f"got shapes {desc_a.shape} and {desc_b.shape}.")
-    per_level.append(float(
-        SWD_SCALE * _sliced_wasserstein(desc_a, desc_b, num_projections, rng)))
+          f"got shapes {desc_a.shape} and {desc_b.shape}."
+      )
+    per_level.append(
+        float(
+            SWD_SCALE
+            * _sliced_wasserstein(desc_a, desc_b, num_projections, rng)
+        )
+    )
   return {"per_level": per_level, "mean": float(np.mean(per_level))}
 
 
-def swd(images_a, images_b, *, rng_seed: int = 0, num_descriptors: int = 128,
-        patch_size: int = 7, num_projections: int = 512,
-        min_resolution: int = 16) -> dict:
+def swd(
+    images_a,
+    images_b,
+    *,
+    rng_seed: int = 0,
+    num_descriptors: int = 128,
+    patch_size: int = 7,
+    num_projections: int = 512,
+    min_resolution: int = 16,
+) -> dict:
   """Sliced Wasserstein distance between two image sets (Karras et al. 2018).
 
   Both sets draw patch positions from the same seed, so a set compared with
@@ -464,13 +510,20 @@ def swd(images_a, images_b, *, rng_seed: int = 0, num_descriptors: int = 128,
   """
   position_seed, direction_seed = np.random.SeedSequence(rng_seed).spawn(2)
   descriptors = [
-      swd_descriptors(images, np.random.default_rng(position_seed),
-                      num_descriptors=num_descriptors, patch_size=patch_size,
-                      min_resolution=min_resolution)
-      for images in (images_a, images_b)]
-  return swd_from_descriptors(*descriptors,
-                              rng=np.random.default_rng(direction_seed),
-                              num_projections=num_projections)
+      swd_descriptors(
+          images,
+          np.random.default_rng(position_seed),
+          num_descriptors=num_descriptors,
+          patch_size=patch_size,
+          min_resolution=min_resolution,
+      )
+      for images in (images_a, images_b)
+  ]
+  return swd_from_descriptors(
+      *descriptors,
+      rng=np.random.default_rng(direction_seed),
+      num_projections=num_projections,
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -498,20 +551,24 @@ def token_nll(logits_BxLxV, tokens_BxL, mask_BxL) -> np.ndarray:
   if logits.ndim != 3 or tokens.shape != logits.shape[:2]:
     raise ValueError(
         f"Expected logits [B, L, V] and tokens [B, L], got shapes "
-        f"{logits.shape} and {tokens.shape}.")
+        f"{logits.shape} and {tokens.shape}."
+    )
   if mask.shape != tokens.shape or mask.dtype != bool:
     raise ValueError(
         f"Expected a bool mask of shape {tokens.shape}, got {mask.dtype} "
-        f"{mask.shape}.")
+        f"{mask.shape}."
+    )
   vocab = logits.shape[-1]
   if not np.issubdtype(tokens.dtype, np.integer) or np.any(
-      (tokens < 0) | (tokens >= vocab)):
+      (tokens < 0) | (tokens >= vocab)
+  ):
     raise ValueError(f"Tokens must be integers in [0, {vocab}).")
   count_B = mask.sum(axis=1)
   if np.any(count_B == 0):
     raise ValueError(
         "token_nll needs at least one masked position per row; empty rows: "
-        f"{np.flatnonzero(count_B == 0).tolist()}.")
+        f"{np.flatnonzero(count_B == 0).tolist()}."
+    )
   target_BxL = np.take_along_axis(logits, tokens[..., None], axis=-1)[..., 0]
   nll_BxL = scipy.special.logsumexp(logits, axis=-1) - target_BxL
   return np.where(mask, nll_BxL, 0.0).sum(axis=1) / count_B
@@ -525,7 +582,8 @@ def _features_2d(features, name: str) -> np.ndarray:
   features = np.asarray(features, np.float64)
   if features.ndim != 2 or features.shape[0] < 2:
     raise ValueError(
-        f"{name} must be [N, D] with N >= 2, got shape {features.shape}.")
+        f"{name} must be [N, D] with N >= 2, got shape {features.shape}."
+    )
   return features
 
 
@@ -551,19 +609,25 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
   sigma1 = np.atleast_2d(sigma1).astype(np.float64)
   sigma2 = np.atleast_2d(sigma2).astype(np.float64)
   dim = mu1.shape[0]
-  if (mu1.shape != (dim,) or mu2.shape != (dim,)
-      or sigma1.shape != (dim, dim) or sigma2.shape != (dim, dim)):
+  if (
+      mu1.shape != (dim,)
+      or mu2.shape != (dim,)
+      or sigma1.shape != (dim, dim)
+      or sigma2.shape != (dim, dim)
+  ):
     raise ValueError(
         f"Expected means [D] and covariances [D, D], got mu1 {mu1.shape}, "
-        f"sigma1 {sigma1.shape}, mu2 {mu2.shape}, sigma2 {sigma2.shape}.")
+        f"sigma1 {sigma1.shape}, mu2 {mu2.shape}, sigma2 {sigma2.shape}."
+    )
   eigvals1, eigvecs1 = np.linalg.eigh(sigma1)
   sqrt_sigma1 = (eigvecs1 * np.sqrt(np.clip(eigvals1, 0.0, None))) @ eigvecs1.T
   product = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
   eigvals = np.linalg.eigvalsh((product + product.T) / 2)
   trace_sqrt = np.sqrt(np.clip(eigvals, 0.0, None)).sum()
   diff = mu1 - mu2
-  return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2)
-               - 2.0 * trace_sqrt)
+  return float(
+      diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt
+  )
 
 
 def fid_from_features(features1_NxD, features2_MxD) -> float:
@@ -572,15 +636,24 @@ def fid_from_features(features1_NxD, features2_MxD) -> float:
   f2 = _features_2d(features2_MxD, "features2")
   if f1.shape[1] != f2.shape[1]:
     raise ValueError(
-        f"Feature sets differ in dimension: {f1.shape} and {f2.shape}.")
-  return frechet_distance(f1.mean(axis=0), np.cov(f1, rowvar=False),
-                          f2.mean(axis=0), np.cov(f2, rowvar=False))
+        f"Feature sets differ in dimension: {f1.shape} and {f2.shape}."
+    )
+  return frechet_distance(
+      f1.mean(axis=0),
+      np.cov(f1, rowvar=False),
+      f2.mean(axis=0),
+      np.cov(f2, rowvar=False),
+  )
 
 
-def kid_from_features(features1_NxD, features2_MxD, *, num_subsets: int = 100,
-                      subset_size: int | None = None,
-                      rng: int | np.random.Generator = 0
-                      ) -> tuple[float, float]:
+def kid_from_features(
+    features1_NxD,
+    features2_MxD,
+    *,
+    num_subsets: int = 100,
+    subset_size: int | None = None,
+    rng: int | np.random.Generator = 0,
+) -> tuple[float, float]:
   """KID: unbiased MMD^2 with kernel (x.y / D + 1)^3, over random subsets.
 
   Args:
@@ -598,19 +671,21 @@ def kid_from_features(features1_NxD, features2_MxD, *, num_subsets: int = 100,
   f2 = _features_2d(features2_MxD, "features2")
   if f1.shape[1] != f2.shape[1]:
     raise ValueError(
-        f"Feature sets differ in dimension: {f1.shape} and {f2.shape}.")
+        f"Feature sets differ in dimension: {f1.shape} and {f2.shape}."
+    )
   size = min(len(f1), len(f2), 1000) if subset_size is None else subset_size
   if not 2 <= size <= min(len(f1), len(f2)):
     raise ValueError(
         f"subset_size must be in [2, {min(len(f1), len(f2))}] for sets of "
-        f"{len(f1)} and {len(f2)} samples, got {size}.")
+        f"{len(f1)} and {len(f2)} samples, got {size}."
+    )
   if num_subsets < 1:
     raise ValueError(f"num_subsets must be >= 1, got {num_subsets}.")
   rng = np.random.default_rng(rng)
   dim = f1.shape[1]
 
   def kernel(x, y):
-    return (x @ y.T / dim + 1.0)**3
+    return (x @ y.T / dim + 1.0) ** 3
 
   def mean_off_diagonal(k_SxS):
     return (k_SxS.sum() - np.trace(k_SxS)) / (size * (size - 1))
@@ -619,8 +694,11 @@ def kid_from_features(features1_NxD, features2_MxD, *, num_subsets: int = 100,
   for _ in range(num_subsets):
     x = f1[rng.choice(len(f1), size, replace=False)]
     y = f2[rng.choice(len(f2), size, replace=False)]
-    mmds.append(mean_off_diagonal(kernel(x, x)) + mean_off_diagonal(
-        kernel(y, y)) - 2.0 * kernel(x, y).mean())
+    mmds.append(
+        mean_off_diagonal(kernel(x, x))
+        + mean_off_diagonal(kernel(y, y))
+        - 2.0 * kernel(x, y).mean()
+    )
   return float(np.mean(mmds)), float(np.std(mmds))
 
 
@@ -628,12 +706,17 @@ def _extract_features(images, feature_fn: Callable, batch_size: int | None):
   images = np.asarray(images)
   if batch_size is None:
     return np.asarray(feature_fn(images))
-  return np.concatenate([np.asarray(feature_fn(images[i:i + batch_size]))
-                         for i in range(0, len(images), batch_size)])
+  return np.concatenate(
+      [
+          np.asarray(feature_fn(images[i : i + batch_size]))
+          for i in range(0, len(images), batch_size)
+      ]
+  )
 
 
-def fid(images1, images2, feature_fn: Callable,
-        batch_size: int | None = None) -> float:
+def fid(
+    images1, images2, feature_fn: Callable, batch_size: int | None = None
+) -> float:
   """FID between two image sets under a caller-supplied feature extractor.
 
   Args:
@@ -642,19 +725,28 @@ def fid(images1, images2, feature_fn: Callable,
     feature_fn: maps an image batch [B, H, W, C] to features [B, D].
     batch_size: images per `feature_fn` call; all at once when None.
   """
-  return fid_from_features(_extract_features(images1, feature_fn, batch_size),
-                           _extract_features(images2, feature_fn, batch_size))
+  return fid_from_features(
+      _extract_features(images1, feature_fn, batch_size),
+      _extract_features(images2, feature_fn, batch_size),
+  )
 
 
-def kid(images1, images2, feature_fn: Callable, batch_size: int | None = None,
-        **kid_kwargs) -> tuple[float, float]:
+def kid(
+    images1,
+    images2,
+    feature_fn: Callable,
+    batch_size: int | None = None,
+    **kid_kwargs,
+) -> tuple[float, float]:
   """KID (mean, std) under a caller-supplied feature extractor.
 
   Same arguments as `fid`; `kid_kwargs` go to `kid_from_features`.
   """
   return kid_from_features(
       _extract_features(images1, feature_fn, batch_size),
-      _extract_features(images2, feature_fn, batch_size), **kid_kwargs)
+      _extract_features(images2, feature_fn, batch_size),
+      **kid_kwargs,
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -674,11 +766,13 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
   values = np.asarray(values, np.float64)
   if values.ndim != 1 or len(values) < 2:
     raise ValueError(
-        f"Expected at least 2 values in a 1-D array, got shape {values.shape}.")
+        f"Expected at least 2 values in a 1-D array, got shape {values.shape}."
+    )
   if not np.all(np.isfinite(values)):
     raise ValueError(
         f"{np.sum(~np.isfinite(values))} of {len(values)} values are not "
-        "finite (for PSNR of identical images, pass cap=...).")
+        "finite (for PSNR of identical images, pass cap=...)."
+    )
   if not 0.0 < confidence < 1.0:
     raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
   n = len(values)
@@ -687,10 +781,14 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
   return float(values.mean()), float(half_width)
 
 
-def cluster_bootstrap_ci(values_N, clusters_N, *, confidence: float = 0.95,
-                         num_resamples: int = 2000,
-                         rng: int | np.random.Generator = 0
-                         ) -> tuple[float, float, float]:
+def cluster_bootstrap_ci(
+    values_N,
+    clusters_N,
+    *,
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    rng: int | np.random.Generator = 0,
+) -> tuple[float, float, float]:
   """Mean and percentile bootstrap interval, resampling whole clusters.
 
   Strokes of one source image are not independent, so the interval resamples
@@ -710,11 +808,15 @@ def cluster_bootstrap_ci(values_N, clusters_N, *, confidence: float = 0.95,
   values_N = np.asarray(values_N, np.float64)
   clusters_N = np.asarray(clusters_N)
   if values_N.ndim != 1 or values_N.shape != clusters_N.shape:
-    raise ValueError(f"Need 1-D values and clusters of one shape, got "
-                     f"{values_N.shape} and {clusters_N.shape}.")
+    raise ValueError(
+        f"Need 1-D values and clusters of one shape, got "
+        f"{values_N.shape} and {clusters_N.shape}."
+    )
   if len(values_N) < 2 or not np.all(np.isfinite(values_N)):
-    raise ValueError(f"Need at least 2 finite values, got {len(values_N)} "
-                     f"({np.sum(~np.isfinite(values_N))} not finite).")
+    raise ValueError(
+        f"Need at least 2 finite values, got {len(values_N)} "
+        f"({np.sum(~np.isfinite(values_N))} not finite)."
+    )
   if not 0.0 < confidence < 1.0:
     raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
   _, cluster_N = np.unique(clusters_N, return_inverse=True)
@@ -722,7 +824,8 @@ def cluster_bootstrap_ci(values_N, clusters_N, *, confidence: float = 0.95,
   sums_K = np.bincount(cluster_N, values_N, minlength=num_clusters)
   counts_K = np.bincount(cluster_N, minlength=num_clusters).astype(np.float64)
   draws_RxK = np.random.default_rng(rng).integers(
-      num_clusters, size=(num_resamples, num_clusters))
+      num_clusters, size=(num_resamples, num_clusters)
+  )
   means_R = sums_K[draws_RxK].sum(1) / counts_K[draws_RxK].sum(1)
   tail = (1.0 - confidence) / 2.0
   low, high = np.quantile(means_R, [tail, 1.0 - tail])

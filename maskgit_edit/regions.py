@@ -60,7 +60,8 @@ def token_factor(image_size: int, latent_size: int) -> int:
   if latent_size <= 0 or image_size <= 0 or image_size % latent_size:
     raise ValueError(
         f'image size {image_size} is not a positive multiple of the token '
-        f'grid size {latent_size}')
+        f'grid size {latent_size}'
+    )
   return image_size // latent_size
 
 
@@ -81,7 +82,8 @@ def _as_bool_mask(mask: Array, what: str = 'mask') -> np.ndarray:
     bad = np.unique(mask[~np.isin(mask, (0, 1))])[:5]
     raise ValueError(
         f'{what} must be boolean-like (values in {{0, 1}}), found values such '
-        f'as {bad.tolist()} with dtype {mask.dtype}')
+        f'as {bad.tolist()} with dtype {mask.dtype}'
+    )
   return mask.astype(bool)
 
 
@@ -143,12 +145,16 @@ def validate_edit_inputs(
   if len(source_shape) != 4 or source_shape[-1] != 3:
     raise ValueError(f'source must be [B, H, W, 3], got {source_shape}')
   if stroke_BxHxWx3 is not None and np.shape(stroke_BxHxWx3) != source_shape:
-    raise ValueError(f'stroke shape {np.shape(stroke_BxHxWx3)} differs from '
-                     f'source shape {source_shape}')
+    raise ValueError(
+        f'stroke shape {np.shape(stroke_BxHxWx3)} differs from '
+        f'source shape {source_shape}'
+    )
   if np.shape(mask_BxHxW) != source_shape[:-1]:
-    raise ValueError(f'mask shape {np.shape(mask_BxHxW)} does not match the '
-                     f'source images {source_shape} (expected '
-                     f'{source_shape[:-1]})')
+    raise ValueError(
+        f'mask shape {np.shape(mask_BxHxW)} does not match the '
+        f'source images {source_shape} (expected '
+        f'{source_shape[:-1]})'
+    )
   token_factor(_square_size(source_shape[:-1], 'source'), latent_size)
   return mask_kinds(mask_BxHxW)
 
@@ -185,7 +191,8 @@ def pixel_to_token_mask(
   padded = np.pad(tokens_Bxhxw, pad, constant_values=False)
   window = 2 * dilation + 1
   windows = np.lib.stride_tricks.sliding_window_view(
-      padded, (window, window), axis=(-2, -1))
+      padded, (window, window), axis=(-2, -1)
+  )
   return windows.any(axis=(-2, -1))
 
 
@@ -201,7 +208,8 @@ def token_to_pixel_mask(token_mask_Bxhxw: Array, image_size: int) -> np.ndarray:
   """
   token_mask_Bxhxw = _as_bool_mask(token_mask_Bxhxw, 'token mask')
   f = token_factor(
-      image_size, _square_size(token_mask_Bxhxw.shape, 'token mask'))
+      image_size, _square_size(token_mask_Bxhxw.shape, 'token mask')
+  )
   return token_mask_Bxhxw.repeat(f, axis=-2).repeat(f, axis=-1)
 
 
@@ -227,7 +235,8 @@ def _gaussian_blur(x_BxHxW: Array, sigma_px: float) -> Array:
     size = x_BxHxW.shape[axis]
     x_BxHxW = sum(
         float(tap) * padded[(slice(None),) * axis + (slice(k, k + size),)]
-        for k, tap in enumerate(taps))
+        for k, tap in enumerate(taps)
+    )
   return x_BxHxW
 
 
@@ -275,8 +284,10 @@ def feather(
     weights_BxHxW = xp.where(region_BxHxW, ramp_BxHxW, 0).astype(np.float32)
   if core_mask_BxHxW is not None:
     if np.shape(core_mask_BxHxW) != region_BxHxW.shape:
-      raise ValueError(f'core mask shape {np.shape(core_mask_BxHxW)} differs '
-                       f'from region mask shape {region_BxHxW.shape}')
+      raise ValueError(
+          f'core mask shape {np.shape(core_mask_BxHxW)} differs '
+          f'from region mask shape {region_BxHxW.shape}'
+      )
     core_BxHxW = xp.asarray(core_mask_BxHxW).astype(bool)
     weights_BxHxW = xp.where(core_BxHxW, np.float32(1), weights_BxHxW)
   return weights_BxHxW
@@ -312,24 +323,33 @@ def composite(
   """
   if mode not in COMPOSITE_MODES:
     raise ValueError(
-        f'unknown composite mode {mode!r}; expected one of {COMPOSITE_MODES}')
+        f'unknown composite mode {mode!r}; expected one of {COMPOSITE_MODES}'
+    )
   if mode == 'feather' and sigma_px is None:
     raise ValueError("composite mode 'feather' needs sigma_px")
   if np.shape(generated_BxHxWx3) != np.shape(source_BxHxWx3):
-    raise ValueError(f'generated shape {np.shape(generated_BxHxWx3)} differs '
-                     f'from source shape {np.shape(source_BxHxWx3)}')
+    raise ValueError(
+        f'generated shape {np.shape(generated_BxHxWx3)} differs '
+        f'from source shape {np.shape(source_BxHxWx3)}'
+    )
   if np.shape(region_mask_BxHxW) != np.shape(source_BxHxWx3)[:-1]:
-    raise ValueError(f'mask shape {np.shape(region_mask_BxHxW)} does not '
-                     f'match images of shape {np.shape(source_BxHxWx3)}')
-  xp = _namespace(source_BxHxWx3, generated_BxHxWx3, region_mask_BxHxW,
-                  core_mask_BxHxW)
+    raise ValueError(
+        f'mask shape {np.shape(region_mask_BxHxW)} does not '
+        f'match images of shape {np.shape(source_BxHxWx3)}'
+    )
+  xp = _namespace(
+      source_BxHxWx3, generated_BxHxWx3, region_mask_BxHxW, core_mask_BxHxW
+  )
   if mode == 'hard':
     region_BxHxWx1 = xp.asarray(region_mask_BxHxW).astype(bool)[..., None]
     return xp.where(region_BxHxWx1, generated_BxHxWx3, source_BxHxWx3)
-  weights_BxHxWx1 = feather(region_mask_BxHxW, sigma_px,
-                            core_mask_BxHxW)[..., None]
-  return (weights_BxHxWx1 * generated_BxHxWx3
-          + (1 - weights_BxHxWx1) * source_BxHxWx3)
+  weights_BxHxWx1 = feather(region_mask_BxHxW, sigma_px, core_mask_BxHxW)[
+      ..., None
+  ]
+  return (
+      weights_BxHxWx1 * generated_BxHxWx3
+      + (1 - weights_BxHxWx1) * source_BxHxWx3
+  )
 
 
 def _read_png(path: str | os.PathLike, role: str) -> Image.Image:
@@ -383,23 +403,30 @@ def load_edit_triplet(
   images = {role: _read_png(path, role) for role, path in paths.items()}
   sizes = {role: image.size for role, image in images.items()}
   if len(set(sizes.values())) != 1:
-    listing = ', '.join(f'{paths[role]} is {w}x{h}'
-                        for role, (w, h) in sizes.items())
+    listing = ', '.join(
+        f'{paths[role]} is {w}x{h}' for role, (w, h) in sizes.items()
+    )
     raise ValueError(f'edit files differ in size: {listing}')
   if image_size is not None:
     width, height = sizes['source']
     if width != height:
-      raise ValueError(f'cannot resize non-square {width}x{height} image '
-                       f'{source_png} to {image_size}x{image_size}; crop first')
+      raise ValueError(
+          f'cannot resize non-square {width}x{height} image '
+          f'{source_png} to {image_size}x{image_size}; crop first'
+      )
     images = {
         role: image.resize(
             (image_size, image_size),
-            Image.Resampling.NEAREST if role == 'mask'
-            else Image.Resampling.BICUBIC)
+            Image.Resampling.NEAREST
+            if role == 'mask'
+            else Image.Resampling.BICUBIC,
+        )
         for role, image in images.items()
     }
-  source, stroke = (image_lib.to_float(images[role].convert('RGB'))
-                    for role in ('source', 'stroke'))
+  source, stroke = (
+      image_lib.to_float(images[role].convert('RGB'))
+      for role in ('source', 'stroke')
+  )
   return source, stroke, mask_from_image(images['mask'])
 
 
@@ -407,8 +434,9 @@ def box_mask(image_size: int, box: Box) -> np.ndarray:
   """bool ``[H, H]`` mask, True inside ``box = (top, left, bottom, right)``."""
   top, left, bottom, right = box
   if not 0 <= top < bottom <= image_size or not 0 <= left < right <= image_size:
-    raise ValueError(f'box {box} is empty or outside a {image_size}x'
-                     f'{image_size} image')
+    raise ValueError(
+        f'box {box} is empty or outside a {image_size}x{image_size} image'
+    )
   mask_HxW = np.zeros((image_size, image_size), bool)
   mask_HxW[top:bottom, left:right] = True
   return mask_HxW
@@ -418,8 +446,10 @@ def centre_box(image_size: int, fraction: float = 0.5) -> Box:
   """Centred square box with side ``round(fraction * image_size)``."""
   side = round(fraction * image_size)
   if not 0 < side <= image_size:
-    raise ValueError(f'fraction {fraction} gives a box side of {side} px in '
-                     f'a {image_size} px image')
+    raise ValueError(
+        f'fraction {fraction} gives a box side of {side} px in '
+        f'a {image_size} px image'
+    )
   top = (image_size - side) // 2
   return top, top, top + side, top + side
 

@@ -22,6 +22,7 @@ from maskgit_edit.models import TokenLayout
 @dataclasses.dataclass(frozen=True)
 class DecodeSettings:
   """Static settings of a decode (changing them recompiles)."""
+
   num_steps: int = 12
   schedule: str = "cosine"
   choice_temperature: float = 4.5
@@ -38,27 +39,41 @@ class DecodeSettings:
     if self.num_steps < 1:
       raise ValueError(f"num_steps must be >= 1, got {self.num_steps}.")
     if self.class_guidance < 0:
-      raise ValueError(f"class_guidance must be >= 0, got "
-                       f"{self.class_guidance}.")
+      raise ValueError(
+          f"class_guidance must be >= 0, got {self.class_guidance}."
+      )
     if self.full_pass_every < 1:
-      raise ValueError(f"full_pass_every must be >= 1, got "
-                       f"{self.full_pass_every}.")
+      raise ValueError(
+          f"full_pass_every must be >= 1, got {self.full_pass_every}."
+      )
     if self.full_pass_every > 1 and self.class_guidance:
-      raise ValueError("Key/value reuse (full_pass_every > 1) does not "
-                       "combine with class_guidance.")
+      raise ValueError(
+          "Key/value reuse (full_pass_every > 1) does not "
+          "combine with class_guidance."
+      )
 
   @classmethod
   def from_config(cls, cfg) -> "DecodeSettings":
-    return cls(**{f.name: cfg[f.name] for f in dataclasses.fields(cls)
-                  if f.name in cfg})
+    return cls(
+        **{
+            f.name: cfg[f.name]
+            for f in dataclasses.fields(cls)
+            if f.name in cfg
+        }
+    )
 
 
 # Class guidance runs the transformer once per class at every step.
 MAX_GUIDED_CLASSES = 16
 
 
-def logits_fn_for(model, params, layout: TokenLayout,
-                  class_guidance: float = 0.0, position_ids_BxL=None):
+def logits_fn_for(
+    model,
+    params,
+    layout: TokenLayout,
+    class_guidance: float = 0.0,
+    position_ids_BxL=None,
+):
   """`parallel_decode.LogitsFn` over the codebook for a transformer.
 
   `position_ids_BxL` gives the sequence position of each input when the
@@ -73,13 +88,21 @@ def logits_fn_for(model, params, layout: TokenLayout,
   marginal is exact, at K forward passes a step).
   """
 
-  def logits_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B,
-                position_ids_BxL=position_ids_BxL):
+  def logits_fn(
+      input_ids_BxL,
+      guide_ids_BxL,
+      guide_scale_B,
+      position_ids_BxL=position_ids_BxL,
+  ):
     logits_BxLxV = model.apply(
-        {"params": params}, input_ids_BxL, deterministic=True,
-        guide_ids_BxL=guide_ids_BxL, guide_scale=guide_scale_B,
-        position_ids_BxL=position_ids_BxL)
-    return logits_BxLxV[..., :layout.codebook_size]
+        {"params": params},
+        input_ids_BxL,
+        deterministic=True,
+        guide_ids_BxL=guide_ids_BxL,
+        guide_scale=guide_scale_B,
+        position_ids_BxL=position_ids_BxL,
+    )
+    return logits_BxLxV[..., : layout.codebook_size]
 
   if not class_guidance:
     return logits_fn
@@ -87,33 +110,48 @@ def logits_fn_for(model, params, layout: TokenLayout,
     raise ValueError("class_guidance needs a class-conditional model.")
   num_classes = layout.num_classes
   if num_classes > MAX_GUIDED_CLASSES:
-    raise ValueError(f"class_guidance runs one forward pass per class; "
-                     f"{num_classes} classes is more than "
-                     f"{MAX_GUIDED_CLASSES}.")
+    raise ValueError(
+        f"class_guidance runs one forward pass per class; "
+        f"{num_classes} classes is more than "
+        f"{MAX_GUIDED_CLASSES}."
+    )
 
   def guided_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B):
     batch = input_ids_BxL.shape[0]
     tile = lambda x: jnp.tile(x, (num_classes,) + (1,) * (x.ndim - 1))
     class_ids_K = layout.class_ids(jnp.arange(num_classes))
-    ids_KBxL = tile(input_ids_BxL).at[:, 0].set(
-        jnp.repeat(class_ids_K, batch).astype(input_ids_BxL.dtype))
+    ids_KBxL = (
+        tile(input_ids_BxL)
+        .at[:, 0]
+        .set(jnp.repeat(class_ids_K, batch).astype(input_ids_BxL.dtype))
+    )
     logits_KBxLxC = logits_fn(
-        ids_KBxL, tile(guide_ids_BxL), tile(guide_scale_B),
-        None if position_ids_BxL is None else tile(position_ids_BxL))
+        ids_KBxL,
+        tile(guide_ids_BxL),
+        tile(guide_scale_B),
+        None if position_ids_BxL is None else tile(position_ids_BxL),
+    )
     log_p_KxBxLxC = jax.nn.log_softmax(
-        logits_KBxLxC.reshape(num_classes, batch, *logits_KBxLxC.shape[1:]))
+        logits_KBxLxC.reshape(num_classes, batch, *logits_KBxLxC.shape[1:])
+    )
     requested_B = input_ids_BxL[:, 0] - layout.codebook_size
     log_p_BxLxC = log_p_KxBxLxC[requested_B, jnp.arange(batch)]
-    log_marginal_BxLxC = (jax.nn.logsumexp(log_p_KxBxLxC, axis=0)
-                          - jnp.log(num_classes))
+    log_marginal_BxLxC = jax.nn.logsumexp(log_p_KxBxLxC, axis=0) - jnp.log(
+        num_classes
+    )
     return log_p_BxLxC + class_guidance * (log_p_BxLxC - log_marginal_BxLxC)
 
   return guided_fn
 
 
-def key_value_reuse(model, params, layout: TokenLayout, full_pass_every: int,
-                    num_rows: int, position_ids_BxL=None
-                    ) -> parallel_decode.KeyValueReuse:
+def key_value_reuse(
+    model,
+    params,
+    layout: TokenLayout,
+    full_pass_every: int,
+    num_rows: int,
+    position_ids_BxL=None,
+) -> parallel_decode.KeyValueReuse:
   """`parallel_decode.KeyValueReuse` for a transformer (over the codebook).
 
   `position_ids_BxL`: as in `logits_fn_for`.
@@ -122,14 +160,23 @@ def key_value_reuse(model, params, layout: TokenLayout, full_pass_every: int,
   def model_fn(input_ids_BxQ, guide_ids_BxQ, guide_scale_B, rows_BxQ, cache):
     positions_BxQ = position_ids_BxL
     if rows_BxQ is not None:
-      positions_BxQ = (rows_BxQ if position_ids_BxL is None else
-                       jnp.take_along_axis(position_ids_BxL, rows_BxQ, axis=1))
+      positions_BxQ = (
+          rows_BxQ
+          if position_ids_BxL is None
+          else jnp.take_along_axis(position_ids_BxL, rows_BxQ, axis=1)
+      )
     logits_BxQxV, cache = model.apply(
-        {"params": params}, input_ids_BxQ, deterministic=True,
-        guide_ids_BxL=guide_ids_BxQ, guide_scale=guide_scale_B,
-        position_ids_BxL=positions_BxQ, cache=cache, rows_BxL=rows_BxQ,
-        return_cache=True)
-    return logits_BxQxV[..., :layout.codebook_size], cache
+        {"params": params},
+        input_ids_BxQ,
+        deterministic=True,
+        guide_ids_BxL=guide_ids_BxQ,
+        guide_scale=guide_scale_B,
+        position_ids_BxL=positions_BxQ,
+        cache=cache,
+        rows_BxL=rows_BxQ,
+        return_cache=True,
+    )
+    return logits_BxQxV[..., : layout.codebook_size], cache
 
   return parallel_decode.KeyValueReuse(model_fn, full_pass_every, num_rows)
 
@@ -141,73 +188,129 @@ class Sampler:
     self.model = model
     self.layout = layout
     self.settings = settings
-    self._decode = jax.jit(self._decode_impl,
-                           static_argnames=("return_history", "num_rows"))
+    self._decode = jax.jit(
+        self._decode_impl, static_argnames=("return_history", "num_rows")
+    )
 
   def _to_sequence(self, grid_Bxhxw, labels_B, class_value):
     seq_BxN = grid_Bxhxw.reshape(grid_Bxhxw.shape[0], -1)
     if not self.layout.class_conditional:
       return seq_BxN
-    return jnp.concatenate([class_value(labels_B)[:, None].astype(seq_BxN.dtype),
-                            seq_BxN], axis=1)
+    return jnp.concatenate(
+        [class_value(labels_B)[:, None].astype(seq_BxN.dtype), seq_BxN], axis=1
+    )
 
-  def _decode_impl(self, params, tokens_Bxhxw, unknown_Bxhxw, labels_B, rng,
-                   guidance_grid, window_BxW, return_history=False,
-                   num_rows=None):
+  def _decode_impl(
+      self,
+      params,
+      tokens_Bxhxw,
+      unknown_Bxhxw,
+      labels_B,
+      rng,
+      guidance_grid,
+      window_BxW,
+      return_history=False,
+      num_rows=None,
+  ):
     layout, s = self.layout, self.settings
     batch = tokens_Bxhxw.shape[0]
-    tokens_BxL = self._to_sequence(tokens_Bxhxw.astype(jnp.int32), labels_B,
-                                   layout.class_ids)
-    unknown_BxL = self._to_sequence(unknown_Bxhxw, labels_B,
-                                    lambda y: jnp.zeros_like(y, bool))
+    tokens_BxL = self._to_sequence(
+        tokens_Bxhxw.astype(jnp.int32), labels_B, layout.class_ids
+    )
+    unknown_BxL = self._to_sequence(
+        unknown_Bxhxw, labels_B, lambda y: jnp.zeros_like(y, bool)
+    )
     guidance = None
     if guidance_grid is not None:
       guidance = dataclasses.replace(
           guidance_grid,
           guide_ids_BxL=self._to_sequence(
-              guidance_grid.guide_ids_BxL.reshape(batch, -1), labels_B,
-              lambda y: jnp.full_like(y, -1)),
+              guidance_grid.guide_ids_BxL.reshape(batch, -1),
+              labels_B,
+              lambda y: jnp.full_like(y, -1),
+          ),
           keep_guide_BxL=self._to_sequence(
-              guidance_grid.keep_guide_BxL.reshape(batch, -1), labels_B,
-              lambda y: jnp.zeros_like(y, bool)))
+              guidance_grid.keep_guide_BxL.reshape(batch, -1),
+              labels_B,
+              lambda y: jnp.zeros_like(y, bool),
+          ),
+      )
     # The window's sequence positions: the class token's, then the grid's.
-    positions_BxS = (None if window_BxW is None else self._to_sequence(
-        window_BxW + layout.offset, labels_B, jnp.zeros_like))
-    take = ((lambda x: x) if positions_BxS is None
-            else lambda x: jnp.take_along_axis(x, positions_BxS, axis=1))
+    positions_BxS = (
+        None
+        if window_BxW is None
+        else self._to_sequence(
+            window_BxW + layout.offset, labels_B, jnp.zeros_like
+        )
+    )
+    take = (
+        (lambda x: x)
+        if positions_BxS is None
+        else lambda x: jnp.take_along_axis(x, positions_BxS, axis=1)
+    )
     if guidance is not None:
       guidance = dataclasses.replace(
-          guidance, guide_ids_BxL=take(guidance.guide_ids_BxL),
-          keep_guide_BxL=take(guidance.keep_guide_BxL))
+          guidance,
+          guide_ids_BxL=take(guidance.guide_ids_BxL),
+          keep_guide_BxL=take(guidance.keep_guide_BxL),
+      )
     out = parallel_decode.decode(
-        logits_fn_for(self.model, params, layout, s.class_guidance,
-                      positions_BxS),
-        take(tokens_BxL), take(unknown_BxL),
-        rng, mask_id=layout.mask_id, num_steps=s.num_steps,
-        schedule=s.schedule, start_iter=s.start_iter, stop_iter=s.stop_iter,
-        choice_temperature=s.choice_temperature, guidance=guidance,
+        logits_fn_for(
+            self.model, params, layout, s.class_guidance, positions_BxS
+        ),
+        take(tokens_BxL),
+        take(unknown_BxL),
+        rng,
+        mask_id=layout.mask_id,
+        num_steps=s.num_steps,
+        schedule=s.schedule,
+        start_iter=s.start_iter,
+        stop_iter=s.stop_iter,
+        choice_temperature=s.choice_temperature,
+        guidance=guidance,
         return_history=return_history,
-        reuse=None if num_rows is None else key_value_reuse(
-            self.model, params, layout, s.full_pass_every, num_rows,
-            positions_BxS))
+        reuse=None
+        if num_rows is None
+        else key_value_reuse(
+            self.model,
+            params,
+            layout,
+            s.full_pass_every,
+            num_rows,
+            positions_BxS,
+        ),
+    )
     decoded_BxS, history_BxTxS = out if return_history else (out, None)
     rows_Bx1 = jnp.arange(batch)[:, None]
     if positions_BxS is not None:
       decoded_BxS = tokens_BxL.at[rows_Bx1, positions_BxS].set(decoded_BxS)
-    grid = decoded_BxS[:, layout.offset:].reshape(tokens_Bxhxw.shape)
+    grid = decoded_BxS[:, layout.offset :].reshape(tokens_Bxhxw.shape)
     if not return_history:
       return grid
     if positions_BxS is not None:
-      history_BxTxS = jnp.broadcast_to(
-          tokens_BxL[:, None], (batch, s.num_steps, tokens_BxL.shape[1])
-      ).at[rows_Bx1, :, positions_BxS].set(
-          jnp.swapaxes(history_BxTxS, 1, 2))
-    return grid, history_BxTxS[:, :, layout.offset:].reshape(
-        batch, -1, *tokens_Bxhxw.shape[1:])
+      history_BxTxS = (
+          jnp.broadcast_to(
+              tokens_BxL[:, None], (batch, s.num_steps, tokens_BxL.shape[1])
+          )
+          .at[rows_Bx1, :, positions_BxS]
+          .set(jnp.swapaxes(history_BxTxS, 1, 2))
+      )
+    return grid, history_BxTxS[:, :, layout.offset :].reshape(
+        batch, -1, *tokens_Bxhxw.shape[1:]
+    )
 
-  def __call__(self, params, tokens_Bxhxw, unknown_Bxhxw, rng, *,
-               labels_B=None, guidance=None, return_history=False,
-               window: int | None = None):
+  def __call__(
+      self,
+      params,
+      tokens_Bxhxw,
+      unknown_Bxhxw,
+      rng,
+      *,
+      labels_B=None,
+      guidance=None,
+      return_history=False,
+      window: int | None = None,
+  ):
     """Decodes the unknown tokens.
 
     Args:
@@ -228,31 +331,45 @@ class Sampler:
       int32 [B, h, w] grids (and the history if asked).
     """
     if tokens_Bxhxw.shape != unknown_Bxhxw.shape:
-      raise ValueError(f"tokens {tokens_Bxhxw.shape} and unknown mask "
-                       f"{unknown_Bxhxw.shape} differ in shape.")
+      raise ValueError(
+          f"tokens {tokens_Bxhxw.shape} and unknown mask "
+          f"{unknown_Bxhxw.shape} differ in shape."
+      )
     side = self.layout.latent
     if tuple(tokens_Bxhxw.shape[1:]) != (side, side):
-      raise ValueError(f"Token grids must be {side}x{side} for this model, "
-                       f"got {tuple(tokens_Bxhxw.shape[1:])}.")
+      raise ValueError(
+          f"Token grids must be {side}x{side} for this model, "
+          f"got {tuple(tokens_Bxhxw.shape[1:])}."
+      )
     if self.layout.class_conditional and labels_B is None:
       raise ValueError("This model is class-conditional: pass labels_B.")
     if labels_B is None:
       labels_B = jnp.zeros((tokens_Bxhxw.shape[0],), jnp.int32)
-    window_BxW = (None if window is None else
-                  windows.window_positions(np.asarray(unknown_Bxhxw), window))
-    return self._decode(params, jnp.asarray(tokens_Bxhxw),
-                        jnp.asarray(unknown_Bxhxw, bool),
-                        jnp.asarray(labels_B, jnp.int32), rng, guidance,
-                        window_BxW, return_history=return_history,
-                        num_rows=self._reused_rows(unknown_Bxhxw, window_BxW))
+    window_BxW = (
+        None
+        if window is None
+        else windows.window_positions(np.asarray(unknown_Bxhxw), window)
+    )
+    return self._decode(
+        params,
+        jnp.asarray(tokens_Bxhxw),
+        jnp.asarray(unknown_Bxhxw, bool),
+        jnp.asarray(labels_B, jnp.int32),
+        rng,
+        guidance,
+        window_BxW,
+        return_history=return_history,
+        num_rows=self._reused_rows(unknown_Bxhxw, window_BxW),
+    )
 
   def _reused_rows(self, unknown_Bxhxw, window_BxW) -> int | None:
     """Rows the steps without a full pass run (bucketed: a new edit size
     compiles once), or None where key/value reuse is off or saves nothing."""
     if self.settings.full_pass_every == 1:
       return None
-    length = (self.layout.latent ** 2 if window_BxW is None
-              else window_BxW.shape[1])
+    length = (
+        self.layout.latent**2 if window_BxW is None else window_BxW.shape[1]
+    )
     most = int(np.max(np.sum(np.asarray(unknown_Bxhxw, bool), axis=(1, 2))))
     bucket = windows.bucket_for(length)
     rows = -(-max(most, 1) // bucket) * bucket
@@ -262,12 +379,19 @@ class Sampler:
     """Unconditional / class-conditional generation: all tokens unknown."""
     side = self.layout.latent
     tokens = jnp.zeros((batch, side, side), jnp.int32)
-    return self(params, tokens, jnp.ones_like(tokens, bool), rng,
-                labels_B=labels_B)
+    return self(
+        params, tokens, jnp.ones_like(tokens, bool), rng, labels_B=labels_B
+    )
 
 
-def sample_grid(sampler: Sampler, params, detokenize, rng, per_row: int = 8,
-                num_rows: int = 4):
+def sample_grid(
+    sampler: Sampler,
+    params,
+    detokenize,
+    rng,
+    per_row: int = 8,
+    num_rows: int = 4,
+):
   """float32 [H', W', 3] grid in [0, 1] of generated images, `per_row` a
   row; row r is class r mod num_classes for class-conditional models.
 
@@ -276,9 +400,11 @@ def sample_grid(sampler: Sampler, params, detokenize, rng, per_row: int = 8,
     detokenize: token grids [B, h, w] -> images [B, H, W, 3].
     rng: typed key of the generation.
   """
-  labels_B = (np.arange(num_rows * per_row) // per_row
-              ) % max(sampler.layout.num_classes, 1)
-  tokens_Bxhxw = sampler.generate(params, rng, num_rows * per_row,
-                                  labels_B=labels_B)
+  labels_B = (np.arange(num_rows * per_row) // per_row) % max(
+      sampler.layout.num_classes, 1
+  )
+  tokens_Bxhxw = sampler.generate(
+      params, rng, num_rows * per_row, labels_B=labels_B
+  )
   images_BxHxWx3 = np.clip(np.asarray(detokenize(tokens_Bxhxw)), 0, 1)
   return images_lib.grid(images_BxHxWx3, per_row)

@@ -137,25 +137,33 @@ def _check_image(image: np.ndarray) -> None:
 def _median_filter(image_HxWx3: np.ndarray, kernel: int) -> np.ndarray:
   # The histogram-based rank filter is ~20x faster than ndimage's at 256 px.
   footprint_KxK = np.ones((kernel, kernel), dtype=bool)
-  return np.stack([
-      skimage.filters.median(channel_HxW, footprint=footprint_KxK,
-                             behavior="rank")
-      for channel_HxW in np.moveaxis(image_HxWx3, -1, 0)
-  ], axis=-1)
+  return np.stack(
+      [
+          skimage.filters.median(
+              channel_HxW, footprint=footprint_KxK, behavior="rank"
+          )
+          for channel_HxW in np.moveaxis(image_HxWx3, -1, 0)
+      ],
+      axis=-1,
+  )
 
 
-def _kmeans_labels(image_HxWx3: np.ndarray, rng: np.random.Generator,
-                   num_colors: int) -> np.ndarray:
+def _kmeans_labels(
+    image_HxWx3: np.ndarray, rng: np.random.Generator, num_colors: int
+) -> np.ndarray:
   """Index of each pixel's colour in a k-means palette, HxW int."""
   pixels_Px3 = image_HxWx3.reshape(-1, 3).astype(np.float32) / 255.0
   num_fit = min(len(pixels_Px3), _MAX_PALETTE_FIT_PIXELS)
-  fit_pixels_Fx3 = pixels_Px3[rng.choice(len(pixels_Px3), num_fit,
-                                         replace=False)]
+  fit_pixels_Fx3 = pixels_Px3[
+      rng.choice(len(pixels_Px3), num_fit, replace=False)
+  ]
   # Fewer distinct colours than clusters would leave empty clusters.
   num_clusters = min(num_colors, len(np.unique(fit_pixels_Fx3, axis=0)))
   kmeans = sklearn.cluster.KMeans(
-      n_clusters=num_clusters, n_init=1,
-      random_state=int(rng.integers(2**31 - 1)))
+      n_clusters=num_clusters,
+      n_init=1,
+      random_state=int(rng.integers(2**31 - 1)),
+  )
   # A few thousand points need no threads, and OpenMP's busy-waiting workers
   # slow the fit ~10x when other processes share the cores.
   with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
@@ -169,7 +177,10 @@ def _slic_labels(image_HxWx3: np.ndarray, num_colors: int) -> np.ndarray:
   return skimage.segmentation.slic(
       image_HxWx3.astype(np.float32) / 255.0,
       n_segments=_SLIC_SEGMENTS_PER_COLOR * num_colors,
-      compactness=_SLIC_COMPACTNESS, start_label=0, channel_axis=-1)
+      compactness=_SLIC_COMPACTNESS,
+      start_label=0,
+      channel_axis=-1,
+  )
 
 
 def segment_regions(
@@ -196,15 +207,18 @@ def segment_regions(
   """
   _check_image(image_HxWx3)
   if segmentation not in SEGMENTATIONS:
-    raise ValueError(f"Unknown segmentation {segmentation!r}; expected one of "
-                     f"{SEGMENTATIONS}.")
+    raise ValueError(
+        f"Unknown segmentation {segmentation!r}; expected one of "
+        f"{SEGMENTATIONS}."
+    )
   if num_colors < 2:
     raise ValueError(f"num_colors must be >= 2, got {num_colors}.")
   if median_kernel is None:
     median_kernel = median_kernel_size(min(image_HxWx3.shape[:2]))
   if median_kernel < 1 or median_kernel % 2 == 0:
-    raise ValueError(f"median_kernel must be odd and positive, got "
-                     f"{median_kernel}.")
+    raise ValueError(
+        f"median_kernel must be odd and positive, got {median_kernel}."
+    )
   filtered_HxWx3 = _median_filter(image_HxWx3, median_kernel)
   if segmentation == "kmeans":
     labels_HxW = _kmeans_labels(filtered_HxWx3, rng, num_colors)
@@ -214,8 +228,13 @@ def segment_regions(
   return skimage.measure.label(labels_HxW + 1, connectivity=1)
 
 
-def pick_region(regions_HxW: np.ndarray, rng: np.random.Generator, *,
-                min_area_frac: float, max_area_frac: float) -> np.ndarray:
+def pick_region(
+    regions_HxW: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    min_area_frac: float,
+    max_area_frac: float,
+) -> np.ndarray:
   """Picks one region, uniformly among those of admissible area.
 
   Args:
@@ -229,28 +248,34 @@ def pick_region(regions_HxW: np.ndarray, rng: np.random.Generator, *,
     area is closest to [min_area_frac, max_area_frac] (the first on ties).
   """
   if not 0.0 <= min_area_frac <= max_area_frac <= 1.0:
-    raise ValueError("Need 0 <= min_area_frac <= max_area_frac <= 1, got "
-                     f"{min_area_frac} and {max_area_frac}.")
+    raise ValueError(
+        "Need 0 <= min_area_frac <= max_area_frac <= 1, got "
+        f"{min_area_frac} and {max_area_frac}."
+    )
   area_fracs_R = np.bincount(regions_HxW.ravel())[1:] / regions_HxW.size
-  admissible_R = ((area_fracs_R >= min_area_frac) &
-                  (area_fracs_R <= max_area_frac))
+  admissible_R = (area_fracs_R >= min_area_frac) & (
+      area_fracs_R <= max_area_frac
+  )
   if admissible_R.any():
     region = rng.choice(np.flatnonzero(admissible_R))
   else:
-    gap_R = np.maximum(min_area_frac - area_fracs_R,
-                       area_fracs_R - max_area_frac)
+    gap_R = np.maximum(
+        min_area_frac - area_fracs_R, area_fracs_R - max_area_frac
+    )
     region = np.argmin(gap_R)
   return regions_HxW == region + 1
 
 
-def region_mean_color(image_HxWx3: np.ndarray, mask_HxW: np.ndarray
-                      ) -> np.ndarray:
+def region_mean_color(
+    image_HxWx3: np.ndarray, mask_HxW: np.ndarray
+) -> np.ndarray:
   """Mean RGB of the image over the mask, float64 [3] in [0, 255]."""
   return image_HxWx3[mask_HxW].mean(axis=0)
 
 
-def _counterfactual_color(mean_rgb: np.ndarray, rng: np.random.Generator
-                          ) -> np.ndarray:
+def _counterfactual_color(
+    mean_rgb: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
   # Rejection sampling ends quickly: even a mid-grey mean rejects only the
   # ~11% of the RGB cube within the minimum distance.
   while True:
@@ -260,8 +285,12 @@ def _counterfactual_color(mean_rgb: np.ndarray, rng: np.random.Generator
       return color_rgb
 
 
-def fill_region(image_HxWx3: np.ndarray, mask_HxW: np.ndarray,
-                rng: np.random.Generator, mode: str) -> Stroke:
+def fill_region(
+    image_HxWx3: np.ndarray,
+    mask_HxW: np.ndarray,
+    rng: np.random.Generator,
+    mode: str,
+) -> Stroke:
   """Paints the masked region with a flat colour chosen by `mode`.
 
   Args:
@@ -286,14 +315,20 @@ def fill_region(image_HxWx3: np.ndarray, mask_HxW: np.ndarray,
     color_rgb = _counterfactual_color(mean_rgb, rng)
   stroke_image_HxWx3 = image_HxWx3.copy()
   stroke_image_HxWx3[mask_HxW] = color_rgb
-  return Stroke(stroke_image=stroke_image_HxWx3, mask=mask_HxW, mode=mode,
-                color=tuple(int(c) for c in color_rgb))
+  return Stroke(
+      stroke_image=stroke_image_HxWx3,
+      mask=mask_HxW,
+      mode=mode,
+      color=tuple(int(c) for c in color_rgb),
+  )
 
 
-def _stroke_from_regions(image_HxWx3, regions_HxW, rng, mode, *,
-                         min_area_frac, max_area_frac) -> Stroke:
-  mask_HxW = pick_region(regions_HxW, rng, min_area_frac=min_area_frac,
-                         max_area_frac=max_area_frac)
+def _stroke_from_regions(
+    image_HxWx3, regions_HxW, rng, mode, *, min_area_frac, max_area_frac
+) -> Stroke:
+  mask_HxW = pick_region(
+      regions_HxW, rng, min_area_frac=min_area_frac, max_area_frac=max_area_frac
+  )
   return fill_region(image_HxWx3, mask_HxW, rng, mode)
 
 
@@ -334,32 +369,46 @@ def make_strokes(
     N * strokes_per_image records, image-major.
   """
   if strokes_per_image < 1:
-    raise ValueError(f"strokes_per_image must be >= 1, got "
-                     f"{strokes_per_image}.")
+    raise ValueError(
+        f"strokes_per_image must be >= 1, got {strokes_per_image}."
+    )
   if seed < 0 or first_index < 0:
-    raise ValueError(f"seed and first_index must be >= 0, got {seed} and "
-                     f"{first_index}.")
+    raise ValueError(
+        f"seed and first_index must be >= 0, got {seed} and {first_index}."
+    )
   if not modes:
     raise ValueError("Need at least one stroke mode.")
   for mode in modes:
     if mode not in MODES:
-      raise ValueError(f"Unknown stroke mode {mode!r}; expected one of "
-                       f"{MODES}.")
+      raise ValueError(
+          f"Unknown stroke mode {mode!r}; expected one of {MODES}."
+      )
   records = []
   for image_index, image_HxWx3 in enumerate(images_NxHxWx3, first_index):
     regions_HxW = segment_regions(
-        image_HxWx3, np.random.default_rng([seed, image_index]),
-        num_colors=num_colors, median_kernel=median_kernel,
-        segmentation=segmentation)
+        image_HxWx3,
+        np.random.default_rng([seed, image_index]),
+        num_colors=num_colors,
+        median_kernel=median_kernel,
+        segmentation=segmentation,
+    )
     for stroke_index in range(strokes_per_image):
       stroke = _stroke_from_regions(
-          image_HxWx3, regions_HxW,
+          image_HxWx3,
+          regions_HxW,
           np.random.default_rng([seed, image_index, stroke_index]),
-          modes[stroke_index % len(modes)], min_area_frac=min_area_frac,
-          max_area_frac=max_area_frac)
-      records.append(StrokeRecord(image_index=image_index,
-                                  stroke_index=stroke_index, seed=seed,
-                                  stroke=stroke))
+          modes[stroke_index % len(modes)],
+          min_area_frac=min_area_frac,
+          max_area_frac=max_area_frac,
+      )
+      records.append(
+          StrokeRecord(
+              image_index=image_index,
+              stroke_index=stroke_index,
+              seed=seed,
+              stroke=stroke,
+          )
+      )
   return records
 
 
@@ -399,13 +448,17 @@ def write_stroke_set(
   image_shape = sources_NxHxWx3.shape[1:]
   for record in records:
     if not 0 <= record.image_index < len(sources_NxHxWx3):
-      raise ValueError(f"Record {record.id} refers to image "
-                       f"{record.image_index} but there are "
-                       f"{len(sources_NxHxWx3)} sources.")
+      raise ValueError(
+          f"Record {record.id} refers to image "
+          f"{record.image_index} but there are "
+          f"{len(sources_NxHxWx3)} sources."
+      )
     if record.stroke.stroke_image.shape != image_shape:
-      raise ValueError(f"Record {record.id} has stroke image shape "
-                       f"{record.stroke.stroke_image.shape}, sources have "
-                       f"{image_shape}.")
+      raise ValueError(
+          f"Record {record.id} has stroke image shape "
+          f"{record.stroke.stroke_image.shape}, sources have "
+          f"{image_shape}."
+      )
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   for image_index, source_HxWx3 in enumerate(sources_NxHxWx3):
@@ -415,18 +468,30 @@ def write_stroke_set(
     stroke_name = f"stroke_{record.id}.png"
     mask_name = f"mask_{record.id}.png"
     _save_png(out_dir / stroke_name, record.stroke.stroke_image)
-    _save_png(out_dir / mask_name,
-              record.stroke.mask.astype(np.uint8) * np.uint8(255))
-    entries.append(dict(
-        id=record.id, source=f"source_{record.image_index:04d}.png",
-        stroke=stroke_name, mask=mask_name, mode=record.stroke.mode,
-        image_index=record.image_index, stroke_index=record.stroke_index,
-        color=list(record.stroke.color), area_frac=record.stroke.area_frac,
-        seed=record.seed))
+    _save_png(
+        out_dir / mask_name, record.stroke.mask.astype(np.uint8) * np.uint8(255)
+    )
+    entries.append(
+        dict(
+            id=record.id,
+            source=f"source_{record.image_index:04d}.png",
+            stroke=stroke_name,
+            mask=mask_name,
+            mode=record.stroke.mode,
+            image_index=record.image_index,
+            stroke_index=record.stroke_index,
+            color=list(record.stroke.color),
+            area_frac=record.stroke.area_frac,
+            seed=record.seed,
+        )
+    )
   seeds = sorted({record.seed for record in records})
-  manifest = dict(image_size=list(image_shape[:2]),
-                  seed=seeds[0] if len(seeds) == 1 else seeds,
-                  **metadata, entries=entries)
+  manifest = dict(
+      image_size=list(image_shape[:2]),
+      seed=seeds[0] if len(seeds) == 1 else seeds,
+      **metadata,
+      entries=entries,
+  )
   manifest_path = out_dir / MANIFEST_NAME
   manifest_path.write_text(json.dumps(manifest, indent=1))
   return manifest_path
@@ -434,8 +499,9 @@ def write_stroke_set(
 
 def _load_png(path: pathlib.Path, manifest_path: pathlib.Path) -> Image.Image:
   if not path.is_file():
-    raise FileNotFoundError(f"{path} listed in manifest {manifest_path} does "
-                            "not exist.")
+    raise FileNotFoundError(
+        f"{path} listed in manifest {manifest_path} does not exist."
+    )
   with Image.open(path) as image:
     image.load()
     return image
@@ -462,32 +528,50 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StrokeExample]:
   root = manifest_path.parent
   examples = []
   for entry in entries:
-    missing = [key for key in ("id", "source", "stroke", "mask", "mode")
-               if key not in entry]
+    missing = [
+        key
+        for key in ("id", "source", "stroke", "mask", "mode")
+        if key not in entry
+    ]
     if missing:
       raise ValueError(f"Entry {entry} in {manifest_path} lacks {missing}.")
     rgb = lambda key: np.asarray(
-        _load_png(root / entry[key], manifest_path).convert("RGB"))
-    examples.append(StrokeExample(
-        entry=entry, source=rgb("source"), stroke_image=rgb("stroke"),
-        mask=regions.mask_from_image(_load_png(root / entry["mask"],
-                                               manifest_path))))
+        _load_png(root / entry[key], manifest_path).convert("RGB")
+    )
+    examples.append(
+        StrokeExample(
+            entry=entry,
+            source=rgb("source"),
+            stroke_image=rgb("stroke"),
+            mask=regions.mask_from_image(
+                _load_png(root / entry["mask"], manifest_path)
+            ),
+        )
+    )
   _check_examples(examples, manifest_path)
   return examples
 
 
-def _check_examples(examples: Sequence[StrokeExample],
-                    manifest_path: pathlib.Path) -> None:
-  image_sizes = {image.shape[:2] for example in examples
-                 for image in (example.source, example.stroke_image)}
+def _check_examples(
+    examples: Sequence[StrokeExample], manifest_path: pathlib.Path
+) -> None:
+  image_sizes = {
+      image.shape[:2]
+      for example in examples
+      for image in (example.source, example.stroke_image)
+  }
   if len(image_sizes) > 1:
-    raise ValueError(f"Images in {manifest_path} have mixed sizes "
-                     f"{sorted(image_sizes)}; expected one size.")
+    raise ValueError(
+        f"Images in {manifest_path} have mixed sizes "
+        f"{sorted(image_sizes)}; expected one size."
+    )
   for example in examples:
     name = example.entry["mask"]
     if example.mask.shape != example.source.shape[:2]:
-      raise ValueError(f"Mask {name} in {manifest_path} has size "
-                       f"{example.mask.shape}, its image has "
-                       f"{example.source.shape[:2]}.")
+      raise ValueError(
+          f"Mask {name} in {manifest_path} has size "
+          f"{example.mask.shape}, its image has "
+          f"{example.source.shape[:2]}."
+      )
     if not example.mask.any():
       raise ValueError(f"Mask {name} in {manifest_path} is empty.")

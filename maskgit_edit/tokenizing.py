@@ -18,8 +18,9 @@ class Tokenizer:
 
   def __init__(self, model, params, batch_size: int = 100):
     self.model, self.params, self.batch_size = model, params, batch_size
-    apply = lambda method: jax.jit(lambda p, x: model.apply(
-        {"params": p}, x, method=method))
+    apply = lambda method: jax.jit(
+        lambda p, x: model.apply({"params": p}, x, method=method)
+    )
     self._tokenize = apply(model.tokenize)
     self._detokenize = apply(model.decode_from_indices)
     self._reconstruct = jax.jit(lambda p, x: model.apply({"params": p}, x)[0])
@@ -42,8 +43,9 @@ class Tokenizer:
     return self._detokenize(self.params, tokens_Bxhxw)
 
   def _batched(self, fn, inputs_N) -> np.ndarray:
-    return data_lib.map_in_batches(lambda x: fn(self.params, x), inputs_N,
-                                   self.batch_size)
+    return data_lib.map_in_batches(
+        lambda x: fn(self.params, x), inputs_N, self.batch_size
+    )
 
   def tokenize_all(self, images_NxHxWx3) -> np.ndarray:
     """int32 [N, h, w] token grids of float images in [0, 1]."""
@@ -51,10 +53,16 @@ class Tokenizer:
 
   def detokenize_all(self, tokens_Nxhxw) -> np.ndarray:
     """float [N, H, W, 3] decoded images, clipped to [0, 1]."""
-    return np.clip(self._batched(self._detokenize, np.asarray(tokens_Nxhxw)),
-                   0, 1)
+    return np.clip(
+        self._batched(self._detokenize, np.asarray(tokens_Nxhxw)), 0, 1
+    )
 
   def reconstruct_all(self, images_NxHxWx3) -> np.ndarray:
     """float [N, H, W, 3] reconstructions, clipped to [0, 1]."""
-    return np.clip(self._batched(self._reconstruct,
-                                 np.asarray(images_NxHxWx3, np.float32)), 0, 1)
+    return np.clip(
+        self._batched(
+            self._reconstruct, np.asarray(images_NxHxWx3, np.float32)
+        ),
+        0,
+        1,
+    )

@@ -15,8 +15,9 @@ from ml_collections import config_flags
 from maskgit_edit import trainers
 from maskgit_edit.trainers import loop
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file.", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -24,8 +25,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 def train_and_evaluate(config, workdir: str, stop_after: int | None = None):
   """Builds the trainer named by `config.trainer` and runs the loop."""
   loop.maybe_initialize_distributed(config)
-  return loop.train(config, workdir, trainers.make_task(config, workdir),
-                    stop_after=stop_after)
+  return loop.train(
+      config,
+      workdir,
+      trainers.make_task(config, workdir),
+      stop_after=stop_after,
+  )
 
 
 def main(argv):

@@ -61,6 +61,7 @@ from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.decoding import windows
 from maskgit_edit.trainers import maskgit as maskgit_trainer
 from maskgit_edit.trainers import tokenizer as tokenizer_trainer
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 TOKENIZER_CONFIG = "configs/tokenizer_shapes.py"
@@ -94,6 +95,7 @@ def num_cores() -> int:
 @dataclasses.dataclass(frozen=True)
 class Timing:
   """Seconds of one call: wall clock and CPU time of this process."""
+
   wall_s: float
   cpu_s: float
 
@@ -101,6 +103,7 @@ class Timing:
 @dataclasses.dataclass(frozen=True)
 class Peak:
   """Matmul FLOP/s of one core and of the whole machine."""
+
   per_core: float
   machine: float
 
@@ -125,14 +128,17 @@ def measure(fns: list[Callable[[], Any]], reps: int) -> list[list[Timing]]:
     for fn, fn_timings in zip(fns, timings):
       wall, cpu = time.perf_counter(), time.process_time()
       jax.block_until_ready(fn())
-      fn_timings.append(Timing(time.perf_counter() - wall,
-                               time.process_time() - cpu))
+      fn_timings.append(
+          Timing(time.perf_counter() - wall, time.process_time() - cpu)
+      )
   return timings
 
 
 def _median(timings: list[Timing]) -> Timing:
-  return Timing(statistics.median(t.wall_s for t in timings),
-                statistics.median(t.cpu_s for t in timings))
+  return Timing(
+      statistics.median(t.wall_s for t in timings),
+      statistics.median(t.cpu_s for t in timings),
+  )
 
 
 def time_calls(fn: Callable[[], Any], reps: int) -> Timing:
@@ -156,8 +162,11 @@ def compiled_flops(jitted, *args, **kwargs) -> float:
 def compiled_bytes(jitted, *args, **kwargs) -> int:
   """Arguments + outputs + temporaries of the compiled program, in bytes."""
   stats = jitted.lower(*args, **kwargs).compile().memory_analysis()
-  return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
-             + stats.temp_size_in_bytes)
+  return int(
+      stats.argument_size_in_bytes
+      + stats.output_size_in_bytes
+      + stats.temp_size_in_bytes
+  )
 
 
 class CompileCounter:
@@ -193,22 +202,26 @@ def threaded(step_fn, state, *args) -> Callable[[], Any]:
   return run
 
 
-def throughput(timing: Timing, items: int, flops: float, peak: Peak,
-               unit: str) -> dict:
+def throughput(
+    timing: Timing, items: int, flops: float, peak: Peak, unit: str
+) -> dict:
   """Record of one workload: ms, items/s, GFLOP, MFU (see module doc)."""
-  return {"ms": 1e3 * timing.wall_s, "cpu_ms": 1e3 * timing.cpu_s,
-          f"{unit}_per_s": items / timing.wall_s,
-          "gflop": flops / 1e9,
-          "gflop_per_s": flops / timing.wall_s / 1e9,
-          "mfu": flops / timing.wall_s / peak.machine,
-          "threads": timing.cpu_s / timing.wall_s,
-          "core_efficiency": flops / timing.cpu_s / peak.per_core}
+  return {
+      "ms": 1e3 * timing.wall_s,
+      "cpu_ms": 1e3 * timing.cpu_s,
+      f"{unit}_per_s": items / timing.wall_s,
+      "gflop": flops / 1e9,
+      "gflop_per_s": flops / timing.wall_s / 1e9,
+      "mfu": flops / timing.wall_s / peak.machine,
+      "threads": timing.cpu_s / timing.wall_s,
+      "core_efficiency": flops / timing.cpu_s / peak.per_core,
+  }
 
 
 def peak_rss_mb() -> float:
   """Peak resident memory of this process so far (ru_maxrss is KiB on Linux)."""
-  scale = 2 ** 20 if sys.platform == "darwin" else 2 ** 10
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2 ** 20
+  scale = 2**20 if sys.platform == "darwin" else 2**10
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 # --- sections -----------------------------------------------------------------
@@ -218,22 +231,26 @@ def matmul_peak(size: int, reps: int) -> dict:
   a_NxN, b_NxN = (jax.random.normal(k, (size, size), jnp.float32) for k in keys)
   matmul = jax.jit(jnp.matmul)
   (timings,) = measure([lambda: matmul(a_NxN, b_NxN)], reps)
-  flops = 2.0 * size ** 3
+  flops = 2.0 * size**3
   per_core = flops / min(t.cpu_s for t in timings)
-  return {"size": size, "reps": reps, "cores": num_cores(),
-          "per_core_gflop_per_s": per_core / 1e9,
-          "peak_gflop_per_s": per_core * num_cores() / 1e9,
-          "best_wall_gflop_per_s": flops / min(t.wall_s for t in timings) / 1e9,
-          "median_wall_gflop_per_s":
-              flops / statistics.median(t.wall_s for t in timings) / 1e9}
+  return {
+      "size": size,
+      "reps": reps,
+      "cores": num_cores(),
+      "per_core_gflop_per_s": per_core / 1e9,
+      "peak_gflop_per_s": per_core * num_cores() / 1e9,
+      "best_wall_gflop_per_s": flops / min(t.wall_s for t in timings) / 1e9,
+      "median_wall_gflop_per_s": flops
+      / statistics.median(t.wall_s for t in timings)
+      / 1e9,
+  }
 
 
 def tokenizer_benchmark(config, reps: int, peak: Peak) -> dict:
   """Train step and encode+decode throughput of the tokenizer."""
   task = tokenizer_trainer.TokenizerTask(config)
   batch, size = config.batch_size, config.data.image_size
-  images_BxSxSx3 = jax.random.uniform(jax.random.key(1),
-                                      (batch, size, size, 3))
+  images_BxSxSx3 = jax.random.uniform(jax.random.key(1), (batch, size, size, 3))
   state = jax.jit(task.init_state)(init_key())
   # Inference first: the train step donates (consumes) the state's params.
   params = state["params"]
@@ -247,28 +264,38 @@ def tokenizer_benchmark(config, reps: int, peak: Peak) -> dict:
   train_flops = compiled_flops(step, state, batch_dict, rng)
   _progress(f"tokenizer train step: batch {batch}, {size} px")
   train = time_calls(threaded(step, state, batch_dict, rng), reps)
-  return {"batch_size": batch, "image_size": size,
-          "train": throughput(train, batch, train_flops, peak, "images"),
-          "inference": throughput(infer, batch, infer_flops, peak, "images")}
+  return {
+      "batch_size": batch,
+      "image_size": size,
+      "train": throughput(train, batch, train_flops, peak, "images"),
+      "inference": throughput(infer, batch, infer_flops, peak, "images"),
+  }
 
 
 def random_token_task(tokenizer_config, transformer_config):
   """`MaskGitTask` over random token grids of the tokenizer config's sizes
   (token values and initial embeddings do not change the speed)."""
-  latent = models.latent_size(tokenizer_config.data.image_size,
-                              tokenizer_config.tokenizer)
+  latent = models.latent_size(
+      tokenizer_config.data.image_size, tokenizer_config.tokenizer
+  )
   num_classes = data_lib.get_source(tokenizer_config.data, "test").num_classes
-  layout = models.TokenLayout(tokenizer_config.tokenizer.codebook_size,
-                              num_classes, latent,
-                              transformer_config.model.class_conditional)
+  layout = models.TokenLayout(
+      tokenizer_config.tokenizer.codebook_size,
+      num_classes,
+      latent,
+      transformer_config.model.class_conditional,
+  )
   num = transformer_config.batch_size
   rng = np.random.default_rng(0)
   tokens_NxN = rng.integers(0, layout.codebook_size, (num, latent * latent))
   labels_N = np.arange(num) % max(num_classes, 1)
   transformer_config.mvtm.init_words = "random"
   return maskgit_trainer.MaskGitTask(
-      transformer_config, transformer_config.model, layout,
-      maskgit_trainer.TokenSplits(tokens_NxN, labels_N, tokens_NxN, labels_N))
+      transformer_config,
+      transformer_config.model,
+      layout,
+      maskgit_trainer.TokenSplits(tokens_NxN, labels_N, tokens_NxN, labels_N),
+  )
 
 
 def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
@@ -281,8 +308,9 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
   """
   batch, layout = task.config.batch_size, task.layout
   tokens = batch * layout.seq_len
-  example = {k: jnp.asarray(v)
-             for k, v in task.examples(np.arange(batch)).items()}
+  example = {
+      k: jnp.asarray(v) for k, v in task.examples(np.arange(batch)).items()
+  }
   init = jax.jit(task.init_state)
   step = jax.jit(task.train_step, donate_argnums=0)
 
@@ -295,35 +323,46 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
     flops.append(compiled_flops(step, state, example, rng))
     steps.append(threaded(step, state, example, rng))
   _progress(f"transformer train step: batch {batch}, rng {', '.join(impls)}")
-  train = {impl: throughput(timing, tokens, impl_flops, peak, "tokens")
-           for impl, timing, impl_flops in zip(
-               impls, time_interleaved(steps, reps), flops)}
+  train = {
+      impl: throughput(timing, tokens, impl_flops, peak, "tokens")
+      for impl, timing, impl_flops in zip(
+          impls, time_interleaved(steps, reps), flops
+      )
+  }
 
   params = init(init_key())["params"]
   mask_BxN = maskgit_trainer.random_mask(
-      jax.random.key(3), batch, layout.latent ** 2,
-      jnp.full((batch,), UNKNOWN_FRACTION))
+      jax.random.key(3),
+      batch,
+      layout.latent**2,
+      jnp.full((batch,), UNKNOWN_FRACTION),
+  )
   inputs_BxL = layout.inputs(example["tokens"], example["labels"], mask_BxN)
   forward = jax.jit(task.logits)
   forward_flops = compiled_flops(forward, params, inputs_BxL)
   _progress(f"transformer forward: batch {batch}")
   timing = time_calls(lambda: forward(params, inputs_BxL), reps)
-  return {"batch_size": batch, "seq_len": layout.seq_len,
-          "vocab_size": layout.vocab_size,
-          "num_params": sum(x.size for x in jax.tree.leaves(params)),
-          "train": train[default_impl],
-          "train_by_prng_impl": train,
-          "forward": throughput(timing, tokens, forward_flops, peak, "tokens")}
+  return {
+      "batch_size": batch,
+      "seq_len": layout.seq_len,
+      "vocab_size": layout.vocab_size,
+      "num_params": sum(x.size for x in jax.tree.leaves(params)),
+      "train": train[default_impl],
+      "train_by_prng_impl": train,
+      "forward": throughput(timing, tokens, forward_flops, peak, "tokens"),
+  }
 
 
 def decode_inputs(layout, batch: int, seed: int):
   """Random token grids, masks with 30% unknown per row, and labels."""
   tokens_rng, mask_rng = jax.random.split(jax.random.key(seed))
   side = layout.latent
-  tokens_Bxhxw = jax.random.randint(tokens_rng, (batch, side, side), 0,
-                                    layout.codebook_size)
+  tokens_Bxhxw = jax.random.randint(
+      tokens_rng, (batch, side, side), 0, layout.codebook_size
+  )
   unknown_BxN = maskgit_trainer.random_mask(
-      mask_rng, batch, side * side, jnp.full((batch,), UNKNOWN_FRACTION))
+      mask_rng, batch, side * side, jnp.full((batch,), UNKNOWN_FRACTION)
+  )
   # A strong bool, as `Sampler.__call__` makes it (random_mask's is weak).
   unknown_Bxhxw = jnp.asarray(unknown_BxN, bool).reshape(batch, side, side)
   labels_B = jnp.arange(batch) % max(layout.num_classes, 1)
@@ -338,31 +377,56 @@ def decode_batch(sampler, params, batch: int, reps: int, peak: Peak) -> dict:
   # Compiled ahead of the first call (which then reuses the program), with the
   # arguments `Sampler.__call__` passes.
   program_bytes = compiled_bytes(
-      sampler._decode, params, tokens_Bxhxw,  # pylint: disable=protected-access
-      unknown_Bxhxw, labels_B, rng, None, None, return_history=False)
+      sampler._decode,
+      params,
+      tokens_Bxhxw,  # pylint: disable=protected-access
+      unknown_Bxhxw,
+      labels_B,
+      rng,
+      None,
+      None,
+      return_history=False,
+  )
 
   def forward_impl(params, input_ids_BxL, guide_ids_BxL, guide_scale_B):
     return sampling.logits_fn_for(model, params, layout)(
-        input_ids_BxL, guide_ids_BxL, guide_scale_B)
+        input_ids_BxL, guide_ids_BxL, guide_scale_B
+    )
 
   forward = jax.jit(forward_impl)
-  inputs_BxL = layout.inputs(tokens_Bxhxw.reshape(batch, -1), labels_B,
-                             unknown_Bxhxw.reshape(batch, -1))
-  forward_args = (params, inputs_BxL, jnp.full_like(inputs_BxL, -1),
-                  jnp.zeros((batch,), jnp.float32))
+  inputs_BxL = layout.inputs(
+      tokens_Bxhxw.reshape(batch, -1),
+      labels_B,
+      unknown_Bxhxw.reshape(batch, -1),
+  )
+  forward_args = (
+      params,
+      inputs_BxL,
+      jnp.full_like(inputs_BxL, -1),
+      jnp.zeros((batch,), jnp.float32),
+  )
   forward_flops = compiled_flops(forward, *forward_args)
   decode, one_forward = time_interleaved(
-      [lambda: sampler(params, tokens_Bxhxw, unknown_Bxhxw, rng,
-                       labels_B=labels_B),
-       lambda: forward(*forward_args)], reps)
+      [
+          lambda: sampler(
+              params, tokens_Bxhxw, unknown_Bxhxw, rng, labels_B=labels_B
+          ),
+          lambda: forward(*forward_args),
+      ],
+      reps,
+  )
 
   # New masks of the same shape must reuse the program compiled above.
-  masks = [decode_inputs(layout, batch, seed)[1]
-           for seed in range(1, NUM_MASKS + 1)]
+  masks = [
+      decode_inputs(layout, batch, seed)[1] for seed in range(1, NUM_MASKS + 1)
+  ]
   with CompileCounter() as counter:
     for new_unknown_Bxhxw in masks:
-      jax.block_until_ready(sampler(params, tokens_Bxhxw, new_unknown_Bxhxw,
-                                    rng, labels_B=labels_B))
+      jax.block_until_ready(
+          sampler(
+              params, tokens_Bxhxw, new_unknown_Bxhxw, rng, labels_B=labels_B
+          )
+      )
   steps = sampler.settings.num_steps - sampler.settings.start_iter
   return {
       "batch_size": batch,
@@ -376,7 +440,7 @@ def decode_batch(sampler, params, batch: int, reps: int, peak: Peak) -> dict:
       "loop_overhead": decode.wall_s / (steps * one_forward.wall_s) - 1.0,
       "loop_overhead_cpu": decode.cpu_s / (steps * one_forward.cpu_s) - 1.0,
       "forward_mfu": forward_flops / one_forward.wall_s / peak.machine,
-      "decode_program_mb": program_bytes / 2 ** 20,
+      "decode_program_mb": program_bytes / 2**20,
       "compiles_for_new_masks": counter.count,
   }
 
@@ -388,39 +452,62 @@ def guidance_benchmark(sampler, params, batch: int, reps: int) -> dict:
   guide_Bxhxw = decode_inputs(layout, batch, 1)[0]
   kernel_CxC = guidance_lib.identity_kernel(layout.codebook_size)
   # Built before counting: eager array ops compile small programs of their own.
-  guidances = {variant: guidance_lib.make_guidance(
-                   variant, knob, guide_Bxhxw, unknown_Bxhxw, kernel_CxC)
-               for variant, knob in GUIDANCE_VARIANTS}
+  guidances = {
+      variant: guidance_lib.make_guidance(
+          variant, knob, guide_Bxhxw, unknown_Bxhxw, kernel_CxC
+      )
+      for variant, knob in GUIDANCE_VARIANTS
+  }
   rng = jax.random.key(5)
   _progress(f"decode with {', '.join(guidances)} guidance: batch {batch}")
   with CompileCounter() as counter:
     timings = time_interleaved(
-        [lambda g=guidance: sampler(params, tokens_Bxhxw, unknown_Bxhxw, rng,
-                                    labels_B=labels_B, guidance=g)
-         for guidance in guidances.values()], reps)
-  results = {variant: {"decode_ms": 1e3 * timing.wall_s,
-                       "decode_cpu_ms": 1e3 * timing.cpu_s,
-                       "images_per_s": batch / timing.wall_s}
-             for variant, timing in zip(guidances, timings)}
+        [
+            lambda g=guidance: sampler(
+                params,
+                tokens_Bxhxw,
+                unknown_Bxhxw,
+                rng,
+                labels_B=labels_B,
+                guidance=g,
+            )
+            for guidance in guidances.values()
+        ],
+        reps,
+    )
+  results = {
+      variant: {
+          "decode_ms": 1e3 * timing.wall_s,
+          "decode_cpu_ms": 1e3 * timing.cpu_s,
+          "images_per_s": batch / timing.wall_s,
+      }
+      for variant, timing in zip(guidances, timings)
+  }
   # The first guided call compiles once; the other variants reuse it.
   return {"batch_size": batch, "variants": results, "compiles": counter.count}
 
 
-def decoding_benchmark(model_config, layout, batch_sizes, reps: int,
-                       peak: Peak) -> dict:
+def decoding_benchmark(
+    model_config, layout, batch_sizes, reps: int, peak: Peak
+) -> dict:
   model = models.build_transformer(model_config, layout)
   params = jax.jit(model.init)(
-      init_key(), jnp.zeros((1, layout.seq_len), jnp.int32))["params"]
+      init_key(), jnp.zeros((1, layout.seq_len), jnp.int32)
+  )["params"]
   sampler = sampling.Sampler(
-      model, layout, sampling.DecodeSettings(num_steps=NUM_DECODE_STEPS))
+      model, layout, sampling.DecodeSettings(num_steps=NUM_DECODE_STEPS)
+  )
   per_batch = []
   for batch in batch_sizes:
     _progress(f"decode: batch {batch}")
     per_batch.append(decode_batch(sampler, params, batch, reps, peak))
   guided_batch = batch_sizes[min(1, len(batch_sizes) - 1)]
-  return {"num_steps": NUM_DECODE_STEPS, "unknown_fraction": UNKNOWN_FRACTION,
-          "per_batch": per_batch,
-          "guidance": guidance_benchmark(sampler, params, guided_batch, reps)}
+  return {
+      "num_steps": NUM_DECODE_STEPS,
+      "unknown_fraction": UNKNOWN_FRACTION,
+      "per_batch": per_batch,
+      "guidance": guidance_benchmark(sampler, params, guided_batch, reps),
+  }
 
 
 # --- edit latency: windowed vs full decoding, and the PyTorch peer -------------
@@ -434,7 +521,7 @@ def edit_mask(side: int, area: float) -> np.ndarray:
   width = min(side, math.ceil(num / height))
   top, left = (side - height) // 2, (side - width) // 2
   mask = np.zeros((1, side, side), bool)
-  mask[0, top:top + height, left:left + width] = True
+  mask[0, top : top + height, left : left + width] = True
   return mask
 
 
@@ -449,29 +536,48 @@ def torch_peer(transformer_kwargs: dict, layout, tokens_1xhxw, labels_1):
   torch.manual_seed(0)
   model = torch_maskgit.MaskGitTransformer(**transformer_kwargs).eval()
   class_ids = torch.as_tensor(np.asarray(layout.class_ids(labels_1)))[:, None]
-  tokens_1xL = torch.cat([class_ids, torch.as_tensor(
-      np.array(tokens_1xhxw).reshape(1, -1))], 1).long()
+  tokens_1xL = torch.cat(
+      [class_ids, torch.as_tensor(np.array(tokens_1xhxw).reshape(1, -1))], 1
+  ).long()
   generator = torch.Generator().manual_seed(0)
 
   def decode(mask_1xhxw):
-    unknown_1xL = torch.cat([torch.zeros(1, 1, dtype=torch.bool),
-                             torch.as_tensor(mask_1xhxw.reshape(1, -1))], 1)
-    return torch_maskgit.decode(model, tokens_1xL, unknown_1xL,
-                                mask_id=layout.mask_id,
-                                num_codes=layout.codebook_size,
-                                num_steps=NUM_DECODE_STEPS,
-                                generator=generator)
+    unknown_1xL = torch.cat(
+        [
+            torch.zeros(1, 1, dtype=torch.bool),
+            torch.as_tensor(mask_1xhxw.reshape(1, -1)),
+        ],
+        1,
+    )
+    return torch_maskgit.decode(
+        model,
+        tokens_1xL,
+        unknown_1xL,
+        mask_id=layout.mask_id,
+        num_codes=layout.codebook_size,
+        num_steps=NUM_DECODE_STEPS,
+        generator=generator,
+    )
+
   return decode
 
 
 def _spread(timings: list[Timing]) -> dict:
   walls = [t.wall_s for t in timings]
-  return {"median_ms": 1e3 * statistics.median(walls),
-          "min_ms": 1e3 * min(walls), "max_ms": 1e3 * max(walls)}
+  return {
+      "median_ms": 1e3 * statistics.median(walls),
+      "min_ms": 1e3 * min(walls),
+      "max_ms": 1e3 * max(walls),
+  }
 
 
-def edit_latency_benchmark(size: int | None, ring: int, reps: int,
-                           areas=EDIT_AREAS, full_pass_every: int = 1) -> dict:
+def edit_latency_benchmark(
+    size: int | None,
+    ring: int,
+    reps: int,
+    areas=EDIT_AREAS,
+    full_pass_every: int = 1,
+) -> dict:
   """Batch-1 edit decode time against edit area: windowed decoding (context
   ring `ring`) against the full decode and the PyTorch peer's, interleaved.
 
@@ -481,39 +587,66 @@ def edit_latency_benchmark(size: int | None, ring: int, reps: int,
   """
   if size is None:
     config = load_config(TRANSFORMER_CONFIG, quick=True).model
-    layout = models.TokenLayout(codebook_size=16, num_classes=4, latent=8,
-                                class_conditional=True)
+    layout = models.TokenLayout(
+        codebook_size=16, num_classes=4, latent=8, class_conditional=True
+    )
     model = models.build_transformer(config, layout)
-    transformer_kwargs = dict(vocab_size=layout.vocab_size,
-                              seq_len=layout.seq_len, **{
-                                  k: config[k] for k in (
-                                      "hidden_size", "num_layers", "num_heads",
-                                      "intermediate_size")})
+    transformer_kwargs = dict(
+        vocab_size=layout.vocab_size,
+        seq_len=layout.seq_len,
+        **{
+            k: config[k]
+            for k in (
+                "hidden_size",
+                "num_layers",
+                "num_heads",
+                "intermediate_size",
+            )
+        },
+    )
   else:
     released = checkpoints.released_config(size)
-    layout = models.TokenLayout(released["codebook_size"],
-                                released["num_classes"],
-                                released["latent_size"], True)
+    layout = models.TokenLayout(
+        released["codebook_size"],
+        released["num_classes"],
+        released["latent_size"],
+        True,
+    )
     transformer_kwargs = released["transformer"]
     model = checkpoints.build_released_transformer(size)
   params = jax.jit(model.init)(
-      init_key(), jnp.zeros((1, layout.seq_len), jnp.int32))["params"]
-  samplers = [sampling.Sampler(model, layout, sampling.DecodeSettings(
-      num_steps=NUM_DECODE_STEPS, full_pass_every=every))
-              for every in sorted({1, full_pass_every})]
-  tokens_1xhxw = jax.random.randint(jax.random.key(1), (1, layout.latent,
-                                    layout.latent), 0, layout.codebook_size)
+      init_key(), jnp.zeros((1, layout.seq_len), jnp.int32)
+  )["params"]
+  samplers = [
+      sampling.Sampler(
+          model,
+          layout,
+          sampling.DecodeSettings(
+              num_steps=NUM_DECODE_STEPS, full_pass_every=every
+          ),
+      )
+      for every in sorted({1, full_pass_every})
+  ]
+  tokens_1xhxw = jax.random.randint(
+      jax.random.key(1),
+      (1, layout.latent, layout.latent),
+      0,
+      layout.codebook_size,
+  )
   labels_1 = np.zeros(1, np.int32)
   peer = torch_peer(transformer_kwargs, layout, tokens_1xhxw, labels_1)
   rng = jax.random.key(2)
   decode = lambda mask, window=None, sampler=samplers[0]: sampler(
-      params, tokens_1xhxw, mask, rng, labels_B=labels_1, window=window)
+      params, tokens_1xhxw, mask, rng, labels_B=labels_1, window=window
+  )
   rows = []
   for number, area in enumerate(areas):
     mask = edit_mask(layout.latent, area)
     window = windows.window_size(mask, ring)
-    _progress(f"edit latency: area {area:.0%} ({mask.sum()} tokens, window "
-              f"{window[0]}x{window[1]})")
+    _progress(
+        f"edit latency: area {area:.0%} ({mask.sum()} tokens, window "
+        f"{window[0]}x{window[1]})"
+    )
     # A full decode runs the transformer over the whole grid whatever the
     # area, so the full and the peer's decodes are timed at the first area
     # only, in the same rounds as its windowed decode.
@@ -530,62 +663,107 @@ def edit_latency_benchmark(size: int | None, ring: int, reps: int,
     if number == 0:
       full = _spread(timings.pop(0))
       peer_spread = _spread(timings.pop(0)) if peer is not None else None
-    row = {"area": area, "edited_tokens": int(mask.sum()),
-           "window_tokens": window[0] * window[1], "windowed": windowed}
+    row = {
+        "area": area,
+        "edited_tokens": int(mask.sum()),
+        "window_tokens": window[0] * window[1],
+        "windowed": windowed,
+    }
     row["window_speedup"] = full["median_ms"] / row["windowed"]["median_ms"]
     if reusing is not None:
       row["reusing"] = reusing
       row["reusing_speedup"] = full["median_ms"] / reusing["median_ms"]
     if peer_spread is not None:
-      row["windowed_vs_peer"] = (peer_spread["median_ms"]
-                                 / row["windowed"]["median_ms"])
+      row["windowed_vs_peer"] = (
+          peer_spread["median_ms"] / row["windowed"]["median_ms"]
+      )
     rows.append(row)
-  return {"size": size or "runlocal", "grid": layout.latent, "ring": ring,
-          "full_pass_every": full_pass_every,
-          "num_steps": NUM_DECODE_STEPS, "reps": reps, "full": full,
-          "peer": peer_spread, "full_vs_peer": (
-              None if peer_spread is None
-              else peer_spread["median_ms"] / full["median_ms"]),
-          "rows": rows}
+  return {
+      "size": size or "runlocal",
+      "grid": layout.latent,
+      "ring": ring,
+      "full_pass_every": full_pass_every,
+      "num_steps": NUM_DECODE_STEPS,
+      "reps": reps,
+      "full": full,
+      "peer": peer_spread,
+      "full_vs_peer": (
+          None
+          if peer_spread is None
+          else peer_spread["median_ms"] / full["median_ms"]
+      ),
+      "rows": rows,
+  }
 
 
 def edit_latency_markdown(results: dict) -> str:
   r = results
-  ranged = lambda x: (f"{x['median_ms']:,.0f} ({x['min_ms']:,.0f}-"
-                      f"{x['max_ms']:,.0f})")
-  lines = [f"Edit latency, {r['size']} architecture ({r['grid']}x{r['grid']} "
-           f"tokens), random weights, batch 1, {r['num_steps']} steps, "
-           f"window ring {r['ring']}; median (range) of {r['reps']} "
-           "interleaved calls, ms. Full decode: " + ranged(r["full"])
-           + ("" if r["peer"] is None else
-              f"; the PyTorch peer's full decode: {ranged(r['peer'])} "
-              f"(ours {r['full_vs_peer']:.2f}x its speed)") + ".", "",
-           "| edit area | edited tokens | window tokens | windowed | "
-           "speed-up over full | vs the PyTorch peer |"
-           + (f" windowed, full pass every {r['full_pass_every']} steps | "
-              "speed-up over full |" if r["full_pass_every"] > 1 else ""),
-           "|---|---|---|---|---|---|"
-           + ("---|---|" if r["full_pass_every"] > 1 else "")]
+  ranged = lambda x: (
+      f"{x['median_ms']:,.0f} ({x['min_ms']:,.0f}-{x['max_ms']:,.0f})"
+  )
+  lines = [
+      f"Edit latency, {r['size']} architecture ({r['grid']}x{r['grid']} "
+      f"tokens), random weights, batch 1, {r['num_steps']} steps, "
+      f"window ring {r['ring']}; median (range) of {r['reps']} "
+      "interleaved calls, ms. Full decode: "
+      + ranged(r["full"])
+      + (
+          ""
+          if r["peer"] is None
+          else f"; the PyTorch peer's full decode: {ranged(r['peer'])} "
+          f"(ours {r['full_vs_peer']:.2f}x its speed)"
+      )
+      + ".",
+      "",
+      "| edit area | edited tokens | window tokens | windowed | "
+      "speed-up over full | vs the PyTorch peer |"
+      + (
+          f" windowed, full pass every {r['full_pass_every']} steps | "
+          "speed-up over full |"
+          if r["full_pass_every"] > 1
+          else ""
+      ),
+      "|---|---|---|---|---|---|"
+      + ("---|---|" if r["full_pass_every"] > 1 else ""),
+  ]
   for row in r["rows"]:
-    reusing = ([ranged(row["reusing"]), f"{row['reusing_speedup']:.2f}x"]
-               if "reusing" in row else [])
-    lines.append("| " + " | ".join(
-        [f"{row['area']:.0%}", str(row["edited_tokens"]),
-         str(row["window_tokens"]), ranged(row["windowed"]),
-         f"{row['window_speedup']:.2f}x",
-         f"{row['windowed_vs_peer']:.2f}x" if "windowed_vs_peer" in row
-         else "-"] + reusing) + " |")
+    reusing = (
+        [ranged(row["reusing"]), f"{row['reusing_speedup']:.2f}x"]
+        if "reusing" in row
+        else []
+    )
+    lines.append(
+        "| "
+        + " | ".join(
+            [
+                f"{row['area']:.0%}",
+                str(row["edited_tokens"]),
+                str(row["window_tokens"]),
+                ranged(row["windowed"]),
+                f"{row['window_speedup']:.2f}x",
+                f"{row['windowed_vs_peer']:.2f}x"
+                if "windowed_vs_peer" in row
+                else "-",
+            ]
+            + reusing
+        )
+        + " |"
+    )
   return "\n".join(lines)
 
 
 # --- report -------------------------------------------------------------------
 def machine_info() -> dict:
-  return {"platform": platform.platform(), "cores": num_cores(),
-          "jax_version": jax.__version__, "backend": jax.default_backend(),
-          "devices": [str(d) for d in jax.devices()],
-          "default_prng_impl": jax.config.jax_default_prng_impl,
-          "xla_flags": os.environ.get("XLA_FLAGS", ""),
-          "load_average": os.getloadavg()}
+  return {
+      "platform": platform.platform(),
+      "cores": num_cores(),
+      "jax_version": jax.__version__,
+      "backend": jax.default_backend(),
+      "devices": [str(d) for d in jax.devices()],
+      "default_prng_impl": jax.config.jax_default_prng_impl,
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      "load_average": os.getloadavg(),
+  }
 
 
 def _load(triple) -> str:
@@ -600,79 +778,137 @@ def markdown(results: dict) -> str:
       f"({mm['cores']} x {mm['per_core_gflop_per_s']:.1f} per core); best "
       f"wall-clock {mm['best_wall_gflop_per_s']:.1f} GFLOP/s. Load average "
       f"(1/5/15 min) before {_load(results['machine']['load_average'])}, "
-      f"after {_load(results['load_average_after'])}.", "",
+      f"after {_load(results['load_average_after'])}.",
+      "",
       "| workload | batch | ms/call | throughput | GFLOP/call | MFU | "
       "threads | core eff. |",
-      "|---|---|---|---|---|---|---|---|"]
+      "|---|---|---|---|---|---|---|---|",
+  ]
   tok, tr = results["tokenizer"], results["transformer"]
-  rows = [("tokenizer train step", tok["batch_size"], tok["train"], "images"),
-          ("tokenizer encode+decode", tok["batch_size"], tok["inference"],
-           "images")]
-  rows += [(f"transformer train step (rng {impl})", tr["batch_size"], record,
-            "tokens") for impl, record in tr["train_by_prng_impl"].items()]
-  rows.append(("transformer forward", tr["batch_size"], tr["forward"],
-               "tokens"))
+  rows = [
+      ("tokenizer train step", tok["batch_size"], tok["train"], "images"),
+      (
+          "tokenizer encode+decode",
+          tok["batch_size"],
+          tok["inference"],
+          "images",
+      ),
+  ]
+  rows += [
+      (
+          f"transformer train step (rng {impl})",
+          tr["batch_size"],
+          record,
+          "tokens",
+      )
+      for impl, record in tr["train_by_prng_impl"].items()
+  ]
+  rows.append(
+      ("transformer forward", tr["batch_size"], tr["forward"], "tokens")
+  )
   for name, batch, r, unit in rows:
     lines.append(
         f"| {name} | {batch} | {r['ms']:.2f} | "
         f"{r[f'{unit}_per_s']:,.0f} {unit}/s | {r['gflop']:.3f} | "
-        f"{r['mfu']:.1%} | {r['threads']:.2f} | {r['core_efficiency']:.1%} |")
+        f"{r['mfu']:.1%} | {r['threads']:.2f} | {r['core_efficiency']:.1%} |"
+    )
   dec = results["decoding"]
   lines += [
-      "", f"Decoding: {dec['num_steps']} steps, {dec['unknown_fraction']:.0%} "
+      "",
+      f"Decoding: {dec['num_steps']} steps, {dec['unknown_fraction']:.0%} "
       "of the tokens unknown; overhead = decode / (steps x one forward) - 1, "
-      "from wall (CPU) time.", "",
+      "from wall (CPU) time.",
+      "",
       "| batch | decode ms | per step ms | per edit ms | images/s | "
       "forward ms | loop overhead | forward MFU | program MiB | "
       f"compiles for {NUM_MASKS} new masks |",
-      "|---|---|---|---|---|---|---|---|---|---|"]
+      "|---|---|---|---|---|---|---|---|---|---|",
+  ]
   for r in dec["per_batch"]:
     lines.append(
         f"| {r['batch_size']} | {r['decode_ms']:.2f} | {r['per_step_ms']:.3f} "
         f"| {r['per_edit_ms']:.3f} | {r['images_per_s']:.1f} | "
         f"{r['forward_ms']:.3f} | {r['loop_overhead']:+.0%} "
         f"({r['loop_overhead_cpu']:+.0%}) | {r['forward_mfu']:.1%} | "
-        f"{r['decode_program_mb']:.1f} | {r['compiles_for_new_masks']} |")
+        f"{r['decode_program_mb']:.1f} | {r['compiles_for_new_masks']} |"
+    )
   guided = dec["guidance"]
-  lines += ["", f"Guided decoding at batch {guided['batch_size']}: "
-            + ", ".join(f"{v} {r['decode_ms']:.1f} ms"
-                        for v, r in guided["variants"].items())
-            + f"; compiles across the variants: {guided['compiles']}.",
-            f"Peak RSS: {results['peak_rss_mb']:.0f} MiB."]
+  lines += [
+      "",
+      f"Guided decoding at batch {guided['batch_size']}: "
+      + ", ".join(
+          f"{v} {r['decode_ms']:.1f} ms" for v, r in guided["variants"].items()
+      )
+      + f"; compiles across the variants: {guided['compiles']}.",
+      f"Peak RSS: {results['peak_rss_mb']:.0f} MiB.",
+  ]
   return "\n".join(lines)
 
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default="benchmark.json",
-                      help="Where to write the results as JSON.")
-  parser.add_argument("--quick", action="store_true",
-                      help="Tiny `runlocal` sizes and 2 reps (smoke test).")
-  parser.add_argument("--reps", type=int, default=None,
-                      help="Timed calls per measurement (default 11, quick 2).")
-  parser.add_argument("--batch_sizes", default=None,
-                      help="Decode batch sizes, comma-separated "
-                      "(default 1,8,32; quick 1).")
-  parser.add_argument("--prng_impls", default=None,
-                      help="PRNG implementations to time the transformer "
-                      "train step with, besides jax's default, comma-"
-                      "separated (default rbg,unsafe_rbg; quick none).")
-  parser.add_argument("--edit_latency", default=None,
-                      choices=("256", "512", "runlocal"),
-                      help="Only time edits against their area at this "
-                      "released architecture (or the runlocal sizes): full "
-                      "vs windowed decoding vs the PyTorch peer.")
-  parser.add_argument("--areas", default=None,
-                      help="Edit areas for --edit_latency, comma-separated "
-                      "fractions of the grid (default 0.05,0.1,0.25,0.5,1).")
-  parser.add_argument("--window_ring", type=int, default=2,
-                      help="Context ring of the windowed decode.")
-  parser.add_argument("--full_pass_every", type=int, default=1,
-                      help="With --edit_latency: > 1 also times windowed "
-                      "decoding with key/value reuse, a full pass every this "
-                      "many steps.")
-  parser.add_argument("--matmul_size", type=int, default=None,
-                      help="Side of the peak matmul (default 2048, quick 256).")
+  parser.add_argument(
+      "--out",
+      default="benchmark.json",
+      help="Where to write the results as JSON.",
+  )
+  parser.add_argument(
+      "--quick",
+      action="store_true",
+      help="Tiny `runlocal` sizes and 2 reps (smoke test).",
+  )
+  parser.add_argument(
+      "--reps",
+      type=int,
+      default=None,
+      help="Timed calls per measurement (default 11, quick 2).",
+  )
+  parser.add_argument(
+      "--batch_sizes",
+      default=None,
+      help="Decode batch sizes, comma-separated (default 1,8,32; quick 1).",
+  )
+  parser.add_argument(
+      "--prng_impls",
+      default=None,
+      help="PRNG implementations to time the transformer "
+      "train step with, besides jax's default, comma-"
+      "separated (default rbg,unsafe_rbg; quick none).",
+  )
+  parser.add_argument(
+      "--edit_latency",
+      default=None,
+      choices=("256", "512", "runlocal"),
+      help="Only time edits against their area at this "
+      "released architecture (or the runlocal sizes): full "
+      "vs windowed decoding vs the PyTorch peer.",
+  )
+  parser.add_argument(
+      "--areas",
+      default=None,
+      help="Edit areas for --edit_latency, comma-separated "
+      "fractions of the grid (default 0.05,0.1,0.25,0.5,1).",
+  )
+  parser.add_argument(
+      "--window_ring",
+      type=int,
+      default=2,
+      help="Context ring of the windowed decode.",
+  )
+  parser.add_argument(
+      "--full_pass_every",
+      type=int,
+      default=1,
+      help="With --edit_latency: > 1 also times windowed "
+      "decoding with key/value reuse, a full pass every this "
+      "many steps.",
+  )
+  parser.add_argument(
+      "--matmul_size",
+      type=int,
+      default=None,
+      help="Side of the peak matmul (default 2048, quick 256).",
+  )
   args = parser.parse_args(argv)
   args.reps = args.reps or (2 if args.quick else 11)
   batch_sizes = args.batch_sizes or ("1" if args.quick else "1,8,32")
@@ -682,17 +918,23 @@ def parse_args(argv):
     impls = "" if args.quick else "rbg,unsafe_rbg"
   args.prng_impls = [impl for impl in impls.split(",") if impl]
   args.matmul_size = args.matmul_size or (256 if args.quick else 2048)
-  args.areas = (EDIT_AREAS if args.areas is None
-                else tuple(float(a) for a in args.areas.split(",")))
+  args.areas = (
+      EDIT_AREAS
+      if args.areas is None
+      else tuple(float(a) for a in args.areas.split(","))
+  )
   if args.reps < 1 or min(args.batch_sizes) < 1:
-    parser.error(f"--reps ({args.reps}) and every batch size "
-                 f"({args.batch_sizes}) must be >= 1.")
+    parser.error(
+        f"--reps ({args.reps}) and every batch size "
+        f"({args.batch_sizes}) must be >= 1."
+    )
   return args
 
 
 def load_config(path: str, quick: bool):
-  return config_defaults.load(os.path.join(REPO_ROOT, path)
-                              + (":runlocal" if quick else ""))
+  return config_defaults.load(
+      os.path.join(REPO_ROOT, path) + (":runlocal" if quick else "")
+  )
 
 
 def main(argv=None) -> dict:
@@ -702,28 +944,35 @@ def main(argv=None) -> dict:
   if args.edit_latency:
     size = None if args.edit_latency == "runlocal" else int(args.edit_latency)
     results["edit_latency"] = edit_latency_benchmark(
-        size, args.window_ring, args.reps, args.areas, args.full_pass_every)
+        size, args.window_ring, args.reps, args.areas, args.full_pass_every
+    )
     results["load_average_after"] = os.getloadavg()
     with open(args.out, "w") as f:
       json.dump(results, f, indent=2)
     print(edit_latency_markdown(results["edit_latency"]), flush=True)
     _progress(f"wrote {args.out}")
     return results
-  _progress(f"matmul peak at {args.matmul_size}^2, load average "
-            f"{_load(os.getloadavg())}")
+  _progress(
+      f"matmul peak at {args.matmul_size}^2, load average "
+      f"{_load(os.getloadavg())}"
+  )
   results["matmul"] = matmul_peak(args.matmul_size, max(args.reps, 5))
-  peak = Peak(per_core=results["matmul"]["per_core_gflop_per_s"] * 1e9,
-              machine=results["matmul"]["peak_gflop_per_s"] * 1e9)
+  peak = Peak(
+      per_core=results["matmul"]["per_core_gflop_per_s"] * 1e9,
+      machine=results["matmul"]["peak_gflop_per_s"] * 1e9,
+  )
 
   tokenizer_config = load_config(TOKENIZER_CONFIG, args.quick)
   results["tokenizer"] = tokenizer_benchmark(tokenizer_config, args.reps, peak)
 
   transformer_config = load_config(TRANSFORMER_CONFIG, args.quick)
   task = random_token_task(tokenizer_config, transformer_config)
-  results["transformer"] = transformer_benchmark(task, args.reps, peak,
-                                                 args.prng_impls)
+  results["transformer"] = transformer_benchmark(
+      task, args.reps, peak, args.prng_impls
+  )
   results["decoding"] = decoding_benchmark(
-      transformer_config.model, task.layout, args.batch_sizes, args.reps, peak)
+      transformer_config.model, task.layout, args.batch_sizes, args.reps, peak
+  )
 
   results["peak_rss_mb"] = peak_rss_mb()
   results["load_average_after"] = os.getloadavg()

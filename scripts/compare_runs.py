@@ -22,14 +22,19 @@ from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
 from maskgit_edit.decoding import windows
 
-COLUMNS = (("l2_stroke", "L2 in mask"), ("judge_entropy", "judge entropy"),
-           ("token_nll", "token NLL"), ("psnr_preserve", "PSNR outside"))
+COLUMNS = (
+    ("l2_stroke", "L2 in mask"),
+    ("judge_entropy", "judge entropy"),
+    ("token_nll", "token NLL"),
+    ("psnr_preserve", "PSNR outside"),
+)
 
 
 def load(path: str) -> dict:
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"No results file {path!r} (run_edits.py writes "
-                            "results.json).")
+    raise FileNotFoundError(
+        f"No results file {path!r} (run_edits.py writes results.json)."
+    )
   with open(path) as f:
     return json.load(f)
 
@@ -45,53 +50,81 @@ def decoded_share(results: dict, path: str) -> float | None:
   with np.load(npz) as f:
     edited_Nxhxw = f["edited"]
   shares = []
-  for indices in data_lib.padded_batches(len(edited_Nxhxw),
-                                         results["batch_size"]):
+  for indices in data_lib.padded_batches(
+      len(edited_Nxhxw), results["batch_size"]
+  ):
     height, width = windows.window_size(edited_Nxhxw[indices], ring)
     shares += [height * width / edited_Nxhxw[0].size] * len(set(indices))
   return float(np.mean(shares))
 
 
-def table(name: str, rows, share: float | None,
-          full_pass_every: int) -> list[str]:
+def table(
+    name: str, rows, share: float | None, full_pass_every: int
+) -> list[str]:
   lines = [f"### {name}", ""]
   if share is not None:
-    lines += [f"Decoded share of the token grid: {share:.0%} per stroke on "
-              "average.", ""]
+    lines += [
+        f"Decoded share of the token grid: {share:.0%} per stroke on "
+        "average.",
+        "",
+    ]
   if full_pass_every > 1:
-    lines += [f"Key/value reuse: a full pass every {full_pass_every} steps.",
-              ""]
-  lines += ["| variant | knob | " + " | ".join(t for _, t in COLUMNS) + " |",
-            "|---|---|" + "---|" * len(COLUMNS)]
+    lines += [
+        f"Key/value reuse: a full pass every {full_pass_every} steps.",
+        "",
+    ]
+  lines += [
+      "| variant | knob | " + " | ".join(t for _, t in COLUMNS) + " |",
+      "|---|---|" + "---|" * len(COLUMNS),
+  ]
   for row in rows:
-    knob = ("-" if row["variant"] == "none"
-            else f"{row['knob_name']}={row['knob']:g}")
-    lines.append(f"| {row['variant']} | {knob} | " + " | ".join(
-        evaluation.format_paired(row["metrics"].get(m)) for m, _ in COLUMNS)
-        + " |")
+    knob = (
+        "-"
+        if row["variant"] == "none"
+        else f"{row['knob_name']}={row['knob']:g}"
+    )
+    lines.append(
+        f"| {row['variant']} | {knob} | "
+        + " | ".join(
+            evaluation.format_paired(row["metrics"].get(m)) for m, _ in COLUMNS
+        )
+        + " |"
+    )
   return lines + [""]
 
 
 def main(argv=None) -> str:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--baseline", required=True, help="results.json to pair "
-                 "against.")
-  p.add_argument("--runs", nargs="+", required=True, help="results.json of "
-                 "the runs to compare.")
+  p.add_argument(
+      "--baseline", required=True, help="results.json to pair against."
+  )
+  p.add_argument(
+      "--runs",
+      nargs="+",
+      required=True,
+      help="results.json of the runs to compare.",
+  )
   p.add_argument("--out", required=True, help="Markdown file to write.")
   args = p.parse_args(argv)
   baseline = load(args.baseline)
-  lines = [f"Paired differences to `{args.baseline}` (run - baseline), 95% "
-           "bootstrap intervals over source images.", ""]
+  lines = [
+      f"Paired differences to `{args.baseline}` (run - baseline), 95% "
+      "bootstrap intervals over source images.",
+      "",
+  ]
   for path in args.runs:
     results = load(path)
     rows = evaluation.paired_between_runs(results, baseline)
     if not rows:
-      raise ValueError(f"{path} shares no (variant, knob) setting with the "
-                       "baseline.")
-    lines += table(path, rows, decoded_share(results, path),
-                   results["edit_settings"]["decode"].get("full_pass_every",
-                                                          1))
+      raise ValueError(
+          f"{path} shares no (variant, knob) setting with the baseline."
+      )
+    lines += table(
+        path,
+        rows,
+        decoded_share(results, path),
+        results["edit_settings"]["decode"].get("full_pass_every", 1),
+    )
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     f.write("\n".join(lines))

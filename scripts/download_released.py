@@ -44,7 +44,10 @@ def download(name: str, out_dir: str) -> str:
     return final_path
   partial_path = final_path + ".partial"
   try:
-    with urllib.request.urlopen(f"{BASE_URL}/{name}") as response, open(partial_path, "wb") as f:
+    with (
+        urllib.request.urlopen(f"{BASE_URL}/{name}") as response,
+        open(partial_path, "wb") as f,
+    ):
       total = int(response.headers.get("Content-Length", 0)) or None
       done = 0
       while chunk := response.read(_CHUNK_BYTES):
@@ -65,8 +68,13 @@ def download(name: str, out_dir: str) -> str:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out_dir", default="checkpoints/released")
-  parser.add_argument("--only", nargs="+", choices=RELEASED_FILES, default=RELEASED_FILES,
-                      help="Subset of files to fetch (default: all four).")
+  parser.add_argument(
+      "--only",
+      nargs="+",
+      choices=RELEASED_FILES,
+      default=RELEASED_FILES,
+      help="Subset of files to fetch (default: all four).",
+  )
   args = parser.parse_args()
   os.makedirs(args.out_dir, exist_ok=True)
   for name in args.only:

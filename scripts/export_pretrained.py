@@ -34,8 +34,13 @@ from maskgit_edit import sampling
 from maskgit_edit import tokenizing
 from maskgit_edit.trainers import maskgit
 
-RUNS = {"tokenizer": "tokenizer", "maskgit": "transformer", "judge": "judge",
-        "reweight": "kernel", "iterate": "transformer"}
+RUNS = {
+    "tokenizer": "tokenizer",
+    "maskgit": "transformer",
+    "judge": "judge",
+    "reweight": "kernel",
+    "iterate": "transformer",
+}
 CHECK_NAME = "check.json"
 NUM_CHECK_IMAGES = 64
 
@@ -46,16 +51,21 @@ def check_figures(folder: str, num: int = NUM_CHECK_IMAGES) -> dict:
   by its tokenizer."""
   tok_config = artefacts.load_run_config(os.path.join(folder, "tokenizer"))
   model, params, layout, _ = artefacts.load_transformer(
-      os.path.join(folder, "maskgit"))
+      os.path.join(folder, "maskgit")
+  )
   source = data_lib.get_source(tok_config.data, "test")
   num = min(num, len(source))
   images, labels = source.get(np.arange(num))
   tokens = tokenizing.Tokenizer.from_workdir(
-      os.path.join(folder, "tokenizer")).tokenize_all(images_lib.to_float(images))
+      os.path.join(folder, "tokenizer")
+  ).tokenize_all(images_lib.to_float(images))
   logits_fn = sampling.logits_fn_for(model, params, layout)
   figures, _ = maskgit.masked_token_metrics(
       lambda inputs: layout.code_logits(logits_fn(inputs, None, None)),
-      layout, np.asarray(tokens).reshape(num, -1), labels)
+      layout,
+      np.asarray(tokens).reshape(num, -1),
+      labels,
+  )
   return {"num_images": num, **figures}
 
 
@@ -74,58 +84,95 @@ def _wall_seconds(run: str) -> float:
   return last - os.path.getmtime(os.path.join(run, "config.json"))
 
 
-def export_run(source: str, target: str, params_name: str, sources: dict,
-               extra: dict | None = None):
+def export_run(
+    source: str,
+    target: str,
+    params_name: str,
+    sources: dict,
+    extra: dict | None = None,
+):
   os.makedirs(target, exist_ok=True)
   config = _relink(artefacts.load_run_config(source).to_dict(), sources)
   config.update(extra or {})
   with open(os.path.join(target, "config.json"), "w") as f:
     json.dump(config, f, indent=1)
-  shutil.copyfile(os.path.join(source, "final_metrics.json"),
-                  os.path.join(target, "final_metrics.json"))
+  shutil.copyfile(
+      os.path.join(source, "final_metrics.json"),
+      os.path.join(target, "final_metrics.json"),
+  )
   params = checkpoints.read_msgpack_params(
-      artefacts.params_path(source, params_name))
-  half = jax.tree.map(lambda x: np.asarray(x, np.float16)
-                      if np.issubdtype(np.asarray(x).dtype, np.floating)
-                      else np.asarray(x), params)
+      artefacts.params_path(source, params_name)
+  )
+  half = jax.tree.map(
+      lambda x: np.asarray(x, np.float16)
+      if np.issubdtype(np.asarray(x).dtype, np.floating)
+      else np.asarray(x),
+      params,
+  )
   with open(artefacts.params_path(target, params_name), "wb") as f:
     f.write(flax.serialization.msgpack_serialize({"params": half}))
 
 
 def model_card(run: str, out: str, check: dict) -> str:
-  commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True,
-                          text=True, check=False).stdout.strip() or "unknown"
+  commit = (
+      subprocess.run(
+          ["git", "rev-parse", "HEAD"],
+          capture_output=True,
+          text=True,
+          check=False,
+      ).stdout.strip()
+      or "unknown"
+  )
   lines = [
-      "# Reference `shapes` models", "",
+      "# Reference `shapes` models",
+      "",
       f"Exported {datetime.date.today()} from `{run}` at commit `{commit}` "
       f"by `python scripts/export_pretrained.py --run {run} --out {out}`.",
       f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
       f"{platform.system()}; JAX {jax.__version__} on "
-      f"{jax.devices()[0].platform}.", "",
+      f"{jax.devices()[0].platform}.",
+      "",
       "Made by `python scripts/main.py --data shapes --reference`, which runs "
-      "(each command is printed as it runs):", "",
-      "| run | command | wall time | final metrics |", "|---|---|---|---|"]
+      "(each command is printed as it runs):",
+      "",
+      "| run | command | wall time | final metrics |",
+      "|---|---|---|---|",
+  ]
   for name in RUNS:
     config = artefacts.load_run_config(os.path.join(run, name))
     metrics = artefacts.load_final_metrics(os.path.join(run, name))
-    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
-                      if k.startswith("test_") or k in ("kernel_rel_change",))
+    shown = ", ".join(
+        f"{k} {v:.4g}"
+        for k, v in metrics.items()
+        if k.startswith("test_") or k in ("kernel_rel_change",)
+    )
     arg = "" if name == "judge" else ":reference"
     lines.append(
         f"| {name} | `python -m maskgit_edit.train --config "
         f"configs/{config.trainer}_shapes.py{arg} ...` | "
-        f"{_wall_seconds(os.path.join(run, name)) / 60:.1f} min | {shown} |")
-  lines += ["", f"Masked-token accuracy of the stored (float16) weights at "
-            f"50% masking on the first {check['num_images']} test images: "
-            f"{check['masked_accuracy']:.4f} (NLL {check['masked_nll']:.4f}); "
-            "tests/test_pretrained.py re-measures it.", ""]
-  lines += ["Wall times are from each run's start to its last metrics line, "
-            "with whatever else ran on the machine at the time.", ""]
+        f"{_wall_seconds(os.path.join(run, name)) / 60:.1f} min | {shown} |"
+    )
+  lines += [
+      "",
+      f"Masked-token accuracy of the stored (float16) weights at "
+      f"50% masking on the first {check['num_images']} test images: "
+      f"{check['masked_accuracy']:.4f} (NLL {check['masked_nll']:.4f}); "
+      "tests/test_pretrained.py re-measures it.",
+      "",
+  ]
+  lines += [
+      "Wall times are from each run's start to its last metrics line, "
+      "with whatever else ran on the machine at the time.",
+      "",
+  ]
   quality = os.path.join(run, "quality")
   if os.path.exists(os.path.join(quality, "quality.md")):
     with open(os.path.join(quality, "quality.md")) as f:
-      lines += ["## Sample quality under the judge "
-                "(`scripts/sample_quality.py`)", "", f.read()]
+      lines += [
+          "## Sample quality under the judge (`scripts/sample_quality.py`)",
+          "",
+          f.read(),
+      ]
     with open(os.path.join(quality, "quality.json")) as f:
       report = json.load(f)
     met = lambda ok: "met" if ok else "**not met**"
@@ -134,32 +181,41 @@ def model_card(run: str, out: str, check: dict) -> str:
         f"{met(report['accuracy_ratio'] >= 0.9)} "
         f"({report['accuracy_ratio']:.2f}); sample judge-FID <= 2 x the "
         f"reconstructions': {met(report['fid_ratio'] <= 2)} "
-        f"({report['fid_ratio']:.2f})."]
+        f"({report['fid_ratio']:.2f})."
+    ]
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--run", default="runs/shapes_reference",
-                      help="Folder holding the five finished runs.")
+  parser.add_argument(
+      "--run",
+      default="runs/shapes_reference",
+      help="Folder holding the five finished runs.",
+  )
   parser.add_argument("--out", default="pretrained/shapes")
   args = parser.parse_args(argv)
   sources = {name: os.path.join(args.run, name) for name in RUNS}
   for name, source in sources.items():
     artefacts.load_final_metrics(source)  # Every run must have finished.
   layout = artefacts.transformer_layout(
-      artefacts.load_run_config(sources["maskgit"]))
+      artefacts.load_run_config(sources["maskgit"])
+  )
   for name, params_name in RUNS.items():
     extra = {"num_classes": layout.num_classes} if name == "maskgit" else None
-    export_run(sources[name], os.path.join(args.out, name), params_name,
-               sources, extra)
+    export_run(
+        sources[name], os.path.join(args.out, name), params_name, sources, extra
+    )
   check = check_figures(args.out)
   with open(os.path.join(args.out, CHECK_NAME), "w") as f:
     json.dump(check, f, indent=1)
   with open(os.path.join(args.out, "MODEL_CARD.md"), "w") as f:
     f.write(model_card(args.run, args.out, check))
-  size = sum(os.path.getsize(os.path.join(d, f))
-             for d, _, files in os.walk(args.out) for f in files)
+  size = sum(
+      os.path.getsize(os.path.join(d, f))
+      for d, _, files in os.walk(args.out)
+      for f in files
+  )
   print(f"Wrote {args.out} ({size / 2**20:.1f} MiB); check: {check}")
 
 

@@ -44,6 +44,7 @@ from maskgit_edit import images as images_lib
 from maskgit_edit import regions
 from maskgit_edit import sampling
 from maskgit_edit.decoding import schedules
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # Grey that marks the pixels to regenerate in the "masked input" column.
@@ -55,42 +56,90 @@ def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--tokenizer_workdir", required=True)
   parser.add_argument("--transformer_workdir", required=True)
-  parser.add_argument("--out", default="output/generate",
-                      help="Folder for the PNG grids.")
-  parser.add_argument("--num_steps", type=int,
-                      default=defaults.decode.num_steps)
-  parser.add_argument("--schedule", default=defaults.decode.schedule,
-                      help=f"Mask schedule: {', '.join(schedules.NAMES)}.")
-  parser.add_argument("--choice_temperature", type=float,
-                      default=defaults.decode.choice_temperature)
-  parser.add_argument("--start_iter", type=int,
-                      default=defaults.decode.start_iter,
-                      help="First decode step of edits (not of generation).")
-  parser.add_argument("--stop_iter", type=int, default=None,
-                      help="Sweet spot: stop after this step, argmax the rest.")
-  parser.add_argument("--class_guidance", type=float,
-                      default=defaults.decode.class_guidance,
-                      help="w of sampling.logits_fn_for (0: none).")
-  parser.add_argument("--dilation", type=int, default=defaults.dilation,
-                      help="Tokens added around the edited token region.")
-  parser.add_argument("--composite", default=defaults.composite,
-                      choices=regions.COMPOSITE_MODES)
+  parser.add_argument(
+      "--out", default="output/generate", help="Folder for the PNG grids."
+  )
+  parser.add_argument(
+      "--num_steps", type=int, default=defaults.decode.num_steps
+  )
+  parser.add_argument(
+      "--schedule",
+      default=defaults.decode.schedule,
+      help=f"Mask schedule: {', '.join(schedules.NAMES)}.",
+  )
+  parser.add_argument(
+      "--choice_temperature",
+      type=float,
+      default=defaults.decode.choice_temperature,
+  )
+  parser.add_argument(
+      "--start_iter",
+      type=int,
+      default=defaults.decode.start_iter,
+      help="First decode step of edits (not of generation).",
+  )
+  parser.add_argument(
+      "--stop_iter",
+      type=int,
+      default=None,
+      help="Sweet spot: stop after this step, argmax the rest.",
+  )
+  parser.add_argument(
+      "--class_guidance",
+      type=float,
+      default=defaults.decode.class_guidance,
+      help="w of sampling.logits_fn_for (0: none).",
+  )
+  parser.add_argument(
+      "--dilation",
+      type=int,
+      default=defaults.dilation,
+      help="Tokens added around the edited token region.",
+  )
+  parser.add_argument(
+      "--composite", default=defaults.composite, choices=regions.COMPOSITE_MODES
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--per_row", type=int, default=8,
-                      help="Samples per row of samples.png.")
-  parser.add_argument("--num_rows", type=int, default=4,
-                      help="Rows of samples.png for unconditional models.")
-  parser.add_argument("--num_images", type=int, default=6,
-                      help="Held-out images (rows) of the edit grids.")
-  parser.add_argument("--num_seeds", type=int, default=4,
-                      help="Results (columns) per edited image.")
-  parser.add_argument("--box_fraction", type=float, default=0.5,
-                      help="Side of the centre box as a fraction of the image.")
-  parser.add_argument("--new_label", type=int, default=None,
-                      help="Label of relabel.png (default: the next class).")
-  parser.add_argument("--scale", type=int, default=None,
-                      help="Pixel repetition of the PNGs (default: images "
-                           "shown at >= 128 px).")
+  parser.add_argument(
+      "--per_row", type=int, default=8, help="Samples per row of samples.png."
+  )
+  parser.add_argument(
+      "--num_rows",
+      type=int,
+      default=4,
+      help="Rows of samples.png for unconditional models.",
+  )
+  parser.add_argument(
+      "--num_images",
+      type=int,
+      default=6,
+      help="Held-out images (rows) of the edit grids.",
+  )
+  parser.add_argument(
+      "--num_seeds",
+      type=int,
+      default=4,
+      help="Results (columns) per edited image.",
+  )
+  parser.add_argument(
+      "--box_fraction",
+      type=float,
+      default=0.5,
+      help="Side of the centre box as a fraction of the image.",
+  )
+  parser.add_argument(
+      "--new_label",
+      type=int,
+      default=None,
+      help="Label of relabel.png (default: the next class).",
+  )
+  parser.add_argument(
+      "--scale",
+      type=int,
+      default=None,
+      help="Pixel repetition of the PNGs (default: images "
+      "shown at >= 128 px).",
+  )
   args = parser.parse_args(argv)
   for name in ("per_row", "num_rows", "num_images", "num_seeds"):
     if getattr(args, name) < 1:
@@ -100,13 +149,22 @@ def parse_args(argv):
 
 def decode_settings(args) -> sampling.DecodeSettings:
   return sampling.DecodeSettings(
-      num_steps=args.num_steps, schedule=args.schedule,
-      choice_temperature=args.choice_temperature, start_iter=args.start_iter,
-      stop_iter=args.stop_iter, class_guidance=args.class_guidance)
+      num_steps=args.num_steps,
+      schedule=args.schedule,
+      choice_temperature=args.choice_temperature,
+      start_iter=args.start_iter,
+      stop_iter=args.stop_iter,
+      class_guidance=args.class_guidance,
+  )
 
 
-def sample_grid(editor: edit_lib.Editor, settings: sampling.DecodeSettings,
-                rng, per_row: int, num_rows: int) -> np.ndarray:
+def sample_grid(
+    editor: edit_lib.Editor,
+    settings: sampling.DecodeSettings,
+    rng,
+    per_row: int,
+    num_rows: int,
+) -> np.ndarray:
   """Generated images tiled per_row wide; one row per class if conditional.
 
   Returns:
@@ -117,12 +175,18 @@ def sample_grid(editor: edit_lib.Editor, settings: sampling.DecodeSettings,
     num_rows = layout.num_classes
   generation = dataclasses.replace(settings, start_iter=0)
   sampler = sampling.Sampler(editor.sampler.model, layout, generation)
-  return sampling.sample_grid(sampler, editor.params, editor.detokenize, rng,
-                              per_row, num_rows)
+  return sampling.sample_grid(
+      sampler, editor.params, editor.detokenize, rng, per_row, num_rows
+  )
 
 
-def edit_tasks(image_size: int, box_fraction: float, labels_N: np.ndarray,
-               num_classes: int, new_label: int | None) -> dict:
+def edit_tasks(
+    image_size: int,
+    box_fraction: float,
+    labels_N: np.ndarray,
+    num_classes: int,
+    new_label: int | None,
+) -> dict:
   """Edit masks and labels by task name.
 
   Args:
@@ -137,28 +201,39 @@ def edit_tasks(image_size: int, box_fraction: float, labels_N: np.ndarray,
   """
   box = regions.centre_box(image_size, box_fraction)
   inpaint_HxW = regions.box_mask(image_size, box)
-  tasks = {"inpaint": (inpaint_HxW, labels_N),
-           "outpaint": (regions.outpaint_mask(image_size, box), labels_N)}
+  tasks = {
+      "inpaint": (inpaint_HxW, labels_N),
+      "outpaint": (regions.outpaint_mask(image_size, box), labels_N),
+  }
   if num_classes:
     if new_label is None:
       relabels_N = (labels_N + 1) % num_classes
     elif 0 <= new_label < num_classes:
       relabels_N = np.full_like(labels_N, new_label)
     else:
-      raise ValueError(f"new_label {new_label} is not a class of this model "
-                       f"(0 .. {num_classes - 1}).")
+      raise ValueError(
+          f"new_label {new_label} is not a class of this model "
+          f"(0 .. {num_classes - 1})."
+      )
     tasks["relabel"] = (inpaint_HxW, relabels_N)
   return tasks
 
 
 def masked_input(sources_NxHxWx3: np.ndarray, mask_HxW: np.ndarray):
   """The sources with the pixels to regenerate painted grey."""
-  return np.where(mask_HxW[None, :, :, None], np.float32(MASK_GREY),
-                  sources_NxHxWx3)
+  return np.where(
+      mask_HxW[None, :, :, None], np.float32(MASK_GREY), sources_NxHxWx3
+  )
 
 
-def edit_grid(editor: edit_lib.Editor, sources_NxHxWx3: np.ndarray,
-              mask_HxW: np.ndarray, labels_N, rng, num_seeds: int):
+def edit_grid(
+    editor: edit_lib.Editor,
+    sources_NxHxWx3: np.ndarray,
+    mask_HxW: np.ndarray,
+    labels_N,
+    rng,
+    num_seeds: int,
+):
   """Rows source | masked input | num_seeds results, one per image.
 
   Args:
@@ -175,8 +250,13 @@ def edit_grid(editor: edit_lib.Editor, sources_NxHxWx3: np.ndarray,
   masks_NxHxW = np.broadcast_to(mask_HxW, sources_NxHxWx3.shape[:3])
   columns = [sources_NxHxWx3, masked_input(sources_NxHxWx3, mask_HxW)]
   for j in range(num_seeds):
-    out = editor.edit(sources_NxHxWx3, masks_NxHxW, jax.random.fold_in(rng, j),
-                      labels_B=labels_N, variant="none")
+    out = editor.edit(
+        sources_NxHxWx3,
+        masks_NxHxW,
+        jax.random.fold_in(rng, j),
+        labels_B=labels_N,
+        variant="none",
+    )
     columns.append(out["images"])
   cells_NxCxHxWx3 = np.stack(columns, axis=1)
   cells_BxHxWx3 = cells_NxCxHxWx3.reshape(-1, *cells_NxCxHxWx3.shape[2:])
@@ -193,27 +273,41 @@ def held_out_images(tokenizer_workdir: str, num: int):
 def main(argv=None) -> dict:
   """Writes the grids; returns {name: path}."""
   args = parse_args(argv)
-  settings = edit_lib.EditSettings(decode=decode_settings(args),
-                                   dilation=args.dilation,
-                                   composite=args.composite)
-  editor = edit_lib.Editor.from_workdirs(args.tokenizer_workdir,
-                                         args.transformer_workdir, settings)
-  sources_NxHxWx3, labels_N = held_out_images(args.tokenizer_workdir,
-                                              args.num_images)
+  settings = edit_lib.EditSettings(
+      decode=decode_settings(args),
+      dilation=args.dilation,
+      composite=args.composite,
+  )
+  editor = edit_lib.Editor.from_workdirs(
+      args.tokenizer_workdir, args.transformer_workdir, settings
+  )
+  sources_NxHxWx3, labels_N = held_out_images(
+      args.tokenizer_workdir, args.num_images
+  )
   image_size = sources_NxHxWx3.shape[1]
   scale = args.scale or max(1, 128 // image_size)
   rng = jax.random.key(args.seed)
-  grids = {"samples": sample_grid(editor, settings.decode, rng, args.per_row,
-                                  args.num_rows)}
-  tasks = edit_tasks(image_size, args.box_fraction, labels_N,
-                     editor.layout.num_classes, args.new_label)
+  grids = {
+      "samples": sample_grid(
+          editor, settings.decode, rng, args.per_row, args.num_rows
+      )
+  }
+  tasks = edit_tasks(
+      image_size,
+      args.box_fraction,
+      labels_N,
+      editor.layout.num_classes,
+      args.new_label,
+  )
   for name, (mask_HxW, task_labels_N) in tasks.items():
-    grids[name] = edit_grid(editor, sources_NxHxWx3, mask_HxW, task_labels_N,
-                            rng, args.num_seeds)
+    grids[name] = edit_grid(
+        editor, sources_NxHxWx3, mask_HxW, task_labels_N, rng, args.num_seeds
+    )
   paths = {}
   for name, grid in grids.items():
     paths[name] = images_lib.save_png(
-        grid, os.path.join(args.out, f"{name}.png"), scale=scale)
+        grid, os.path.join(args.out, f"{name}.png"), scale=scale
+    )
     print(f"Wrote {paths[name]}", flush=True)
   return paths
 

@@ -51,6 +51,7 @@ from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
 from maskgit_edit import tokenizing
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 TOKENIZER_DIR = "tokenizer"
@@ -59,25 +60,51 @@ TRANSFORMER_DIR = "maskgit"
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--transformer", required=True,
-                      help="Released transformer file (maskgit_imagenet*_checkpoint).")
-  parser.add_argument("--tokenizer", required=True,
-                      help="Released tokenizer file (tokenizer_imagenet*_checkpoint).")
+  parser.add_argument(
+      "--transformer",
+      required=True,
+      help="Released transformer file (maskgit_imagenet*_checkpoint).",
+  )
+  parser.add_argument(
+      "--tokenizer",
+      required=True,
+      help="Released tokenizer file (tokenizer_imagenet*_checkpoint).",
+  )
   sizes = parser.add_mutually_exclusive_group(required=True)
-  sizes.add_argument("--image_size", type=int, choices=(256, 512),
-                     help="Released ImageNet model sizes at this resolution.")
-  sizes.add_argument("--sizes_from", metavar="CONFIG_JSON",
-                     help="Take the sizes from a release-style config.json.")
-  parser.add_argument("--out", required=True,
-                      help="Folder of the two runs (must not exist or be empty).")
-  parser.add_argument("--data", default=None,
-                      help="Data source to tokenize into token caches.")
-  parser.add_argument("--num_train", type=int, default=None,
-                      help="Training examples to tokenize (default: all).")
-  parser.add_argument("--num_test", type=int, default=None,
-                      help="Held-out examples to tokenize (default: all).")
-  parser.add_argument("--batch_size", type=int, default=64,
-                      help="Images per tokenizer call.")
+  sizes.add_argument(
+      "--image_size",
+      type=int,
+      choices=(256, 512),
+      help="Released ImageNet model sizes at this resolution.",
+  )
+  sizes.add_argument(
+      "--sizes_from",
+      metavar="CONFIG_JSON",
+      help="Take the sizes from a release-style config.json.",
+  )
+  parser.add_argument(
+      "--out",
+      required=True,
+      help="Folder of the two runs (must not exist or be empty).",
+  )
+  parser.add_argument(
+      "--data", default=None, help="Data source to tokenize into token caches."
+  )
+  parser.add_argument(
+      "--num_train",
+      type=int,
+      default=None,
+      help="Training examples to tokenize (default: all).",
+  )
+  parser.add_argument(
+      "--num_test",
+      type=int,
+      default=None,
+      help="Held-out examples to tokenize (default: all).",
+  )
+  parser.add_argument(
+      "--batch_size", type=int, default=64, help="Images per tokenizer call."
+  )
   args = parser.parse_args(argv)
   if args.data is None and (args.num_train or args.num_test):
     parser.error("--num_train / --num_test need --data.")
@@ -98,36 +125,62 @@ def sizes_from_json(path: str) -> ml_collections.ConfigDict:
     tok, net = spec["tokenizer"], spec["transformer"]
     s = ml_collections.ConfigDict()
     s.image_size = spec["image_size"]
-    s.num_classes = spec["num_classes"] if "num_classes" in spec else spec["num_class"]
+    s.num_classes = (
+        spec["num_classes"] if "num_classes" in spec else spec["num_class"]
+    )
     s.tokenizer = config_defaults.tokenizer(
-        filters=tok["filters"], num_res_blocks=tok["num_res_blocks"],
+        filters=tok["filters"],
+        num_res_blocks=tok["num_res_blocks"],
         channel_multipliers=tuple(tok["channel_multipliers"]),
-        embedding_dim=tok["embedding_dim"], codebook_size=tok["codebook_size"],
+        embedding_dim=tok["embedding_dim"],
+        codebook_size=tok["codebook_size"],
         # The release's config.json leaves GroupNorm at its default.
-        norm_groups=tok.get("norm_groups",
-                            checkpoints.released_config(256)["tokenizer"]["norm_groups"]))
+        norm_groups=tok.get(
+            "norm_groups",
+            checkpoints.released_config(256)["tokenizer"]["norm_groups"],
+        ),
+    )
     s.model = config_defaults.transformer(
-        **{k: net[k] for k in ("hidden_size", "num_layers", "num_heads",
-                               "intermediate_size", "dropout_rate")},
-        class_conditional=True)
+        **{
+            k: net[k]
+            for k in (
+                "hidden_size",
+                "num_layers",
+                "num_heads",
+                "intermediate_size",
+                "dropout_rate",
+            )
+        },
+        class_conditional=True,
+    )
   except KeyError as e:
     raise ValueError(f"{path} lacks the size field {e.args[0]!r}.") from e
   layout = token_layout(s)
-  for key, ours in (("seq_len", layout.seq_len), ("vocab_size", layout.vocab_size)):
+  for key, ours in (
+      ("seq_len", layout.seq_len),
+      ("vocab_size", layout.vocab_size),
+  ):
     if key in spec and spec[key] != ours:
-      raise ValueError(f"{path} gives {key} {spec[key]}, but its sizes make {ours}.")
+      raise ValueError(
+          f"{path} gives {key} {spec[key]}, but its sizes make {ours}."
+      )
   return s
 
 
 def released_sizes(image_size: int) -> ml_collections.ConfigDict:
   return config_defaults.load(
-      os.path.join(REPO_ROOT, "configs", f"imagenet{image_size}.py:edit"))
+      os.path.join(REPO_ROOT, "configs", f"imagenet{image_size}.py:edit")
+  )
 
 
 def token_layout(sizes) -> models.TokenLayout:
   latent = models.latent_size(sizes.image_size, sizes.tokenizer)
-  return models.TokenLayout(sizes.tokenizer.codebook_size, sizes.num_classes,
-                            latent, sizes.model.class_conditional)
+  return models.TokenLayout(
+      sizes.tokenizer.codebook_size,
+      sizes.num_classes,
+      latent,
+      sizes.model.class_conditional,
+  )
 
 
 def load_checked(transformer_path: str, tokenizer_path: str, sizes):
@@ -147,8 +200,9 @@ def load_checked(transformer_path: str, tokenizer_path: str, sizes):
   return tokenizer, tokenizer_params, transformer_params
 
 
-def tokenize_source(tokenizer, params, source, num: int, batch_size: int,
-                    name: str) -> tuple[np.ndarray, np.ndarray]:
+def tokenize_source(
+    tokenizer, params, source, num: int, batch_size: int, name: str
+) -> tuple[np.ndarray, np.ndarray]:
   """Token grids of the first `num` examples of `source`.
 
   Batches are padded to `batch_size` (one compilation) and the next batch is
@@ -170,48 +224,76 @@ def tokenize_source(tokenizer, params, source, num: int, batch_size: int,
       if start + batch_size < num:
         pending = reader.submit(read, start + batch_size)
       count = len(labels_b)
-      padded_BxHxWx3 = np.zeros((batch_size, *images_bxHxWx3.shape[1:]), np.uint8)
+      padded_BxHxWx3 = np.zeros(
+          (batch_size, *images_bxHxWx3.shape[1:]), np.uint8
+      )
       padded_BxHxWx3[:count] = images_bxHxWx3
-      tokens.append(np.asarray(tokenize(images_lib.to_float(padded_BxHxWx3)))[:count])
+      tokens.append(
+          np.asarray(tokenize(images_lib.to_float(padded_BxHxWx3)))[:count]
+      )
       labels.append(labels_b)
-      print(f"\rtokenizing {name}: {start + count}/{num}", end="", file=sys.stderr,
-            flush=True)
+      print(
+          f"\rtokenizing {name}: {start + count}/{num}",
+          end="",
+          file=sys.stderr,
+          flush=True,
+      )
   print(file=sys.stderr)
   return np.concatenate(tokens), np.concatenate(labels)
 
 
-def data_config(sizes, name: str | None, num_train: int | None,
-                num_test: int | None) -> ml_collections.ConfigDict:
+def data_config(
+    sizes, name: str | None, num_train: int | None, num_test: int | None
+) -> ml_collections.ConfigDict:
   """The tokenizer run's `data` section: `name` or the sizes' own source."""
-  config = sizes.data.copy_and_resolve_references() if "data" in sizes else (
-      data_lib.default_data_config())
+  config = (
+      sizes.data.copy_and_resolve_references()
+      if "data" in sizes
+      else (data_lib.default_data_config())
+  )
   config.image_size = sizes.image_size
   if name is not None:
     config.name = name
   for split, num in (("train", num_train), ("test", num_test)):
     if num is not None:
-      config[f"num_{split}"] = num  # Size of generated sources, a cap for the others.
+      config[f"num_{split}"] = (
+          num  # Size of generated sources, a cap for the others.
+      )
   return config
 
 
-def token_caches(tokenizer, params, config, num_classes: int,
-                 nums: dict[str, int | None], batch_size: int) -> dict:
+def token_caches(
+    tokenizer,
+    params,
+    config,
+    num_classes: int,
+    nums: dict[str, int | None],
+    batch_size: int,
+) -> dict:
   """split -> (tokens [N, h, w], labels [N]) of the source `config` names."""
   caches = {}
   for split in data_lib.SPLITS:
     source = data_lib.get_source(config, split)
     if source.num_classes > num_classes:
-      raise ValueError(f"Data source {config.name!r} has {source.num_classes} "
-                       f"classes, the model {num_classes}.")
+      raise ValueError(
+          f"Data source {config.name!r} has {source.num_classes} "
+          f"classes, the model {num_classes}."
+      )
     num = len(source) if nums[split] is None else nums[split]
     if not 0 < num <= len(source):
-      raise ValueError(f"Asked for {num} examples of the {split!r} split of "
-                       f"{config.name!r}, which has {len(source)}.")
-    caches[split] = tokenize_source(tokenizer, params, source, num, batch_size, split)
+      raise ValueError(
+          f"Asked for {num} examples of the {split!r} split of "
+          f"{config.name!r}, which has {len(source)}."
+      )
+    caches[split] = tokenize_source(
+        tokenizer, params, source, num, batch_size, split
+    )
   return caches
 
 
-def run_configs(sizes, data, out: str, transformer_path: str, tokenizer_path: str):
+def run_configs(
+    sizes, data, out: str, transformer_path: str, tokenizer_path: str
+):
   """(tokenizer run config, transformer run config) of the imported runs in `out`."""
   tok = ml_collections.ConfigDict()
   tok.imported_from = os.path.abspath(tokenizer_path)
@@ -228,8 +310,10 @@ def run_configs(sizes, data, out: str, transformer_path: str, tokenizer_path: st
 
 def _check_out(out: str) -> None:
   if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
-    raise FileExistsError(f"--out {out!r} exists and is not an empty folder; "
-                          "pick another one or remove it.")
+    raise FileExistsError(
+        f"--out {out!r} exists and is not an empty folder; "
+        "pick another one or remove it."
+    )
 
 
 def _write_run(workdir: str, config, name: str, params) -> None:
@@ -239,9 +323,17 @@ def _write_run(workdir: str, config, name: str, params) -> None:
   artefacts.export_params(workdir, name, params)
 
 
-def import_released(transformer_path: str, tokenizer_path: str, sizes, out: str, *,
-                    data_name: str | None = None, num_train: int | None = None,
-                    num_test: int | None = None, batch_size: int = 64) -> dict[str, str]:
+def import_released(
+    transformer_path: str,
+    tokenizer_path: str,
+    sizes,
+    out: str,
+    *,
+    data_name: str | None = None,
+    num_train: int | None = None,
+    num_test: int | None = None,
+    batch_size: int = 64,
+) -> dict[str, str]:
   """Checks both files against `sizes` and writes the two runs into `out`.
 
   Args:
@@ -258,44 +350,72 @@ def import_released(transformer_path: str, tokenizer_path: str, sizes, out: str,
   out = os.path.normpath(out)
   _check_out(out)
   tokenizer, tokenizer_params, transformer_params = load_checked(
-      transformer_path, tokenizer_path, sizes)
+      transformer_path, tokenizer_path, sizes
+  )
   data = data_config(sizes, data_name, num_train, num_test)
   caches = {}
   if data_name is not None:
-    caches = token_caches(tokenizer, tokenizer_params, data, sizes.num_classes,
-                          {"train": num_train, "test": num_test}, batch_size)
-  tok_config, net_config = run_configs(sizes, data, out, transformer_path,
-                                       tokenizer_path)
+    caches = token_caches(
+        tokenizer,
+        tokenizer_params,
+        data,
+        sizes.num_classes,
+        {"train": num_train, "test": num_test},
+        batch_size,
+    )
+  tok_config, net_config = run_configs(
+      sizes, data, out, transformer_path, tokenizer_path
+  )
   # A sibling of `out`: same file system, so the final rename is atomic.
-  staging = os.path.join(os.path.dirname(os.path.abspath(out)),
-                         f".{os.path.basename(out)}.import-{os.getpid()}")
+  staging = os.path.join(
+      os.path.dirname(os.path.abspath(out)),
+      f".{os.path.basename(out)}.import-{os.getpid()}",
+  )
   os.makedirs(staging)
   try:
     tok_dir = os.path.join(staging, TOKENIZER_DIR)
     _write_run(tok_dir, tok_config, "tokenizer", tokenizer_params)
     for split, (tokens_Nxhxw, labels_N) in caches.items():
       artefacts.save_token_cache(tok_dir, split, tokens_Nxhxw, labels_N)
-    _write_run(os.path.join(staging, TRANSFORMER_DIR), net_config, "transformer",
-               transformer_params)
+    _write_run(
+        os.path.join(staging, TRANSFORMER_DIR),
+        net_config,
+        "transformer",
+        transformer_params,
+    )
     os.replace(staging, out)  # Replaces an empty `out` too.
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise
-  return {name: os.path.join(out, name) for name in (TOKENIZER_DIR, TRANSFORMER_DIR)}
+  return {
+      name: os.path.join(out, name) for name in (TOKENIZER_DIR, TRANSFORMER_DIR)
+  }
 
 
 def main(argv=None) -> dict[str, str]:
   args = parse_args(argv)
-  sizes = (sizes_from_json(args.sizes_from) if args.sizes_from
-           else released_sizes(args.image_size))
-  runs = import_released(args.transformer, args.tokenizer, sizes, args.out,
-                         data_name=args.data, num_train=args.num_train,
-                         num_test=args.num_test, batch_size=args.batch_size)
+  sizes = (
+      sizes_from_json(args.sizes_from)
+      if args.sizes_from
+      else released_sizes(args.image_size)
+  )
+  runs = import_released(
+      args.transformer,
+      args.tokenizer,
+      sizes,
+      args.out,
+      data_name=args.data,
+      num_train=args.num_train,
+      num_test=args.num_test,
+      batch_size=args.batch_size,
+  )
   for name, workdir in runs.items():
     print(f"{name}: {workdir}")
   if args.data is None:
-    print("No --data: the Editor and generation work on these runs; reweight / "
-          "iterate need token caches (re-import with --data).")
+    print(
+        "No --data: the Editor and generation work on these runs; reweight / "
+        "iterate need token caches (re-import with --data)."
+    )
   return runs
 
 

@@ -30,8 +30,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAINERS = ("tokenizer", "maskgit", "judge", "maskgit_weak", "reweight",
-            "iterate")
+TRAINERS = (
+    "tokenizer",
+    "maskgit",
+    "judge",
+    "maskgit_weak",
+    "reweight",
+    "iterate",
+)
 WEAK_STEPS = 100
 
 # The judge needs the shapes labels, so the other data have no judge stages
@@ -52,13 +58,14 @@ def pretrained_dir(data: str) -> str:
 
 
 def data_kind(data: str) -> str:
-  """"shapes", "photos" or "user" (`folder:PATH`, `tfds:NAME`)."""
+  """ "shapes", "photos" or "user" (`folder:PATH`, `tfds:NAME`)."""
   if data in ("shapes", "photos"):
     return data
   if data.startswith(USER_DATA_PREFIXES) and data.partition(":")[2]:
     return "user"
-  raise ValueError(f"Unknown --data {data!r}: shapes, photos, folder:PATH "
-                   "or tfds:NAME.")
+  raise ValueError(
+      f"Unknown --data {data!r}: shapes, photos, folder:PATH or tfds:NAME."
+  )
 
 
 def data_slug(data: str) -> str:
@@ -90,9 +97,13 @@ def _config(trainer: str, data: str, arg: str) -> str:
 
 
 def _train(runs, trainer, data, arg, **links):
-  args = [sys.executable, "-m", "maskgit_edit.train",
-          f"--config={_config(trainer, data, arg)}",
-          f"--workdir={runs[trainer]}"]
+  args = [
+      sys.executable,
+      "-m",
+      "maskgit_edit.train",
+      f"--config={_config(trainer, data, arg)}",
+      f"--workdir={runs[trainer]}",
+  ]
   args += [f"--config.{k}={runs[v]}" for k, v in links.items()]
   args += data_overrides(data, trainer.removesuffix("_weak"))
   if trainer == "maskgit_weak":
@@ -106,10 +117,15 @@ def figures_dir(workdir: str, budget: str, kind: str) -> str:
   `kind` "models" (reconstructions, samples) comes from the runs that train
   models, "edits" (grid, plot) from those whose edits the README shows.
   """
-  readme = {"models": ("default", "reference"),
-            "edits": ("default", "pretrained")}[kind]
-  return (os.path.join(ROOT, "imgs") if budget in readme
-          else os.path.join(workdir, "imgs"))
+  readme = {
+      "models": ("default", "reference"),
+      "edits": ("default", "pretrained"),
+  }[kind]
+  return (
+      os.path.join(ROOT, "imgs")
+      if budget in readme
+      else os.path.join(workdir, "imgs")
+  )
 
 
 def run_folders(workdir: str, data: str, pretrained: bool) -> dict:
@@ -118,9 +134,15 @@ def run_folders(workdir: str, data: str, pretrained: bool) -> dict:
   return {t: os.path.join(source, t) for t in TRAINERS}
 
 
-def stages(workdir: str, data: str, budget: str, num_images: int,
-           pretrained: bool = False, window_rings: tuple[int, ...] = (),
-           full_pass_every: int = 1):
+def stages(
+    workdir: str,
+    data: str,
+    budget: str,
+    num_images: int,
+    pretrained: bool = False,
+    window_rings: tuple[int, ...] = (),
+    full_pass_every: int = 1,
+):
   """(name, command, file that marks it done) for every stage, in order.
 
   With `window_rings`, the edits of `WINDOW_VARIANTS` are made again one
@@ -133,8 +155,9 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
   runs = run_folders(workdir, data, pretrained)
   arg = {"quick": "runlocal", "reference": "reference"}.get(budget, "")
   figures = figures_dir(workdir, budget, "edits")
-  prefix = (f"{data_slug(data)}_{budget}" if budget != "default"
-            else data_slug(data))
+  prefix = (
+      f"{data_slug(data)}_{budget}" if budget != "default" else data_slug(data)
+  )
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if budget == "quick" else []
   if data_kind(data) == "shapes":  # Only shapes has a judge.
@@ -142,69 +165,130 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
   num_quality = 16 if budget == "quick" else NUM_QUALITY_IMAGES
   training = [
       ("tokenizer", *_train(runs, "tokenizer", data, arg)),
-      ("maskgit", *_train(runs, "maskgit", data, arg,
-                          tokenizer_workdir="tokenizer")),
-      ("judge", *_train(runs, "judge", data,
-                        "runlocal" if budget == "quick" else "")),
-      ("maskgit_weak", *_train(runs, "maskgit_weak", data, arg,
-                               tokenizer_workdir="tokenizer")),
-      ("reweight", *_train(runs, "reweight", data, arg,
-                           transformer_workdir="maskgit")),
-      ("iterate", *_train(runs, "iterate", data, arg,
-                          transformer_workdir="maskgit")),
+      (
+          "maskgit",
+          *_train(runs, "maskgit", data, arg, tokenizer_workdir="tokenizer"),
+      ),
+      (
+          "judge",
+          *_train(runs, "judge", data, "runlocal" if budget == "quick" else ""),
+      ),
+      (
+          "maskgit_weak",
+          *_train(
+              runs, "maskgit_weak", data, arg, tokenizer_workdir="tokenizer"
+          ),
+      ),
+      (
+          "reweight",
+          *_train(runs, "reweight", data, arg, transformer_workdir="maskgit"),
+      ),
+      (
+          "iterate",
+          *_train(runs, "iterate", data, arg, transformer_workdir="maskgit"),
+      ),
   ]
   strokes = lambda out, num: [
-      sys.executable, "make_strokes.py", f"--out={out}",
-      f"--run={runs['tokenizer']}", f"--num_images={num}",
-      "--strokes_per_image=2", "--seed=0"]
+      sys.executable,
+      "make_strokes.py",
+      f"--out={out}",
+      f"--run={runs['tokenizer']}",
+      f"--num_images={num}",
+      "--strokes_per_image=2",
+      "--seed=0",
+  ]
   after = [
-      ("strokes", strokes(w("strokes"), num_images),
-       w("strokes", "manifest.json")),
-      ("judge_strokes", strokes(w("judge_strokes"), num_quality // 2),
-       w("judge_strokes", "manifest.json")),
-      ("quality", [sys.executable, "scripts/sample_quality.py",
-                   f"--judge_workdir={runs['judge']}",
-                   f"--tokenizer_workdir={runs['tokenizer']}",
-                   f"--transformer_workdir={runs['maskgit']}",
-                   f"--weak_transformer_workdir={runs['maskgit_weak']}",
-                   f"--strokes={w('judge_strokes', 'manifest.json')}",
-                   f"--num_images={num_quality}", f"--out_dir={w('quality')}"],
-       w("quality", "quality.json")),
-      ("edits", [sys.executable, "scripts/run_edits.py",
-                 f"--manifest={w('strokes', 'manifest.json')}",
-                 f"--tokenizer_workdir={runs['tokenizer']}",
-                 f"--transformer_workdir={runs['maskgit']}",
-                 f"--reweight_workdir={runs['reweight']}",
-                 f"--iterate_workdir={runs['iterate']}",
-                 f"--out_dir={w('edits')}", *edit_args],
-       w("edits", "results.json")),
-      ("render", [sys.executable, "scripts/render_comparison_table.py",
-                  f"--results={w('edits', 'results.json')}",
-                  f"--output_dir={w('output')}",
-                  f"--grid={figures}/{prefix}_comparison_grid.png",
-                  f"--plot={figures}/{prefix}_faithfulness_vs_realism.png"],
-       w("output", "comparison.md")),
+      (
+          "strokes",
+          strokes(w("strokes"), num_images),
+          w("strokes", "manifest.json"),
+      ),
+      (
+          "judge_strokes",
+          strokes(w("judge_strokes"), num_quality // 2),
+          w("judge_strokes", "manifest.json"),
+      ),
+      (
+          "quality",
+          [
+              sys.executable,
+              "scripts/sample_quality.py",
+              f"--judge_workdir={runs['judge']}",
+              f"--tokenizer_workdir={runs['tokenizer']}",
+              f"--transformer_workdir={runs['maskgit']}",
+              f"--weak_transformer_workdir={runs['maskgit_weak']}",
+              f"--strokes={w('judge_strokes', 'manifest.json')}",
+              f"--num_images={num_quality}",
+              f"--out_dir={w('quality')}",
+          ],
+          w("quality", "quality.json"),
+      ),
+      (
+          "edits",
+          [
+              sys.executable,
+              "scripts/run_edits.py",
+              f"--manifest={w('strokes', 'manifest.json')}",
+              f"--tokenizer_workdir={runs['tokenizer']}",
+              f"--transformer_workdir={runs['maskgit']}",
+              f"--reweight_workdir={runs['reweight']}",
+              f"--iterate_workdir={runs['iterate']}",
+              f"--out_dir={w('edits')}",
+              *edit_args,
+          ],
+          w("edits", "results.json"),
+      ),
+      (
+          "render",
+          [
+              sys.executable,
+              "scripts/render_comparison_table.py",
+              f"--results={w('edits', 'results.json')}",
+              f"--output_dir={w('output')}",
+              f"--grid={figures}/{prefix}_comparison_grid.png",
+              f"--plot={figures}/{prefix}_faithfulness_vs_realism.png",
+          ],
+          w("output", "comparison.md"),
+      ),
   ]
   if window_rings:
     # One stroke per decode: a batch decodes the window that covers all of
     # its strokes, so larger batches would measure the largest stroke.
     edits_command = next(c for name, c, _ in after if name == "edits")
     windowed = [a for a in edits_command if not a.startswith("--out_dir=")] + [
-        "--batch_size=1", "--variants", *WINDOW_VARIANTS]
+        "--batch_size=1",
+        "--variants",
+        *WINDOW_VARIANTS,
+    ]
     compared = []
     for ring in ("full", *window_rings):
       for every in sorted({1, full_pass_every}):
         name = f"edits_window_{ring}" + (f"_reuse{every}" if every > 1 else "")
-        after.append((name, windowed + [f"--out_dir={w(name)}"] + (
-            [] if ring == "full" else [f"--window={ring}"]) + (
-                [f"--full_pass_every={every}"] if every > 1 else []),
-                      w(name, "results.json")))
+        after.append(
+            (
+                name,
+                windowed
+                + [f"--out_dir={w(name)}"]
+                + ([] if ring == "full" else [f"--window={ring}"])
+                + ([f"--full_pass_every={every}"] if every > 1 else []),
+                w(name, "results.json"),
+            )
+        )
         compared += [] if name == "edits_window_full" else [name]
-    after.append(("windows", [
-        sys.executable, "scripts/compare_runs.py",
-        f"--baseline={w('edits_window_full', 'results.json')}", "--runs",
-        *[w(name, "results.json") for name in compared],
-        f"--out={w('output', 'windows.md')}"], w("output", "windows.md")))
+    after.append(
+        (
+            "windows",
+            [
+                sys.executable,
+                "scripts/compare_runs.py",
+                f"--baseline={w('edits_window_full', 'results.json')}",
+                "--runs",
+                *[w(name, "results.json") for name in compared],
+                f"--out={w('output', 'windows.md')}",
+            ],
+            w("output", "windows.md"),
+        )
+    )
   skips = set(NO_JUDGE_SKIPS if data_kind(data) != "shapes" else ())
   if pretrained:  # The model card holds their sample quality.
     skips |= {name for name, _, _ in training} | {"judge_strokes", "quality"}
@@ -213,57 +297,100 @@ def stages(workdir: str, data: str, budget: str, num_images: int,
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--data", default="shapes",
-                      help="shapes, photos, folder:PATH (a folder of your "
-                      "images) or tfds:NAME (a prepared TFDS data set).")
-  parser.add_argument("--workdir", default=None,
-                      help="Run folder (default runs/<data>[_<budget>]).")
+  parser.add_argument(
+      "--data",
+      default="shapes",
+      help="shapes, photos, folder:PATH (a folder of your "
+      "images) or tfds:NAME (a prepared TFDS data set).",
+  )
+  parser.add_argument(
+      "--workdir",
+      default=None,
+      help="Run folder (default runs/<data>[_<budget>]).",
+  )
   budget = parser.add_mutually_exclusive_group()
-  budget.add_argument("--quick", action="store_true",
-                      help="Tiny sizes: checks the pipeline in minutes.")
-  budget.add_argument("--reference", action="store_true",
-                      help="The reference budget (`:reference` configs).")
-  budget.add_argument("--pretrained", action="store_true",
-                      help="Skip training: use the runs in pretrained/<data>/.")
-  parser.add_argument("--num_images", type=int, default=None,
-                      help="Held-out images to stroke for editing (2 strokes "
-                      "each; default: NUM_IMAGES).")
-  parser.add_argument("--windows", default="",
-                      help="Comma-separated context rings: also edit with "
-                      "windowed decoding at each and compare with the full "
-                      "decode (output/windows.md), e.g. 1,2,4.")
-  parser.add_argument("--full_pass_every", type=int, default=1,
-                      help="With --windows: also edit with key/value reuse, "
-                      "a full pass every this many steps, on the whole grid "
-                      "and at each ring (compared in output/windows.md).")
-  parser.add_argument("--only", default="",
-                      help="Comma-separated stages to run (default all).")
+  budget.add_argument(
+      "--quick",
+      action="store_true",
+      help="Tiny sizes: checks the pipeline in minutes.",
+  )
+  budget.add_argument(
+      "--reference",
+      action="store_true",
+      help="The reference budget (`:reference` configs).",
+  )
+  budget.add_argument(
+      "--pretrained",
+      action="store_true",
+      help="Skip training: use the runs in pretrained/<data>/.",
+  )
+  parser.add_argument(
+      "--num_images",
+      type=int,
+      default=None,
+      help="Held-out images to stroke for editing (2 strokes "
+      "each; default: NUM_IMAGES).",
+  )
+  parser.add_argument(
+      "--windows",
+      default="",
+      help="Comma-separated context rings: also edit with "
+      "windowed decoding at each and compare with the full "
+      "decode (output/windows.md), e.g. 1,2,4.",
+  )
+  parser.add_argument(
+      "--full_pass_every",
+      type=int,
+      default=1,
+      help="With --windows: also edit with key/value reuse, "
+      "a full pass every this many steps, on the whole grid "
+      "and at each ring (compared in output/windows.md).",
+  )
+  parser.add_argument(
+      "--only", default="", help="Comma-separated stages to run (default all)."
+  )
   args = parser.parse_args(argv)
   try:
     data_kind(args.data)
   except ValueError as e:
     parser.error(str(e))
   slug = data_slug(args.data)
-  budget = ("quick" if args.quick else "reference" if args.reference
-            else "pretrained" if args.pretrained else "default")
+  budget = (
+      "quick"
+      if args.quick
+      else "reference"
+      if args.reference
+      else "pretrained"
+      if args.pretrained
+      else "default"
+  )
   if args.pretrained and not os.path.isdir(pretrained_dir(args.data)):
-    parser.error(f"No pretrained runs for {args.data!r} in "
-                 f"{pretrained_dir(args.data)}: make them with "
-                 f"`python scripts/main.py --data {args.data} --reference` and "
-                 "`python scripts/export_pretrained.py`.")
+    parser.error(
+        f"No pretrained runs for {args.data!r} in "
+        f"{pretrained_dir(args.data)}: make them with "
+        f"`python scripts/main.py --data {args.data} --reference` and "
+        "`python scripts/export_pretrained.py`."
+    )
   workdir = args.workdir or os.path.join(
-      "runs", slug + ("" if budget == "default" else f"_{budget}"))
+      "runs", slug + ("" if budget == "default" else f"_{budget}")
+  )
   workdir = os.path.abspath(workdir)
   num_images = args.num_images or (
-      4 if args.quick else NUM_IMAGES[data_kind(args.data)])
+      4 if args.quick else NUM_IMAGES[data_kind(args.data)]
+  )
   only = set(filter(None, args.only.split(",")))
   env = dict(os.environ, WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
   start = time.time()
   window_rings = tuple(int(r) for r in args.windows.split(",") if r)
-  for name, command, done in stages(workdir, args.data, budget, num_images,
-                                    pretrained=args.pretrained,
-                                    window_rings=window_rings,
-                                    full_pass_every=args.full_pass_every):
+  for name, command, done in stages(
+      workdir,
+      args.data,
+      budget,
+      num_images,
+      pretrained=args.pretrained,
+      window_rings=window_rings,
+      full_pass_every=args.full_pass_every,
+  ):
     if only and name not in only:
       continue
     if os.path.exists(done) and not only:
@@ -272,20 +399,30 @@ def main(argv=None):
     print(f"[{name}] $ {shlex.join(command)}", flush=True)
     t0 = time.time()
     subprocess.run(command, cwd=ROOT, env=env, check=True)
-    print(f"[{name}] finished in {time.time() - t0:.0f}s "
-          f"(total {time.time() - start:.0f}s)", flush=True)
+    print(
+        f"[{name}] finished in {time.time() - t0:.0f}s "
+        f"(total {time.time() - start:.0f}s)",
+        flush=True,
+    )
   # The trainers' and the judge's figures join the grid and the plot.
   figures = figures_dir(workdir, budget, "models")
   os.makedirs(figures, exist_ok=True)  # --only may skip the stages making it.
   runs = run_folders(workdir, args.data, args.pretrained)
   prefix = f"{slug}_{budget}" if budget != "default" else slug
   for source, figure in (
-      (os.path.join(runs["tokenizer"], "reconstructions.png"), "reconstructions"),
-      (os.path.join(workdir, "quality", "samples.png"), "samples")):
+      (
+          os.path.join(runs["tokenizer"], "reconstructions.png"),
+          "reconstructions",
+      ),
+      (os.path.join(workdir, "quality", "samples.png"), "samples"),
+  ):
     if os.path.exists(source) and not args.pretrained:
       shutil.copyfile(source, os.path.join(figures, f"{prefix}_{figure}.png"))
-  print(f"Pipeline finished in {time.time() - start:.0f}s; see "
-        f"{os.path.join(workdir, 'output')}", flush=True)
+  print(
+      f"Pipeline finished in {time.time() - start:.0f}s; see "
+      f"{os.path.join(workdir, 'output')}",
+      flush=True,
+  )
 
 
 if __name__ == "__main__":

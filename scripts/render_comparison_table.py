@@ -77,13 +77,20 @@ def parse_args(argv):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--results", required=True, help="results.json of run_edits.")
   p.add_argument("--output_dir", default="output")
-  p.add_argument("--markdown", default=None,
-                 help="Markdown file (default <output_dir>/comparison.md).")
+  p.add_argument(
+      "--markdown",
+      default=None,
+      help="Markdown file (default <output_dir>/comparison.md).",
+  )
   p.add_argument("--grid", default="imgs/comparison_grid.png")
   p.add_argument("--plot", default="imgs/faithfulness_vs_realism.png")
   p.add_argument("--examples_per_mode", type=int, default=3)
-  p.add_argument("--cell_px", type=int, default=128,
-                 help="Smallest displayed image side (nearest-neighbour).")
+  p.add_argument(
+      "--cell_px",
+      type=int,
+      default=128,
+      help="Smallest displayed image side (nearest-neighbour).",
+  )
   return p.parse_args(argv)
 
 
@@ -93,9 +100,13 @@ def slug(text: str) -> str:
 
 def pick_rows(stroke_set: evaluation.StrokeSet, per_mode: int) -> list[int]:
   """The first `per_mode` strokes of each mode, inversion first."""
-  return [i for mode in strokes.MODES
-          for i in [j for j, m in enumerate(stroke_set.modes)
-                    if m == mode][:per_mode]]
+  return [
+      i
+      for mode in strokes.MODES
+      for i in [j for j, m in enumerate(stroke_set.modes) if m == mode][
+          :per_mode
+      ]
+  ]
 
 
 def column_cells(results, results_dir, stroke_set, rows):
@@ -108,23 +119,33 @@ def column_cells(results, results_dir, stroke_set, rows):
   cells, notes = [], []
   for column in evaluation.COLUMNS:
     if column.variant in evaluation.INPUT_COLUMNS:
-      images = (stroke_set.sources_NxHxWx3 if column.variant == "source"
-                else stroke_set.strokes_NxHxWx3)
+      images = (
+          stroke_set.sources_NxHxWx3
+          if column.variant == "source"
+          else stroke_set.strokes_NxHxWx3
+      )
       cells.append(images_lib.to_uint8(images[rows]))
       notes.append("input")
       continue
     setting = evaluation.find_setting(results, column.variant, column.knob)
     if setting is None:
       cells.append(None)
-      notes.append("skipped" if column.variant in results["skipped"]
-                   else "not run")
+      notes.append(
+          "skipped" if column.variant in results["skipped"] else "not run"
+      )
       continue
     outputs = evaluation.load_outputs(
-        os.path.join(results_dir, setting["outputs"]), stroke_set,
-        seed=results["seed"], batch_size=results["batch_size"])
+        os.path.join(results_dir, setting["outputs"]),
+        stroke_set,
+        seed=results["seed"],
+        batch_size=results["batch_size"],
+    )
     cells.append(outputs["images"][rows])
-    notes.append("" if column.variant == "none" else
-                 f"{setting['knob_name']}={setting['knob']:g}")
+    notes.append(
+        ""
+        if column.variant == "none"
+        else f"{setting['knob_name']}={setting['knob']:g}"
+    )
   return cells, notes
 
 
@@ -134,23 +155,29 @@ def _upscale(image_HxWx3: np.ndarray, factor: int) -> np.ndarray:
 
 def _placeholder(side: int, font) -> np.ndarray:
   image = Image.new("RGB", (side, side), (_PLACEHOLDER_GREY,) * 3)
-  ImageDraw.Draw(image).text((side / 2, side / 2), "n/a", fill=(0, 0, 0),
-                             font=font, anchor="mm")
+  ImageDraw.Draw(image).text(
+      (side / 2, side / 2), "n/a", fill=(0, 0, 0), font=font, anchor="mm"
+  )
   return np.asarray(image)
 
 
 def row_images(cells, row: int, factor: int, font) -> list[np.ndarray]:
   """Enlarged uint8 images of one example row, a placeholder where absent."""
   side = next(c for c in cells if c is not None).shape[1] * factor
-  return [_placeholder(side, font) if column is None
-          else _upscale(column[row], factor) for column in cells]
+  return [
+      _placeholder(side, font)
+      if column is None
+      else _upscale(column[row], factor)
+      for column in cells
+  ]
 
 
 def _wrap(draw, text: str, font, width: int) -> str:
   """Greedy word wrap of each line of `text` to `width` pixels."""
   if "\n" in text:
-    return "\n".join(_wrap(draw, part, font, width)
-                     for part in text.split("\n"))
+    return "\n".join(
+        _wrap(draw, part, font, width) for part in text.split("\n")
+    )
   lines, line = [], ""
   for word in text.split():
     candidate = f"{line} {word}".strip()
@@ -168,10 +195,14 @@ def titled_grid(rows_of_images, titles, row_labels, font) -> Image.Image:
   scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
   titles = [_wrap(scratch, t, font, side) for t in titles]
   labels = [_wrap(scratch, t, font, side) for t in row_labels]
-  title_h = max(scratch.multiline_textbbox((0, 0), t, font=font)[3]
-                for t in titles) + 2 * _PAD
-  label_w = max(scratch.multiline_textbbox((0, 0), t, font=font)[2]
-                for t in labels) + 2 * _PAD
+  title_h = (
+      max(scratch.multiline_textbbox((0, 0), t, font=font)[3] for t in titles)
+      + 2 * _PAD
+  )
+  label_w = (
+      max(scratch.multiline_textbbox((0, 0), t, font=font)[2] for t in labels)
+      + 2 * _PAD
+  )
   num_cols = len(titles)
   width = label_w + num_cols * (side + _PAD) + _PAD
   height = title_h + len(rows_of_images) * (side + _PAD) + _PAD
@@ -179,15 +210,23 @@ def titled_grid(rows_of_images, titles, row_labels, font) -> Image.Image:
   draw = ImageDraw.Draw(canvas)
   for c, title in enumerate(titles):
     left = label_w + c * (side + _PAD) + _PAD
-    draw.multiline_text((left + side / 2, title_h - _PAD), title, font=font,
-                        fill=(0, 0, 0), anchor="md", align="center")
+    draw.multiline_text(
+        (left + side / 2, title_h - _PAD),
+        title,
+        font=font,
+        fill=(0, 0, 0),
+        anchor="md",
+        align="center",
+    )
   for r, (images, label) in enumerate(zip(rows_of_images, labels)):
     top = title_h + r * (side + _PAD)
-    draw.multiline_text((_PAD, top + side / 2), label, font=font,
-                        fill=(0, 0, 0), anchor="lm")
+    draw.multiline_text(
+        (_PAD, top + side / 2), label, font=font, fill=(0, 0, 0), anchor="lm"
+    )
     for c, image in enumerate(images):
-      canvas.paste(Image.fromarray(image),
-                   (label_w + c * (side + _PAD) + _PAD, top))
+      canvas.paste(
+          Image.fromarray(image), (label_w + c * (side + _PAD) + _PAD, top)
+      )
   return canvas
 
 
@@ -202,16 +241,21 @@ def _format(summary) -> str:
 
 
 def _knob_label(result) -> str:
-  return ("-" if result["variant"] == "none"
-          else f"{result['knob_name']}={result['knob']:g}")
+  return (
+      "-"
+      if result["variant"] == "none"
+      else f"{result['knob_name']}={result['knob']:g}"
+  )
 
 
 def paired_table(results) -> list[str]:
   """Markdown rows of the paired differences vs none and vs sdedit."""
-  header = (["Variant", "Knob"]
-            + [f"vs none: {t}" for _, t in _PAIRED_COLUMNS]
-            + ["sdedit match (strength)"]
-            + [f"vs sdedit: {t}" for _, t in _PAIRED_COLUMNS[1:]])
+  header = (
+      ["Variant", "Knob"]
+      + [f"vs none: {t}" for _, t in _PAIRED_COLUMNS]
+      + ["sdedit match (strength)"]
+      + [f"vs sdedit: {t}" for _, t in _PAIRED_COLUMNS[1:]]
+  )
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for r in results["results"]:
     if r["variant"] == "none":
@@ -221,36 +265,56 @@ def paired_table(results) -> list[str]:
     if vs_sdedit:
       match = " / ".join(f"{k:g}" for k in vs_sdedit["knobs"])
       match += "" if vs_sdedit["in_range"] else " (outside its range)"
-      sdedit_cells = [evaluation.format_paired(vs_sdedit["metrics"].get(m))
-                      for m, _ in _PAIRED_COLUMNS[1:]]
+      sdedit_cells = [
+          evaluation.format_paired(vs_sdedit["metrics"].get(m))
+          for m, _ in _PAIRED_COLUMNS[1:]
+      ]
     else:
       match, sdedit_cells = "-", ["-"] * (len(_PAIRED_COLUMNS) - 1)
-    lines.append("| " + " | ".join(
-        [r["variant"], _knob_label(r)]
-        + [evaluation.format_paired(vs_none.get(m)) for m, _ in _PAIRED_COLUMNS]
-        + [match] + sdedit_cells) + " |")
+    lines.append(
+        "| "
+        + " | ".join(
+            [r["variant"], _knob_label(r)]
+            + [
+                evaluation.format_paired(vs_none.get(m))
+                for m, _ in _PAIRED_COLUMNS
+            ]
+            + [match]
+            + sdedit_cells
+        )
+        + " |"
+    )
   return lines
 
 
 def metric_table(results) -> list[str]:
   """Markdown rows: the input references, then every setting run."""
   header = ["Variant", "Knob"] + [title for _, title in _METRIC_COLUMNS]
-  lines = ["| " + " | ".join(header) + " |",
-           "|" + "---|" * len(header)]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for name, reference in results["references"].items():
-    lines.append("| " + " | ".join(
-        [f"{name.capitalize()} (reference)", "-"]
-        + [_format(reference.get(m)) for m, _ in _METRIC_COLUMNS]) + " |")
+    lines.append(
+        "| "
+        + " | ".join(
+            [f"{name.capitalize()} (reference)", "-"]
+            + [_format(reference.get(m)) for m, _ in _METRIC_COLUMNS]
+        )
+        + " |"
+    )
   for r in results["results"]:
-    lines.append("| " + " | ".join(
-        [r["variant"], _knob_label(r)]
-        + [_format(r["metrics"][m]) for m, _ in _METRIC_COLUMNS]) + " |")
+    lines.append(
+        "| "
+        + " | ".join(
+            [r["variant"], _knob_label(r)]
+            + [_format(r["metrics"][m]) for m, _ in _METRIC_COLUMNS]
+        )
+        + " |"
+    )
   return lines
 
 
 _AXIS_LABELS = {
     "l2_stroke": "Faithfulness: L2 to the stroke inside its mask "
-                 "(lower = more faithful)",
+    "(lower = more faithful)",
     "judge_entropy": "Realism: judge map entropy, nats (lower = more real)",
     "swd": "Realism: SWD to real images, x1e3 (lower = more realistic)",
     "token_nll": "Realism proxy: token NLL, nats (lower = more likely)",
@@ -262,21 +326,27 @@ def realism_metrics(results) -> tuple[str, str]:
   the judge's map entropy when a judge scored the run, else SWD and the
   token NLL."""
   judged = any(r["metrics"]["judge_entropy"]["n"] for r in results["results"])
-  return (("judge_entropy", "judge_entropy") if judged
-          else ("swd", "token_nll"))
+  return ("judge_entropy", "judge_entropy") if judged else ("swd", "token_nll")
 
 
 def _point(metrics, y_metric):
   """(x, y, x half-width, y half-width) of a setting or reference."""
-  return (metrics["l2_stroke"]["mean"], metrics[y_metric]["mean"],
-          metrics["l2_stroke"]["ci"] or 0.0, metrics[y_metric]["ci"] or 0.0)
+  return (
+      metrics["l2_stroke"]["mean"],
+      metrics[y_metric]["mean"],
+      metrics["l2_stroke"]["ci"] or 0.0,
+      metrics[y_metric]["ci"] or 0.0,
+  )
 
 
 def _paired_point(paired, y_metric):
   """(x, y, x errors (2,), y errors (2,)) of the differences vs none."""
   x, y = paired["l2_stroke"], paired[y_metric]
-  error = lambda p: ([p["mean"] - p["lo"], p["hi"] - p["mean"]]
-                     if p["lo"] is not None else [0.0, 0.0])
+  error = lambda p: (
+      [p["mean"] - p["lo"], p["hi"] - p["mean"]]
+      if p["lo"] is not None
+      else [0.0, 0.0]
+  )
   return x["mean"], y["mean"], error(x), error(y)
 
 
@@ -287,31 +357,54 @@ def _draw_variants(ax, results, y_metric, *, paired: bool) -> None:
   none with their 95% bootstrap intervals.
   """
   for variant in guidance_lib.VARIANTS:
-    entries = sorted((r for r in results["results"]
-                      if r["variant"] == variant), key=lambda r: r["knob"])
+    entries = sorted(
+        (r for r in results["results"] if r["variant"] == variant),
+        key=lambda r: r["knob"],
+    )
     if not entries:
       continue
     if variant == "none":
-      point = (0.0, 0.0) if paired else _point(entries[0]["metrics"],
-                                               y_metric)[:2]
-      ax.plot(*point, marker="*", markersize=14, color="black",
-              linestyle="none", label="none (baseline)", zorder=3)
+      point = (
+          (0.0, 0.0) if paired else _point(entries[0]["metrics"], y_metric)[:2]
+      )
+      ax.plot(
+          *point,
+          marker="*",
+          markersize=14,
+          color="black",
+          linestyle="none",
+          label="none (baseline)",
+          zorder=3,
+      )
       continue
     label = f"{variant} ({entries[0]['knob_name']})"
     if paired:
       entries = [r for r in entries if r["paired_vs_none"]]
       if not entries:
         continue
-      x, y, xerr, yerr = zip(*(_paired_point(r["paired_vs_none"], y_metric)
-                               for r in entries))
-      ax.errorbar(x, y, xerr=np.array(xerr).T, yerr=np.array(yerr).T,
-                  marker="o", label=label, **_ERRORBAR_STYLE)
+      x, y, xerr, yerr = zip(
+          *(_paired_point(r["paired_vs_none"], y_metric) for r in entries)
+      )
+      ax.errorbar(
+          x,
+          y,
+          xerr=np.array(xerr).T,
+          yerr=np.array(yerr).T,
+          marker="o",
+          label=label,
+          **_ERRORBAR_STYLE,
+      )
       continue
     x, y, _, _ = zip(*(_point(r["metrics"], y_metric) for r in entries))
     ax.plot(x, y, marker="o", label=label)
     for r, xi, yi in zip(entries, x, y):
-      ax.annotate(f"{r['knob']:g}", (xi, yi), textcoords="offset points",
-                  xytext=(4, 4), fontsize=7)
+      ax.annotate(
+          f"{r['knob']:g}",
+          (xi, yi),
+          textcoords="offset points",
+          xytext=(4, 4),
+          fontsize=7,
+      )
 
 
 def plot_tradeoff(results, path: str) -> str:
@@ -331,74 +424,125 @@ def plot_tradeoff(results, path: str) -> str:
     if reference.get(set_metric, {}).get("mean") is None:
       continue
     x, y, _, _ = _point(reference, set_metric)
-    means.plot([x], [y], marker=marker, markersize=8, color="grey",
-               linestyle="none", label=f"{name} images (reference)")
-  means.set_title("Means across each knob (knob values labelled)",
-                  fontsize=10)
-  paired.set_title("Paired differences to none, 95% bootstrap intervals "
-                   "over source images", fontsize=10)
+    means.plot(
+        [x],
+        [y],
+        marker=marker,
+        markersize=8,
+        color="grey",
+        linestyle="none",
+        label=f"{name} images (reference)",
+    )
+  means.set_title("Means across each knob (knob values labelled)", fontsize=10)
+  paired.set_title(
+      "Paired differences to none, 95% bootstrap intervals "
+      "over source images",
+      fontsize=10,
+  )
   means.set_xlabel(_AXIS_LABELS["l2_stroke"])
   means.set_ylabel(_AXIS_LABELS[set_metric])
-  paired.set_xlabel("Difference in " + _AXIS_LABELS["l2_stroke"][0].lower()
-                    + _AXIS_LABELS["l2_stroke"][1:])
-  paired.set_ylabel("Difference in " + _AXIS_LABELS[stroke_metric][0].lower()
-                    + _AXIS_LABELS[stroke_metric][1:])
+  paired.set_xlabel(
+      "Difference in "
+      + _AXIS_LABELS["l2_stroke"][0].lower()
+      + _AXIS_LABELS["l2_stroke"][1:]
+  )
+  paired.set_ylabel(
+      "Difference in "
+      + _AXIS_LABELS[stroke_metric][0].lower()
+      + _AXIS_LABELS[stroke_metric][1:]
+  )
   paired.axhline(0.0, color="0.6", linewidth=0.8)
   paired.axvline(0.0, color="0.6", linewidth=0.8)
   for ax in (means, paired):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-  fig.suptitle(f"Faithfulness vs realism over {results['num_strokes']} "
-               "strokes", fontsize=11)
+  fig.suptitle(
+      f"Faithfulness vs realism over {results['num_strokes']} strokes",
+      fontsize=11,
+  )
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=150)
   return path
 
 
-def markdown(results, results_path, md_path, cell_paths, row_labels, notes,
-             grid_path, plot_path) -> str:
+def markdown(
+    results,
+    results_path,
+    md_path,
+    cell_paths,
+    row_labels,
+    notes,
+    grid_path,
+    plot_path,
+) -> str:
   """The comparison page: example table, metric table, grid and plot."""
   rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(md_path)))
   titles = [c.title for c in evaluation.COLUMNS]
-  shown = "; ".join(f"{c.title}: {n}" for c, n in zip(evaluation.COLUMNS, notes)
-                    if n not in ("", "input"))
+  shown = "; ".join(
+      f"{c.title}: {n}"
+      for c, n in zip(evaluation.COLUMNS, notes)
+      if n not in ("", "input")
+  )
   lines = [
-      "# Stroke-guided editing: variants compared", "",
+      "# Stroke-guided editing: variants compared",
+      "",
       f"From `{rel(results_path)}`: {results['num_strokes']} strokes, seed "
-      f"{results['seed']} (paired across variants). Shown knobs: {shown}.", "",
-      "## Examples", "",
-      "| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+      f"{results['seed']} (paired across variants). Shown knobs: {shown}.",
+      "",
+      "## Examples",
+      "",
+      "| " + " | ".join(titles) + " |",
+      "|" + "---|" * len(titles),
+  ]
   for label, paths in zip(row_labels, cell_paths):
     cells = [f"![{slug(t)}]({rel(p)})" for t, p in zip(titles, paths)]
     cells[0] += f"<br>{label}"
     lines.append("| " + " | ".join(cells) + " |")
   swd = results["swd"]
   lines += [
-      "", f"All rows: ![comparison grid]({rel(grid_path)})", "",
-      "## Metrics", "",
+      "",
+      f"All rows: ![comparison grid]({rel(grid_path)})",
+      "",
+      "## Metrics",
+      "",
       f"Mean ± 95% CI over {results['num_strokes']} strokes (SWD: over "
       f"{swd['folds']} folds against {swd['num_real']} real images, "
       f"{swd['real_split']} split). Lower L2 = more faithful to the stroke; "
       "higher PSNR = better preserved outside the edited region (decoded "
       f"output, capped at {results['psnr_cap']:g} dB); lower SWD and token "
-      "NLL = more realistic.", ""]
+      "NLL = more realistic.",
+      "",
+  ]
   lines += metric_table(results)
   lines += [
-      "", "## Paired differences", "",
+      "",
+      "## Paired differences",
+      "",
       "Per stroke, setting minus baseline, mean and 95% bootstrap interval "
       "over source images (bold: the interval excludes 0). vs none: the "
       "unguided decode with the same random draws. vs sdedit: token SDEdit "
       "interpolated between the two strengths whose mean in-mask L2 brackets "
       "the setting's, i.e. realism at matched faithfulness (lower entropy / "
       "NLL = more realistic). `iterative` decodes with its fine-tuned "
-      "transformer: its scale 0 row is that model unguided.", ""]
+      "transformer: its scale 0 row is that model unguided.",
+      "",
+  ]
   lines += paired_table(results)
   if results["skipped"]:
-    lines += ["", "Skipped: " + "; ".join(
-        f"{v} ({why})" for v, why in results["skipped"].items()) + "."]
-  lines += ["", "## Faithfulness vs realism", "",
-            f"![faithfulness vs realism]({rel(plot_path)})", ""]
+    lines += [
+        "",
+        "Skipped: "
+        + "; ".join(f"{v} ({why})" for v, why in results["skipped"].items())
+        + ".",
+    ]
+  lines += [
+      "",
+      "## Faithfulness vs realism",
+      "",
+      f"![faithfulness vs realism]({rel(plot_path)})",
+      "",
+  ]
   os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
   with open(md_path, "w") as f:
     f.write("\n".join(lines))
@@ -413,8 +557,9 @@ def main(argv=None) -> dict[str, str]:
   stroke_set = evaluation.load_stroke_set(results["manifest"])
   rows = pick_rows(stroke_set, args.examples_per_mode)
   if not rows:
-    raise ValueError(f"No strokes to show (examples_per_mode="
-                     f"{args.examples_per_mode}).")
+    raise ValueError(
+        f"No strokes to show (examples_per_mode={args.examples_per_mode})."
+    )
   cells, notes = column_cells(results, results_dir, stroke_set, rows)
   factor = max(1, math.ceil(args.cell_px / stroke_set.image_size))
   font = ImageFont.load_default(size=_FONT_SIZE)
@@ -426,24 +571,45 @@ def main(argv=None) -> dict[str, str]:
     stroke_id, mode = stroke_set.ids[index], stroke_set.modes[index]
     row_labels.append(f"{mode} {stroke_id}")
     rows_of_images.append(images)
-    strip = images_lib.grid(images_lib.to_float(np.stack(images)),
-                            num_cols=len(images))
-    images_lib.save_png(strip, os.path.join(
-        args.output_dir, f"strip_{mode}_{stroke_id}.png"))
-    cell_paths.append([images_lib.save_png(
-        images_lib.to_float(image),
-        os.path.join(args.output_dir, "cells", stroke_id,
-                     f"{slug(column.title)}.png"))
-                       for column, image in zip(evaluation.COLUMNS, images)])
+    strip = images_lib.grid(
+        images_lib.to_float(np.stack(images)), num_cols=len(images)
+    )
+    images_lib.save_png(
+        strip, os.path.join(args.output_dir, f"strip_{mode}_{stroke_id}.png")
+    )
+    cell_paths.append(
+        [
+            images_lib.save_png(
+                images_lib.to_float(image),
+                os.path.join(
+                    args.output_dir,
+                    "cells",
+                    stroke_id,
+                    f"{slug(column.title)}.png",
+                ),
+            )
+            for column, image in zip(evaluation.COLUMNS, images)
+        ]
+    )
 
-  titles = [c.title if n in ("", "input") else f"{c.title}\n{n}"
-            for c, n in zip(evaluation.COLUMNS, notes)]
+  titles = [
+      c.title if n in ("", "input") else f"{c.title}\n{n}"
+      for c, n in zip(evaluation.COLUMNS, notes)
+  ]
   grid = titled_grid(rows_of_images, titles, row_labels, font)
   os.makedirs(os.path.dirname(os.path.abspath(args.grid)), exist_ok=True)
   grid.save(args.grid)
   plot_tradeoff(results, args.plot)
-  markdown(results, args.results, md_path, cell_paths, row_labels, notes,
-           args.grid, args.plot)
+  markdown(
+      results,
+      args.results,
+      md_path,
+      cell_paths,
+      row_labels,
+      notes,
+      args.grid,
+      args.plot,
+  )
   paths = {"markdown": md_path, "grid": args.grid, "plot": args.plot}
   print("Wrote " + ", ".join(paths.values()), flush=True)
   return paths

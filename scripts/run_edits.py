@@ -61,8 +61,10 @@ def parse_knobs(specs: list[str]) -> dict[str, tuple[float, ...]]:
   for spec in specs:
     variant, sep, values = spec.partition("=")
     if not sep or variant not in guidance_lib.VARIANTS:
-      raise ValueError(f"--knobs entry {spec!r} is not VARIANT=K1,K2,... with "
-                       f"VARIANT in {guidance_lib.VARIANTS}.")
+      raise ValueError(
+          f"--knobs entry {spec!r} is not VARIANT=K1,K2,... with "
+          f"VARIANT in {guidance_lib.VARIANTS}."
+      )
     try:
       knobs[variant] = tuple(float(v) for v in values.split(","))
     except ValueError as e:
@@ -77,33 +79,63 @@ def parse_args(argv):
   p.add_argument("--transformer_workdir", required=True)
   p.add_argument("--reweight_workdir", help="`reweight` run (self_learned).")
   p.add_argument("--iterate_workdir", help="`iterate` run (iterative).")
-  p.add_argument("--judge_workdir",
-                 help="Judge run of the data (judge realism metrics).")
+  p.add_argument(
+      "--judge_workdir", help="Judge run of the data (judge realism metrics)."
+  )
   p.add_argument("--out_dir", required=True)
-  p.add_argument("--variants", nargs="+", default=list(guidance_lib.VARIANTS),
-                 choices=guidance_lib.VARIANTS)
-  p.add_argument("--knobs", nargs="*", default=[],
-                 help="Knob grid overrides: VARIANT=K1,K2,...")
-  p.add_argument("--window", type=int, default=None,
-                 help="Windowed decoding: the context ring in tokens around "
-                      "the edited ones (default: the whole grid).")
-  p.add_argument("--full_pass_every", type=int, default=1,
-                 help="Key/value reuse: the transformer runs over every "
-                      "token every this many steps, in between over the "
-                      "edited ones only (default 1: no reuse).")
+  p.add_argument(
+      "--variants",
+      nargs="+",
+      default=list(guidance_lib.VARIANTS),
+      choices=guidance_lib.VARIANTS,
+  )
+  p.add_argument(
+      "--knobs",
+      nargs="*",
+      default=[],
+      help="Knob grid overrides: VARIANT=K1,K2,...",
+  )
+  p.add_argument(
+      "--window",
+      type=int,
+      default=None,
+      help="Windowed decoding: the context ring in tokens around "
+      "the edited ones (default: the whole grid).",
+  )
+  p.add_argument(
+      "--full_pass_every",
+      type=int,
+      default=1,
+      help="Key/value reuse: the transformer runs over every "
+      "token every this many steps, in between over the "
+      "edited ones only (default 1: no reuse).",
+  )
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--distributed", action="store_true",
-                 help="One of several JAX processes sharing the edits (see "
-                      "the README); process 0 writes every file.")
-  p.add_argument("--coordinator_address", help="With --distributed: "
-                 "host:port of process 0 (default: from JAX's environment).")
+  p.add_argument(
+      "--distributed",
+      action="store_true",
+      help="One of several JAX processes sharing the edits (see "
+      "the README); process 0 writes every file.",
+  )
+  p.add_argument(
+      "--coordinator_address",
+      help="With --distributed: "
+      "host:port of process 0 (default: from JAX's environment).",
+  )
   p.add_argument("--num_processes", type=int)
   p.add_argument("--process_id", type=int)
   p.add_argument("--batch_size", type=int, default=32)
-  p.add_argument("--real_split", default="test",
-                 help="Split of the data source holding the real images.")
-  p.add_argument("--num_real", type=int, default=None,
-                 help="Real images for SWD (default: as many as strokes).")
+  p.add_argument(
+      "--real_split",
+      default="test",
+      help="Split of the data source holding the real images.",
+  )
+  p.add_argument(
+      "--num_real",
+      type=int,
+      default=None,
+      help="Real images for SWD (default: as many as strokes).",
+  )
   p.add_argument("--swd_descriptors", type=int, default=128)
   p.add_argument("--swd_min_resolution", type=int, default=16)
   p.add_argument("--swd_projections", type=int, default=512)
@@ -118,8 +150,9 @@ def pending_settings(settings, stroke_set, args) -> list[tuple[str, float]]:
     for i, (variant, knob) in enumerate(settings):
       path = evaluation.output_path(args.out_dir, variant, knob)
       if os.path.exists(path):
-        evaluation.check_outputs(path, stroke_set, seed=args.seed,
-                                 batch_size=args.batch_size)
+        evaluation.check_outputs(
+            path, stroke_set, seed=args.seed, batch_size=args.batch_size
+        )
         done[i] = True
   if jax.process_count() > 1:
     done = multihost_utils.broadcast_one_to_all(done)
@@ -129,22 +162,35 @@ def pending_settings(settings, stroke_set, args) -> list[tuple[str, float]]:
 def run_pending(workers, stroke_set, labels_N, settings, args) -> float:
   """Runs the settings without outputs; returns the seconds spent."""
   pending = pending_settings(settings, stroke_set, args)
-  print(f"{len(settings) - len(pending)} of {len(settings)} settings already "
-        f"done; running {len(pending)} on {workers.num_workers} device(s).",
-        flush=True)
-  owned = workers.owned_batches(len(data_lib.padded_batches(
-      len(stroke_set), args.batch_size)))
+  print(
+      f"{len(settings) - len(pending)} of {len(settings)} settings already "
+      f"done; running {len(pending)} on {workers.num_workers} device(s).",
+      flush=True,
+  )
+  owned = workers.owned_batches(
+      len(data_lib.padded_batches(len(stroke_set), args.batch_size))
+  )
   progress = evaluation.Progress(len(pending) * sum(map(len, owned)))
   start = time.monotonic()
   for variant, knob in pending:
     label = f"{variant} {evaluation.KNOB_NAMES[variant]}={knob:g}"
     outputs = workers.run_setting(
-        stroke_set, labels_N, variant, knob, seed=args.seed,
-        batch_size=args.batch_size, on_batch=lambda l=label: progress.step(l))
+        stroke_set,
+        labels_N,
+        variant,
+        knob,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        on_batch=lambda l=label: progress.step(l),
+    )
     if artefacts.is_writer():
       evaluation.save_outputs(
-          evaluation.output_path(args.out_dir, variant, knob), outputs,
-          stroke_set, seed=args.seed, batch_size=args.batch_size)
+          evaluation.output_path(args.out_dir, variant, knob),
+          outputs,
+          stroke_set,
+          seed=args.seed,
+          batch_size=args.batch_size,
+      )
   return time.monotonic() - start
 
 
@@ -156,12 +202,14 @@ def main(argv=None) -> str | None:
   overrides = parse_knobs(args.knobs)
   unknown = sorted(set(overrides) - set(args.variants))
   if unknown:
-    raise ValueError(f"--knobs given for {unknown}, which --variants leaves "
-                     "out.")
+    raise ValueError(
+        f"--knobs given for {unknown}, which --variants leaves out."
+    )
   kept, skipped = evaluation.select_variants(
       {v: overrides.get(v, evaluation.DEFAULT_KNOBS[v]) for v in args.variants},
       reweight_workdir=args.reweight_workdir,
-      iterate_workdir=args.iterate_workdir)
+      iterate_workdir=args.iterate_workdir,
+  )
   for variant, reason in skipped.items():
     print(f"Skipping variant {variant!r}: {reason}.", flush=True)
 
@@ -170,24 +218,34 @@ def main(argv=None) -> str | None:
   if stroke_set.image_size != tok_config.data.image_size:
     raise ValueError(
         f"The strokes are {stroke_set.image_size} px but the tokenizer in "
-        f"{args.tokenizer_workdir} works on {tok_config.data.image_size} px.")
+        f"{args.tokenizer_workdir} works on {tok_config.data.image_size} px."
+    )
   if len(stroke_set) < RECOMMENDED_MIN_STROKES:
-    print(f"Note: {len(stroke_set)} strokes; use >= {RECOMMENDED_MIN_STROKES} "
-          "for the reported intervals.", flush=True)
+    print(
+        f"Note: {len(stroke_set)} strokes; use >= {RECOMMENDED_MIN_STROKES} "
+        "for the reported intervals.",
+        flush=True,
+    )
 
-  decode = dataclasses.replace(edit_lib.EditSettings().decode,
-                               full_pass_every=args.full_pass_every)
+  decode = dataclasses.replace(
+      edit_lib.EditSettings().decode, full_pass_every=args.full_pass_every
+  )
   editor = _load_editor(
-      args.tokenizer_workdir, args.transformer_workdir,
+      args.tokenizer_workdir,
+      args.transformer_workdir,
       edit_lib.EditSettings(decode=decode, window=args.window),
       iterate_workdir=args.iterate_workdir,
-      reweight_workdir=args.reweight_workdir)
-  labels_N = (evaluation.stroke_labels(stroke_set)
-              if editor.layout.class_conditional
-              else np.zeros(len(stroke_set), np.int32))
+      reweight_workdir=args.reweight_workdir,
+  )
+  labels_N = (
+      evaluation.stroke_labels(stroke_set)
+      if editor.layout.class_conditional
+      else np.zeros(len(stroke_set), np.int32)
+  )
   settings = [(v, k) for v, knobs in kept.items() for k in knobs]
-  edit_seconds = run_pending(edit_workers.EditWorkers(editor), stroke_set,
-                             labels_N, settings, args)
+  edit_seconds = run_pending(
+      edit_workers.EditWorkers(editor), stroke_set, labels_N, settings, args
+  )
   if not artefacts.is_writer():
     return None
 
@@ -195,28 +253,58 @@ def main(argv=None) -> str | None:
   swd = evaluation.SwdSettings(
       num_descriptors=args.swd_descriptors,
       min_resolution=args.swd_min_resolution,
-      num_projections=args.swd_projections, folds=args.swd_folds,
-      seed=args.seed)
+      num_projections=args.swd_projections,
+      folds=args.swd_folds,
+      seed=args.seed,
+  )
   num_real = args.num_real or len(stroke_set)
   entries, references = evaluation.score_settings(
-      editor, stroke_set, labels_N, settings, out_dir=args.out_dir,
-      seed=args.seed, batch_size=args.batch_size, swd=swd,
-      real_NxHxWx3=evaluation.real_images(stroke_set, tok_config.data,
-                                          args.real_split, num_real),
-      judge=(judging.Judge.from_workdir(args.judge_workdir, tok_config.data)
-             if args.judge_workdir else None))
+      editor,
+      stroke_set,
+      labels_N,
+      settings,
+      out_dir=args.out_dir,
+      seed=args.seed,
+      batch_size=args.batch_size,
+      swd=swd,
+      real_NxHxWx3=evaluation.real_images(
+          stroke_set, tok_config.data, args.real_split, num_real
+      ),
+      judge=(
+          judging.Judge.from_workdir(args.judge_workdir, tok_config.data)
+          if args.judge_workdir
+          else None
+      ),
+  )
   results = evaluation.results_dict(
-      stroke_set, labels_N, seed=args.seed, batch_size=args.batch_size,
-      models={name: getattr(args, name) for name in (
-          "tokenizer_workdir", "transformer_workdir", "reweight_workdir",
-          "iterate_workdir", "judge_workdir")},
+      stroke_set,
+      labels_N,
+      seed=args.seed,
+      batch_size=args.batch_size,
+      models={
+          name: getattr(args, name)
+          for name in (
+              "tokenizer_workdir",
+              "transformer_workdir",
+              "reweight_workdir",
+              "iterate_workdir",
+              "judge_workdir",
+          )
+      },
       edit_settings=dataclasses.asdict(editor.settings),
-      swd=dict(dataclasses.asdict(swd), num_real=num_real,
-               real_split=args.real_split),
-      skipped=skipped, references=references, entries=entries)
+      swd=dict(
+          dataclasses.asdict(swd), num_real=num_real, real_split=args.real_split
+      ),
+      skipped=skipped,
+      references=references,
+      entries=entries,
+  )
   json_path, csv_path = evaluation.write_results(args.out_dir, results)
-  print(f"Edits: {edit_seconds:.1f}s; metrics: {time.monotonic() - start:.1f}s."
-        f"\nWrote {json_path} and {csv_path}.", flush=True)
+  print(
+      f"Edits: {edit_seconds:.1f}s; metrics: {time.monotonic() - start:.1f}s."
+      f"\nWrote {json_path} and {csv_path}.",
+      flush=True,
+  )
   return json_path
 
 

@@ -46,23 +46,37 @@ SAMPLE_BATCH = 100
 # Decode settings of the transformer run that flags may override.
 DECODE_OVERRIDES = ("choice_temperature", "num_steps", "class_guidance")
 
+
 def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--judge_workdir", required=True)
   parser.add_argument("--tokenizer_workdir", required=True)
   parser.add_argument("--transformer_workdir", default=None)
   parser.add_argument("--weak_transformer_workdir", default=None)
-  parser.add_argument("--strokes", default=None,
-                      help="manifest.json of an auto-stroke set.")
+  parser.add_argument(
+      "--strokes", default=None, help="manifest.json of an auto-stroke set."
+  )
   parser.add_argument("--num_images", type=int, default=1000)
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--choice_temperature", type=float, default=None,
-                      help="Override the transformer run's sampling setting.")
-  parser.add_argument("--num_steps", type=int, default=None,
-                      help="Override the transformer run's decoding steps.")
-  parser.add_argument("--class_guidance", type=float, default=None,
-                      help="Override the transformer run's class guidance "
-                           "(sampling.logits_fn_for).")
+  parser.add_argument(
+      "--choice_temperature",
+      type=float,
+      default=None,
+      help="Override the transformer run's sampling setting.",
+  )
+  parser.add_argument(
+      "--num_steps",
+      type=int,
+      default=None,
+      help="Override the transformer run's decoding steps.",
+  )
+  parser.add_argument(
+      "--class_guidance",
+      type=float,
+      default=None,
+      help="Override the transformer run's class guidance "
+      "(sampling.logits_fn_for).",
+  )
   parser.add_argument("--out_dir", required=True)
   args = parser.parse_args(argv)
   if args.num_images < 2:
@@ -70,13 +84,20 @@ def parse_args(argv):
   return args
 
 
-def generate(tokenizer: tokenizing.Tokenizer, transformer_workdir, num: int,
-             seed: int, overrides: dict):
+def generate(
+    tokenizer: tokenizing.Tokenizer,
+    transformer_workdir,
+    num: int,
+    seed: int,
+    overrides: dict,
+):
   """(images float [num, H, W, 3] in [0, 1], requested labels [num])."""
   model, params, layout, config = artefacts.load_transformer(
-      transformer_workdir)
+      transformer_workdir
+  )
   settings = sampling.DecodeSettings.from_config(
-      {**config.sample.to_dict(), **overrides})
+      {**config.sample.to_dict(), **overrides}
+  )
   sampler = sampling.Sampler(model, layout, settings)
   batch = min(SAMPLE_BATCH, num)
   # Whole batches only (one compiled program); the surplus is dropped.
@@ -84,44 +105,70 @@ def generate(tokenizer: tokenizing.Tokenizer, transformer_workdir, num: int,
   images = []
   for start in range(0, num, batch):
     tokens = sampler.generate(
-        params, jax.random.fold_in(jax.random.key(seed), start), batch,
-        labels_B=labels_N[start:start + batch])
+        params,
+        jax.random.fold_in(jax.random.key(seed), start),
+        batch,
+        labels_B=labels_N[start : start + batch],
+    )
     images.append(tokenizer.detokenize_all(tokens))
     print(f"  sampled {min(start + batch, num)}/{num}", flush=True)
-  return (np.concatenate(images)[:num], labels_N[:num],
-          layout.class_conditional)
+  return (
+      np.concatenate(images)[:num],
+      labels_N[:num],
+      layout.class_conditional,
+  )
 
 
 def image_sets(args, data_config):
   """[(row name, float images [N, H, W, 3], labels [N] or None)] to judge."""
   num = args.num_images
-  tokenizer = tokenizing.Tokenizer.from_workdir(args.tokenizer_workdir,
-                                                SAMPLE_BATCH)
+  tokenizer = tokenizing.Tokenizer.from_workdir(
+      args.tokenizer_workdir, SAMPLE_BATCH
+  )
   test_images, test_labels = data_lib.get_source(data_config, "test").get(
-      np.arange(num))
+      np.arange(num)
+  )
   test_images = images_lib.to_float(test_images)
-  sets = [("real test images (floor)", test_images, test_labels),
-          ("tokenizer reconstructions", tokenizer.reconstruct_all(test_images),
-           test_labels)]
+  sets = [
+      ("real test images (floor)", test_images, test_labels),
+      (
+          "tokenizer reconstructions",
+          tokenizer.reconstruct_all(test_images),
+          test_labels,
+      ),
+  ]
   if args.strokes:
     stroke_set = evaluation.load_stroke_set(args.strokes)
     if len(stroke_set) < num:
-      raise ValueError(f"{args.strokes} has {len(stroke_set)} strokes; "
-                       f"--num_images is {num}.")
+      raise ValueError(
+          f"{args.strokes} has {len(stroke_set)} strokes; "
+          f"--num_images is {num}."
+      )
     stroke_images = stroke_set.strokes_NxHxWx3[:num]
     stroke_labels = evaluation.stroke_labels(stroke_set)[:num]
     # Edits pass through the tokenizer: compare them at its level.
-    sets += [("stroke images (unedited)", stroke_images, stroke_labels),
-             ("stroke images, reconstructed",
-              tokenizer.reconstruct_all(stroke_images), stroke_labels)]
-  overrides = {k: getattr(args, k) for k in DECODE_OVERRIDES
-               if getattr(args, k) is not None}
-  for name, workdir in (("samples, weak model", args.weak_transformer_workdir),
-                        ("samples", args.transformer_workdir)):
+    sets += [
+        ("stroke images (unedited)", stroke_images, stroke_labels),
+        (
+            "stroke images, reconstructed",
+            tokenizer.reconstruct_all(stroke_images),
+            stroke_labels,
+        ),
+    ]
+  overrides = {
+      k: getattr(args, k)
+      for k in DECODE_OVERRIDES
+      if getattr(args, k) is not None
+  }
+  for name, workdir in (
+      ("samples, weak model", args.weak_transformer_workdir),
+      ("samples", args.transformer_workdir),
+  ):
     if workdir:
       print(f"Sampling {num} images from {workdir}", flush=True)
-      images, labels, conditional = generate(tokenizer, workdir, num,
-                                             args.seed, overrides)
+      images, labels, conditional = generate(
+          tokenizer, workdir, num, args.seed, overrides
+      )
       sets.append((name, images, labels if conditional else None))
   return sets
 
@@ -129,41 +176,58 @@ def image_sets(args, data_config):
 def save_sample_grid(images_NxHxWx3, labels_N, path: str, per_row: int = 8):
   """The first `per_row` samples of each class, one class per row."""
   if labels_N is None:
-    rows = images_NxHxWx3[:4 * per_row]
+    rows = images_NxHxWx3[: 4 * per_row]
   else:
-    rows = np.concatenate([images_NxHxWx3[labels_N == c][:per_row]
-                           for c in np.unique(labels_N)])
+    rows = np.concatenate(
+        [images_NxHxWx3[labels_N == c][:per_row] for c in np.unique(labels_N)]
+    )
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  images_lib.save_png(images_lib.grid(rows, per_row), path,
-                      scale=max(1, 128 // images_NxHxWx3.shape[1]))
+  images_lib.save_png(
+      images_lib.grid(rows, per_row),
+      path,
+      scale=max(1, 128 // images_NxHxWx3.shape[1]),
+  )
 
 
 def markdown(report: dict) -> str:
   lines = [
       f"Judge test accuracy {report['judge_test_accuracy']:.1%}; "
       f"{report['num_images']} images per row, against "
-      f"{report['num_reference']} real train images.", "",
+      f"{report['num_reference']} real train images.",
+      "",
       "| images | judge-FID [95% CI] | judge-KID x1e3 | k-NN realism "
       "(higher: more real) | map entropy (lower: more real) "
-      "| judge class accuracy |", "|---|---|---|---|---|---|"]
+      "| judge class accuracy |",
+      "|---|---|---|---|---|---|",
+  ]
   for row in report["rows"]:
-    accuracy = ("–" if row["class_accuracy"] is None
-                else f"{row['class_accuracy']:.1%}")
-    entropy = ("–" if "map_entropy" not in row else
-               f"{row['map_entropy']:.3f} ± {row['map_entropy_ci']:.3f}")
+    accuracy = (
+        "–" if row["class_accuracy"] is None else f"{row['class_accuracy']:.1%}"
+    )
+    entropy = (
+        "–"
+        if "map_entropy" not in row
+        else f"{row['map_entropy']:.3f} ± {row['map_entropy_ci']:.3f}"
+    )
     lines.append(
         f"| {row['name']} | {row['fid']:.2f} [{row['fid_low']:.2f}, "
         f"{row['fid_high']:.2f}] | {1e3 * row['kid']:.2f} ± "
         f"{1e3 * row['kid_std']:.2f} | {row['realism']:.3f} ± "
-        f"{row['realism_ci']:.3f} | {entropy} | {accuracy} |")
-  overridden = {k: v for k, v in report["decode_overrides"].items()
-                if v is not None}
+        f"{row['realism_ci']:.3f} | {entropy} | {accuracy} |"
+    )
+  overridden = {
+      k: v for k, v in report["decode_overrides"].items() if v is not None
+  }
   if overridden:
-    lines.append("\nSamples decoded with " + ", ".join(
-        f"{k} = {v:g}" for k, v in overridden.items()) + ".")
-  for key, text in (("accuracy_ratio", "sample class accuracy / real test "
-                     "accuracy"), ("fid_ratio", "sample judge-FID / "
-                                   "reconstruction judge-FID")):
+    lines.append(
+        "\nSamples decoded with "
+        + ", ".join(f"{k} = {v:g}" for k, v in overridden.items())
+        + "."
+    )
+  for key, text in (
+      ("accuracy_ratio", "sample class accuracy / real test accuracy"),
+      ("fid_ratio", "sample judge-FID / reconstruction judge-FID"),
+  ):
     if key in report:
       lines.append(f"\n{text}: {report[key]:.2f}")
   return "\n".join(lines) + "\n"
@@ -177,37 +241,52 @@ def main(argv=None) -> dict:
   judge = judging.Judge.from_workdir(args.judge_workdir, data_config)
   train_source = data_lib.get_source(data_config, "train")
   reference_images, _ = train_source.get(
-      np.arange(min(NUM_REFERENCE, len(train_source))))
+      np.arange(min(NUM_REFERENCE, len(train_source)))
+  )
   reference_RxD = judge.features(reference_images)
   rows = []
   for name, images, labels in image_sets(args, data_config):
     features = judge.features(images)
-    row = {"name": name, **judging.set_quality(
-        features, reference_RxD,
-        realism_reference_RxD=reference_RxD[:NUM_REALISM_REFERENCE],
-        map_entropy_N=judge.map_entropy(images) if judge.has_maps else None,
-        rng=args.seed)}
-    row["class_accuracy"] = (None if labels is None else
-                             float(np.mean(judge.labels(images) == labels)))
+    row = {
+        "name": name,
+        **judging.set_quality(
+            features,
+            reference_RxD,
+            realism_reference_RxD=reference_RxD[:NUM_REALISM_REFERENCE],
+            map_entropy_N=judge.map_entropy(images) if judge.has_maps else None,
+            rng=args.seed,
+        ),
+    }
+    row["class_accuracy"] = (
+        None
+        if labels is None
+        else float(np.mean(judge.labels(images) == labels))
+    )
     rows.append(row)
     print(f"{name}: judge-FID {row['fid']:.2f}", flush=True)
     if name == "samples":
-      save_sample_grid(images, labels, os.path.join(args.out_dir,
-                                                    "samples.png"))
-  report = {"num_images": args.num_images, "num_reference": len(reference_RxD),
-            "judge_test_accuracy": artefacts.load_final_metrics(
-                args.judge_workdir)["test_accuracy"],
-            "decode_overrides": {k: getattr(args, k)
-                                 for k in DECODE_OVERRIDES},
-            "rows": rows}
+      save_sample_grid(
+          images, labels, os.path.join(args.out_dir, "samples.png")
+      )
+  report = {
+      "num_images": args.num_images,
+      "num_reference": len(reference_RxD),
+      "judge_test_accuracy": artefacts.load_final_metrics(args.judge_workdir)[
+          "test_accuracy"
+      ],
+      "decode_overrides": {k: getattr(args, k) for k in DECODE_OVERRIDES},
+      "rows": rows,
+  }
   by_name = {row["name"]: row for row in rows}
   if "samples" in by_name:
     if by_name["samples"]["class_accuracy"] is not None:
-      report["accuracy_ratio"] = (by_name["samples"]["class_accuracy"]
-                                  / by_name["real test images (floor)"]
-                                  ["class_accuracy"])
-    report["fid_ratio"] = (by_name["samples"]["fid"]
-                           / by_name["tokenizer reconstructions"]["fid"])
+      report["accuracy_ratio"] = (
+          by_name["samples"]["class_accuracy"]
+          / by_name["real test images (floor)"]["class_accuracy"]
+      )
+    report["fid_ratio"] = (
+        by_name["samples"]["fid"] / by_name["tokenizer reconstructions"]["fid"]
+    )
   os.makedirs(args.out_dir, exist_ok=True)
   with open(os.path.join(args.out_dir, "quality.json"), "w") as f:
     json.dump(report, f, indent=1)

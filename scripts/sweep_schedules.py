@@ -71,17 +71,21 @@ from maskgit_edit import images as images_lib
 from maskgit_edit import metrics
 from maskgit_edit import regions
 from maskgit_edit import sampling
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 SETTING_COLUMNS = ("schedule", "num_steps", "stop_iter", "sweet_spot")
 # Per-image metrics, reported as mean and CI half-width.
 IMAGE_METRICS = ("psnr_region", "token_nll", "token_accuracy")
 METRIC_COLUMNS = ("swd",) + tuple(
-    c for m in IMAGE_METRICS for c in (m, f"{m}_ci"))
-METRIC_LABELS = {"swd": "SWD x1e3 (lower = more real)",
-                 "psnr_region": "PSNR in region (dB)",
-                 "token_nll": "filled-token NLL (nats)",
-                 "token_accuracy": "token accuracy"}
+    c for m in IMAGE_METRICS for c in (m, f"{m}_ci")
+)
+METRIC_LABELS = {
+    "swd": "SWD x1e3 (lower = more real)",
+    "psnr_region": "PSNR in region (dB)",
+    "token_nll": "filled-token NLL (nats)",
+    "token_accuracy": "token accuracy",
+}
 SWD_PATCH_SIZE = 7
 # Identical images give PSNR = inf; capped so that means stay finite.
 PSNR_CAP_DB = 100.0
@@ -96,28 +100,58 @@ def parse_args(argv):
   parser.add_argument("--tokenizer_workdir", required=True)
   parser.add_argument("--transformer_workdir", required=True)
   parser.add_argument("--out", default="output/sweep_schedules")
-  parser.add_argument("--num_images", type=int, default=100,
-                      help="Held-out images to inpaint (the first of test).")
-  parser.add_argument("--num_reference", type=int, default=1000,
-                      help="Real images for SWD: the test images after the "
-                           "sources (fewer if the split is shorter).")
-  parser.add_argument("--schedules", type=_csv_list(str),
-                      default="cosine,linear,square,pow3,log,exp")
-  parser.add_argument("--steps", type=_csv_list(int), default="4,8,12,16",
-                      help="Total steps T.")
-  parser.add_argument("--fractions", type=_csv_list(float),
-                      default="0.25,0.5,0.75,1",
-                      help="Sweet spots k/T (k = ceil(f * T)).")
+  parser.add_argument(
+      "--num_images",
+      type=int,
+      default=100,
+      help="Held-out images to inpaint (the first of test).",
+  )
+  parser.add_argument(
+      "--num_reference",
+      type=int,
+      default=1000,
+      help="Real images for SWD: the test images after the "
+      "sources (fewer if the split is shorter).",
+  )
+  parser.add_argument(
+      "--schedules",
+      type=_csv_list(str),
+      default="cosine,linear,square,pow3,log,exp",
+  )
+  parser.add_argument(
+      "--steps", type=_csv_list(int), default="4,8,12,16", help="Total steps T."
+  )
+  parser.add_argument(
+      "--fractions",
+      type=_csv_list(float),
+      default="0.25,0.5,0.75,1",
+      help="Sweet spots k/T (k = ceil(f * T)).",
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--choice_temperature", type=float,
-                      default=sampling.DecodeSettings().choice_temperature)
+  parser.add_argument(
+      "--choice_temperature",
+      type=float,
+      default=sampling.DecodeSettings().choice_temperature,
+  )
   parser.add_argument("--start_iter", type=int, default=0)
-  parser.add_argument("--box_fraction", type=float, default=0.5,
-                      help="Side of the centre box as a fraction of the image.")
-  parser.add_argument("--dilation", type=int, default=0,
-                      help="Tokens added around the box's tokens.")
-  parser.add_argument("--batch_size", type=int, default=32,
-                      help="Images per decode call (at most --num_images).")
+  parser.add_argument(
+      "--box_fraction",
+      type=float,
+      default=0.5,
+      help="Side of the centre box as a fraction of the image.",
+  )
+  parser.add_argument(
+      "--dilation",
+      type=int,
+      default=0,
+      help="Tokens added around the box's tokens.",
+  )
+  parser.add_argument(
+      "--batch_size",
+      type=int,
+      default=32,
+      help="Images per decode call (at most --num_images).",
+  )
   parser.add_argument("--swd_min_resolution", type=int, default=None)
   parser.add_argument("--swd_descriptors", type=int, default=None)
   args = parser.parse_args(argv)
@@ -137,8 +171,9 @@ def sweet_spot_iter(fraction: float, num_steps: int) -> int:
   return math.ceil(round(fraction * num_steps, 6))
 
 
-def sweep_settings(schedules, steps, fractions, *, choice_temperature: float,
-                   start_iter: int) -> list[sampling.DecodeSettings]:
+def sweep_settings(
+    schedules, steps, fractions, *, choice_temperature: float, start_iter: int
+) -> list[sampling.DecodeSettings]:
   """Every distinct (schedule, T, k) as DecodeSettings, in sweep order.
 
   Fractions that round to the same k for some T give one setting.
@@ -154,27 +189,39 @@ def sweep_settings(schedules, steps, fractions, *, choice_temperature: float,
         if stop_iter <= start_iter:
           raise ValueError(
               f"Sweet spot k/T = {fraction} of T = {num_steps} gives k = "
-              f"{stop_iter}, not after start_iter = {start_iter}.")
+              f"{stop_iter}, not after start_iter = {start_iter}."
+          )
         s = sampling.DecodeSettings(
-            num_steps=num_steps, schedule=schedule,
-            choice_temperature=choice_temperature, start_iter=start_iter,
-            stop_iter=stop_iter)
+            num_steps=num_steps,
+            schedule=schedule,
+            choice_temperature=choice_temperature,
+            start_iter=start_iter,
+            stop_iter=stop_iter,
+        )
         settings[s] = None
   return list(settings)
 
 
-def swd_options(image_size: int, min_resolution: int | None = None,
-                num_descriptors: int | None = None) -> dict:
+def swd_options(
+    image_size: int,
+    min_resolution: int | None = None,
+    num_descriptors: int | None = None,
+) -> dict:
   """SWD keyword arguments for `image_size` px images (see module doc)."""
   if min_resolution is None:
     min_resolution = max(SWD_PATCH_SIZE, min(16, image_size // 2))
   if num_descriptors is None:
     num_descriptors = 128 if image_size >= 64 else 32
   if image_size < min_resolution:
-    raise ValueError(f"Images of {image_size} px are smaller than the SWD "
-                     f"coarsest level of {min_resolution} px.")
-  return dict(min_resolution=min_resolution, num_descriptors=num_descriptors,
-              patch_size=SWD_PATCH_SIZE)
+    raise ValueError(
+        f"Images of {image_size} px are smaller than the SWD "
+        f"coarsest level of {min_resolution} px."
+    )
+  return dict(
+      min_resolution=min_resolution,
+      num_descriptors=num_descriptors,
+      patch_size=SWD_PATCH_SIZE,
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +240,7 @@ class Problem:
     swd_options: keyword arguments of `metrics.swd_descriptors`.
     seed: seed of the SWD patch positions and directions.
   """
+
   sources_NxHxWx3: np.ndarray
   labels_N: np.ndarray
   tokens_Nxhxw: np.ndarray
@@ -211,8 +259,9 @@ def batches(num: int, batch_size: int):
   only the first `count` rows of a batch are real.
   """
   for start in range(0, num, batch_size):
-    yield np.arange(start, start + batch_size) % num, min(batch_size,
-                                                          num - start)
+    yield np.arange(start, start + batch_size) % num, min(
+        batch_size, num - start
+    )
 
 
 def batched(fn, num: int, batch_size: int, *arrays):
@@ -224,27 +273,42 @@ def batched(fn, num: int, batch_size: int, *arrays):
   return np.concatenate(outputs)
 
 
-def context_log_probs(editor: edit_lib.Editor, tokens_Nxhxw, unknown_Nxhxw,
-                      labels_N, batch_size: int) -> np.ndarray:
+def context_log_probs(
+    editor: edit_lib.Editor,
+    tokens_Nxhxw,
+    unknown_Nxhxw,
+    labels_N,
+    batch_size: int,
+) -> np.ndarray:
   """log p(code | tokens outside the region) at every position, [N, h, w, C]."""
   layout = editor.layout
   # Params are an argument, not a closure: constants would be baked into the
   # compiled program.
-  logits = jax.jit(lambda params, *inputs: sampling.logits_fn_for(
-      editor.sampler.model, params, layout)(*inputs))
+  logits = jax.jit(
+      lambda params, *inputs: sampling.logits_fn_for(
+          editor.sampler.model, params, layout
+      )(*inputs)
+  )
 
   def run(_, tokens_Bxhxw, unknown_Bxhxw, labels_B):
     batch = tokens_Bxhxw.shape[0]
-    ids_BxL = layout.inputs(jnp.asarray(tokens_Bxhxw, jnp.int32).reshape(
-        batch, -1), labels_B, unknown_Bxhxw.reshape(batch, -1))
-    logits_BxLxC = logits(editor.params, ids_BxL,
-                          jnp.full(ids_BxL.shape, -1, jnp.int32),
-                          jnp.zeros((batch,), jnp.float32))
+    ids_BxL = layout.inputs(
+        jnp.asarray(tokens_Bxhxw, jnp.int32).reshape(batch, -1),
+        labels_B,
+        unknown_Bxhxw.reshape(batch, -1),
+    )
+    logits_BxLxC = logits(
+        editor.params,
+        ids_BxL,
+        jnp.full(ids_BxL.shape, -1, jnp.int32),
+        jnp.zeros((batch,), jnp.float32),
+    )
     log_probs = jax.nn.log_softmax(layout.code_logits(logits_BxLxC), axis=-1)
     return log_probs.reshape(*tokens_Bxhxw.shape, -1)
 
-  return batched(run, len(tokens_Nxhxw), batch_size, tokens_Nxhxw,
-                 unknown_Nxhxw, labels_N)
+  return batched(
+      run, len(tokens_Nxhxw), batch_size, tokens_Nxhxw, unknown_Nxhxw, labels_N
+  )
 
 
 def build_problem(editor: edit_lib.Editor, tokenizer_workdir: str, args):
@@ -255,68 +319,97 @@ def build_problem(editor: edit_lib.Editor, tokenizer_workdir: str, args):
   if num_reference < 1:
     raise ValueError(
         f"The test split has {len(source)} images: none is left for the SWD "
-        f"reference after {args.num_images} sources.")
+        f"reference after {args.num_images} sources."
+    )
   images, labels = source.get(np.arange(args.num_images + num_reference))
   images = images_lib.to_float(images)
   sources_NxHxWx3, reference = np.split(images, [args.num_images])
-  labels_N = labels[:args.num_images]
+  labels_N = labels[: args.num_images]
   size = sources_NxHxWx3.shape[1]
   box_HxW = regions.box_mask(size, regions.centre_box(size, args.box_fraction))
   unknown_Nxhxw = np.broadcast_to(
-      regions.pixel_to_token_mask(box_HxW[None], editor.layout.latent,
-                                  args.dilation),
-      (args.num_images, editor.layout.latent, editor.layout.latent))
-  tokens_Nxhxw = batched(lambda _, x: editor.tokenize(x), args.num_images,
-                         args.batch_size, sources_NxHxWx3)
+      regions.pixel_to_token_mask(
+          box_HxW[None], editor.layout.latent, args.dilation
+      ),
+      (args.num_images, editor.layout.latent, editor.layout.latent),
+  )
+  tokens_Nxhxw = batched(
+      lambda _, x: editor.tokenize(x),
+      args.num_images,
+      args.batch_size,
+      sources_NxHxWx3,
+  )
   options = swd_options(size, args.swd_min_resolution, args.swd_descriptors)
-  print(f"{args.num_images} sources, {num_reference} SWD reference images of "
-        f"{size} px; {int(unknown_Nxhxw[0].sum())} of "
-        f"{unknown_Nxhxw[0].size} tokens to decode; SWD {options}", flush=True)
+  print(
+      f"{args.num_images} sources, {num_reference} SWD reference images of "
+      f"{size} px; {int(unknown_Nxhxw[0].sum())} of "
+      f"{unknown_Nxhxw[0].size} tokens to decode; SWD {options}",
+      flush=True,
+  )
   return Problem(
-      sources_NxHxWx3=sources_NxHxWx3, labels_N=labels_N,
-      tokens_Nxhxw=tokens_Nxhxw, unknown_Nxhxw=unknown_Nxhxw,
+      sources_NxHxWx3=sources_NxHxWx3,
+      labels_N=labels_N,
+      tokens_Nxhxw=tokens_Nxhxw,
+      unknown_Nxhxw=unknown_Nxhxw,
       region_NxHxW=regions.token_to_pixel_mask(unknown_Nxhxw, size),
       context_log_probs_NxhxwxC=context_log_probs(
-          editor, tokens_Nxhxw, unknown_Nxhxw, labels_N, args.batch_size),
+          editor, tokens_Nxhxw, unknown_Nxhxw, labels_N, args.batch_size
+      ),
       reference_descriptors=metrics.swd_descriptors(
-          reference, _swd_rngs(args.seed)[0], **options),
-      swd_options=options, seed=args.seed)
+          reference, _swd_rngs(args.seed)[0], **options
+      ),
+      swd_options=options,
+      seed=args.seed,
+  )
 
 
 def _swd_rngs(seed: int):
   """Generators of (patch positions, projection directions)."""
-  return [np.random.default_rng(s)
-          for s in np.random.SeedSequence(seed).spawn(2)]
+  return [
+      np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)
+  ]
 
 
 def realism_swd(problem: Problem, images_NxHxWx3: np.ndarray) -> float:
   """SWD of an image set to the reference; fixed patches and directions."""
   positions, directions = _swd_rngs(problem.seed)
-  descriptors = metrics.swd_descriptors(images_NxHxWx3, positions,
-                                        **problem.swd_options)
-  return metrics.swd_from_descriptors(descriptors,
-                                      problem.reference_descriptors,
-                                      directions)["mean"]
+  descriptors = metrics.swd_descriptors(
+      images_NxHxWx3, positions, **problem.swd_options
+  )
+  return metrics.swd_from_descriptors(
+      descriptors, problem.reference_descriptors, directions
+  )["mean"]
 
 
-def score(problem: Problem, tokens_Nxhxw: np.ndarray,
-          decoded_NxHxWx3: np.ndarray) -> dict:
+def score(
+    problem: Problem, tokens_Nxhxw: np.ndarray, decoded_NxHxWx3: np.ndarray
+) -> dict:
   """METRIC_COLUMNS of filled tokens and their decoded pixels."""
-  inpainted_NxHxWx3 = regions.composite(problem.sources_NxHxWx3,
-                                np.clip(decoded_NxHxWx3, 0, 1),
-                                problem.region_NxHxW, "hard")
+  inpainted_NxHxWx3 = regions.composite(
+      problem.sources_NxHxWx3,
+      np.clip(decoded_NxHxWx3, 0, 1),
+      problem.region_NxHxW,
+      "hard",
+  )
   n = len(tokens_Nxhxw)
   unknown_NxL = problem.unknown_Nxhxw.reshape(n, -1)
   log_probs_NxLxC = problem.context_log_probs_NxhxwxC.reshape(
-      *unknown_NxL.shape, -1)
+      *unknown_NxL.shape, -1
+  )
   per_image = {
-      "psnr_region": metrics.psnr(inpainted_NxHxWx3, problem.sources_NxHxWx3,
-                                  mask=problem.region_NxHxW, cap=PSNR_CAP_DB),
-      "token_nll": metrics.token_nll(log_probs_NxLxC,
-                                     tokens_Nxhxw.reshape(n, -1), unknown_NxL),
-      "token_accuracy": ((tokens_Nxhxw == problem.tokens_Nxhxw)
-                         & problem.unknown_Nxhxw).sum(axis=(1, 2))
-                        / problem.unknown_Nxhxw.sum(axis=(1, 2)),
+      "psnr_region": metrics.psnr(
+          inpainted_NxHxWx3,
+          problem.sources_NxHxWx3,
+          mask=problem.region_NxHxW,
+          cap=PSNR_CAP_DB,
+      ),
+      "token_nll": metrics.token_nll(
+          log_probs_NxLxC, tokens_Nxhxw.reshape(n, -1), unknown_NxL
+      ),
+      "token_accuracy": (
+          (tokens_Nxhxw == problem.tokens_Nxhxw) & problem.unknown_Nxhxw
+      ).sum(axis=(1, 2))
+      / problem.unknown_Nxhxw.sum(axis=(1, 2)),
   }
   row = {"swd": realism_swd(problem, inpainted_NxHxWx3)}
   for name, values_N in per_image.items():
@@ -324,33 +417,61 @@ def score(problem: Problem, tokens_Nxhxw: np.ndarray,
   return row
 
 
-def run_setting(editor: edit_lib.Editor, sampler: sampling.Sampler,
-                problem: Problem, seed: int, batch_size: int):
+def run_setting(
+    editor: edit_lib.Editor,
+    sampler: sampling.Sampler,
+    problem: Problem,
+    seed: int,
+    batch_size: int,
+):
   """Filled tokens [N, h, w] and their pixels [N, H, W, 3] for one setting."""
   rng = jax.random.key(seed)
 
   def decode(b, tokens_Bxhxw, unknown_Bxhxw, labels_B):
-    return sampler(editor.params, tokens_Bxhxw, unknown_Bxhxw,
-                   jax.random.fold_in(rng, b), labels_B=labels_B)
+    return sampler(
+        editor.params,
+        tokens_Bxhxw,
+        unknown_Bxhxw,
+        jax.random.fold_in(rng, b),
+        labels_B=labels_B,
+    )
 
-  tokens_Nxhxw = batched(decode, len(problem.tokens_Nxhxw), batch_size,
-                         problem.tokens_Nxhxw, problem.unknown_Nxhxw,
-                         problem.labels_N)
-  pixels_NxHxWx3 = batched(lambda _, t: editor.detokenize(t),
-                           len(tokens_Nxhxw), batch_size, tokens_Nxhxw)
+  tokens_Nxhxw = batched(
+      decode,
+      len(problem.tokens_Nxhxw),
+      batch_size,
+      problem.tokens_Nxhxw,
+      problem.unknown_Nxhxw,
+      problem.labels_N,
+  )
+  pixels_NxHxWx3 = batched(
+      lambda _, t: editor.detokenize(t),
+      len(tokens_Nxhxw),
+      batch_size,
+      tokens_Nxhxw,
+  )
   return tokens_Nxhxw, pixels_NxHxWx3
 
 
-def baseline_rows(editor: edit_lib.Editor, problem: Problem,
-                  batch_size: int) -> list[dict]:
+def baseline_rows(
+    editor: edit_lib.Editor, problem: Problem, batch_size: int
+) -> list[dict]:
   """Metrics of the true tokens, and swd of the real sources themselves."""
-  pixels = batched(lambda _, t: editor.detokenize(t), len(problem.tokens_Nxhxw),
-                   batch_size, problem.tokens_Nxhxw)
-  true_tokens = {"fill": "true_tokens",
-                 **score(problem, problem.tokens_Nxhxw, pixels)}
-  real = {"fill": "real_images",
-          **{c: math.nan for c in METRIC_COLUMNS},
-          "swd": realism_swd(problem, problem.sources_NxHxWx3)}
+  pixels = batched(
+      lambda _, t: editor.detokenize(t),
+      len(problem.tokens_Nxhxw),
+      batch_size,
+      problem.tokens_Nxhxw,
+  )
+  true_tokens = {
+      "fill": "true_tokens",
+      **score(problem, problem.tokens_Nxhxw, pixels),
+  }
+  real = {
+      "fill": "real_images",
+      **{c: math.nan for c in METRIC_COLUMNS},
+      "swd": realism_swd(problem, problem.sources_NxHxWx3),
+  }
   return [true_tokens, real]
 
 
@@ -362,26 +483,47 @@ def write_csv(rows: list[dict], columns, path: str) -> str:
   return path
 
 
-def plot_metric(rows: list[dict], baselines: list[dict], metric: str,
-                path: str) -> str:
+def plot_metric(
+    rows: list[dict], baselines: list[dict], metric: str, path: str
+) -> str:
   """metric vs k/T: one panel per T, one curve per schedule."""
   steps = sorted({r["num_steps"] for r in rows})
   schedules = list(dict.fromkeys(r["schedule"] for r in rows))
-  fig, axes = plt.subplots(1, len(steps), figsize=(3.2 * len(steps) + 1, 3.2),
-                           sharey=True, squeeze=False)
+  fig, axes = plt.subplots(
+      1,
+      len(steps),
+      figsize=(3.2 * len(steps) + 1, 3.2),
+      sharey=True,
+      squeeze=False,
+  )
   for ax, num_steps in zip(axes[0], steps):
     for schedule in schedules:
-      curve = sorted((r for r in rows if r["schedule"] == schedule
-                      and r["num_steps"] == num_steps),
-                     key=lambda r: r["sweet_spot"])
-      ax.errorbar([r["sweet_spot"] for r in curve],
-                  [r[metric] for r in curve],
-                  yerr=[r.get(f"{metric}_ci", 0.0) for r in curve],
-                  marker="o", markersize=3, capsize=2, label=schedule)
+      curve = sorted(
+          (
+              r
+              for r in rows
+              if r["schedule"] == schedule and r["num_steps"] == num_steps
+          ),
+          key=lambda r: r["sweet_spot"],
+      )
+      ax.errorbar(
+          [r["sweet_spot"] for r in curve],
+          [r[metric] for r in curve],
+          yerr=[r.get(f"{metric}_ci", 0.0) for r in curve],
+          marker="o",
+          markersize=3,
+          capsize=2,
+          label=schedule,
+      )
     for baseline, style in zip(baselines, ("--", ":")):
       if np.isfinite(baseline[metric]):
-        ax.axhline(baseline[metric], color="k", linestyle=style, linewidth=1,
-                   label=baseline["fill"].replace("_", " "))
+        ax.axhline(
+            baseline[metric],
+            color="k",
+            linestyle=style,
+            linewidth=1,
+            label=baseline["fill"].replace("_", " "),
+        )
     ax.set_title(f"T = {num_steps}")
     ax.set_xlabel("sweet spot k/T")
     ax.set_xlim(0, 1.05)
@@ -397,39 +539,62 @@ def plot_metric(rows: list[dict], baselines: list[dict], metric: str,
 def main(argv=None) -> list[dict]:
   """Runs the sweep, writes the CSVs and plots; returns the sweep rows."""
   args = parse_args(argv)
-  grid = sweep_settings(args.schedules, args.steps, args.fractions,
-                        choice_temperature=args.choice_temperature,
-                        start_iter=args.start_iter)
-  editor = edit_lib.Editor.from_workdirs(args.tokenizer_workdir,
-                                         args.transformer_workdir)
+  grid = sweep_settings(
+      args.schedules,
+      args.steps,
+      args.fractions,
+      choice_temperature=args.choice_temperature,
+      start_iter=args.start_iter,
+  )
+  editor = edit_lib.Editor.from_workdirs(
+      args.tokenizer_workdir, args.transformer_workdir
+  )
   problem = build_problem(editor, args.tokenizer_workdir, args)
   os.makedirs(args.out, exist_ok=True)
   baselines = baseline_rows(editor, problem, args.batch_size)
-  write_csv(baselines, ("fill",) + METRIC_COLUMNS,
-            os.path.join(args.out, "baseline.csv"))
-  samplers = {s: sampling.Sampler(editor.sampler.model, editor.layout, s)
-              for s in grid}
+  write_csv(
+      baselines,
+      ("fill",) + METRIC_COLUMNS,
+      os.path.join(args.out, "baseline.csv"),
+  )
+  samplers = {
+      s: sampling.Sampler(editor.sampler.model, editor.layout, s) for s in grid
+  }
   rows = []
   for i, (settings, sampler) in enumerate(samplers.items()):
     start = time.perf_counter()
-    tokens, pixels = run_setting(editor, sampler, problem, args.seed,
-                                 args.batch_size)
-    row = {"schedule": settings.schedule, "num_steps": settings.num_steps,
-           "stop_iter": settings.stop_iter,
-           "sweet_spot": settings.stop_iter / settings.num_steps,
-           **score(problem, tokens, pixels)}
+    tokens, pixels = run_setting(
+        editor, sampler, problem, args.seed, args.batch_size
+    )
+    row = {
+        "schedule": settings.schedule,
+        "num_steps": settings.num_steps,
+        "stop_iter": settings.stop_iter,
+        "sweet_spot": settings.stop_iter / settings.num_steps,
+        **score(problem, tokens, pixels),
+    }
     rows.append(row)
     summary = " ".join(f"{m}={row[m]:.4g}" for m in METRIC_LABELS)
-    print(f"[{i + 1}/{len(samplers)}] {settings.schedule} "
-          f"T={settings.num_steps} k={settings.stop_iter}: {summary} "
-          f"({time.perf_counter() - start:.1f} s)", flush=True)
-  csv_path = write_csv(rows, SETTING_COLUMNS + METRIC_COLUMNS,
-                       os.path.join(args.out, "sweep.csv"))
+    print(
+        f"[{i + 1}/{len(samplers)}] {settings.schedule} "
+        f"T={settings.num_steps} k={settings.stop_iter}: {summary} "
+        f"({time.perf_counter() - start:.1f} s)",
+        flush=True,
+    )
+  csv_path = write_csv(
+      rows,
+      SETTING_COLUMNS + METRIC_COLUMNS,
+      os.path.join(args.out, "sweep.csv"),
+  )
   print(f"Wrote {csv_path}", flush=True)
   for metric in METRIC_LABELS:
-    print("Wrote", plot_metric(rows, baselines, metric,
-                               os.path.join(args.out, f"{metric}.png")),
-          flush=True)
+    print(
+        "Wrote",
+        plot_metric(
+            rows, baselines, metric, os.path.join(args.out, f"{metric}.png")
+        ),
+        flush=True,
+    )
   return rows
 
 

@@ -18,11 +18,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def load_script(relative_path):
   """Imports a script of the repo (e.g. "scripts/run_edits.py") as a module."""
   from maskgit_edit import config_defaults  # pylint: disable=g-import-not-at-top
+
   return config_defaults.load_module(os.path.join(ROOT, relative_path))
 
 
 def tiny_config(name, **overrides):
   from maskgit_edit import config_defaults  # pylint: disable=g-import-not-at-top
+
   c = config_defaults.load(os.path.join(ROOT, "configs", name) + ":runlocal")
   c.update(overrides)
   return c
@@ -32,13 +34,19 @@ def tiny_config(name, **overrides):
 def tiny_runs(tmp_path_factory):
   """Workdirs of a runlocal tokenizer and transformer (and their metrics)."""
   from maskgit_edit import train  # pylint: disable=g-import-not-at-top
+
   root = tmp_path_factory.mktemp("tiny_runs")
-  runs = {"tokenizer": str(root / "tokenizer"), "maskgit": str(root / "maskgit")}
+  runs = {
+      "tokenizer": str(root / "tokenizer"),
+      "maskgit": str(root / "maskgit"),
+  }
   _, runs["tokenizer_metrics"] = train.train_and_evaluate(
-      tiny_config("tokenizer_shapes.py"), runs["tokenizer"])
+      tiny_config("tokenizer_shapes.py"), runs["tokenizer"]
+  )
   _, runs["maskgit_metrics"] = train.train_and_evaluate(
       tiny_config("maskgit_shapes.py", tokenizer_workdir=runs["tokenizer"]),
-      runs["maskgit"])
+      runs["maskgit"],
+  )
   return runs
 
 
@@ -46,7 +54,7 @@ def tiny_runs(tmp_path_factory):
 def tiny_judge(tmp_path_factory):
   """Workdir of a runlocal judge (16 px shapes) and its final metrics."""
   from maskgit_edit import train  # pylint: disable=g-import-not-at-top
+
   workdir = str(tmp_path_factory.mktemp("judge"))
-  _, metrics = train.train_and_evaluate(tiny_config("judge_shapes.py"),
-                                        workdir)
+  _, metrics = train.train_and_evaluate(tiny_config("judge_shapes.py"), workdir)
   return workdir, metrics

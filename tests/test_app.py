@@ -67,16 +67,20 @@ def test_images_of_another_size_are_cropped_and_resized_with_a_notice():
 
 def test_requests_are_checked_with_one_line_errors():
   parse = lambda **body: app.EditRequest.parse(body, num_classes=4)
-  assert parse(variant="self_fixed", knob="2", seed=3, alternatives=4,
-               label=1) == app.EditRequest("self_fixed", 2.0, 3, 4, 1)
-  for body, words in ((dict(variant="magic"), "Unknown variant"),
-                      (dict(variant="sdedit", knob=2), "[0, 1]"),
-                      (dict(alternatives=0), "alternatives"),
-                      (dict(label=4), "Label 4"),
-                      (dict(seed="x"), "Bad number"),
-                      (dict(window=-1), "window must be")):
-    with pytest.raises(app.RequestError, match=words.replace("[", r"\[")
-                       .replace("]", r"\]")):
+  assert parse(
+      variant="self_fixed", knob="2", seed=3, alternatives=4, label=1
+  ) == app.EditRequest("self_fixed", 2.0, 3, 4, 1)
+  for body, words in (
+      (dict(variant="magic"), "Unknown variant"),
+      (dict(variant="sdedit", knob=2), "[0, 1]"),
+      (dict(alternatives=0), "alternatives"),
+      (dict(label=4), "Label 4"),
+      (dict(seed="x"), "Bad number"),
+      (dict(window=-1), "window must be"),
+  ):
+    with pytest.raises(
+        app.RequestError, match=words.replace("[", r"\[").replace("]", r"\]")
+    ):
       parse(**body)
   with pytest.raises(app.RequestError, match="not an image file"):
     app.decode_png(base64.b64encode(b"hello").decode(), "upload")
@@ -87,22 +91,31 @@ def session():
   return app.EditSession.from_runs()
 
 
-def test_the_page_edit_is_the_cli_edit_and_never_recompiles(session,
-                                                            tmp_path):
+def test_the_page_edit_is_the_cli_edit_and_never_recompiles(session, tmp_path):
   source_png = session.source({"kind": "test", "index": 5})["png"]
-  request = {"source": source_png, "layer": png_b64(paint_layer(), "RGBA"),
-             "variant": "sdedit", "knob": 0.5, "seed": 7, "alternatives": 2,
-             "label": 1}
+  request = {
+      "source": source_png,
+      "layer": png_b64(paint_layer(), "RGBA"),
+      "variant": "sdedit",
+      "knob": 0.5,
+      "seed": 7,
+      "alternatives": 2,
+      "label": 1,
+  }
   out = session.edit(request)
   assert [e["seed"] for e in out["edits"]] == [7, 8]
   # Write what the page offers for download and run its command.
-  for name, encoded in (("source", source_png), ("stroke", out["stroke_png"]),
-                        ("mask", out["mask_png"])):
+  for name, encoded in (
+      ("source", source_png),
+      ("stroke", out["stroke_png"]),
+      ("mask", out["mask_png"]),
+  ):
     (tmp_path / f"{name}.png").write_bytes(base64.b64decode(encoded))
   command = out["edits"][1]["command"].split()
   assert command[:3] == ["python", "-m", "maskgit_edit.edit"]
-  argv = ["edit"] + [a if not a.endswith(".png") else str(tmp_path / a)
-                     for a in command[3:]]
+  argv = ["edit"] + [
+      a if not a.endswith(".png") else str(tmp_path / a) for a in command[3:]
+  ]
   flag_values = flags.FlagValues()
   edit.define_flags(flag_values, argv)
   flag_values(argv)
@@ -118,11 +131,20 @@ def test_the_page_edit_is_the_cli_edit_and_never_recompiles(session,
 
   # New strokes, masks, knobs, seeds and variants reuse compiled programs.
   with CompileCounter() as counter:
-    for variant, knob, box in (("sdedit", 0.25, (0, 8, 0, 8)),
-                               ("self_fixed", 3.0, (20, 32, 2, 30)),
-                               ("none", 0.0, (5, 6, 5, 6))):
-      session.edit({**request, "variant": variant, "knob": knob, "seed": 11,
-                    "layer": png_b64(paint_layer(box), "RGBA")})
+    for variant, knob, box in (
+        ("sdedit", 0.25, (0, 8, 0, 8)),
+        ("self_fixed", 3.0, (20, 32, 2, 30)),
+        ("none", 0.0, (5, 6, 5, 6)),
+    ):
+      session.edit(
+          {
+              **request,
+              "variant": variant,
+              "knob": knob,
+              "seed": 11,
+              "layer": png_b64(paint_layer(box), "RGBA"),
+          }
+      )
   assert counter.count == 0
 
 
@@ -133,8 +155,10 @@ def test_bad_requests_leave_the_server_usable(session):
 
   def post(path, body):
     request = urllib.request.Request(
-        url + path, json.dumps(body).encode(),
-        {"Content-Type": "application/json"})
+        url + path,
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )
     try:
       with urllib.request.urlopen(request, timeout=120) as response:
         return response.status, json.loads(response.read())
@@ -149,19 +173,30 @@ def test_bad_requests_leave_the_server_usable(session):
     empty = png_b64(np.zeros((SIZE, SIZE, 4)), "RGBA")
     for body, words in (
         ({"source": source, "layer": empty}, "Nothing is painted"),
-        ({"source": source, "layer": png_b64(np.zeros((SIZE, SIZE, 3)))},
-         "no transparency"),
+        (
+            {"source": source, "layer": png_b64(np.zeros((SIZE, SIZE, 3)))},
+            "no transparency",
+        ),
         ({"source": "bm90IGFuIGltYWdl", "layer": empty}, "not an image"),
-        ({"source": png_b64(np.zeros((8, 8, 3))), "layer": empty}, "8x8")):
+        ({"source": png_b64(np.zeros((8, 8, 3))), "layer": empty}, "8x8"),
+    ):
       status, answer = post("/api/edit", body)
       assert status == 400 and words in answer["error"]
       assert "\n" not in answer["error"]
-    status, answer = post("/api/source", {"kind": "upload",
-                                          "png": png_b64(np.zeros((48, 64, 3)))})
+    status, answer = post(
+        "/api/source", {"kind": "upload", "png": png_b64(np.zeros((48, 64, 3)))}
+    )
     assert status == 200 and "64x48" in answer["notice"]
-    status, answer = post("/api/edit", {
-        "source": source, "layer": png_b64(paint_layer(), "RGBA"),
-        "variant": "self_fixed", "knob": 2, "alternatives": 1})
+    status, answer = post(
+        "/api/edit",
+        {
+            "source": source,
+            "layer": png_b64(paint_layer(), "RGBA"),
+            "variant": "self_fixed",
+            "knob": 2,
+            "alternatives": 1,
+        },
+    )
     assert status == 200 and len(answer["edits"]) == 1
   finally:
     server.shutdown()
@@ -180,14 +215,25 @@ def test_a_browser_paints_a_stroke_and_sees_the_edit(session, tmp_path):
   try:
     with sync_api.sync_playwright() as playwright:
       browser = playwright.chromium.launch(
-          executable_path=CHROMIUM, headless=True,
-          args=["--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
+          executable_path=CHROMIUM,
+          headless=True,
+          args=[
+              "--no-sandbox",
+              "--disable-gpu",
+              "--disable-quic",
+              "--no-first-run",
+              "--disable-background-networking",
+              "--disable-component-update",
+              "--disable-sync",
+          ],
+      )
       page = browser.new_page(viewport={"width": 1300, "height": 900})
       page.goto(f"http://127.0.0.1:{server.server_port}/")
-      page.wait_for_function("document.getElementById('status').textContent"
-                             ".startsWith('Paint')", timeout=60000)
+      page.wait_for_function(
+          "document.getElementById('status').textContent"
+          ".startsWith('Paint')",
+          timeout=60000,
+      )
       page.select_option("#variant", "self_fixed")
       page.fill("#alternatives", "2")
       page.fill("#colour", "#2050e0")
@@ -199,20 +245,34 @@ def test_a_browser_paints_a_stroke_and_sees_the_edit(session, tmp_path):
         page.mouse.move(box["x"] + x * scale, box["y"] + 12 * scale)
       page.mouse.up()
       page.click("#edit")
-      page.wait_for_function("document.getElementById('status').textContent"
-                             ".startsWith('Done')", timeout=60000)
+      page.wait_for_function(
+          "document.getElementById('status').textContent.startsWith('Done')",
+          timeout=60000,
+      )
       page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
       screenshot_dir = os.environ.get("MASKGIT_EDIT_SCREENSHOT_DIR")
       if screenshot_dir:
-        page.screenshot(path=os.path.join(screenshot_dir, "app_page.png"),
-                        full_page=True)
-      edited = [from_b64(src.split(",", 1)[1]) for src in page.eval_on_selector_all(
-          "img.edited-image", "images => images.map(i => i.src)")]
+        page.screenshot(
+            path=os.path.join(screenshot_dir, "app_page.png"), full_page=True
+        )
+      edited = [
+          from_b64(src.split(",", 1)[1])
+          for src in page.eval_on_selector_all(
+              "img.edited-image", "images => images.map(i => i.src)"
+          )
+      ]
       source = from_b64(page.evaluate("sourcePng"))
-      mask = from_b64(page.eval_on_selector(
-          "a[download='mask.png']", "a => a.href").split(",", 1)[1])[..., 0] > 0
-      token_mask = from_b64(page.eval_on_selector(
-          "#token-mask", "i => i.src").split(",", 1)[1])
+      mask = (
+          from_b64(
+              page.eval_on_selector(
+                  "a[download='mask.png']", "a => a.href"
+              ).split(",", 1)[1]
+          )[..., 0]
+          > 0
+      )
+      token_mask = from_b64(
+          page.eval_on_selector("#token-mask", "i => i.src").split(",", 1)[1]
+      )
       browser.close()
   finally:
     server.shutdown()
@@ -220,7 +280,8 @@ def test_a_browser_paints_a_stroke_and_sees_the_edit(session, tmp_path):
   assert len(edited) == 2 and 20 <= mask.sum() <= 200
   assert token_mask.shape == (SIZE, SIZE, 3)
   edited_tokens = regions.pixel_to_token_mask(
-      mask[None], session.layout.latent, session.editor.settings.dilation)
+      mask[None], session.layout.latent, session.editor.settings.dilation
+  )
   outside = ~regions.token_to_pixel_mask(edited_tokens, SIZE)[0]
   for image in edited:
     assert np.abs(image[mask].astype(int) - source[mask]).mean() > 5

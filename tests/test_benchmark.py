@@ -5,7 +5,6 @@ import math
 from conftest import load_script
 
 
-
 def _load_script():
   return load_script("scripts/benchmark.py")
 
@@ -24,22 +23,39 @@ def _numbers(tree):
 def test_quick_run_writes_every_section(tmp_path, capsys):
   out = tmp_path / "benchmark.json"
   returned = _load_script().main(
-      ["--quick", "--reps", "1", "--batch_sizes", "1", "--out", str(out)])
+      ["--quick", "--reps", "1", "--batch_sizes", "1", "--out", str(out)]
+  )
 
   results = json.loads(out.read_text())
   assert results == json.loads(json.dumps(returned))
-  assert {"machine", "matmul", "tokenizer", "transformer", "decoding",
-          "peak_rss_mb"} <= results.keys()
-  for record in (results["tokenizer"]["train"],
-                 results["tokenizer"]["inference"]):
+  assert {
+      "machine",
+      "matmul",
+      "tokenizer",
+      "transformer",
+      "decoding",
+      "peak_rss_mb",
+  } <= results.keys()
+  for record in (
+      results["tokenizer"]["train"],
+      results["tokenizer"]["inference"],
+  ):
     assert {"ms", "images_per_s", "gflop", "mfu"} <= record.keys()
-  for record in (results["transformer"]["train"],
-                 results["transformer"]["forward"]):
+  for record in (
+      results["transformer"]["train"],
+      results["transformer"]["forward"],
+  ):
     assert {"ms", "tokens_per_s", "gflop", "mfu"} <= record.keys()
   (decode,) = results["decoding"]["per_batch"]
   assert decode["batch_size"] == 1
-  assert {"decode_ms", "per_step_ms", "forward_ms", "loop_overhead",
-          "images_per_s", "forward_mfu"} <= decode.keys()
+  assert {
+      "decode_ms",
+      "per_step_ms",
+      "forward_ms",
+      "loop_overhead",
+      "images_per_s",
+      "forward_mfu",
+  } <= decode.keys()
   # New masks of the same shape reuse the compiled decode program, and the
   # guided variants share one program (at most one compile for the first).
   assert decode["compiles_for_new_masks"] == 0
@@ -54,8 +70,19 @@ def test_quick_run_writes_every_section(tmp_path, capsys):
 def test_edit_latency_section_times_full_windowed_and_the_peer(tmp_path):
   out = tmp_path / "edit_latency.json"
   results = _load_script().main(
-      ["--edit_latency", "runlocal", "--reps", "1", "--areas", "0.1,1",
-       "--full_pass_every", "2", "--out", str(out)])["edit_latency"]
+      [
+          "--edit_latency",
+          "runlocal",
+          "--reps",
+          "1",
+          "--areas",
+          "0.1,1",
+          "--full_pass_every",
+          "2",
+          "--out",
+          str(out),
+      ]
+  )["edit_latency"]
   assert [row["area"] for row in results["rows"]] == [0.1, 1.0]
   small, whole = results["rows"]
   assert small["edited_tokens"] == 6 and whole["edited_tokens"] == 64

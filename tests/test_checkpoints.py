@@ -20,18 +20,29 @@ GOLDEN = DATA / "golden_small"
 @pytest.fixture(scope="module")
 def golden():
   config = json.loads((GOLDEN / "config.json").read_text())
-  transformer = Transformer(vocab_size=config["vocab_size"], seq_len=config["seq_len"],
-                            **config["transformer"])
+  transformer = Transformer(
+      vocab_size=config["vocab_size"],
+      seq_len=config["seq_len"],
+      **config["transformer"],
+  )
   tok = config["tokenizer"]
-  tokenizer = VQGAN(filters=tok["filters"], num_res_blocks=tok["num_res_blocks"],
-                    channel_multipliers=tuple(tok["channel_multipliers"]),
-                    embedding_dim=tok["embedding_dim"], codebook_size=tok["codebook_size"])
+  tokenizer = VQGAN(
+      filters=tok["filters"],
+      num_res_blocks=tok["num_res_blocks"],
+      channel_multipliers=tuple(tok["channel_multipliers"]),
+      embedding_dim=tok["embedding_dim"],
+      codebook_size=tok["codebook_size"],
+  )
   return transformer, tokenizer, np.load(GOLDEN / "reference_outputs.npz")
 
 
 def test_released_config_sizes():
   config = checkpoints.released_config(512)
-  assert (config["latent_size"], config["seq_len"], config["vocab_size"]) == (32, 1025, 2025)
+  assert (config["latent_size"], config["seq_len"], config["vocab_size"]) == (
+      32,
+      1025,
+      2025,
+  )
   assert checkpoints.released_config(256)["seq_len"] == 257
   config["transformer"]["hidden_size"] = 1  # Callers get a fresh copy.
   assert checkpoints.released_config(512)["transformer"]["hidden_size"] == 768
@@ -39,10 +50,15 @@ def test_released_config_sizes():
     checkpoints.released_config(384)
 
 
-@pytest.mark.parametrize("name", ["maskgit_imagenet256_checkpoint",
-                                  "maskgit_imagenet512_checkpoint",
-                                  "tokenizer_imagenet256_checkpoint",
-                                  "tokenizer_imagenet512_checkpoint"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "maskgit_imagenet256_checkpoint",
+        "maskgit_imagenet512_checkpoint",
+        "tokenizer_imagenet256_checkpoint",
+        "tokenizer_imagenet512_checkpoint",
+    ],
+)
 def test_module_trees_equal_released_files(name):
   released = json.loads((DATA / "param_shapes.json").read_text())[name]
   image_size = int(name.split("_")[1].removeprefix("imagenet"))
@@ -59,29 +75,43 @@ def test_golden_transformer_logits(golden):
   params = checkpoints.load_params(GOLDEN / "maskgit_checkpoint", transformer)
   input_ids = reference["transformer_input_ids"]
   assert (input_ids == -1).any()  # The release's mask convention is exercised.
-  logits = jax.jit(transformer.apply)({"params": params}, jnp.asarray(input_ids))
+  logits = jax.jit(transformer.apply)(
+      {"params": params}, jnp.asarray(input_ids)
+  )
   # Measured max abs error on CPU: 7.2e-7.
-  np.testing.assert_allclose(logits, reference["transformer_logits"], rtol=0, atol=1e-5)
+  np.testing.assert_allclose(
+      logits, reference["transformer_logits"], rtol=0, atol=1e-5
+  )
 
 
 def test_golden_tokenizer(golden):
   _, tokenizer, reference = golden
   params = checkpoints.load_params(GOLDEN / "tokenizer_checkpoint", tokenizer)
   apply = jax.jit(tokenizer.apply, static_argnames="method")
-  indices = apply({"params": params}, jnp.asarray(reference["tokenizer_input_image"]),
-                  method="tokenize")
+  indices = apply(
+      {"params": params},
+      jnp.asarray(reference["tokenizer_input_image"]),
+      method="tokenize",
+  )
   np.testing.assert_array_equal(indices, reference["tokenizer_indices"])
-  decoded = apply({"params": params}, jnp.asarray(reference["tokenizer_indices"]),
-                  method="decode_from_indices")
+  decoded = apply(
+      {"params": params},
+      jnp.asarray(reference["tokenizer_indices"]),
+      method="decode_from_indices",
+  )
   # Measured max abs error on CPU: 4.4e-6 (values up to 2.6).
-  np.testing.assert_allclose(decoded, reference["tokenizer_decoded"], rtol=0, atol=2e-5)
+  np.testing.assert_allclose(
+      decoded, reference["tokenizer_decoded"], rtol=0, atol=2e-5
+  )
 
 
 def test_loaded_params_are_float32_device_arrays(golden):
   transformer, _, _ = golden
   params = checkpoints.load_params(GOLDEN / "maskgit_checkpoint", transformer)
   leaves = jax.tree.leaves(params)
-  assert all(isinstance(x, jax.Array) and x.dtype == jnp.float32 for x in leaves)
+  assert all(
+      isinstance(x, jax.Array) and x.dtype == jnp.float32 for x in leaves
+  )
 
 
 def test_missing_file_names_path(tmp_path, golden):
@@ -90,12 +120,20 @@ def test_missing_file_names_path(tmp_path, golden):
     checkpoints.load_params(path, golden[0])
 
 
-@pytest.mark.parametrize("payload", [b"\xc1 certainly not msgpack", serialization.msgpack_serialize(7),
-                                     serialization.msgpack_serialize({"weights": {}})])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\xc1 certainly not msgpack",
+        serialization.msgpack_serialize(7),
+        serialization.msgpack_serialize({"weights": {}}),
+    ],
+)
 def test_non_checkpoint_file_names_path(tmp_path, golden, payload):
   path = tmp_path / "junk_checkpoint"
   path.write_bytes(payload)
-  with pytest.raises(ValueError, match="junk_checkpoint.*not a Flax msgpack checkpoint"):
+  with pytest.raises(
+      ValueError, match="junk_checkpoint.*not a Flax msgpack checkpoint"
+  ):
     checkpoints.load_params(path, golden[0])
 
 
@@ -105,7 +143,10 @@ def test_wrong_size_checkpoint_names_first_path_and_both_shapes(golden):
     checkpoints.load_params(GOLDEN / "maskgit_checkpoint", narrow)
   message = str(error.value)
   assert "maskgit_checkpoint" in message
-  assert "Embed_0/embeddings_ln/bias has shape (64,) but the model expects (32,)" in message
+  assert (
+      "Embed_0/embeddings_ln/bias has shape (64,) but the model expects (32,)"
+      in message
+  )
 
 
 def _write_params(path, params):
@@ -115,25 +156,44 @@ def _write_params(path, params):
 
 def test_missing_and_unexpected_parameters_are_named(tmp_path, golden):
   transformer = golden[0]
-  raw = serialization.msgpack_restore((GOLDEN / "maskgit_checkpoint").read_bytes())["params"]
+  raw = serialization.msgpack_restore(
+      (GOLDEN / "maskgit_checkpoint").read_bytes()
+  )["params"]
   flat = traverse_util.flatten_dict(raw, sep="/")
 
-  without_bias = {k: v for k, v in flat.items() if k != "MlmLayer_0/mlm_bias/bias"}
-  path = _write_params(tmp_path / "a", traverse_util.unflatten_dict(without_bias, sep="/"))
-  with pytest.raises(ValueError, match=r"missing parameter MlmLayer_0/mlm_bias/bias .*\(75,\)"):
+  without_bias = {
+      k: v for k, v in flat.items() if k != "MlmLayer_0/mlm_bias/bias"
+  }
+  path = _write_params(
+      tmp_path / "a", traverse_util.unflatten_dict(without_bias, sep="/")
+  )
+  with pytest.raises(
+      ValueError, match=r"missing parameter MlmLayer_0/mlm_bias/bias .*\(75,\)"
+  ):
     checkpoints.load_params(path, transformer)
 
-  extra = {**flat, "TransformerLayer_2/Mlp_0/layer_output/bias": np.zeros(64, np.float32)}
-  path = _write_params(tmp_path / "b", traverse_util.unflatten_dict(extra, sep="/"))
-  with pytest.raises(ValueError,
-                     match=r"unexpected parameter TransformerLayer_2/Mlp_0/layer_output/bias"):
+  extra = {
+      **flat,
+      "TransformerLayer_2/Mlp_0/layer_output/bias": np.zeros(64, np.float32),
+  }
+  path = _write_params(
+      tmp_path / "b", traverse_util.unflatten_dict(extra, sep="/")
+  )
+  with pytest.raises(
+      ValueError,
+      match=r"unexpected parameter TransformerLayer_2/Mlp_0/layer_output/bias",
+  ):
     checkpoints.load_params(path, transformer)
 
 
 def test_check_params_fit_accepts_exact_tree(golden):
   _, tokenizer, _ = golden
-  raw = serialization.msgpack_restore((GOLDEN / "tokenizer_checkpoint").read_bytes())["params"]
+  raw = serialization.msgpack_restore(
+      (GOLDEN / "tokenizer_checkpoint").read_bytes()
+  )["params"]
   checkpoints.check_params_fit(raw, checkpoints.abstract_params(tokenizer))
   raw["quantizer"]["codebook"] = raw["quantizer"]["codebook"][:, :8]
-  with pytest.raises(ValueError, match=r"quantizer/codebook has shape \(64, 8\).*\(64, 16\)"):
+  with pytest.raises(
+      ValueError, match=r"quantizer/codebook has shape \(64, 8\).*\(64, 16\)"
+  ):
     checkpoints.check_params_fit(raw, checkpoints.abstract_params(tokenizer))

@@ -77,9 +77,7 @@ def test_shapes_label_is_class_of_largest_rendered_object():
   _, labels = data.get_source(c, "train").get(np.arange(40))
   for index, label in enumerate(labels):
     scene = shapes.describe_scene(c.seed, "train", index)
-    areas = sorted(
-        (_rendered_area(obj, 64), obj.kind) for obj in scene.objects
-    )
+    areas = sorted((_rendered_area(obj, 64), obj.kind) for obj in scene.objects)
     assert label == areas[-1][1]
     # The main object is never a close call.
     if len(areas) > 1:
@@ -209,9 +207,7 @@ def test_folder_splits_readable_images_disjointly(tmp_path):
     expected.add(path)
   (tmp_path / "broken.jpg").write_bytes(b"not an image")
   (tmp_path / "notes.txt").write_text("not an image either")
-  c = config(
-      name=f"folder:{tmp_path}", image_size=16, folder_test_fraction=0.3
-  )
+  c = config(name=f"folder:{tmp_path}", image_size=16, folder_test_fraction=0.3)
   with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
     train = data.get_source(c, "train")
   with pytest.warns(UserWarning, match="Skipped 1 unreadable"):
@@ -329,6 +325,7 @@ def test_load_images():
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
   from maskgit_edit import artefacts  # pylint: disable=g-import-not-at-top
+
   path = tmp_path / "results.json"
   path.write_text("old")
   with pytest.raises(RuntimeError):

@@ -23,10 +23,15 @@ pytestmark = pytest.mark.xdist_group("tiny_runs")
 NUM_SOURCES, STROKES_PER_IMAGE = 4, 2
 NUM_STROKES = NUM_SOURCES * STROKES_PER_IMAGE
 # Two knobs per variant, display knobs included.
-KNOBS = {"none": (0.0,), "sdedit": (0.5, 1.0), "context": (0.0, 0.5),
-         "self_fixed": (0.0, 2.0), "self_learned": (1.0, 1000.0),
-         "iterative": (0.0, 1.0),
-         "zero_shot": (0.0, 0.5)}
+KNOBS = {
+    "none": (0.0,),
+    "sdedit": (0.5, 1.0),
+    "context": (0.0, 0.5),
+    "self_fixed": (0.0, 2.0),
+    "self_learned": (1.0, 1000.0),
+    "iterative": (0.0, 1.0),
+    "zero_shot": (0.0, 0.5),
+}
 SWD_FOLDS = 2
 
 
@@ -35,10 +40,12 @@ render = load_script("scripts/render_comparison_table.py")
 
 
 def _write_manifest(out_dir, sources, metadata):
-  records = strokes.make_strokes(sources, strokes_per_image=STROKES_PER_IMAGE,
-                                 seed=0)
-  return str(strokes.write_stroke_set(out_dir, sources, records,
-                                      metadata=metadata))
+  records = strokes.make_strokes(
+      sources, strokes_per_image=STROKES_PER_IMAGE, seed=0
+  )
+  return str(
+      strokes.write_stroke_set(out_dir, sources, records, metadata=metadata)
+  )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +58,11 @@ def test_source(tiny_runs):
 def manifest(test_source, tmp_path_factory):
   data_config, source = test_source
   sources, _ = source.get(np.arange(NUM_SOURCES))
-  return _write_manifest(tmp_path_factory.mktemp("strokes"), sources,
-                         {"data": data_config.to_dict(), "split": "test"})
+  return _write_manifest(
+      tmp_path_factory.mktemp("strokes"),
+      sources,
+      {"data": data_config.to_dict(), "split": "test"},
+  )
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +72,13 @@ def trained_extras(tiny_runs, tmp_path_factory):
   (root / "reweight").mkdir()
   (root / "iterate").mkdir()
   codebook = artefacts.load_run_config(
-      tiny_runs["tokenizer"]).tokenizer.codebook_size
-  artefacts.export_params(str(root / "reweight"), "kernel", {
-      "kernel": 3.0 * guidance_lib.identity_kernel(codebook)})
+      tiny_runs["tokenizer"]
+  ).tokenizer.codebook_size
+  artefacts.export_params(
+      str(root / "reweight"),
+      "kernel",
+      {"kernel": 3.0 * guidance_lib.identity_kernel(codebook)},
+  )
   _, params, _, _ = artefacts.load_transformer(tiny_runs["maskgit"])
   artefacts.export_params(str(root / "iterate"), "transformer", params)
   return str(root / "reweight"), str(root / "iterate")
@@ -72,22 +86,47 @@ def trained_extras(tiny_runs, tmp_path_factory):
 
 def _harness_argv(tiny_runs, manifest, out_dir, extra=()):
   return [
-      "--manifest", manifest, "--tokenizer_workdir", tiny_runs["tokenizer"],
-      "--transformer_workdir", tiny_runs["maskgit"], "--out_dir", str(out_dir),
-      "--batch_size", "8", "--swd_descriptors", "16",
-      "--swd_min_resolution", "8", "--swd_projections", "32",
-      "--swd_folds", str(SWD_FOLDS),
-      "--knobs", *[f"{v}={','.join(map(str, k))}" for v, k in KNOBS.items()],
-      *extra]
+      "--manifest",
+      manifest,
+      "--tokenizer_workdir",
+      tiny_runs["tokenizer"],
+      "--transformer_workdir",
+      tiny_runs["maskgit"],
+      "--out_dir",
+      str(out_dir),
+      "--batch_size",
+      "8",
+      "--swd_descriptors",
+      "16",
+      "--swd_min_resolution",
+      "8",
+      "--swd_projections",
+      "32",
+      "--swd_folds",
+      str(SWD_FOLDS),
+      "--knobs",
+      *[f"{v}={','.join(map(str, k))}" for v, k in KNOBS.items()],
+      *extra,
+  ]
 
 
 @pytest.fixture(scope="module")
 def harness(tiny_runs, tiny_judge, manifest, trained_extras, tmp_path_factory):
   out_dir = tmp_path_factory.mktemp("eval")
   reweight, iterate = trained_extras
-  argv = _harness_argv(tiny_runs, manifest, out_dir, [
-      "--reweight_workdir", reweight, "--iterate_workdir", iterate,
-      "--judge_workdir", tiny_judge[0]])
+  argv = _harness_argv(
+      tiny_runs,
+      manifest,
+      out_dir,
+      [
+          "--reweight_workdir",
+          reweight,
+          "--iterate_workdir",
+          iterate,
+          "--judge_workdir",
+          tiny_judge[0],
+      ],
+  )
   json_path = run_edits.main(argv)
   return argv, str(out_dir), json_path
 
@@ -95,10 +134,18 @@ def harness(tiny_runs, tiny_judge, manifest, trained_extras, tmp_path_factory):
 @pytest.fixture(scope="module")
 def rendered(harness, tmp_path_factory):
   root = tmp_path_factory.mktemp("render")
-  paths = render.main([
-      "--results", harness[2], "--output_dir", str(root / "output"),
-      "--grid", str(root / "imgs" / "comparison_grid.png"),
-      "--plot", str(root / "imgs" / "plot.png")])
+  paths = render.main(
+      [
+          "--results",
+          harness[2],
+          "--output_dir",
+          str(root / "output"),
+          "--grid",
+          str(root / "imgs" / "comparison_grid.png"),
+          "--plot",
+          str(root / "imgs" / "plot.png"),
+      ]
+  )
   return root, paths
 
 
@@ -124,8 +171,9 @@ def test_harness_writes_every_setting_and_the_csv(harness):
     assert outputs["images"].shape == (NUM_STROKES, 16, 16, 3)
     assert outputs["images"].dtype == np.uint8
     for stroke_id in ids:
-      assert os.path.isfile(os.path.join(evaluation.png_dir(path),
-                                         f"{stroke_id}.png"))
+      assert os.path.isfile(
+          os.path.join(evaluation.png_dir(path), f"{stroke_id}.png")
+      )
   with open(os.path.join(out_dir, evaluation.CSV_NAME)) as f:
     lines = f.read().splitlines()
   assert len(lines) == 1 + len(_settings())
@@ -138,29 +186,57 @@ def test_results_json_has_the_documented_schema(harness, test_source):
   _, out_dir, json_path = harness
   results = json.load(open(json_path))
   assert set(results) == {
-      "schema_version", "manifest", "num_strokes", "image_size", "strokes",
-      "seed", "batch_size", "models", "edit_settings", "swd", "psnr_cap",
-      "skipped", "references", "results"}
+      "schema_version",
+      "manifest",
+      "num_strokes",
+      "image_size",
+      "strokes",
+      "seed",
+      "batch_size",
+      "models",
+      "edit_settings",
+      "swd",
+      "psnr_cap",
+      "skipped",
+      "references",
+      "results",
+  }
   assert results["schema_version"] == evaluation.SCHEMA_VERSION
   assert results["num_strokes"] == NUM_STROKES
   assert results["image_size"] == 16
   assert results["skipped"] == {}
-  assert set(results["swd"]) == {"num_descriptors", "min_resolution",
-                                 "num_projections", "folds", "seed",
-                                 "num_real", "real_split"}
+  assert set(results["swd"]) == {
+      "num_descriptors",
+      "min_resolution",
+      "num_projections",
+      "folds",
+      "seed",
+      "num_real",
+      "real_split",
+  }
   _, source = test_source
   indices = [s["image_index"] for s in results["strokes"]]
-  np.testing.assert_array_equal([s["label"] for s in results["strokes"]],
-                                source.get(np.array(indices))[1])
+  np.testing.assert_array_equal(
+      [s["label"] for s in results["strokes"]], source.get(np.array(indices))[1]
+  )
   assert set(results["references"]) == {"source", "stroke"}
   for reference in results["references"].values():
     assert set(reference) == set(evaluation.REFERENCE_METRICS)
   assert results["references"]["stroke"]["l2_stroke"]["mean"] == 0.0
   assert [(r["variant"], r["knob"]) for r in results["results"]] == _settings()
   for r in results["results"]:
-    assert set(r) == {"variant", "knob", "knob_name", "outputs", "pngs",
-                      "metrics", "paired_vs_none", "paired_vs_sdedit",
-                      "per_stroke", "swd_folds"}
+    assert set(r) == {
+        "variant",
+        "knob",
+        "knob_name",
+        "outputs",
+        "pngs",
+        "metrics",
+        "paired_vs_none",
+        "paired_vs_sdedit",
+        "per_stroke",
+        "swd_folds",
+    }
     assert os.path.isfile(os.path.join(out_dir, r["outputs"]))
     assert os.path.isdir(os.path.join(out_dir, r["pngs"]))
     assert set(r["metrics"]) == set(evaluation.METRICS)
@@ -177,8 +253,9 @@ def test_results_json_has_the_documented_schema(harness, test_source):
     assert set(r["per_stroke"]) == set(evaluation.PER_STROKE_METRICS)
     assert all(len(v) == NUM_STROKES for v in r["per_stroke"].values())
     assert len(r["swd_folds"]) == SWD_FOLDS
-    expected_paired = (set() if r["variant"] == "none"
-                       else set(evaluation.PER_STROKE_METRICS))
+    expected_paired = (
+        set() if r["variant"] == "none" else set(evaluation.PER_STROKE_METRICS)
+    )
     assert set(r["paired_vs_none"]) == expected_paired
     for paired in r["paired_vs_none"].values():
       assert set(paired) == {"mean", "lo", "hi", "n"}
@@ -198,13 +275,16 @@ def test_knob_zero_reproduces_none_with_paired_seeds(harness):
   baseline = _npz(out_dir, "none", 0.0)
   # The iterate stand-in holds the base params, so its knob 0 is "none" too.
   for variant in ("context", "self_fixed", "iterative", "zero_shot"):
-    np.testing.assert_array_equal(_npz(out_dir, variant, 0.0)["tokens"],
-                                  baseline["tokens"])
-  assert not np.array_equal(_npz(out_dir, "self_learned", 1000.0)["tokens"],
-                            baseline["tokens"])
+    np.testing.assert_array_equal(
+        _npz(out_dir, variant, 0.0)["tokens"], baseline["tokens"]
+    )
+  assert not np.array_equal(
+      _npz(out_dir, "self_learned", 1000.0)["tokens"], baseline["tokens"]
+  )
   results = json.load(open(json_path))["results"]
-  context0 = next(r for r in results if r["variant"] == "context"
-                  and r["knob"] == 0.0)
+  context0 = next(
+      r for r in results if r["variant"] == "context" and r["knob"] == 0.0
+  )
   assert context0["paired_vs_none"]["l2_stroke"]["mean"] == 0.0
 
 
@@ -219,10 +299,15 @@ def test_resume_recomputes_only_missing_settings(harness, capsys):
   capsys.readouterr()
   run_edits.main(argv)
   log = capsys.readouterr().out
-  assert f"{len(_settings()) - 1} of {len(_settings())} settings already " \
-         "done; running 1 on 1 device(s)." in log
-  edit_progress = [line for line in log.splitlines()
-                   if line.startswith("[") and "scored" not in line]
+  assert (
+      f"{len(_settings()) - 1} of {len(_settings())} settings already "
+      "done; running 1 on 1 device(s)." in log
+  )
+  edit_progress = [
+      line
+      for line in log.splitlines()
+      if line.startswith("[") and "scored" not in line
+  ]
   assert len(edit_progress) == 1 and "context rho=0.5" in edit_progress[0]
   assert os.stat(kept).st_mtime_ns == kept_mtime
   for name, array in _npz(out_dir, "context", 0.5).items():
@@ -233,8 +318,9 @@ def test_resume_recomputes_only_missing_settings(harness, capsys):
 def test_outputs_of_another_run_are_refused(harness):
   argv, out_dir, _ = harness
   with pytest.raises(ValueError, match="outputs of another run"):
-    run_edits.main(argv + ["--seed", "1", "--variants", "none",
-                           "--knobs", "none=0"])
+    run_edits.main(
+        argv + ["--seed", "1", "--variants", "none", "--knobs", "none=0"]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -251,12 +337,14 @@ def test_renderer_writes_every_file(rendered, harness):
   assert len([s for s in strips if s.startswith("strip_counterfactual")]) == 3
   text = open(paths["markdown"]).read()
   header = "| " + " | ".join(c.title for c in evaluation.COLUMNS) + " |"
-  assert header == ("| Source | Stroke | No guide | Token SDEdit | Context | "
-                    "Self: fixed | Self: learned | Self: learned, full confidence | "
-                    "Iterative tuning | Zero-shot |")
+  assert header == (
+      "| Source | Stroke | No guide | Token SDEdit | Context | "
+      "Self: fixed | Self: learned | Self: learned, full confidence | "
+      "Iterative tuning | Zero-shot |"
+  )
   lines = text.splitlines()
   start = lines.index(header)
-  example_rows = lines[start + 2:start + 8]
+  example_rows = lines[start + 2 : start + 8]
   assert sum("inversion" in r for r in example_rows) == 3
   assert sum("counterfactual" in r for r in example_rows) == 3
   assert all(r.count("![") == len(evaluation.COLUMNS) for r in example_rows)
@@ -267,12 +355,18 @@ def test_renderer_writes_every_file(rendered, harness):
     assert not os.path.isabs(link)
     assert os.path.isfile(os.path.join(md_dir, link)), link
   metric_header = next(l for l in lines if l.startswith("| Variant | Knob"))
-  for title in ("Faithfulness L2, whole", "Faithfulness L2, in mask",
-                "Preservation PSNR (dB)", "SWD (x1e3)", "Token NLL (nats)"):
+  for title in (
+      "Faithfulness L2, whole",
+      "Faithfulness L2, in mask",
+      "Preservation PSNR (dB)",
+      "SWD (x1e3)",
+      "Token NLL (nats)",
+  ):
     assert title in metric_header
-  metric_rows = lines[lines.index(metric_header) + 2:]
-  metric_rows = metric_rows[:next(i for i, l in enumerate(metric_rows)
-                                  if not l.startswith("|"))]
+  metric_rows = lines[lines.index(metric_header) + 2 :]
+  metric_rows = metric_rows[
+      : next(i for i, l in enumerate(metric_rows) if not l.startswith("|"))
+  ]
   assert len(metric_rows) == 2 + len(_settings())
   assert "| self_fixed | lambda=2 |" in text and " ± " in text
 
@@ -280,21 +374,35 @@ def test_renderer_writes_every_file(rendered, harness):
 def test_renderer_marks_skipped_variants(harness, tmp_path):
   _, out_dir, json_path = harness
   results = json.load(open(json_path))
-  results["results"] = [r for r in results["results"]
-                        if r["variant"] != "iterative"]
+  results["results"] = [
+      r for r in results["results"] if r["variant"] != "iterative"
+  ]
   results["skipped"] = {"iterative": "needs --iterate_workdir (not given)"}
   # Same folder as the original, so the relative output paths resolve.
   partial = os.path.join(out_dir, "results_partial.json")
   with open(partial, "w") as f:
     json.dump(results, f)
-  paths = render.main(["--results", partial, "--output_dir",
-                       str(tmp_path / "out"), "--grid", str(tmp_path / "g.png"),
-                       "--plot", str(tmp_path / "p.png"),
-                       "--examples_per_mode", "1"])
-  assert "Skipped: iterative (needs --iterate_workdir" in open(
-      paths["markdown"]).read()
-  cell = np.asarray(Image.open(
-      tmp_path / "out" / "cells" / "0000_0" / "iterative_tuning.png"))
+  paths = render.main(
+      [
+          "--results",
+          partial,
+          "--output_dir",
+          str(tmp_path / "out"),
+          "--grid",
+          str(tmp_path / "g.png"),
+          "--plot",
+          str(tmp_path / "p.png"),
+          "--examples_per_mode",
+          "1",
+      ]
+  )
+  assert (
+      "Skipped: iterative (needs --iterate_workdir"
+      in open(paths["markdown"]).read()
+  )
+  cell = np.asarray(
+      Image.open(tmp_path / "out" / "cells" / "0000_0" / "iterative_tuning.png")
+  )
   assert np.median(cell) == render._PLACEHOLDER_GREY  # pylint: disable=protected-access
 
 
@@ -313,25 +421,33 @@ def _copy_manifest(manifest, tmp_path):
   return shutil.copytree(os.path.dirname(manifest), tmp_path / "strokes")
 
 
-def test_manifest_pointing_to_a_missing_file_is_reported(tiny_runs, manifest,
-                                                         tmp_path):
+def test_manifest_pointing_to_a_missing_file_is_reported(
+    tiny_runs, manifest, tmp_path
+):
   folder = _copy_manifest(manifest, tmp_path)
   os.remove(folder / "stroke_0001_1.png")
   with pytest.raises(FileNotFoundError, match="stroke_0001_1.png"):
-    run_edits.main(_harness_argv(tiny_runs, str(folder / "manifest.json"),
-                                 tmp_path / "out"))
+    run_edits.main(
+        _harness_argv(
+            tiny_runs, str(folder / "manifest.json"), tmp_path / "out"
+        )
+    )
 
 
 def test_images_of_mixed_sizes_are_reported(tiny_runs, manifest, tmp_path):
   folder = _copy_manifest(manifest, tmp_path)
   Image.new("RGB", (32, 32)).save(folder / "source_0002.png")
   with pytest.raises(ValueError, match="mixed sizes"):
-    run_edits.main(_harness_argv(tiny_runs, str(folder / "manifest.json"),
-                                 tmp_path / "out"))
+    run_edits.main(
+        _harness_argv(
+            tiny_runs, str(folder / "manifest.json"), tmp_path / "out"
+        )
+    )
 
 
 def test_images_of_the_wrong_size_for_the_tokenizer_are_reported(
-    tiny_runs, tmp_path):
+    tiny_runs, tmp_path
+):
   sources = np.zeros((2, 32, 32, 3), np.uint8)
   sources[:, 8:24, 8:24] = (200, 30, 30)
   path = _write_manifest(tmp_path / "strokes", sources, None)
@@ -344,31 +460,38 @@ def test_labels_come_from_the_recorded_data_source(manifest, test_source):
   _, source = test_source
   np.testing.assert_array_equal(
       evaluation.stroke_labels(stroke_set),
-      source.get(stroke_set.image_indices_N)[1])
+      source.get(stroke_set.image_indices_N)[1],
+  )
   with pytest.warns(UserWarning, match="label 0"):
     labels = evaluation.stroke_labels(
-        dataclasses.replace(stroke_set, data_config=None))
+        dataclasses.replace(stroke_set, data_config=None)
+    )
   np.testing.assert_array_equal(labels, np.zeros(NUM_STROKES))
-  shifted = dataclasses.replace(stroke_set,
-                                image_indices_N=stroke_set.image_indices_N + 1)
+  shifted = dataclasses.replace(
+      stroke_set, image_indices_N=stroke_set.image_indices_N + 1
+  )
   with pytest.raises(ValueError, match="labels are unknown"):
     evaluation.stroke_labels(shifted)
 
 
 def test_variants_without_their_workdir_are_skipped():
   kept, skipped = evaluation.select_variants(
-      evaluation.DEFAULT_KNOBS, reweight_workdir=None, iterate_workdir="it")
+      evaluation.DEFAULT_KNOBS, reweight_workdir=None, iterate_workdir="it"
+  )
   assert set(kept) == set(guidance_lib.VARIANTS) - {"self_learned"}
   assert skipped == {"self_learned": "needs --reweight_workdir (not given)"}
   assert all(len(v) >= 5 for k, v in kept.items() if k != "none")
   with pytest.raises(ValueError, match="fraction"):
-    evaluation.select_variants({"context": (0.0, 2.0)}, reweight_workdir=None,
-                               iterate_workdir=None)
+    evaluation.select_variants(
+        {"context": (0.0, 2.0)}, reweight_workdir=None, iterate_workdir=None
+    )
 
 
 def test_knob_flags_are_parsed_and_checked():
   assert run_edits.parse_knobs(["context=0,.5", "self_fixed=2"]) == {
-      "context": (0.0, 0.5), "self_fixed": (2.0,)}
+      "context": (0.0, 0.5),
+      "self_fixed": (2.0,),
+  }
   for bad in ("contex=0.5", "context", "context=a"):
     with pytest.raises(ValueError, match="--knobs"):
       run_edits.parse_knobs([bad])
@@ -378,22 +501,30 @@ def test_summaries_skip_non_finite_values():
   summary = evaluation.summarize([1.0, 2.0, np.nan, 4.0])
   mean, ci = metrics.mean_ci([1.0, 2.0, 4.0])
   assert summary == {"mean": mean, "ci": ci, "n": 3}
-  assert evaluation.summarize([3.0, np.inf]) == {"mean": 3.0, "ci": None,
-                                                 "n": 1}
-  paired = evaluation.summarize_paired([2.0, 5.0, np.nan], [1.0, 1.0, 1.0],
-                                      [0, 1, 2])
+  assert evaluation.summarize([3.0, np.inf]) == {
+      "mean": 3.0,
+      "ci": None,
+      "n": 1,
+  }
+  paired = evaluation.summarize_paired(
+      [2.0, 5.0, np.nan], [1.0, 1.0, 1.0], [0, 1, 2]
+  )
   assert paired["mean"] == 2.5 and paired["n"] == 2
   assert 1.0 <= paired["lo"] <= paired["hi"] <= 4.0
 
 
 def _sdedit_result(knob, l2_stroke_mean):
-  return {"variant": "sdedit", "knob": knob,
-          "metrics": {"l2_stroke": {"mean": l2_stroke_mean}}}
+  return {
+      "variant": "sdedit",
+      "knob": knob,
+      "metrics": {"l2_stroke": {"mean": l2_stroke_mean}},
+  }
 
 
 def test_sdedit_is_matched_by_interpolating_its_faithfulness():
-  curve = [_sdedit_result(k, m) for k, m in ((0.0, 1.0), (0.5, 3.0),
-                                             (1.0, 4.0))]
+  curve = [
+      _sdedit_result(k, m) for k, m in ((0.0, 1.0), (0.5, 3.0), (1.0, 4.0))
+  ]
   settings, weights, in_range = evaluation.matched_sdedit(curve, 2.5)
   assert [r["knob"] for r in settings] == [0.0, 0.5] and in_range
   assert weights == pytest.approx([0.25, 0.75])
@@ -406,7 +537,6 @@ def test_sdedit_is_matched_by_interpolating_its_faithfulness():
     assert sum(w for r, w in zip(settings, weights) if r["knob"] == knob) == 1
 
 
-
 def test_batches_are_padded_to_one_shape():
   batches = data_lib.padded_batches(5, 2)
   np.testing.assert_array_equal(np.stack(batches), [[0, 1], [2, 3], [4, 4]])
@@ -414,14 +544,29 @@ def test_batches_are_padded_to_one_shape():
 
 def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs():
   def run(l2_by_setting, seed=0):
-    strokes = [{"id": str(i), "mode": "m", "image_index": i // 2, "label": 0}
-               for i in range(8)]
-    return {"manifest": "m.json", "seed": seed, "batch_size": 4,
-            "num_strokes": 8, "strokes": strokes, "results": [
-                {"variant": v, "knob": k, "knob_name": "lambda",
-                 "per_stroke": {name: list(l2)
-                                for name in evaluation.PER_STROKE_METRICS}}
-                for (v, k), l2 in l2_by_setting.items()]}
+    strokes = [
+        {"id": str(i), "mode": "m", "image_index": i // 2, "label": 0}
+        for i in range(8)
+    ]
+    return {
+        "manifest": "m.json",
+        "seed": seed,
+        "batch_size": 4,
+        "num_strokes": 8,
+        "strokes": strokes,
+        "results": [
+            {
+                "variant": v,
+                "knob": k,
+                "knob_name": "lambda",
+                "per_stroke": {
+                    name: list(l2) for name in evaluation.PER_STROKE_METRICS
+                },
+            }
+            for (v, k), l2 in l2_by_setting.items()
+        ],
+    }
+
   base = np.arange(8.0)
   baseline = run({("none", 0.0): base, ("self_fixed", 2.0): base})
   windowed = run({("self_fixed", 2.0): base + 1.0, ("sdedit", 0.5): base})

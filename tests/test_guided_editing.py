@@ -23,8 +23,9 @@ B = 4
 
 @pytest.fixture(scope="module")
 def editor(tiny_runs):
-  return edit_lib.Editor.from_workdirs(tiny_runs["tokenizer"],
-                                       tiny_runs["maskgit"])
+  return edit_lib.Editor.from_workdirs(
+      tiny_runs["tokenizer"], tiny_runs["maskgit"]
+  )
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +43,21 @@ def batch(tiny_runs):
 
 def run(editor, batch, variant="none", knob=0.0, seed=0, **kw):
   sources, strokes, masks, labels = batch
-  return editor.edit(sources, masks, jax.random.key(seed),
-                     strokes_BxHxWx3=strokes, labels_B=labels,
-                     variant=variant, knob=knob, **kw)
+  return editor.edit(
+      sources,
+      masks,
+      jax.random.key(seed),
+      strokes_BxHxWx3=strokes,
+      labels_B=labels,
+      variant=variant,
+      knob=knob,
+      **kw,
+  )
 
 
-@pytest.mark.parametrize("variant", ["context", "self_fixed", "iterative",
-                                     "zero_shot"])
+@pytest.mark.parametrize(
+    "variant", ["context", "self_fixed", "iterative", "zero_shot"]
+)
 def test_knob_zero_is_the_baseline(editor, batch, variant):
   base = run(editor, batch)
   out = run(editor, batch, variant, 0.0)
@@ -61,9 +70,17 @@ def test_full_strength_sdedit_is_the_baseline(editor, batch):
   np.testing.assert_array_equal(base["tokens"], out["tokens"])
 
 
-@pytest.mark.parametrize("variant,knob", [
-    ("none", 0.0), ("sdedit", 0.5), ("context", 1.0), ("self_fixed", 3.0), ("iterative", 1.0),
-    ("zero_shot", 0.5)])
+@pytest.mark.parametrize(
+    "variant,knob",
+    [
+        ("none", 0.0),
+        ("sdedit", 0.5),
+        ("context", 1.0),
+        ("self_fixed", 3.0),
+        ("iterative", 1.0),
+        ("zero_shot", 0.5),
+    ],
+)
 def test_unedited_tokens_and_pixels_never_change(editor, batch, variant, knob):
   sources = batch[0]
   out = run(editor, batch, variant, knob)
@@ -74,11 +91,13 @@ def test_unedited_tokens_and_pixels_never_change(editor, batch, variant, knob):
   np.testing.assert_array_equal(out["images"][outside], sources[outside])
 
 
-def test_strong_self_guidance_and_full_zero_shot_copy_the_stroke(editor,
-                                                                 batch):
+def test_strong_self_guidance_and_full_zero_shot_copy_the_stroke(editor, batch):
   guide = np.asarray(editor.tokenize(batch[1]))
-  for variant, knob in (("self_fixed", 1e4), ("zero_shot", 1.0),
-                        ("sdedit", 0.0)):
+  for variant, knob in (
+      ("self_fixed", 1e4),
+      ("zero_shot", 1.0),
+      ("sdedit", 0.0),
+  ):
     out = run(editor, batch, variant, knob)
     edited = out["edited"]
     np.testing.assert_array_equal(out["tokens"][edited], guide[edited])
@@ -88,8 +107,9 @@ def test_identity_and_l2_kernels_differ(tiny_runs, batch):
   outs = []
   for kernel in ("identity", "l2"):
     settings = edit_lib.EditSettings(kernel=kernel)
-    editor = edit_lib.Editor.from_workdirs(tiny_runs["tokenizer"],
-                                           tiny_runs["maskgit"], settings)
+    editor = edit_lib.Editor.from_workdirs(
+        tiny_runs["tokenizer"], tiny_runs["maskgit"], settings
+    )
     outs.append(run(editor, batch, "self_fixed", 2.0)["tokens"])
   assert not np.array_equal(*outs)
 
@@ -106,17 +126,39 @@ def test_bad_edit_inputs(editor, batch):
   with pytest.raises(ValueError):
     editor.edit(sources, masks[:, :-2, :-2], key, labels_B=labels)
   with pytest.raises(ValueError):
-    editor.edit(sources, masks, key, strokes_BxHxWx3=strokes[:, :-2],
-                labels_B=labels, variant="context", knob=0.5)
+    editor.edit(
+        sources,
+        masks,
+        key,
+        strokes_BxHxWx3=strokes[:, :-2],
+        labels_B=labels,
+        variant="context",
+        knob=0.5,
+    )
   with pytest.raises(ValueError, match="Unknown variant"):
-    editor.edit(sources, masks, key, strokes_BxHxWx3=strokes, labels_B=labels,
-                variant="telepathy", knob=1.0)
+    editor.edit(
+        sources,
+        masks,
+        key,
+        strokes_BxHxWx3=strokes,
+        labels_B=labels,
+        variant="telepathy",
+        knob=1.0,
+    )
   with pytest.raises(ValueError, match="fraction"):
-    editor.edit(sources, masks, key, strokes_BxHxWx3=strokes, labels_B=labels,
-                variant="context", knob=1.5)
+    editor.edit(
+        sources,
+        masks,
+        key,
+        strokes_BxHxWx3=strokes,
+        labels_B=labels,
+        variant="context",
+        knob=1.5,
+    )
   with pytest.raises(ValueError, match="needs stroke"):
-    editor.edit(sources, masks, key, labels_B=labels, variant="self_fixed",
-                knob=1.0)
+    editor.edit(
+        sources, masks, key, labels_B=labels, variant="self_fixed", knob=1.0
+    )
 
 
 def test_empty_mask_returns_the_source_with_a_warning(editor, batch):
@@ -124,22 +166,27 @@ def test_empty_mask_returns_the_source_with_a_warning(editor, batch):
   masks = masks.copy()
   masks[0] = False
   with pytest.warns(UserWarning, match="empty mask"):
-    out = editor.edit(sources, masks, jax.random.key(0),
-                      strokes_BxHxWx3=strokes, labels_B=labels)
+    out = editor.edit(
+        sources,
+        masks,
+        jax.random.key(0),
+        strokes_BxHxWx3=strokes,
+        labels_B=labels,
+    )
   np.testing.assert_array_equal(out["images"][0], sources[0])
 
 
 def test_full_mask_is_plain_generation(editor, batch):
   sources, _, masks, labels = batch
-  out = editor.edit(sources, np.ones_like(masks), jax.random.key(0),
-                    labels_B=labels)
+  out = editor.edit(
+      sources, np.ones_like(masks), jax.random.key(0), labels_B=labels
+  )
   assert out["edited"].all()
 
 
 def _loss_before_after(config, workdir):
   task = trainers.make_task(config, workdir)
-  initial = task.init_state(jax.random.key(config.seed),
-                            task.initial_params())
+  initial = task.init_state(jax.random.key(config.seed), task.initial_params())
   final, _ = train.train_and_evaluate(config, workdir)
   batch = task.batch(0)
   rng = jax.random.key(1)
@@ -150,9 +197,11 @@ def _loss_before_after(config, workdir):
 
 @pytest.mark.parametrize("source", ["strokes", "samples"])
 def test_reweight_lowers_its_loss_and_moves_k(tiny_runs, tmp_path, source):
-  config = tiny_config("reweight_shapes.py",
-                       transformer_workdir=tiny_runs["maskgit"],
-                       total_steps=10)
+  config = tiny_config(
+      "reweight_shapes.py",
+      transformer_workdir=tiny_runs["maskgit"],
+      total_steps=10,
+  )
   config.reweight.guide_source = source
   before, after, initial, final = _loss_before_after(config, str(tmp_path))
   assert after < before
@@ -160,22 +209,29 @@ def test_reweight_lowers_its_loss_and_moves_k(tiny_runs, tmp_path, source):
   kernel = artefacts.load_kernel(str(tmp_path))
   np.testing.assert_array_equal(kernel, final["kernel"])
   editor = edit_lib.Editor.from_workdirs(
-      tiny_runs["tokenizer"], tiny_runs["maskgit"],
-      reweight_workdir=str(tmp_path))
+      tiny_runs["tokenizer"],
+      tiny_runs["maskgit"],
+      reweight_workdir=str(tmp_path),
+  )
   assert editor.kernels["self_learned"].shape == kernel.shape
 
 
-def test_iterate_lowers_its_loss_and_loads_for_editing(tiny_runs, tmp_path,
-                                                       batch):
-  config = tiny_config("iterate_shapes.py",
-                       transformer_workdir=tiny_runs["maskgit"],
-                       total_steps=10)
+def test_iterate_lowers_its_loss_and_loads_for_editing(
+    tiny_runs, tmp_path, batch
+):
+  config = tiny_config(
+      "iterate_shapes.py",
+      transformer_workdir=tiny_runs["maskgit"],
+      total_steps=10,
+  )
   config.optim.lr = 1e-3
   before, after, _, _ = _loss_before_after(config, str(tmp_path))
   assert after < before
   editor = edit_lib.Editor.from_workdirs(
-      tiny_runs["tokenizer"], tiny_runs["maskgit"],
-      iterate_workdir=str(tmp_path))
+      tiny_runs["tokenizer"],
+      tiny_runs["maskgit"],
+      iterate_workdir=str(tmp_path),
+  )
   out = run(editor, batch, "iterative", 1.0)
   assert out["images"].shape == batch[0].shape
 
@@ -183,9 +239,15 @@ def test_iterate_lowers_its_loss_and_loads_for_editing(tiny_runs, tmp_path,
 def test_learned_kernel_of_the_wrong_codebook_size(tiny_runs, tmp_path):
   path = artefacts.kernel_path(str(tmp_path))
   with open(path, "wb") as f:
-    f.write(flax.serialization.msgpack_serialize(
-        {"params": {"kernel": np.zeros((7, 7), np.float32)}}))
+    f.write(
+        flax.serialization.msgpack_serialize(
+            {"params": {"kernel": np.zeros((7, 7), np.float32)}}
+        )
+    )
   with pytest.raises(ValueError, match="codebook"):
-    edit_lib.Editor.from_workdirs(tiny_runs["tokenizer"], tiny_runs["maskgit"],
-                                  reweight_workdir=str(tmp_path))
+    edit_lib.Editor.from_workdirs(
+        tiny_runs["tokenizer"],
+        tiny_runs["maskgit"],
+        reweight_workdir=str(tmp_path),
+    )
   assert os.path.exists(path)

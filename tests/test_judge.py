@@ -29,7 +29,8 @@ def test_kind_maps_name_the_front_object_at_its_centre():
     assert maps[index, y, x] == 1 + front.kind
     # Corners are background in most scenes, never an object id out of range.
     assert 0 <= maps[index].min() and maps[index].max() <= len(
-        shapes.SHAPE_NAMES)
+        shapes.SHAPE_NAMES
+    )
   assert np.mean(maps[:, 0, 0] == 0) > 0.5
 
 
@@ -57,11 +58,13 @@ def test_judge_refuses_other_data_and_sizes(judge_run):
   workdir, _ = judge_run
   config = artefacts.load_run_config(workdir)
   with pytest.raises(ValueError, match="image_size"):
-    judging.Judge.from_workdir(workdir, {**config.data.to_dict(),
-                                         "image_size": 32})
+    judging.Judge.from_workdir(
+        workdir, {**config.data.to_dict(), "image_size": 32}
+    )
   with pytest.raises(ValueError, match="name"):
-    judging.Judge.from_workdir(workdir, {**config.data.to_dict(),
-                                         "name": "photos"})
+    judging.Judge.from_workdir(
+        workdir, {**config.data.to_dict(), "name": "photos"}
+    )
   judge = judging.Judge.from_workdir(workdir)
   with pytest.raises(ValueError, match=r"\[N, 16, 16, 3\]"):
     judge.features(np.zeros((2, 32, 32, 3)))
@@ -71,22 +74,26 @@ def test_realism_score_is_high_inside_the_real_set_and_low_far_from_it():
   rng = np.random.default_rng(0)
   reference = rng.normal(size=(400, 4))
   scores = judging.realism_scores(
-      np.stack([np.zeros(4), np.full(4, 10.0)]), reference, k=3)
+      np.stack([np.zeros(4), np.full(4, 10.0)]), reference, k=3
+  )
   assert scores[0] > 1.0 > scores[1]
   # k-th neighbour radii on a line: neighbours at distance 1, 2, ...
   line = np.arange(10.0)[:, None]
   np.testing.assert_allclose(judging.knn_radii(line, 1), 1.0)
-  np.testing.assert_allclose(judging.knn_radii(line, 2)[[0, 5, 9]],
-                             [2.0, 1.0, 2.0])
+  np.testing.assert_allclose(
+      judging.knn_radii(line, 2)[[0, 5, 9]], [2.0, 1.0, 2.0]
+  )
 
 
 def test_fid_interval_brackets_the_value_and_separates_shifted_sets():
   rng = np.random.default_rng(0)
   reference = rng.normal(size=(2000, 8))
-  same = judging.fid_with_interval(rng.normal(size=(500, 8)), reference,
-                                   num_bootstrap=50)
-  shifted = judging.fid_with_interval(rng.normal(size=(500, 8)) + 0.5,
-                                      reference, num_bootstrap=50)
+  same = judging.fid_with_interval(
+      rng.normal(size=(500, 8)), reference, num_bootstrap=50
+  )
+  shifted = judging.fid_with_interval(
+      rng.normal(size=(500, 8)) + 0.5, reference, num_bootstrap=50
+  )
   for value, low, high in (same, shifted):
     assert low <= value <= high or abs(value - low) < 0.05
   assert same[2] < shifted[1]
@@ -95,17 +102,27 @@ def test_fid_interval_brackets_the_value_and_separates_shifted_sets():
 
 @pytest.mark.xdist_group("tiny_runs")
 def test_sample_quality_writes_every_row(tiny_runs, judge_run, tmp_path):
-  report = sample_quality.main([
-      f"--judge_workdir={judge_run[0]}",
-      f"--tokenizer_workdir={tiny_runs['tokenizer']}",
-      f"--transformer_workdir={tiny_runs['maskgit']}",
-      f"--weak_transformer_workdir={tiny_runs['maskgit']}",
-      "--num_images=12", f"--out_dir={tmp_path}"])
+  report = sample_quality.main(
+      [
+          f"--judge_workdir={judge_run[0]}",
+          f"--tokenizer_workdir={tiny_runs['tokenizer']}",
+          f"--transformer_workdir={tiny_runs['maskgit']}",
+          f"--weak_transformer_workdir={tiny_runs['maskgit']}",
+          "--num_images=12",
+          f"--out_dir={tmp_path}",
+      ]
+  )
   names = [row["name"] for row in report["rows"]]
-  assert names == ["real test images (floor)", "tokenizer reconstructions",
-                   "samples, weak model", "samples"]
+  assert names == [
+      "real test images (floor)",
+      "tokenizer reconstructions",
+      "samples, weak model",
+      "samples",
+  ]
   for row in report["rows"]:
-    assert row["fid_low"] <= row["fid_high"] and len(row["realism_scores"]) == 12
+    assert (
+        row["fid_low"] <= row["fid_high"] and len(row["realism_scores"]) == 12
+    )
     assert len(row["map_entropies"]) == 12
   # The same model and seed as "weak" and as "samples": the same images.
   assert report["rows"][2]["fid"] == report["rows"][3]["fid"]

@@ -18,27 +18,36 @@ CompileCounter = load_script("scripts/benchmark.py").CompileCounter
 
 
 def _transformer(num_layers, seq_len=17, vocab_size=20):
-  return Transformer(vocab_size=vocab_size, seq_len=seq_len, hidden_size=16,
-                     num_layers=num_layers, num_heads=2, intermediate_size=32,
-                     dropout_rate=0.0)
+  return Transformer(
+      vocab_size=vocab_size,
+      seq_len=seq_len,
+      hidden_size=16,
+      num_layers=num_layers,
+      num_heads=2,
+      intermediate_size=32,
+      dropout_rate=0.0,
+  )
 
 
 def test_rows_run_on_cached_keys_and_values_of_unchanged_inputs_are_exact():
   model = _transformer(num_layers=2)
   ids_2xL = jax.random.randint(jax.random.key(0), (2, 17), 0, 19)
   params = model.init(jax.random.key(1), ids_2xL)["params"]
-  apply = lambda *args, **kwargs: model.apply({"params": params}, *args,
-                                              **kwargs)
+  apply = lambda *args, **kwargs: model.apply(
+      {"params": params}, *args, **kwargs
+  )
   full_2xLxV, cache = apply(ids_2xL, return_cache=True)
   assert len(cache) == 2 and cache[0][0].shape == (2, 17, 2, 8)
   rows_2xA = jnp.array([[3, 4, 9], [0, 16, 8]])
   take = lambda x: jnp.take_along_axis(x, rows_2xA, axis=1)
-  rows_only = lambda cache: apply(take(ids_2xL), position_ids_BxL=rows_2xA,
-                                  cache=cache, rows_BxL=rows_2xA)
-  np.testing.assert_allclose(rows_only(cache),
-                             jnp.take_along_axis(full_2xLxV,
-                                                 rows_2xA[..., None], axis=1),
-                             atol=1e-5)
+  rows_only = lambda cache: apply(
+      take(ids_2xL), position_ids_BxL=rows_2xA, cache=cache, rows_BxL=rows_2xA
+  )
+  np.testing.assert_allclose(
+      rows_only(cache),
+      jnp.take_along_axis(full_2xLxV, rows_2xA[..., None], axis=1),
+      atol=1e-5,
+  )
   # Keys and values of other inputs change the rows' outputs: they are read.
   _, other_cache = apply((ids_2xL + 1) % 19, return_cache=True)
   assert not np.allclose(rows_only(other_cache), rows_only(cache), atol=1e-5)
@@ -50,20 +59,31 @@ def test_rows_run_on_cached_keys_and_values_of_unchanged_inputs_are_exact():
 def test_without_attention_reuse_decodes_exactly_as_full_passes(window):
   # With no layers, a position's logits depend on its own input only, so
   # running some rows on reused keys and values must change nothing.
-  layout = models.TokenLayout(codebook_size=16, num_classes=3, latent=8,
-                              class_conditional=True)
-  model = _transformer(num_layers=0, seq_len=layout.seq_len,
-                       vocab_size=layout.vocab_size)
-  params = model.init(jax.random.key(0), jnp.zeros((1, layout.seq_len),
-                                                   jnp.int32))["params"]
+  layout = models.TokenLayout(
+      codebook_size=16, num_classes=3, latent=8, class_conditional=True
+  )
+  model = _transformer(
+      num_layers=0, seq_len=layout.seq_len, vocab_size=layout.vocab_size
+  )
+  params = model.init(
+      jax.random.key(0), jnp.zeros((1, layout.seq_len), jnp.int32)
+  )["params"]
   tokens = jax.random.randint(jax.random.key(1), (3, 8, 8), 0, 16)
   unknown = np.zeros((3, 8, 8), bool)
   unknown[0, 1:3, 1:4] = unknown[1, 5:8, 2:7] = unknown[2, 0:2, 6:8] = True
   decode = lambda every: sampling.Sampler(
-      model, layout, sampling.DecodeSettings(start_iter=2,
-                                             full_pass_every=every))(
-          params, tokens, unknown, jax.random.key(2),
-          labels_B=np.array([0, 1, 2]), window=window, return_history=True)
+      model,
+      layout,
+      sampling.DecodeSettings(start_iter=2, full_pass_every=every),
+  )(
+      params,
+      tokens,
+      unknown,
+      jax.random.key(2),
+      labels_B=np.array([0, 1, 2]),
+      window=window,
+      return_history=True,
+  )
   full, reused = decode(1), decode(3)
   for a, b in zip(full, reused):
     np.testing.assert_array_equal(a, b)
@@ -78,27 +98,39 @@ def test_reuse_needs_a_sensible_setting():
 
 def test_reusing_edits_keep_the_rest_and_compile_once_per_size():
   settings = edit.EditSettings()
-  editor = edit.Editor.from_workdirs(settings=dataclasses.replace(
-      settings, decode=dataclasses.replace(settings.decode,
-                                           full_pass_every=2)))
+  editor = edit.Editor.from_workdirs(
+      settings=dataclasses.replace(
+          settings,
+          decode=dataclasses.replace(settings.decode, full_pass_every=2),
+      )
+  )
   from maskgit_edit import artefacts, data  # pylint: disable=g-import-not-at-top
+
   config = artefacts.load_run_config(
-      artefacts.pretrained_runs("shapes")["tokenizer"])
+      artefacts.pretrained_runs("shapes")["tokenizer"]
+  )
   images, labels = data.get_source(config.data, "test").get(np.arange(2))
   images = images.astype(np.float32) / 255
 
   def run(box, seed=0):
     masks = np.zeros((2, 32, 32), bool)
-    masks[:, box[0]:box[1], box[2]:box[3]] = True
+    masks[:, box[0] : box[1], box[2] : box[3]] = True
     strokes = np.where(masks[..., None], np.float32([0.9, 0.2, 0.1]), images)
-    return editor.edit(images, masks, jax.random.key(seed),
-                       strokes_BxHxWx3=strokes, labels_B=labels,
-                       variant="self_fixed", knob=2.0)
+    return editor.edit(
+        images,
+        masks,
+        jax.random.key(seed),
+        strokes_BxHxWx3=strokes,
+        labels_B=labels,
+        variant="self_fixed",
+        knob=2.0,
+    )
 
   first = run((4, 12, 4, 12))
   source_tokens = np.asarray(editor.tokenize(images))
-  np.testing.assert_array_equal(first["tokens"][~first["edited"]],
-                                source_tokens[~first["edited"]])
+  np.testing.assert_array_equal(
+      first["tokens"][~first["edited"]], source_tokens[~first["edited"]]
+  )
   with CompileCounter() as counter:
     run((16, 24, 12, 20), seed=1)  # As many edited tokens: same program.
   assert counter.count == 0

@@ -21,10 +21,19 @@ def test_quick_pipeline_on_a_folder_of_images(tmp_path):
     Image.fromarray(image).save(folder / f"image{i}.png")
   workdir = tmp_path / "run"
   result = subprocess.run(
-      [sys.executable, "scripts/main.py", f"--data=folder:{tmp_path}/pics",
-       "--quick", f"--workdir={workdir}"],
-      cwd=ROOT, text=True, capture_output=True, timeout=900,
-      env=dict(os.environ, JAX_PLATFORMS="cpu"))
+      [
+          sys.executable,
+          "scripts/main.py",
+          f"--data=folder:{tmp_path}/pics",
+          "--quick",
+          f"--workdir={workdir}",
+      ],
+      cwd=ROOT,
+      text=True,
+      capture_output=True,
+      timeout=900,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   # Unlabelled images: an unconditional transformer, and no judge stages.
   config = json.loads((workdir / "maskgit" / "config.json").read_text())
@@ -37,18 +46,32 @@ def test_quick_pipeline_on_a_folder_of_images(tmp_path):
 
 def test_window_study_stages_pair_every_run_with_the_full_decode():
   from conftest import load_script  # pylint: disable=g-import-not-at-top
+
   main = load_script("scripts/main.py")
-  stages = {name: command for name, command, _ in main.stages(
-      "/w", "shapes", "pretrained", 8, pretrained=True, window_rings=(2,),
-      full_pass_every=3)}
-  runs = ["edits_window_full_reuse3", "edits_window_2",
-          "edits_window_2_reuse3"]
+  stages = {
+      name: command
+      for name, command, _ in main.stages(
+          "/w",
+          "shapes",
+          "pretrained",
+          8,
+          pretrained=True,
+          window_rings=(2,),
+          full_pass_every=3,
+      )
+  }
+  runs = ["edits_window_full_reuse3", "edits_window_2", "edits_window_2_reuse3"]
   assert [n for n in stages if n.startswith("edits_window")] == [
-      "edits_window_full", *runs]
+      "edits_window_full",
+      *runs,
+  ]
   assert "--full_pass_every=3" in stages["edits_window_2_reuse3"]
   assert "--window=2" in stages["edits_window_2_reuse3"]
-  assert not any(a.startswith(("--window", "--full_pass"))
-                 for a in stages["edits_window_full"])
+  assert not any(
+      a.startswith(("--window", "--full_pass"))
+      for a in stages["edits_window_full"]
+  )
   compared = stages["windows"]
-  assert compared[compared.index("--runs") + 1:-1] == [
-      f"/w/{name}/results.json" for name in runs]
+  assert compared[compared.index("--runs") + 1 : -1] == [
+      f"/w/{name}/results.json" for name in runs
+  ]

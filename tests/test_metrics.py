@@ -13,13 +13,14 @@ def _textured_images(num_images, size=32, seed=0):
   """Random images with edges and texture: rectangles on a smooth field."""
   rng = np.random.default_rng(seed)
   field = scipy.ndimage.gaussian_filter(
-      rng.uniform(size=(num_images, size, size, 3)), sigma=(0, 3, 3, 0))
+      rng.uniform(size=(num_images, size, size, 3)), sigma=(0, 3, 3, 0)
+  )
   images = 0.5 + 4.0 * (field - field.mean())
   for image in images:
     for _ in range(4):
       y, x = rng.integers(0, size - 4, size=2)
       h, w = rng.integers(3, size // 2, size=2)
-      image[y:y + h, x:x + w] = rng.uniform(size=3)
+      image[y : y + h, x : x + w] = rng.uniform(size=3)
   images += rng.normal(scale=0.03, size=images.shape)
   return np.clip(images, 0.0, 1.0)
 
@@ -40,7 +41,8 @@ def test_psnr_hand_value_and_single_image():
   np.testing.assert_allclose(metrics.psnr(a, b), expected)
   assert np.ndim(metrics.psnr(a, b)) == 0
   np.testing.assert_allclose(
-      metrics.psnr(a[None] * 255, b[None] * 255, max_val=255.0), [expected])
+      metrics.psnr(a[None] * 255, b[None] * 255, max_val=255.0), [expected]
+  )
 
 
 def test_psnr_identical_images_is_inf_or_capped():
@@ -60,8 +62,9 @@ def test_psnr_mask_restricts_to_masked_pixels():
   b[0, 0, 0] = 0.5  # Error only at pixel (0, 0), all channels.
   mask = np.array([[True, True], [False, False]])
   # Masked MSE: 3 * 0.25 over 2 pixels * 3 channels.
-  np.testing.assert_allclose(metrics.psnr(a, b, mask=mask),
-                             [10 * np.log10(1 / 0.125)])
+  np.testing.assert_allclose(
+      metrics.psnr(a, b, mask=mask), [10 * np.log10(1 / 0.125)]
+  )
   assert metrics.psnr(a, b, mask=~mask)[0] == np.inf
   with pytest.raises(ValueError, match="empty mask"):
     metrics.psnr(a, b, mask=np.zeros((2, 2), bool))
@@ -74,14 +77,17 @@ def test_l2_distance_hand_values():
   b[0, 1, 1, 0] = 0.4
   b[1, 0, 1, 0] = 1.0
   np.testing.assert_allclose(metrics.l2_distance(a, b), [0.5, 1.0])
-  mask_NxHxW = np.array([[[True, False], [False, False]],
-                         [[True, False], [False, True]]])
-  np.testing.assert_allclose(metrics.l2_distance(a, b, mask=mask_NxHxW),
-                             [0.3, 0.0])
+  mask_NxHxW = np.array(
+      [[[True, False], [False, False]], [[True, False], [False, True]]]
+  )
+  np.testing.assert_allclose(
+      metrics.l2_distance(a, b, mask=mask_NxHxW), [0.3, 0.0]
+  )
   # A [H, W] mask is shared by the batch.
   np.testing.assert_allclose(
       metrics.l2_distance(a, b, mask=np.array([[False, True], [True, True]])),
-      [0.4, 1.0])
+      [0.4, 1.0],
+  )
 
 
 def test_l2_distance_sums_channels():
@@ -94,8 +100,8 @@ def test_l2_distance_sums_channels():
 def test_faithfulness_and_preservation():
   source = np.zeros((1, 2, 2, 1))
   output = source.copy()
-  output[0, 0, 0, 0] = 0.6   # inside the edit
-  output[0, 1, 1, 0] = 0.1   # outside the edit
+  output[0, 0, 0, 0] = 0.6  # inside the edit
+  output[0, 1, 1, 0] = 0.1  # outside the edit
   stroke = np.zeros_like(source)
   stroke[0, 0, 0, 0] = 1.0
   edit_mask = np.array([[True, True], [False, False]])
@@ -134,7 +140,7 @@ def test_pixel_metrics_reject_bad_inputs(fn):
 
 def test_edge_mask_marks_both_sides_of_jumps_above_threshold():
   images = np.zeros((1, 4, 6, 3))
-  images[:, :, 3:, 1] = 0.5   # a vertical edge between columns 2 and 3
+  images[:, :, 3:, 1] = 0.5  # a vertical edge between columns 2 and 3
   images[:, :, :, 2] = np.linspace(0, 0.25, 6)  # a gentle ramp: no edge
   expected = np.zeros((1, 4, 6), bool)
   expected[:, :, 2:4] = True
@@ -166,8 +172,10 @@ def test_swd_of_a_set_with_itself_is_zero(image_sets):
 def test_swd_grows_with_blur(image_sets):
   images, held_out = image_sets
   same_distribution = metrics.swd(images, held_out, **_SWD_KWARGS)["mean"]
-  shifted = [metrics.swd(images, _blur(held_out, sigma), **_SWD_KWARGS)["mean"]
-             for sigma in (1.0, 2.0, 4.0)]
+  shifted = [
+      metrics.swd(images, _blur(held_out, sigma), **_SWD_KWARGS)["mean"]
+      for sigma in (1.0, 2.0, 4.0)
+  ]
   assert 0 < same_distribution < shifted[0] < shifted[1] < shifted[2]
   assert shifted[0] > 1.15 * same_distribution
 
@@ -176,41 +184,56 @@ def test_swd_grows_with_noise(image_sets):
   images, held_out = image_sets
   rng = np.random.default_rng(1)
   noise = rng.normal(size=held_out.shape)
-  shifted = [metrics.swd(images, held_out + scale * noise,
-                         **_SWD_KWARGS)["mean"] for scale in (0.05, 0.1, 0.2)]
+  shifted = [
+      metrics.swd(images, held_out + scale * noise, **_SWD_KWARGS)["mean"]
+      for scale in (0.05, 0.1, 0.2)
+  ]
   assert shifted[0] < shifted[1] < shifted[2]
 
 
 def test_swd_descriptors_reused_match_swd(image_sets):
   images, held_out = image_sets
   position_seed, direction_seed = np.random.SeedSequence(5).spawn(2)
-  desc = [metrics.swd_descriptors(x, np.random.default_rng(position_seed),
-                                  num_descriptors=64, batch_size=5)
-          for x in (images, held_out)]
+  desc = [
+      metrics.swd_descriptors(
+          x,
+          np.random.default_rng(position_seed),
+          num_descriptors=64,
+          batch_size=5,
+      )
+      for x in (images, held_out)
+  ]
   assert [d.shape for d in desc[0]] == [(32 * 64, 147)] * 2
   assert desc[0][0].dtype == np.float32
   # Per-set normalisation: each channel has zero mean and unit std.
   channels = desc[0][1].reshape(-1, 7, 7, 3)
   np.testing.assert_allclose(
-      channels.mean(axis=(0, 1, 2), dtype=np.float64), 0, atol=1e-5)
+      channels.mean(axis=(0, 1, 2), dtype=np.float64), 0, atol=1e-5
+  )
   np.testing.assert_allclose(
-      channels.std(axis=(0, 1, 2), dtype=np.float64), 1, atol=1e-5)
+      channels.std(axis=(0, 1, 2), dtype=np.float64), 1, atol=1e-5
+  )
   from_desc = metrics.swd_from_descriptors(
-      *desc, rng=np.random.default_rng(direction_seed), num_projections=256)
+      *desc, rng=np.random.default_rng(direction_seed), num_projections=256
+  )
   direct = metrics.swd(images, held_out, rng_seed=5, **_SWD_KWARGS)
-  np.testing.assert_allclose(from_desc["per_level"], direct["per_level"],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+      from_desc["per_level"], direct["per_level"], rtol=1e-6
+  )
 
 
 def test_swd_one_dimensional_matches_scipy_wasserstein():
   rng = np.random.default_rng(0)
   a = rng.normal(size=50)
   b = rng.normal(loc=0.7, scale=2.0, size=37)  # Unequal set sizes.
-  result = metrics.swd_from_descriptors([a[:, None]], [b[:, None]],
-                                        num_projections=3)
+  result = metrics.swd_from_descriptors(
+      [a[:, None]], [b[:, None]], num_projections=3
+  )
   np.testing.assert_allclose(
-      result["per_level"], [1e3 * scipy.stats.wasserstein_distance(a, b)],
-      rtol=1e-10)
+      result["per_level"],
+      [1e3 * scipy.stats.wasserstein_distance(a, b)],
+      rtol=1e-10,
+  )
 
 
 def test_swd_handles_unequal_set_sizes(image_sets):
@@ -224,8 +247,9 @@ def test_swd_level_count_and_small_images():
   assert metrics.swd_num_levels(32, 48) == 2
   assert metrics.swd_num_levels(64, 64, min_resolution=8) == 4
   images = _textured_images(4, size=64)
-  result = metrics.swd(images, images[::-1], num_descriptors=8,
-                       num_projections=8)
+  result = metrics.swd(
+      images, images[::-1], num_descriptors=8, num_projections=8
+  )
   assert len(result["per_level"]) == 3
   with pytest.raises(ValueError, match="smaller than min_resolution"):
     metrics.swd_descriptors(np.zeros((2, 8, 8, 3)))
@@ -239,7 +263,10 @@ def test_laplacian_pyramid_of_constant_image():
   images = np.full((2, 32, 32, 3), 0.7)
   levels = metrics.laplacian_pyramid(images, num_levels=3)
   assert [level.shape for level in levels] == [
-      (2, 32, 32, 3), (2, 16, 16, 3), (2, 8, 8, 3)]
+      (2, 32, 32, 3),
+      (2, 16, 16, 3),
+      (2, 8, 8, 3),
+  ]
   np.testing.assert_allclose(levels[0], 0.0, atol=1e-12)
   np.testing.assert_allclose(levels[1], 0.0, atol=1e-12)
   np.testing.assert_allclose(levels[2], 0.7)
@@ -279,11 +306,13 @@ def test_token_nll_rejects_bad_inputs():
 def test_frechet_distance_diagonal_closed_form():
   mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([0.5, 1.0, 0.0])
   s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([2.0, 1.0, 0.25])
-  expected = np.sum((mu1 - mu2)**2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
+  expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
   np.testing.assert_allclose(
-      metrics.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)), expected)
-  np.testing.assert_allclose(metrics.frechet_distance(0.0, 4.0, 1.0, 1.0),
-                             1.0 + 4.0 + 1.0 - 2.0 * 2.0)
+      metrics.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)), expected
+  )
+  np.testing.assert_allclose(
+      metrics.frechet_distance(0.0, 4.0, 1.0, 1.0), 1.0 + 4.0 + 1.0 - 2.0 * 2.0
+  )
 
 
 def test_frechet_distance_matches_sqrtm_formula():
@@ -292,10 +321,15 @@ def test_frechet_distance_matches_sqrtm_formula():
   sigma1, sigma2 = a @ a.T + 0.1 * np.eye(6), b @ b.T
   mu1, mu2 = rng.normal(size=(2, 6))
   covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
-  expected = (np.sum((mu1 - mu2)**2) + np.trace(sigma1) + np.trace(sigma2)
-              - 2 * np.trace(covmean))
+  expected = (
+      np.sum((mu1 - mu2) ** 2)
+      + np.trace(sigma1)
+      + np.trace(sigma2)
+      - 2 * np.trace(covmean)
+  )
   np.testing.assert_allclose(
-      metrics.frechet_distance(mu1, sigma1, mu2, sigma2), expected, rtol=1e-8)
+      metrics.frechet_distance(mu1, sigma1, mu2, sigma2), expected, rtol=1e-8
+  )
   with pytest.raises(ValueError, match="sigma2"):
     metrics.frechet_distance(mu1, sigma1, mu2, sigma2[:5, :5])
 
@@ -320,14 +354,22 @@ def test_fid_and_kid_with_a_feature_function():
   def mean_colour(batch):
     return batch.mean(axis=(1, 2))
 
-  expected = metrics.fid_from_features(mean_colour(images),
-                                       mean_colour(images[::-1] * 0.5))
+  expected = metrics.fid_from_features(
+      mean_colour(images), mean_colour(images[::-1] * 0.5)
+  )
   np.testing.assert_allclose(
       metrics.fid(images, images[::-1] * 0.5, mean_colour, batch_size=5),
-      expected)
+      expected,
+  )
   assert expected > 0
-  kid_mean, _ = metrics.kid(images, images * 0.5, mean_colour, batch_size=5,
-                            num_subsets=5, subset_size=6)
+  kid_mean, _ = metrics.kid(
+      images,
+      images * 0.5,
+      mean_colour,
+      batch_size=5,
+      num_subsets=5,
+      subset_size=6,
+  )
   assert kid_mean > 0
 
 
@@ -335,9 +377,11 @@ def test_kid_same_and_shifted_distributions():
   rng = np.random.default_rng(0)
   f1, f2 = rng.normal(size=(2, 400, 16))
   same_mean, same_std = metrics.kid_from_features(
-      f1, f2, num_subsets=20, subset_size=200)
+      f1, f2, num_subsets=20, subset_size=200
+  )
   shifted_mean, _ = metrics.kid_from_features(
-      f1, f2 + 0.5, num_subsets=20, subset_size=200)
+      f1, f2 + 0.5, num_subsets=20, subset_size=200
+  )
   assert abs(same_mean) < 0.02 and same_std > 0
   assert shifted_mean > 10 * max(abs(same_mean), same_std)
   with pytest.raises(ValueError, match="subset_size"):
@@ -352,8 +396,9 @@ def test_mean_ci_hand_computation():
   mean, half_width = metrics.mean_ci([1.0, 2.0, 3.0, 4.0])
   # t_{0.975, 3} = 3.182446; sample std = sqrt(5 / 3).
   assert mean == 2.5
-  np.testing.assert_allclose(half_width, 3.182446 * np.sqrt(5 / 3) / 2,
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+      half_width, 3.182446 * np.sqrt(5 / 3) / 2, rtol=1e-6
+  )
   _, narrower = metrics.mean_ci([1.0, 2.0, 3.0, 4.0], confidence=0.5)
   assert narrower < half_width
 
@@ -370,12 +415,14 @@ def test_cluster_bootstrap_resamples_whole_clusters():
   values = rng.normal(size=30)
   single = metrics.cluster_bootstrap_ci(values, np.arange(30), rng=1)
   # Each value twice in its cluster: the same clusters, so the same interval.
-  doubled = metrics.cluster_bootstrap_ci(np.repeat(values, 2),
-                                         np.repeat(np.arange(30), 2), rng=1)
+  doubled = metrics.cluster_bootstrap_ci(
+      np.repeat(values, 2), np.repeat(np.arange(30), 2), rng=1
+  )
   np.testing.assert_allclose(doubled, single)
   # Treating the duplicates as independent would narrow it.
-  naive = metrics.cluster_bootstrap_ci(np.repeat(values, 2), np.arange(60),
-                                       rng=1)
+  naive = metrics.cluster_bootstrap_ci(
+      np.repeat(values, 2), np.arange(60), rng=1
+  )
   assert naive[2] - naive[1] < 0.8 * (single[2] - single[1])
   assert single[1] < single[0] < single[2]
   with pytest.raises(ValueError, match="finite"):

@@ -34,14 +34,23 @@ def _free_port() -> int:
 
 
 def _command(config: str, workdir: str, overrides=()):
-  return [sys.executable, "-m", "maskgit_edit.train",
-          f"--config={os.path.join(ROOT, 'configs', config)}:runlocal",
-          f"--workdir={workdir}", *overrides]
+  return [
+      sys.executable,
+      "-m",
+      "maskgit_edit.train",
+      f"--config={os.path.join(ROOT, 'configs', config)}:runlocal",
+      f"--workdir={workdir}",
+      *overrides,
+  ]
 
 
 def _env(num_devices: int):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_MODE="disabled",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={num_devices}")
+  env = dict(
+      os.environ,
+      JAX_PLATFORMS="cpu",
+      WANDB_MODE="disabled",
+      XLA_FLAGS=f"--xla_force_host_platform_device_count={num_devices}",
+  )
   return env
 
 
@@ -52,20 +61,43 @@ def _check(procs):
 
 
 def train_single(config, workdir, overrides=()):
-  _check([subprocess.Popen(_command(config, workdir, overrides), env=_env(2),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, cwd=ROOT)])
+  _check(
+      [
+          subprocess.Popen(
+              _command(config, workdir, overrides),
+              env=_env(2),
+              stdout=subprocess.PIPE,
+              stderr=subprocess.STDOUT,
+              text=True,
+              cwd=ROOT,
+          )
+      ]
+  )
 
 
 def train_pair(config, workdir, overrides=()):
   port = _free_port()
-  procs = [subprocess.Popen(
-      _command(config, workdir, [
-          *overrides, "--config.distributed=True",
-          f"--config.coordinator_address=127.0.0.1:{port}",
-          "--config.num_processes=2", f"--config.process_id={i}"]),
-      env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True, cwd=ROOT) for i in range(2)]
+  procs = [
+      subprocess.Popen(
+          _command(
+              config,
+              workdir,
+              [
+                  *overrides,
+                  "--config.distributed=True",
+                  f"--config.coordinator_address=127.0.0.1:{port}",
+                  "--config.num_processes=2",
+                  f"--config.process_id={i}",
+              ],
+          ),
+          env=_env(1),
+          stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT,
+          text=True,
+          cwd=ROOT,
+      )
+      for i in range(2)
+  ]
   _check(procs)
 
 
@@ -81,9 +113,11 @@ def _losses(workdir):
 
 def assert_same_run(a, b, name):
   np.testing.assert_allclose(_losses(a), _losses(b), rtol=1e-5)
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4,
-                                                       atol=1e-6),
-               _params(a, name), _params(b, name))
+  jax.tree.map(
+      lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6),
+      _params(a, name),
+      _params(b, name),
+  )
 
 
 def _rewind(workdir, to_step):
@@ -117,8 +151,10 @@ def test_two_processes_train_the_tokenizer_as_one(tokenizer_runs):
   assert_same_run(single, pair, "tokenizer")
   # Process 0 alone writes the token cache; it matches the single run's.
   for name in ("tokens_train.npz", "tokens_test.npz"):
-    with np.load(os.path.join(single, name)) as a, np.load(
-        os.path.join(pair, name)) as b:
+    with (
+        np.load(os.path.join(single, name)) as a,
+        np.load(os.path.join(pair, name)) as b,
+    ):
       assert sorted(a.files) == sorted(b.files)
       for member in a.files:
         np.testing.assert_array_equal(a[member], b[member])
@@ -126,8 +162,10 @@ def test_two_processes_train_the_tokenizer_as_one(tokenizer_runs):
 
 def test_checkpoints_resume_across_process_counts(tokenizer_runs):
   root, single, pair = tokenizer_runs
-  pair_to_single, single_to_pair = (str(root / "pair_to_single"),
-                                    str(root / "single_to_pair"))
+  pair_to_single, single_to_pair = (
+      str(root / "pair_to_single"),
+      str(root / "single_to_pair"),
+  )
   shutil.copytree(pair, pair_to_single)
   shutil.copytree(single, single_to_pair)
   _rewind(pair_to_single, 2)
@@ -156,16 +194,33 @@ def _checkpoint_steps(workdir):
 
 def test_a_killed_process_stops_its_peer_and_both_resume(tmp_path):
   workdir = str(tmp_path / "pair")
-  endless = ["--config.total_steps=1000000", "--config.checkpoint_every=20",
-             "--config.heartbeat_timeout_s=10"]
+  endless = [
+      "--config.total_steps=1000000",
+      "--config.checkpoint_every=20",
+      "--config.heartbeat_timeout_s=10",
+  ]
   port = _free_port()
-  procs = [subprocess.Popen(
-      _command("tokenizer_shapes.py", workdir, [
-          *endless, "--config.distributed=True",
-          f"--config.coordinator_address=127.0.0.1:{port}",
-          "--config.num_processes=2", f"--config.process_id={i}"]),
-      env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True, cwd=ROOT) for i in range(2)]
+  procs = [
+      subprocess.Popen(
+          _command(
+              "tokenizer_shapes.py",
+              workdir,
+              [
+                  *endless,
+                  "--config.distributed=True",
+                  f"--config.coordinator_address=127.0.0.1:{port}",
+                  "--config.num_processes=2",
+                  f"--config.process_id={i}",
+              ],
+          ),
+          env=_env(1),
+          stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT,
+          text=True,
+          cwd=ROOT,
+      )
+      for i in range(2)
+  ]
   deadline = time.monotonic() + TIMEOUT_S
   while not _checkpoint_steps(workdir) and time.monotonic() < deadline:
     assert all(p.poll() is None for p in procs), procs[0].communicate()[0]
@@ -181,8 +236,11 @@ def test_a_killed_process_stops_its_peer_and_both_resume(tmp_path):
   # Only complete checkpoints are left: a restart of both resumes from the
   # last one and finishes.
   last = _checkpoint_steps(workdir)[-1]
-  train_pair("tokenizer_shapes.py", workdir,
-             [f"--config.total_steps={last + 10}", "--config.checkpoint_every=20"])
+  train_pair(
+      "tokenizer_shapes.py",
+      workdir,
+      [f"--config.total_steps={last + 10}", "--config.checkpoint_every=20"],
+  )
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     steps = [row["step"] for row in map(json.loads, f)]
   assert steps[-1] == last + 10
@@ -198,39 +256,82 @@ def test_edits_split_over_processes_and_devices_equal_one_device(tmp_path):
   from maskgit_edit import evaluation  # pylint: disable=g-import-not-at-top
   from maskgit_edit import strokes  # pylint: disable=g-import-not-at-top
   from conftest import load_script  # pylint: disable=g-import-not-at-top
+
   runs = artefacts.pretrained_runs("shapes")
   data_config = artefacts.load_run_config(runs["tokenizer"]).data
   sources, _ = data_lib.get_source(data_config, "test").get(np.arange(7))
   records = strokes.make_strokes(sources, strokes_per_image=2, seed=0)[:13]
-  manifest = str(strokes.write_stroke_set(
-      tmp_path / "strokes", sources, records,
-      metadata={"data": data_config.to_dict(), "split": "test"}))
+  manifest = str(
+      strokes.write_stroke_set(
+          tmp_path / "strokes",
+          sources,
+          records,
+          metadata={"data": data_config.to_dict(), "split": "test"},
+      )
+  )
 
   def argv(out_dir):
-    return ["--manifest", manifest, "--tokenizer_workdir", runs["tokenizer"],
-            "--transformer_workdir", runs["maskgit"], "--out_dir", out_dir,
-            "--variants", "none", "context", "--knobs", "none=0",
-            "context=0.5", "--batch_size", "3", "--swd_descriptors", "16",
-            "--swd_min_resolution", "8", "--swd_projections", "32",
-            "--swd_folds", "2"]
+    return [
+        "--manifest",
+        manifest,
+        "--tokenizer_workdir",
+        runs["tokenizer"],
+        "--transformer_workdir",
+        runs["maskgit"],
+        "--out_dir",
+        out_dir,
+        "--variants",
+        "none",
+        "context",
+        "--knobs",
+        "none=0",
+        "context=0.5",
+        "--batch_size",
+        "3",
+        "--swd_descriptors",
+        "16",
+        "--swd_min_resolution",
+        "8",
+        "--swd_projections",
+        "32",
+        "--swd_folds",
+        "2",
+    ]
 
   single = str(tmp_path / "single")
   load_script("scripts/run_edits.py").main(argv(single))
   pair = str(tmp_path / "pair")
   port = _free_port()
-  procs = [subprocess.Popen(
-      [sys.executable, "scripts/run_edits.py", *argv(pair), "--distributed",
-       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-       f"--process_id={i}"],
-      env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-      text=True, cwd=ROOT) for i in range(2)]
+  procs = [
+      subprocess.Popen(
+          [
+              sys.executable,
+              "scripts/run_edits.py",
+              *argv(pair),
+              "--distributed",
+              f"--coordinator_address=127.0.0.1:{port}",
+              "--num_processes=2",
+              f"--process_id={i}",
+          ],
+          env=_env(2),
+          stdout=subprocess.PIPE,
+          stderr=subprocess.STDOUT,
+          text=True,
+          cwd=ROOT,
+      )
+      for i in range(2)
+  ]
   _check(procs)
   for variant, knob in (("none", 0.0), ("context", 0.5)):
-    with np.load(evaluation.output_path(single, variant, knob)) as a, \
-        np.load(evaluation.output_path(pair, variant, knob)) as b:
+    with (
+        np.load(evaluation.output_path(single, variant, knob)) as a,
+        np.load(evaluation.output_path(pair, variant, knob)) as b,
+    ):
       assert sorted(a.files) == sorted(b.files)
       for name in a.files:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-  results = [evaluation.load_results(os.path.join(out, "results.json"))
-             for out in (single, pair)]
+  results = [
+      evaluation.load_results(os.path.join(out, "results.json"))
+      for out in (single, pair)
+  ]
   assert results[0]["results"] == results[1]["results"]

@@ -22,12 +22,15 @@ def exported(tiny_runs, tmp_path_factory):
   """The tiny runs plus tiny judge / reweight / iterate runs, exported."""
   root = tmp_path_factory.mktemp("runs")
   runs = {name: tiny_runs[name] for name in ("tokenizer", "maskgit")}
-  for name, links in (("judge", {}),
-                      ("reweight", {"transformer_workdir": runs["maskgit"]}),
-                      ("iterate", {"transformer_workdir": runs["maskgit"]})):
+  for name, links in (
+      ("judge", {}),
+      ("reweight", {"transformer_workdir": runs["maskgit"]}),
+      ("iterate", {"transformer_workdir": runs["maskgit"]}),
+  ):
     runs[name] = str(root / name)
-    train.train_and_evaluate(tiny_config(f"{name}_shapes.py", **links),
-                             runs[name])
+    train.train_and_evaluate(
+        tiny_config(f"{name}_shapes.py", **links), runs[name]
+    )
   for name, workdir in runs.items():  # The exporter reads one run folder.
     if not os.path.exists(root / name):
       os.symlink(workdir, root / name)
@@ -37,18 +40,23 @@ def exported(tiny_runs, tmp_path_factory):
 
 
 def test_export_writes_half_precision_runs_that_link_to_each_other(
-    exported, tmp_path, monkeypatch):
+    exported, tmp_path, monkeypatch
+):
   runs, out = exported
   assert artefacts.load_run_config(os.path.join(out, "maskgit")).to_dict()[
-      "tokenizer_workdir"] == os.path.join(out, "tokenizer")
+      "tokenizer_workdir"
+  ] == os.path.join(out, "tokenizer")
   raw = checkpoints.read_msgpack_params(
-      artefacts.params_path(os.path.join(out, "maskgit"), "transformer"))
+      artefacts.params_path(os.path.join(out, "maskgit"), "transformer")
+  )
   assert {np.asarray(x).dtype for x in jax_leaves(raw)} == {np.dtype("float16")}
   monkeypatch.chdir(tmp_path)  # Links resolve from any directory.
   editor = edit.Editor.from_workdirs(
-      os.path.join(out, "tokenizer"), os.path.join(out, "maskgit"),
+      os.path.join(out, "tokenizer"),
+      os.path.join(out, "maskgit"),
       iterate_workdir=os.path.join(out, "iterate"),
-      reweight_workdir=os.path.join(out, "reweight"))
+      reweight_workdir=os.path.join(out, "reweight"),
+  )
   original = artefacts.load_transformer(runs["maskgit"])[1]
   for a, b in zip(jax_leaves(editor.params), jax_leaves(original)):
     assert a.dtype == np.float32
@@ -64,8 +72,11 @@ def test_a_run_that_does_not_fit_its_config_names_the_file(exported):
   config = json.loads(open(path).read())
   config["model"]["hidden_size"] *= 2
   open(path, "w").write(json.dumps(config))
-  with pytest.raises(ValueError, match=r"transformer_params.msgpack does not "
-                     r"fit the model: parameter .* has shape"):
+  with pytest.raises(
+      ValueError,
+      match=r"transformer_params.msgpack does not "
+      r"fit the model: parameter .* has shape",
+  ):
     artefacts.load_transformer(os.path.join(out, "maskgit"))
 
 
@@ -80,14 +91,18 @@ def test_committed_weights_keep_their_recorded_accuracy():
   measured = export.check_figures(folder, recorded["num_images"])
   # Float noise may flip a near-tie argmax: allow 2 of the masked tokens.
   masked = recorded["num_images"] * 64 // 2
-  assert abs(measured["masked_accuracy"]
-             - recorded["masked_accuracy"]) <= 2 / masked
-  np.testing.assert_allclose(measured["masked_nll"], recorded["masked_nll"],
-                             atol=1e-3)
+  assert (
+      abs(measured["masked_accuracy"] - recorded["masked_accuracy"])
+      <= 2 / masked
+  )
+  np.testing.assert_allclose(
+      measured["masked_nll"], recorded["masked_nll"], atol=1e-3
+  )
 
 
 def jax_leaves(tree):
   import jax  # pylint: disable=g-import-not-at-top
+
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
@@ -95,12 +110,13 @@ def test_editor_without_run_folders_edits_with_the_committed_models():
   from maskgit_edit import data as data_lib  # pylint: disable=g-import-not-at-top
   from maskgit_edit import images as images_lib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
+
   editor = edit.Editor.from_workdirs()
   assert editor.iterative_params is not None
   assert editor.kernels["self_learned"] is not None
   images, labels = data_lib.get_source(
-      dict(data_lib.default_data_config(), image_size=32), "test").get(
-          np.arange(2))
+      dict(data_lib.default_data_config(), image_size=32), "test"
+  ).get(np.arange(2))
   sources = images_lib.to_float(images)
   masks = np.zeros((2, 32, 32), bool)
   masks[:, 8:16, 8:16] = True

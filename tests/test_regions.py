@@ -15,8 +15,10 @@ LATENT_SIZE = 8  # f = 4 px per token side.
 def _images(batch=2, seed=0):
   rng = np.random.default_rng(seed)
   shape = (batch, IMAGE_SIZE, IMAGE_SIZE, 3)
-  return (rng.random(shape, dtype=np.float32),
-          rng.random(shape, dtype=np.float32))
+  return (
+      rng.random(shape, dtype=np.float32),
+      rng.random(shape, dtype=np.float32),
+  )
 
 
 def _empty_mask(batch=1):
@@ -77,11 +79,13 @@ def test_token_pixel_token_round_trip():
   pixel_mask = regions.token_to_pixel_mask(token_mask, IMAGE_SIZE)
   assert pixel_mask.shape == (3, IMAGE_SIZE, IMAGE_SIZE)
   # Each token covers exactly its own 4x4 patch.
-  np.testing.assert_array_equal(pixel_mask[:, 4:8, 8:12],
-                                np.broadcast_to(token_mask[:, 1:2, 2:3],
-                                                (3, 4, 4)))
   np.testing.assert_array_equal(
-      regions.pixel_to_token_mask(pixel_mask, LATENT_SIZE), token_mask)
+      pixel_mask[:, 4:8, 8:12],
+      np.broadcast_to(token_mask[:, 1:2, 2:3], (3, 4, 4)),
+  )
+  np.testing.assert_array_equal(
+      regions.pixel_to_token_mask(pixel_mask, LATENT_SIZE), token_mask
+  )
 
 
 def test_token_mask_rejects_non_divisible_size():
@@ -107,11 +111,18 @@ def test_validate_classifies_masks():
   mask_BxHxW[1, 5, 5] = True
   mask_BxHxW[2] = True
   kinds = regions.validate_edit_inputs(source, stroke, mask_BxHxW, LATENT_SIZE)
-  assert kinds == [regions.MaskKind.EMPTY, regions.MaskKind.PARTIAL,
-                   regions.MaskKind.FULL]
+  assert kinds == [
+      regions.MaskKind.EMPTY,
+      regions.MaskKind.PARTIAL,
+      regions.MaskKind.FULL,
+  ]
   # No stroke image is fine (pure inpainting); 0/1 integer masks are too.
-  assert regions.validate_edit_inputs(
-      source, None, mask_BxHxW.astype(np.uint8), LATENT_SIZE) == kinds
+  assert (
+      regions.validate_edit_inputs(
+          source, None, mask_BxHxW.astype(np.uint8), LATENT_SIZE
+      )
+      == kinds
+  )
 
 
 def test_mask_coverage():
@@ -120,28 +131,35 @@ def test_mask_coverage():
   np.testing.assert_allclose(regions.mask_coverage(mask_BxHxW), [0.0, 0.25])
 
 
-@pytest.mark.parametrize('stroke_shape, mask_shape, match', [
-    ((2, 32, 32, 3), (2, 16, 16), r'mask shape \(2, 16, 16\)'),
-    ((2, 32, 32, 3), (1, 32, 32), r'mask shape \(1, 32, 32\)'),
-    ((2, 16, 16, 3), (2, 32, 32), r'stroke shape \(2, 16, 16, 3\)'),
-])
+@pytest.mark.parametrize(
+    'stroke_shape, mask_shape, match',
+    [
+        ((2, 32, 32, 3), (2, 16, 16), r'mask shape \(2, 16, 16\)'),
+        ((2, 32, 32, 3), (1, 32, 32), r'mask shape \(1, 32, 32\)'),
+        ((2, 16, 16, 3), (2, 32, 32), r'stroke shape \(2, 16, 16, 3\)'),
+    ],
+)
 def test_validate_rejects_size_mismatch(stroke_shape, mask_shape, match):
   source, _ = _images()
   with pytest.raises(ValueError, match=match):
-    regions.validate_edit_inputs(source, np.zeros(stroke_shape),
-                                 np.zeros(mask_shape, bool), LATENT_SIZE)
+    regions.validate_edit_inputs(
+        source, np.zeros(stroke_shape), np.zeros(mask_shape, bool), LATENT_SIZE
+    )
 
 
 def test_validate_rejects_bad_geometry():
   with pytest.raises(ValueError, match='30.*8'):
-    regions.validate_edit_inputs(np.zeros((1, 30, 30, 3)), None,
-                                 np.zeros((1, 30, 30), bool), LATENT_SIZE)
+    regions.validate_edit_inputs(
+        np.zeros((1, 30, 30, 3)), None, np.zeros((1, 30, 30), bool), LATENT_SIZE
+    )
   with pytest.raises(ValueError, match='32x16'):
-    regions.validate_edit_inputs(np.zeros((1, 32, 16, 3)), None,
-                                 np.zeros((1, 32, 16), bool), LATENT_SIZE)
+    regions.validate_edit_inputs(
+        np.zeros((1, 32, 16, 3)), None, np.zeros((1, 32, 16), bool), LATENT_SIZE
+    )
   with pytest.raises(ValueError, match=r'\[B, H, W, 3\]'):
-    regions.validate_edit_inputs(np.zeros((32, 32, 3)), None,
-                                 np.zeros((32, 32), bool), LATENT_SIZE)
+    regions.validate_edit_inputs(
+        np.zeros((32, 32, 3)), None, np.zeros((32, 32), bool), LATENT_SIZE
+    )
 
 
 def test_validate_rejects_non_boolean_mask():
@@ -175,8 +193,14 @@ def test_hard_composite_keeps_outside_exactly():
 def test_feather_composite_is_exact_outside_region_and_on_stroke():
   source, generated = _images()
   stroke_mask, region = _stroke_and_region()
-  out = regions.composite(source, generated, region, mode='feather',
-                          sigma_px=2.0, core_mask_BxHxW=stroke_mask)
+  out = regions.composite(
+      source,
+      generated,
+      region,
+      mode='feather',
+      sigma_px=2.0,
+      core_mask_BxHxW=stroke_mask,
+  )
   np.testing.assert_array_equal(out[~region], source[~region])
   np.testing.assert_array_equal(out[stroke_mask], generated[stroke_mask])
   # Between the stroke and the region boundary the images are blended.
@@ -202,8 +226,9 @@ def test_feather_weights_ramp_inside_region():
 
 def test_feather_zero_sigma_is_hard_mask():
   _, region = _stroke_and_region()
-  np.testing.assert_array_equal(regions.feather(region, 0.0),
-                                region.astype(np.float32))
+  np.testing.assert_array_equal(
+      regions.feather(region, 0.0), region.astype(np.float32)
+  )
   with pytest.raises(ValueError, match='sigma_px'):
     regions.feather(region, -1.0)
 
@@ -211,20 +236,37 @@ def test_feather_zero_sigma_is_hard_mask():
 def test_composite_works_on_jax_arrays_and_under_jit():
   source, generated = _images()
   stroke_mask, region = _stroke_and_region()
-  expected = regions.composite(source, generated, region, mode='feather',
-                               sigma_px=2.0, core_mask_BxHxW=stroke_mask)
+  expected = regions.composite(
+      source,
+      generated,
+      region,
+      mode='feather',
+      sigma_px=2.0,
+      core_mask_BxHxW=stroke_mask,
+  )
 
   @jax.jit
   def composite_jax(source, generated, region, stroke_mask):
-    return regions.composite(source, generated, region, mode='feather',
-                             sigma_px=2.0, core_mask_BxHxW=stroke_mask)
+    return regions.composite(
+        source,
+        generated,
+        region,
+        mode='feather',
+        sigma_px=2.0,
+        core_mask_BxHxW=stroke_mask,
+    )
 
-  out = composite_jax(jnp.asarray(source), jnp.asarray(generated),
-                      jnp.asarray(region), jnp.asarray(stroke_mask))
+  out = composite_jax(
+      jnp.asarray(source),
+      jnp.asarray(generated),
+      jnp.asarray(region),
+      jnp.asarray(stroke_mask),
+  )
   assert isinstance(out, jax.Array)
   np.testing.assert_allclose(np.asarray(out), expected, atol=1e-6)
-  hard = regions.composite(jnp.asarray(source), jnp.asarray(generated),
-                           jnp.asarray(region))
+  hard = regions.composite(
+      jnp.asarray(source), jnp.asarray(generated), jnp.asarray(region)
+  )
   np.testing.assert_array_equal(np.asarray(hard)[~region], source[~region])
 
 
@@ -259,7 +301,8 @@ def test_load_edit_triplet_round_trip(tmp_path):
   source, stroke, mask = regions.load_edit_triplet(
       _save(tmp_path / 'source.png', source_u8),
       _save(tmp_path / 'stroke.png', stroke_u8),
-      _save(tmp_path / 'mask.png', mask_rgba))
+      _save(tmp_path / 'mask.png', mask_rgba),
+  )
   assert source.dtype == stroke.dtype == np.float32
   np.testing.assert_allclose(source, source_u8 / 255, atol=1e-6)
   np.testing.assert_allclose(stroke, stroke_u8 / 255, atol=1e-6)
@@ -275,7 +318,9 @@ def test_load_edit_triplet_grayscale_mask_and_resize(tmp_path):
   source, stroke, mask = regions.load_edit_triplet(
       _save(tmp_path / 'source.png', image_u8),
       _save(tmp_path / 'stroke.png', image_u8),
-      _save(tmp_path / 'mask.png', mask_u8), image_size=8)
+      _save(tmp_path / 'mask.png', mask_u8),
+      image_size=8,
+  )
   assert source.shape == stroke.shape == (8, 8, 3)
   np.testing.assert_allclose(source, 200 / 255, atol=1e-6)
   expected = np.zeros((8, 8), bool)

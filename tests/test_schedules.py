@@ -4,8 +4,9 @@ import pytest
 from maskgit_edit.decoding import schedules
 
 
-@pytest.mark.parametrize("name", ["cosine", "linear", "square", "pow3",
-                                  "pow0.5", "log", "exp"])
+@pytest.mark.parametrize(
+    "name", ["cosine", "linear", "square", "pow3", "pow0.5", "log", "exp"]
+)
 def test_decreasing_from_one_to_near_zero(name):
   ratios = np.linspace(0, 1, 11)
   gamma = np.asarray(schedules.mask_ratio(ratios, name, num_unknown=64))
@@ -16,7 +17,8 @@ def test_decreasing_from_one_to_near_zero(name):
 
 def test_known_values():
   assert float(schedules.mask_ratio(0.5, "cosine")) == pytest.approx(
-      np.cos(np.pi / 4))
+      np.cos(np.pi / 4)
+  )
   assert float(schedules.mask_ratio(0.25, "linear")) == pytest.approx(0.75)
   assert float(schedules.mask_ratio(0.5, "square")) == pytest.approx(0.75)
   assert float(schedules.mask_ratio(0.5, "pow3")) == pytest.approx(0.875)

@@ -12,7 +12,6 @@ from maskgit_edit import strokes
 from conftest import load_script
 
 
-
 def make_strokes_cli():
   return load_script("make_strokes.py")
 
@@ -25,20 +24,26 @@ def images():
 
 
 def records(images, seed, segmentation="kmeans"):
-  return strokes.make_strokes(images, strokes_per_image=2, seed=seed,
-                              segmentation=segmentation)
+  return strokes.make_strokes(
+      images, strokes_per_image=2, seed=seed, segmentation=segmentation
+  )
 
 
 def two_colour_image(size=48):
   canvas = np.zeros((size, size, 3), np.uint8)
-  canvas[:, size // 2:] = (200, 40, 40)
-  canvas[size // 5:size * 3 // 5, size // 10:size * 2 // 5] = (20, 200, 90)
+  canvas[:, size // 2 :] = (200, 40, 40)
+  canvas[size // 5 : size * 3 // 5, size // 10 : size * 2 // 5] = (20, 200, 90)
   return canvas
 
 
 def test_median_kernel_scales_with_size_and_is_odd():
   assert [strokes.median_kernel_size(s) for s in (16, 32, 64, 128, 256)] == [
-      3, 3, 7, 13, 23]
+      3,
+      3,
+      7,
+      13,
+      23,
+  ]
 
 
 def test_deterministic_per_seed(images):
@@ -46,15 +51,19 @@ def test_deterministic_per_seed(images):
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x.stroke.stroke_image, y.stroke.stroke_image)
     np.testing.assert_array_equal(x.stroke.mask, y.stroke.mask)
-  assert any(not np.array_equal(x.stroke.stroke_image, z.stroke.stroke_image)
-             for x, z in zip(a, c))
+  assert any(
+      not np.array_equal(x.stroke.stroke_image, z.stroke.stroke_image)
+      for x, z in zip(a, c)
+  )
 
 
 def test_strokes_do_not_depend_on_batching(images):
   whole = records(images, 3)
-  chunks = (strokes.make_strokes(images[:2], strokes_per_image=2, seed=3)
-            + strokes.make_strokes(images[2:], strokes_per_image=2, seed=3,
-                                   first_index=2))
+  chunks = strokes.make_strokes(
+      images[:2], strokes_per_image=2, seed=3
+  ) + strokes.make_strokes(
+      images[2:], strokes_per_image=2, seed=3, first_index=2
+  )
   assert [r.id for r in whole] == [r.id for r in chunks]
   for x, y in zip(whole, chunks):
     np.testing.assert_array_equal(x.stroke.stroke_image, y.stroke.stroke_image)
@@ -86,9 +95,14 @@ def test_fill_colours(images, segmentation):
 
 def test_stroke_is_a_flat_region_of_admissible_area():
   image = two_colour_image()
-  (record,) = strokes.make_strokes(image[None], strokes_per_image=1,
-                                  modes=("inversion",), seed=0,
-                                  min_area_frac=0.1, max_area_frac=0.4)
+  (record,) = strokes.make_strokes(
+      image[None],
+      strokes_per_image=1,
+      modes=("inversion",),
+      seed=0,
+      min_area_frac=0.1,
+      max_area_frac=0.4,
+  )
   stroke = record.stroke
   assert 0.1 <= stroke.area_frac <= 0.4
   # The stroke is one of the flat input regions, up to the corners that the
@@ -103,7 +117,8 @@ def test_pick_region_prefers_admissible_then_closest_area():
   regions[:, :3] = 2  # 30% of the image.
   regions[:, :1] = 3  # 10% of the image.
   pick = lambda lo, hi: strokes.pick_region(
-      regions, np.random.default_rng(0), min_area_frac=lo, max_area_frac=hi)
+      regions, np.random.default_rng(0), min_area_frac=lo, max_area_frac=hi
+  )
   np.testing.assert_array_equal(pick(0.15, 0.25), regions == 2)
   np.testing.assert_array_equal(pick(0.7, 0.9), regions == 1)
   np.testing.assert_array_equal(pick(0.0, 0.05), regions == 3)
@@ -111,7 +126,8 @@ def test_pick_region_prefers_admissible_then_closest_area():
 
 def test_bad_arguments_raise(images):
   make = lambda image, **kwargs: strokes.make_strokes(
-      image[None], strokes_per_image=1, seed=0, **kwargs)
+      image[None], strokes_per_image=1, seed=0, **kwargs
+  )
   with pytest.raises(ValueError, match="stroke mode 'paint'"):
     make(images[0], modes=("paint",))
   with pytest.raises(ValueError, match="segmentation 'grid'"):
@@ -124,8 +140,9 @@ def test_bad_arguments_raise(images):
 
 def test_manifest_round_trip(images, tmp_path):
   recs = records(images[:2], 0)
-  path = strokes.write_stroke_set(tmp_path / "set", images[:2], recs,
-                                  metadata={"split": "test"})
+  path = strokes.write_stroke_set(
+      tmp_path / "set", images[:2], recs, metadata={"split": "test"}
+  )
   manifest = json.loads(path.read_text())
   assert manifest["image_size"] == [32, 32] and manifest["seed"] == 0
   assert manifest["split"] == "test"
@@ -133,8 +150,9 @@ def test_manifest_round_trip(images, tmp_path):
   assert [e.entry["id"] for e in loaded] == [r.id for r in recs]
   for example, record in zip(loaded, recs):
     np.testing.assert_array_equal(example.source, images[record.image_index])
-    np.testing.assert_array_equal(example.stroke_image,
-                                  record.stroke.stroke_image)
+    np.testing.assert_array_equal(
+        example.stroke_image, record.stroke.stroke_image
+    )
     np.testing.assert_array_equal(example.mask, record.stroke.mask)
     assert example.entry["mode"] == record.stroke.mode
     assert tuple(example.entry["color"]) == record.stroke.color
@@ -143,23 +161,26 @@ def test_manifest_round_trip(images, tmp_path):
 @pytest.fixture
 def stroke_set(images, tmp_path):
   """(manifest path, its entries) of a freshly written two-image set."""
-  path = strokes.write_stroke_set(tmp_path / "set", images[:2],
-                                  records(images[:2], 0))
+  path = strokes.write_stroke_set(
+      tmp_path / "set", images[:2], records(images[:2], 0)
+  )
   return path, json.loads(path.read_text())["entries"]
 
 
 def test_manifest_with_missing_file_raises(stroke_set):
   path, entries = stroke_set
   os.remove(path.parent / entries[1]["stroke"])
-  with pytest.raises(FileNotFoundError,
-                     match=rf"{entries[1]['stroke']}.*{path.name}"):
+  with pytest.raises(
+      FileNotFoundError, match=rf"{entries[1]['stroke']}.*{path.name}"
+  ):
     strokes.read_manifest(path)
 
 
 def test_manifest_with_mixed_sizes_raises(stroke_set):
   path, entries = stroke_set
   Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(
-      path.parent / entries[0]["source"])
+      path.parent / entries[0]["source"]
+  )
   with pytest.raises(ValueError, match=r"mixed sizes.*\(32, 32\).*\(40, 40\)"):
     strokes.read_manifest(path)
 
@@ -176,10 +197,24 @@ def test_manifest_with_bad_masks_raises(stroke_set):
 
 
 def test_cli_from_data_source(tmp_path):
-  path = make_strokes_cli().main([
-      "--out", str(tmp_path / "o"), "--data", "shapes", "--image_size", "32",
-      "--num_images", "3", "--strokes_per_image", "1", "--modes",
-      "counterfactual", "--seed", "4"])
+  path = make_strokes_cli().main(
+      [
+          "--out",
+          str(tmp_path / "o"),
+          "--data",
+          "shapes",
+          "--image_size",
+          "32",
+          "--num_images",
+          "3",
+          "--strokes_per_image",
+          "1",
+          "--modes",
+          "counterfactual",
+          "--seed",
+          "4",
+      ]
+  )
   manifest = json.loads(open(path).read())
   assert manifest["data"]["name"] == "shapes" and manifest["split"] == "test"
   examples = strokes.read_manifest(path)
@@ -188,9 +223,9 @@ def test_cli_from_data_source(tmp_path):
   config = data.default_data_config()
   config.update(manifest["data"])
   sources, _ = data.get_source(config, "test").get(
-      np.array([e.entry["image_index"] for e in examples]))
-  np.testing.assert_array_equal(sources,
-                                np.stack([e.source for e in examples]))
+      np.array([e.entry["image_index"] for e in examples])
+  )
+  np.testing.assert_array_equal(sources, np.stack([e.source for e in examples]))
 
 
 def test_cli_from_folder_and_empty_folder(tmp_path):
@@ -201,13 +236,24 @@ def test_cli_from_folder_and_empty_folder(tmp_path):
   with pytest.raises(ValueError, match="No images"):
     cli.main(["--out", out, "--folder", str(folder), "--image_size", "32"])
   with pytest.raises(FileNotFoundError, match="does not exist"):
-    cli.main(["--out", out, "--folder", str(tmp_path / "nope"),
-              "--image_size", "32"])
+    cli.main(
+        ["--out", out, "--folder", str(tmp_path / "nope"), "--image_size", "32"]
+    )
   canvas = two_colour_image()
   Image.fromarray(canvas).save(folder / "a.png")
   Image.fromarray(canvas[::-1]).save(folder / "b.png")
-  path = cli.main(["--out", out, "--folder", str(folder),
-                   "--image_size", "32", "--strokes_per_image", "2"])
+  path = cli.main(
+      [
+          "--out",
+          out,
+          "--folder",
+          str(folder),
+          "--image_size",
+          "32",
+          "--strokes_per_image",
+          "2",
+      ]
+  )
   examples = strokes.read_manifest(path)
   assert len(examples) == 4
   assert {e.entry["mode"] for e in examples} == set(strokes.MODES)

@@ -28,29 +28,43 @@ def tokenizer_run(tiny_runs):
 
 
 def maskgit_config(tokenizer_workdir, **overrides):
-  return config("maskgit_shapes.py", tokenizer_workdir=tokenizer_workdir,
-                **overrides)
+  return config(
+      "maskgit_shapes.py", tokenizer_workdir=tokenizer_workdir, **overrides
+  )
 
 
 def test_tokenizer_run_writes_its_artefacts(tokenizer_run):
   workdir, metrics = tokenizer_run
-  for name in ("config.json", "metrics.jsonl", "tokenizer_params.msgpack",
-               "tokens_train.npz", "tokens_test.npz", "reconstructions.png"):
+  for name in (
+      "config.json",
+      "metrics.jsonl",
+      "tokenizer_params.msgpack",
+      "tokens_train.npz",
+      "tokens_test.npz",
+      "reconstructions.png",
+  ):
     assert os.path.exists(os.path.join(workdir, name)), name
   tokens, labels = artefacts.load_token_cache(workdir, "train")
   assert tokens.shape == (64, 8, 8) and labels.shape == (64,)
   assert 0 <= tokens.min() and tokens.max() < 16
-  assert {"test_psnr", "test_psnr_edges", "test_psnr_flat", "test_codes_used",
-          "test_perplexity"} <= set(metrics)
+  assert {
+      "test_psnr",
+      "test_psnr_edges",
+      "test_psnr_flat",
+      "test_codes_used",
+      "test_perplexity",
+  } <= set(metrics)
   model, params, run_config = artefacts.load_tokenizer(workdir)
   images = jnp.zeros((1, 16, 16, 3))
-  assert model.apply({"params": params}, images,
-                     method=model.tokenize).shape == (1, 8, 8)
+  assert model.apply(
+      {"params": params}, images, method=model.tokenize
+  ).shape == (1, 8, 8)
   # The cache (train split: encoded without decoding) holds the model's codes.
   source = data_lib.get_source(run_config.data, "train")
   images, cached_labels = source.get(np.arange(8))
-  codes = model.apply({"params": params}, images_lib.to_float(images),
-                      method=model.tokenize)
+  codes = model.apply(
+      {"params": params}, images_lib.to_float(images), method=model.tokenize
+  )
   np.testing.assert_array_equal(codes, tokens[:8])
   np.testing.assert_array_equal(cached_labels, labels[:8])
 
@@ -85,15 +99,18 @@ def test_resume_gives_the_uninterrupted_result(tokenizer_run, tmp_path):
   train.train_and_evaluate(cfg, str(tmp_path / "b"), stop_after=2)
   assert artefacts.load_run_config(str(tmp_path / "b"))  # written at start
   resumed, _ = train.train_and_evaluate(cfg, str(tmp_path / "b"))
-  jax.tree.map(np.testing.assert_array_equal, straight["params"],
-               resumed["params"])
-  jax.tree.map(np.testing.assert_array_equal, straight["opt_state"],
-               resumed["opt_state"])
+  jax.tree.map(
+      np.testing.assert_array_equal, straight["params"], resumed["params"]
+  )
+  jax.tree.map(
+      np.testing.assert_array_equal, straight["opt_state"], resumed["opt_state"]
+  )
 
 
 def test_checkpoint_that_does_not_fit_the_config(tokenizer_run, tmp_path):
-  train.train_and_evaluate(maskgit_config(tokenizer_run[0]), str(tmp_path),
-                           stop_after=2)
+  train.train_and_evaluate(
+      maskgit_config(tokenizer_run[0]), str(tmp_path), stop_after=2
+  )
   bigger = maskgit_config(tokenizer_run[0])
   bigger.model.hidden_size = 48
   with pytest.raises(ValueError, match="does not fit"):
@@ -114,21 +131,25 @@ def _pairwise_distances(x_NxD):
 
 def test_informed_init_keeps_codebook_geometry_and_grid_locality(tokenizer_run):
   workdir = tokenizer_run[0]
-  _, random = _initial_params(workdir, init_words="random",
-                              init_positions="random")
-  task, informed = _initial_params(workdir, init_words="codebook",
-                                   init_positions="sincos2d")
+  _, random = _initial_params(
+      workdir, init_words="random", init_positions="random"
+  )
+  task, informed = _initial_params(
+      workdir, init_words="codebook", init_positions="sincos2d"
+  )
   codes = task.layout.codebook_size
   words = np.asarray(informed["word_embeddings"]["embedding"])
   codebook = artefacts.load_tokenizer(workdir)[1]["quantizer"]["codebook"]
   # Code distances are the codebook's, up to one scale; other rows untouched.
   ratio = _pairwise_distances(words[:codes]) / np.maximum(
-      _pairwise_distances(np.asarray(codebook)), 1e-9)
+      _pairwise_distances(np.asarray(codebook)), 1e-9
+  )
   off_diagonal = ~np.eye(codes, dtype=bool)
   np.testing.assert_allclose(ratio[off_diagonal], ratio[0, 1], rtol=1e-3)
   np.testing.assert_allclose(words[:codes].std(), 0.02, rtol=1e-3)
   np.testing.assert_array_equal(
-      words[codes:], random["word_embeddings"]["embedding"][codes:])
+      words[codes:], random["word_embeddings"]["embedding"][codes:]
+  )
   # Grid positions: the nearer along a row or a column, the more similar.
   positions = np.asarray(informed["position_embeddings"]["embedding"])
   offset, side = task.layout.offset, task.layout.latent
@@ -138,7 +159,8 @@ def test_informed_init_keeps_codebook_geometry_and_grid_locality(tokenizer_run):
   for similarity in (along_row, along_column):
     assert similarity[0] > similarity[1] > similarity[2] > similarity[3:].max()
   np.testing.assert_array_equal(
-      positions[:offset], random["position_embeddings"]["embedding"][:offset])
+      positions[:offset], random["position_embeddings"]["embedding"][:offset]
+  )
 
 
 @pytest.mark.parametrize("field", ["init_words", "init_positions"])
@@ -173,8 +195,10 @@ class _QuadraticTask:
     del rng
     loss = jnp.mean((state["w"] - batch["x"]) ** 2)
     poison = jnp.where(state["step"] + 1 >= self.nan_at, jnp.nan, 1.0)
-    return ({"w": (state["w"] + 0.1) * poison, "step": state["step"] + 1},
-            {"loss": loss})
+    return (
+        {"w": (state["w"] + 0.1) * poison, "step": state["step"] + 1},
+        {"loss": loss},
+    )
 
   def evaluate(self, state):
     return {}
@@ -184,10 +208,12 @@ class _QuadraticTask:
 
 
 def test_non_finite_state_stops_and_keeps_last_good_checkpoint(tmp_path):
-  c = config("tokenizer_shapes.py", total_steps=6, checkpoint_every=1,
-             log_every=1)
-  with pytest.raises(loop.NonFiniteLossError, match="last good checkpoint "
-                     r"\(step 2\)"):
+  c = config(
+      "tokenizer_shapes.py", total_steps=6, checkpoint_every=1, log_every=1
+  )
+  with pytest.raises(
+      loop.NonFiniteLossError, match="last good checkpoint " r"\(step 2\)"
+  ):
     loop.train(c, str(tmp_path), _QuadraticTask(nan_at=3))
   manager = loop.checkpoint_manager(str(tmp_path), c)
   assert manager.latest_step() == 2
@@ -207,22 +233,37 @@ print(json.dumps({"devices": jax.device_count(),
 
 
 def _run_with_devices(n, tokenizer_workdir, workdir, shard=False):
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
-             JAX_PLATFORMS="cpu", WANDB_MODE="disabled")
+  env = dict(
+      os.environ,
+      XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+      JAX_PLATFORMS="cpu",
+      WANDB_MODE="disabled",
+  )
   out = subprocess.run(
-      [sys.executable, "-c", _MULTI_DEVICE_SCRIPT,
-       os.path.join(ROOT, "configs", "maskgit_shapes.py") + ":runlocal",
-       tokenizer_workdir, workdir, "shard" if shard else "replicate"],
-      env=env, cwd=ROOT, capture_output=True,
-      text=True, check=True)
+      [
+          sys.executable,
+          "-c",
+          _MULTI_DEVICE_SCRIPT,
+          os.path.join(ROOT, "configs", "maskgit_shapes.py") + ":runlocal",
+          tokenizer_workdir,
+          workdir,
+          "shard" if shard else "replicate",
+      ],
+      env=env,
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      check=True,
+  )
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_four_devices_match_one_device(tokenizer_run, tmp_path):
   one = _run_with_devices(1, tokenizer_run[0], str(tmp_path / "one"))
   four = _run_with_devices(4, tokenizer_run[0], str(tmp_path / "four"))
-  sharded = _run_with_devices(4, tokenizer_run[0], str(tmp_path / "fsdp"),
-                              shard=True)
+  sharded = _run_with_devices(
+      4, tokenizer_run[0], str(tmp_path / "fsdp"), shard=True
+  )
   assert (one["devices"], four["devices"]) == (1, 4)
   np.testing.assert_allclose(one["loss"], four["loss"], rtol=1e-5)
   np.testing.assert_allclose(one["loss"], sharded["loss"], rtol=1e-5)
@@ -239,12 +280,13 @@ def _process_batches(task, step, monkeypatch, count=2):
   return parts
 
 
-@pytest.mark.parametrize("source", ["shapes", "folder", "token cache",
-                                    "judge"])
+@pytest.mark.parametrize("source", ["shapes", "folder", "token cache", "judge"])
 def test_each_process_reads_its_own_slice_of_every_batch(
-    source, tokenizer_run, tmp_path, monkeypatch):
+    source, tokenizer_run, tmp_path, monkeypatch
+):
   from maskgit_edit.trainers import judge  # pylint: disable=g-import-not-at-top
   from maskgit_edit.trainers import tokenizer  # pylint: disable=g-import-not-at-top
+
   if source == "token cache":
     task = maskgit.MaskGitTask.from_runs(maskgit_config(tokenizer_run[0]))
   elif source == "judge":

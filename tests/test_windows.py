@@ -45,19 +45,31 @@ def test_windows_hold_the_grown_box_clip_at_borders_and_share_a_bucketed_size():
 
 def test_window_tokens_get_the_embeddings_of_their_grid_positions():
   # Without layers, each output depends on its own input and position only.
-  model = Transformer(vocab_size=20, seq_len=17, hidden_size=16, num_layers=0,
-                      num_heads=2, intermediate_size=32, dropout_rate=0.0)
+  model = Transformer(
+      vocab_size=20,
+      seq_len=17,
+      hidden_size=16,
+      num_layers=0,
+      num_heads=2,
+      intermediate_size=32,
+      dropout_rate=0.0,
+  )
   ids_1xL = jax.random.randint(jax.random.key(0), (1, 17), 0, 19)
   params = model.init(jax.random.key(1), ids_1xL)["params"]
   full = model.apply({"params": params}, ids_1xL)
   positions_1xW = jnp.array([[0, 5, 6, 9, 10, 16]])
-  windowed = model.apply({"params": params},
-                         jnp.take_along_axis(ids_1xL, positions_1xW, 1),
-                         position_ids_BxL=positions_1xW)
+  windowed = model.apply(
+      {"params": params},
+      jnp.take_along_axis(ids_1xL, positions_1xW, 1),
+      position_ids_BxL=positions_1xW,
+  )
   np.testing.assert_allclose(windowed, full[:, positions_1xW[0]], atol=1e-6)
   with pytest.raises(ValueError, match="position_ids_BxL"):
-    model.apply({"params": params}, ids_1xL[:, :6],
-                position_ids_BxL=positions_1xW[:, :5])
+    model.apply(
+        {"params": params},
+        ids_1xL[:, :6],
+        position_ids_BxL=positions_1xW[:, :5],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,45 +81,67 @@ def editor():
 def sources(editor):
   del editor
   from maskgit_edit import artefacts, data  # pylint: disable=g-import-not-at-top
+
   config = artefacts.load_run_config(
-      artefacts.pretrained_runs("shapes")["tokenizer"])
+      artefacts.pretrained_runs("shapes")["tokenizer"]
+  )
   images, labels = data.get_source(config.data, "test").get(np.arange(4))
   return images.astype(np.float32) / 255, labels
 
 
-@pytest.mark.parametrize("variant,knob", [("none", 0.0), ("sdedit", 0.5),
-                                          ("self_fixed", 2.0),
-                                          ("zero_shot", 0.5)])
-def test_a_window_as_large_as_the_grid_is_the_full_decode(editor, sources,
-                                                          variant, knob):
+@pytest.mark.parametrize(
+    "variant,knob",
+    [("none", 0.0), ("sdedit", 0.5), ("self_fixed", 2.0), ("zero_shot", 0.5)],
+)
+def test_a_window_as_large_as_the_grid_is_the_full_decode(
+    editor, sources, variant, knob
+):
   images, labels = sources
   masks = np.zeros((4, 32, 32), bool)
   masks[:, 6:14, 4:12] = True
   strokes = np.where(masks[..., None], np.float32([0.2, 0.3, 0.9]), images)
   run = lambda window: editor.edit(
-      images, masks, jax.random.key(3), strokes_BxHxWx3=strokes,
-      labels_B=labels, variant=variant, knob=knob, window=window,
-      return_history=True)
+      images,
+      masks,
+      jax.random.key(3),
+      strokes_BxHxWx3=strokes,
+      labels_B=labels,
+      variant=variant,
+      knob=knob,
+      window=window,
+      return_history=True,
+  )
   full, whole_window = run(None), run(8)
   for name in ("tokens", "history", "images"):
     np.testing.assert_array_equal(full[name], whole_window[name])
 
 
-def test_windowed_edits_keep_the_rest_and_compile_once_per_size(editor,
-                                                                sources):
+def test_windowed_edits_keep_the_rest_and_compile_once_per_size(
+    editor, sources
+):
   images, labels = sources
+
   def run(box, seed=0, knob=2.0):
     masks = np.zeros((4, 32, 32), bool)
     top, left = box
-    masks[:, top:top + 6, left:left + 6] = True
+    masks[:, top : top + 6, left : left + 6] = True
     strokes = np.where(masks[..., None], np.float32([0.9, 0.9, 0.1]), images)
-    return editor.edit(images, masks, jax.random.key(seed),
-                       strokes_BxHxWx3=strokes, labels_B=labels,
-                       variant="self_fixed", knob=knob, window=1)
+    return editor.edit(
+        images,
+        masks,
+        jax.random.key(seed),
+        strokes_BxHxWx3=strokes,
+        labels_B=labels,
+        variant="self_fixed",
+        knob=knob,
+        window=1,
+    )
+
   first = run((12, 12))
   source_tokens = np.asarray(editor.tokenize(images))
-  np.testing.assert_array_equal(first["tokens"][~first["edited"]],
-                                source_tokens[~first["edited"]])
+  np.testing.assert_array_equal(
+      first["tokens"][~first["edited"]], source_tokens[~first["edited"]]
+  )
   with CompileCounter() as counter:
     # Same window size: new strokes, seeds and knobs reuse the program.
     run((16, 8), seed=1, knob=1.0)

@@ -35,13 +35,22 @@ _MAIN_RADIUS_RANGE = (0.19, 0.27)
 _OTHER_RADIUS_RANGE = (0.08, 0.13)
 # Saturated object colours and muted background colours, RGB in [0, 1].
 OBJECT_PALETTE = (
-    (0.90, 0.15, 0.15), (0.98, 0.55, 0.10), (0.95, 0.85, 0.15),
-    (0.20, 0.75, 0.25), (0.15, 0.80, 0.85), (0.20, 0.35, 0.90),
-    (0.60, 0.25, 0.80), (0.95, 0.95, 0.95),
+    (0.90, 0.15, 0.15),
+    (0.98, 0.55, 0.10),
+    (0.95, 0.85, 0.15),
+    (0.20, 0.75, 0.25),
+    (0.15, 0.80, 0.85),
+    (0.20, 0.35, 0.90),
+    (0.60, 0.25, 0.80),
+    (0.95, 0.95, 0.95),
 )
 BACKGROUND_PALETTE = (
-    (0.10, 0.12, 0.30), (0.12, 0.30, 0.18), (0.35, 0.35, 0.38),
-    (0.75, 0.70, 0.58), (0.40, 0.12, 0.15), (0.55, 0.68, 0.78),
+    (0.10, 0.12, 0.30),
+    (0.12, 0.30, 0.18),
+    (0.35, 0.35, 0.38),
+    (0.75, 0.70, 0.58),
+    (0.40, 0.12, 0.15),
+    (0.55, 0.68, 0.78),
 )
 # Minor / major axis ratio of ellipses: far enough from 1 to tell from circles.
 _ELLIPSE_ASPECT_RANGE = (0.45, 0.7)
@@ -159,8 +168,9 @@ class ShapesSource:
       # Coverage above one half at a grid of `side` cells: centre inside.
       inside_MxSxS = _coverage(objects, side) > 0.5
       kinds_Mx1x1 = np.array([obj.kind for obj in objects])[:, None, None]
-      maps_NxSxS[rows] = np.where(inside_MxSxS, 1 + kinds_Mx1x1,
-                                  maps_NxSxS[rows])
+      maps_NxSxS[rows] = np.where(
+          inside_MxSxS, 1 + kinds_Mx1x1, maps_NxSxS[rows]
+      )
     return maps_NxSxS
 
 
@@ -172,7 +182,8 @@ def describe_scene(seed: int, split: str, index: int) -> Scene:
   angle = rng.uniform(0, 2 * np.pi)
   num_objects = rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1)
   radii = [rng.uniform(*_MAIN_RADIUS_RANGE)] + np.sort(
-      rng.uniform(*_OTHER_RADIUS_RANGE, size=num_objects - 1))[::-1].tolist()
+      rng.uniform(*_OTHER_RADIUS_RANGE, size=num_objects - 1)
+  )[::-1].tolist()
   objects = tuple(_sample_object(rng, r, colors, angle) for r in radii)
   return Scene(colors, angle, objects)
 

@@ -36,8 +36,15 @@ import numpy as np
 from maskgit_edit.decoding import schedules
 from maskgit_edit.decoding.parallel_decode import Guidance
 
-VARIANTS = ("none", "sdedit", "context", "self_fixed", "self_learned",
-            "iterative", "zero_shot")
+VARIANTS = (
+    "none",
+    "sdedit",
+    "context",
+    "self_fixed",
+    "self_learned",
+    "iterative",
+    "zero_shot",
+)
 _FRACTION_KNOBS = ("sdedit", "context", "zero_shot")
 
 
@@ -53,9 +60,10 @@ def l2_kernel(codebook_CxD, tau: float | None = None) -> np.ndarray:
   codes, 0 on the diagonal).
   """
   codebook = np.asarray(codebook_CxD, np.float64)
-  sq = np.sum(codebook ** 2, axis=1)
-  dist_CxC = np.maximum(sq[:, None] + sq[None, :] - 2 * codebook @ codebook.T,
-                        0.0)
+  sq = np.sum(codebook**2, axis=1)
+  dist_CxC = np.maximum(
+      sq[:, None] + sq[None, :] - 2 * codebook @ codebook.T, 0.0
+  )
   if tau is None:
     n = len(codebook)
     tau = dist_CxC.sum() / max(n * (n - 1), 1)
@@ -66,12 +74,18 @@ def l2_kernel(codebook_CxD, tau: float | None = None) -> np.ndarray:
 
 def validate(variant: str, knob: float) -> None:
   if variant not in VARIANTS:
-    raise ValueError(f"Unknown variant {variant!r}; expected one of "
-                     f"{', '.join(VARIANTS)}.")
+    raise ValueError(
+        f"Unknown variant {variant!r}; expected one of "
+        f"{', '.join(VARIANTS)}."
+    )
   if not np.isfinite(knob) or knob < 0:
-    raise ValueError(f"Knob of {variant!r} must be finite and >= 0, got {knob}.")
+    raise ValueError(
+        f"Knob of {variant!r} must be finite and >= 0, got {knob}."
+    )
   if variant in _FRACTION_KNOBS and knob > 1:
-    raise ValueError(f"Knob of {variant!r} is a fraction in [0, 1], got {knob}.")
+    raise ValueError(
+        f"Knob of {variant!r} is a fraction in [0, 1], got {knob}."
+    )
 
 
 def sdedit_keep(rng, strength_B, edited_BxN, schedule: str):
@@ -93,20 +107,29 @@ def sdedit_keep(rng, strength_B, edited_BxN, schedule: str):
   """
   edited_BxN = jnp.asarray(edited_BxN, bool)
   strength_B = jnp.asarray(strength_B, jnp.float32)
-  scores_BxN = jnp.where(edited_BxN,
-                         jax.random.uniform(rng, edited_BxN.shape), jnp.inf)
+  scores_BxN = jnp.where(
+      edited_BxN, jax.random.uniform(rng, edited_BxN.shape), jnp.inf
+  )
   ranks_BxN = jnp.argsort(jnp.argsort(scores_BxN, axis=-1), axis=-1)
   num_edited_B = jnp.sum(edited_BxN, axis=-1)
-  share_B = jnp.where(strength_B > 0,
-                      schedules.mask_ratio(1.0 - strength_B, schedule,
-                                           num_edited_B), 0.0)
+  share_B = jnp.where(
+      strength_B > 0,
+      schedules.mask_ratio(1.0 - strength_B, schedule, num_edited_B),
+      0.0,
+  )
   num_remask_B = jnp.ceil(share_B * num_edited_B - 1e-4)
   return edited_BxN & (ranks_BxN >= num_remask_B[:, None])
 
 
-def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
-                  kernel_CxC, rng=None, schedule: str | None = None
-                  ) -> Guidance:
+def make_guidance(
+    variant: str,
+    knob,
+    guide_ids_Bxhxw,
+    edited_Bxhxw,
+    kernel_CxC,
+    rng=None,
+    schedule: str | None = None,
+) -> Guidance:
   """Guidance for a batch of edits.
 
   Args:
@@ -122,8 +145,9 @@ def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
   Returns:
     `Guidance` with [B, h, w] grids (the sampler flattens them).
   """
-  knob_B = np.broadcast_to(np.asarray(knob, np.float32),
-                           (guide_ids_Bxhxw.shape[0],))
+  knob_B = np.broadcast_to(
+      np.asarray(knob, np.float32), (guide_ids_Bxhxw.shape[0],)
+  )
   for k in np.unique(knob_B):
     validate(variant, float(k))
   zeros_B = jnp.zeros_like(knob_B)
@@ -133,18 +157,24 @@ def make_guidance(variant: str, knob, guide_ids_Bxhxw, edited_Bxhxw,
   keep_Bxhxw = jnp.zeros_like(edited_Bxhxw)
   if variant == "sdedit":
     if rng is None or schedule is None:
-      raise ValueError("Variant 'sdedit' needs an rng for the positions it "
-                       "re-masks and the decode's schedule.")
+      raise ValueError(
+          "Variant 'sdedit' needs an rng for the positions it "
+          "re-masks and the decode's schedule."
+      )
     batch = edited_Bxhxw.shape[0]
-    keep_Bxhxw = sdedit_keep(rng, knob_B, edited_Bxhxw.reshape(batch, -1),
-                             schedule).reshape(edited_Bxhxw.shape)
+    keep_Bxhxw = sdedit_keep(
+        rng, knob_B, edited_Bxhxw.reshape(batch, -1), schedule
+    ).reshape(edited_Bxhxw.shape)
   return Guidance(
-      guide_ids_BxL=jnp.where(edited_Bxhxw,
-                              jnp.asarray(guide_ids_Bxhxw, jnp.int32), -1),
-      self_weight_B=(knob_B if variant in ("self_fixed", "self_learned")
-                     else zeros_B),
+      guide_ids_BxL=jnp.where(
+          edited_Bxhxw, jnp.asarray(guide_ids_Bxhxw, jnp.int32), -1
+      ),
+      self_weight_B=(
+          knob_B if variant in ("self_fixed", "self_learned") else zeros_B
+      ),
       kernel_CxC=jnp.asarray(kernel_CxC, jnp.float32),
       context_until_B=on("context"),
       reembed_scale_B=on("iterative"),
       propose_until_B=on("zero_shot"),
-      keep_guide_BxL=keep_Bxhxw)
+      keep_guide_BxL=keep_Bxhxw,
+  )

@@ -53,6 +53,7 @@ class KeyValueReuse:
     num_rows: A, a static bound on the positions unknown at the start of any
       row (rows with fewer run some known positions as well).
   """
+
   model_fn: Callable[..., tuple[jax.Array, Any]]
   full_pass_every: int
   num_rows: int
@@ -79,6 +80,7 @@ class Guidance:
     keep_guide_BxL: bool; positions that start known as their guide token
       (token SDEdit keeps these stroke tokens and re-masks the rest of E).
   """
+
   guide_ids_BxL: jax.Array
   self_weight_B: jax.Array
   kernel_CxC: jax.Array
@@ -97,17 +99,18 @@ class Guidance:
         context_until_B=zeros_B,
         reembed_scale_B=zeros_B,
         propose_until_B=zeros_B,
-        keep_guide_BxL=jnp.zeros((batch, length), bool))
+        keep_guide_BxL=jnp.zeros((batch, length), bool),
+    )
 
 
 @flax.struct.dataclass
 class DecodeState:
-  step: jax.Array            # int32 scalar: next step to run
-  tokens_BxL: jax.Array      # int32; committed tokens (and the known ones)
-  unknown_BxL: jax.Array     # bool; still to decode
+  step: jax.Array  # int32 scalar: next step to run
+  tokens_BxL: jax.Array  # int32; committed tokens (and the known ones)
+  unknown_BxL: jax.Array  # bool; still to decode
   rng: jax.Array
-  history_BxTxL: jax.Array   # int32 samples per step ([B, 0, L] if unused)
-  cache: Any = ()            # keys and values of `KeyValueReuse` (else ())
+  history_BxTxL: jax.Array  # int32 samples per step ([B, 0, L] if unused)
+  cache: Any = ()  # keys and values of `KeyValueReuse` (else ())
 
 
 def _self_guidance_bias(guidance: Guidance):
@@ -121,11 +124,13 @@ def _self_guidance_bias(guidance: Guidance):
   return weight_BxL[..., None] * bias_BxLxC
 
 
-def _model_inputs(state: DecodeState, guidance: Guidance, share_done,
-                  mask_id: int):
+def _model_inputs(
+    state: DecodeState, guidance: Guidance, share_done, mask_id: int
+):
   """Ids the model sees: known tokens, and [MASK] or the context guide."""
-  show_guide_BxL = ((share_done < guidance.context_until_B)[:, None]
-                    & (guidance.guide_ids_BxL >= 0))
+  show_guide_BxL = (share_done < guidance.context_until_B)[:, None] & (
+      guidance.guide_ids_BxL >= 0
+  )
   placeholder_BxL = jnp.where(show_guide_BxL, guidance.guide_ids_BxL, mask_id)
   return jnp.where(state.unknown_BxL, placeholder_BxL, state.tokens_BxL)
 
@@ -188,17 +193,21 @@ def _inverse_cdf(uniform_BxL, logits_BxLxC, block: int = 32):
   target_BxL = uniform_BxL * total_BxL
   block_BxL = _first_or_last(
       (block_cdf_BxLxK > target_BxL[..., None]) & (block_sums_BxLxK > 0),
-      block_sums_BxLxK > 0)
+      block_sums_BxLxK > 0,
+  )
   take = lambda x, i: jnp.take_along_axis(x, i[..., None], axis=-1)[..., 0]
-  before_BxL = take(block_cdf_BxLxK, block_BxL) - take(block_sums_BxLxK,
-                                                        block_BxL)
+  before_BxL = take(block_cdf_BxLxK, block_BxL) - take(
+      block_sums_BxLxK, block_BxL
+  )
   in_block_BxLxS = jnp.take_along_axis(
-      weights_BxLxKxS, block_BxL[..., None, None], axis=2)[..., 0, :]
+      weights_BxLxKxS, block_BxL[..., None, None], axis=2
+  )[..., 0, :]
   in_block_cdf_BxLxS = _inclusive_cumsum(in_block_BxLxS)
   offset_BxL = _first_or_last(
       (in_block_cdf_BxLxS > (target_BxL - before_BxL)[..., None])
       & (in_block_BxLxS > 0),
-      in_block_BxLxS > 0)
+      in_block_BxLxS > 0,
+  )
   ids_BxL = block_BxL * block + offset_BxL
   log_z_BxL = max_BxLx1[..., 0] + jnp.log(total_BxL)
   return ids_BxL.astype(jnp.int32), log_z_BxL
@@ -211,14 +220,20 @@ def _least_confident(confidence_BxL, num_keep_Bx1):
   return confidence_BxL < cutoff_Bx1
 
 
-def _reusing_call_model(reuse: KeyValueReuse, guidance: Guidance,
-                        bias_BxLxC, unknown_BxL, start_iter: int,
-                        mask_id: int):
+def _reusing_call_model(
+    reuse: KeyValueReuse,
+    guidance: Guidance,
+    bias_BxLxC,
+    unknown_BxL,
+    start_iter: int,
+    mask_id: int,
+):
   """`call_model` of `decode` with `KeyValueReuse`."""
   batch, length = unknown_BxL.shape
   # The positions unknown at the start first, then known ones as padding.
   rows_BxA = jnp.argsort(~unknown_BxL, axis=1, stable=True)[
-      :, :min(reuse.num_rows, length)]
+      :, : min(reuse.num_rows, length)
+  ]
   batch_Bx1 = jnp.arange(batch)[:, None]
   take = lambda x_BxL: jnp.take_along_axis(x_BxL, rows_BxA, axis=1)
   g = guidance
@@ -228,40 +243,51 @@ def _reusing_call_model(reuse: KeyValueReuse, guidance: Guidance,
 
     def every_position(cache):
       del cache
-      return reuse.model_fn(input_ids_BxL, g.guide_ids_BxL,
-                            g.reembed_scale_B, None, None)
+      return reuse.model_fn(
+          input_ids_BxL, g.guide_ids_BxL, g.reembed_scale_B, None, None
+      )
 
     def unknown_rows(cache):
-      logits_BxAxC, _ = reuse.model_fn(take(input_ids_BxL),
-                                       take(g.guide_ids_BxL),
-                                       g.reembed_scale_B, rows_BxA, cache)
+      logits_BxAxC, _ = reuse.model_fn(
+          take(input_ids_BxL),
+          take(g.guide_ids_BxL),
+          g.reembed_scale_B,
+          rows_BxA,
+          cache,
+      )
       # Known positions' logits are never used: zeros stand in for them.
-      logits_BxLxC = jnp.zeros((batch, length, logits_BxAxC.shape[-1]),
-                               logits_BxAxC.dtype)
+      logits_BxLxC = jnp.zeros(
+          (batch, length, logits_BxAxC.shape[-1]), logits_BxAxC.dtype
+      )
       return logits_BxLxC.at[batch_Bx1, rows_BxA].set(logits_BxAxC), cache
 
     logits_BxLxC, cache = jax.lax.cond(
         (state.step - start_iter) % reuse.full_pass_every == 0,
-        every_position, unknown_rows, state.cache)
+        every_position,
+        unknown_rows,
+        state.cache,
+    )
     return logits_BxLxC + bias_BxLxC, cache
 
   return call_model
 
 
-def decode(logits_fn: LogitsFn,
-           tokens_BxL: jax.Array,
-           unknown_BxL: jax.Array,
-           rng: jax.Array,
-           *,
-           mask_id: int,
-           num_steps: int,
-           schedule: str,
-           choice_temperature: float,
-           start_iter: int = 0,
-           stop_iter: int | None = None,
-           guidance: Guidance | None = None,
-           return_history: bool = False,
-           reuse: KeyValueReuse | None = None):
+def decode(
+    logits_fn: LogitsFn,
+    tokens_BxL: jax.Array,
+    unknown_BxL: jax.Array,
+    rng: jax.Array,
+    *,
+    mask_id: int,
+    num_steps: int,
+    schedule: str,
+    choice_temperature: float,
+    start_iter: int = 0,
+    stop_iter: int | None = None,
+    guidance: Guidance | None = None,
+    return_history: bool = False,
+    reuse: KeyValueReuse | None = None,
+):
   """Decodes the unknown tokens in parallel over `num_steps` steps.
 
   Args:
@@ -295,18 +321,25 @@ def decode(logits_fn: LogitsFn,
   if not 0 <= start_iter < stop_iter <= num_steps:
     raise ValueError(
         f"Need 0 <= start_iter < stop_iter <= num_steps, got start_iter="
-        f"{start_iter}, stop_iter={stop_iter}, num_steps={num_steps}.")
+        f"{start_iter}, stop_iter={stop_iter}, num_steps={num_steps}."
+    )
   if tokens_BxL.shape != unknown_BxL.shape:
-    raise ValueError(f"tokens {tokens_BxL.shape} and unknown "
-                     f"{unknown_BxL.shape} shapes differ.")
+    raise ValueError(
+        f"tokens {tokens_BxL.shape} and unknown "
+        f"{unknown_BxL.shape} shapes differ."
+    )
   batch, length = tokens_BxL.shape
   if guidance is None:
     probe = jax.eval_shape(
-        logits_fn, tokens_BxL, tokens_BxL, jnp.zeros((batch,), jnp.float32))
+        logits_fn, tokens_BxL, tokens_BxL, jnp.zeros((batch,), jnp.float32)
+    )
     guidance = Guidance.none(batch, length, probe.shape[-1])
   # Only unknown positions with a guide may start known: known stay known.
-  keep_BxL = (guidance.keep_guide_BxL & unknown_BxL.astype(bool)
-              & (guidance.guide_ids_BxL >= 0))
+  keep_BxL = (
+      guidance.keep_guide_BxL
+      & unknown_BxL.astype(bool)
+      & (guidance.guide_ids_BxL >= 0)
+  )
   tokens_BxL = jnp.where(keep_BxL, guidance.guide_ids_BxL, tokens_BxL)
   unknown_BxL = unknown_BxL.astype(bool) & ~keep_BxL
   num_unknown_Bx1 = jnp.sum(unknown_BxL, axis=-1, keepdims=True)
@@ -323,32 +356,49 @@ def decode(logits_fn: LogitsFn,
   if reuse is None:
     call_model = plain_call_model
   else:
-    call_model = _reusing_call_model(reuse, guidance, bias_BxLxC, unknown_BxL,
-                                     start_iter, mask_id)
-    cache = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
-        reuse.model_fn, tokens_BxL, guidance.guide_ids_BxL,
-        guidance.reembed_scale_B, None, None)[1])
+    call_model = _reusing_call_model(
+        reuse, guidance, bias_BxLxC, unknown_BxL, start_iter, mask_id
+    )
+    cache = jax.tree.map(
+        lambda x: jnp.zeros(x.shape, x.dtype),
+        jax.eval_shape(
+            reuse.model_fn,
+            tokens_BxL,
+            guidance.guide_ids_BxL,
+            guidance.reembed_scale_B,
+            None,
+            None,
+        )[1],
+    )
 
   def body(state: DecodeState) -> DecodeState:
     step = state.step
     ratio = (step + 1).astype(jnp.float32) / num_steps
     # Share of the steps that run already done: what fraction knobs count.
-    share_done = (step - start_iter).astype(jnp.float32) / (stop_iter -
-                                                            start_iter)
+    share_done = (step - start_iter).astype(jnp.float32) / (
+        stop_iter - start_iter
+    )
     logits_BxLxC, cache = call_model(state, share_done)
     rng, sample_rng, choice_rng = jax.random.split(state.rng, 3)
     sampled_BxL, log_z_BxL = _sample(sample_rng, logits_BxLxC)
-    offer_guide_BxL = ((share_done < guidance.propose_until_B)[:, None]
-                       & (guidance.guide_ids_BxL >= 0))
-    sampled_BxL = jnp.where(offer_guide_BxL, guidance.guide_ids_BxL,
-                            sampled_BxL)
+    offer_guide_BxL = (share_done < guidance.propose_until_B)[:, None] & (
+        guidance.guide_ids_BxL >= 0
+    )
+    sampled_BxL = jnp.where(
+        offer_guide_BxL, guidance.guide_ids_BxL, sampled_BxL
+    )
     sampled_BxL = jnp.where(state.unknown_BxL, sampled_BxL, state.tokens_BxL)
-    log_p_BxL = jnp.take_along_axis(
-        logits_BxLxC, sampled_BxL[..., None], axis=-1)[..., 0] - log_z_BxL
+    log_p_BxL = (
+        jnp.take_along_axis(logits_BxLxC, sampled_BxL[..., None], axis=-1)[
+            ..., 0
+        ]
+        - log_z_BxL
+    )
     gumbel_BxL = jax.random.gumbel(choice_rng, log_p_BxL.shape)
     confidence_BxL = log_p_BxL + choice_temperature * (1.0 - ratio) * gumbel_BxL
-    confidence_BxL = jnp.where(state.unknown_BxL, confidence_BxL,
-                               _KNOWN_CONFIDENCE)
+    confidence_BxL = jnp.where(
+        state.unknown_BxL, confidence_BxL, _KNOWN_CONFIDENCE
+    )
     gamma_Bx1 = schedules.mask_ratio(ratio, schedule, num_unknown_Bx1)
     num_keep_Bx1 = jnp.floor(num_unknown_Bx1 * gamma_Bx1).astype(jnp.int32)
     still_Bx1 = jnp.sum(state.unknown_BxL, axis=-1, keepdims=True)
@@ -357,14 +407,16 @@ def decode(logits_fn: LogitsFn,
     history = state.history_BxTxL
     if return_history:
       history = jax.lax.dynamic_update_slice(
-          history, sampled_BxL[:, None], (0, step, 0))
+          history, sampled_BxL[:, None], (0, step, 0)
+      )
     return DecodeState(
         step=step + 1,
         tokens_BxL=sampled_BxL,
         unknown_BxL=keep_unknown_BxL & state.unknown_BxL,
         rng=rng,
         history_BxTxL=history,
-        cache=cache)
+        cache=cache,
+    )
 
   init = DecodeState(
       step=jnp.asarray(start_iter, jnp.int32),
@@ -372,15 +424,21 @@ def decode(logits_fn: LogitsFn,
       unknown_BxL=unknown_BxL,
       rng=rng,
       history_BxTxL=jnp.zeros(
-          (batch, num_steps if return_history else 0, length), jnp.int32),
-      cache=cache)
+          (batch, num_steps if return_history else 0, length), jnp.int32
+      ),
+      cache=cache,
+  )
   final = jax.lax.while_loop(lambda s: s.step < stop_iter, body, init)
   # After the last step, positions left unknown hold that step's samples.
   tokens_BxL = final.tokens_BxL
   if stop_iter < num_steps:
     input_ids_BxL = _model_inputs(final, guidance, 1.0, mask_id)
-    logits_BxLxC = logits_fn(input_ids_BxL, guidance.guide_ids_BxL,
-                             guidance.reembed_scale_B) + bias_BxLxC
+    logits_BxLxC = (
+        logits_fn(
+            input_ids_BxL, guidance.guide_ids_BxL, guidance.reembed_scale_B
+        )
+        + bias_BxLxC
+    )
     argmax_BxL = jnp.argmax(logits_BxLxC, axis=-1).astype(jnp.int32)
     tokens_BxL = jnp.where(final.unknown_BxL, argmax_BxL, tokens_BxL)
   if return_history:

@@ -38,7 +38,8 @@ def validate(name: str) -> str:
     return name
   raise ValueError(
       f"Unknown mask schedule {name!r}; expected one of {', '.join(NAMES)} "
-      "(pow<k> with k > 0, e.g. pow3).")
+      "(pow<k> with k > 0, e.g. pow3)."
+  )
 
 
 def mask_ratio(ratio, name: str, num_unknown=None):

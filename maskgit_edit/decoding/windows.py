@@ -22,8 +22,9 @@ def parse_ring(value) -> int | None:
   if value in (None, "", "full"):
     return None
   if isinstance(value, bool) or not str(value).isdigit():
-    raise ValueError(f"window must be 'full' or a number of tokens >= 0, "
-                     f"got {value!r}.")
+    raise ValueError(
+        f"window must be 'full' or a number of tokens >= 0, got {value!r}."
+    )
   return int(value)
 
 
@@ -39,8 +40,12 @@ def grown_box(unknown_hxw, ring: int) -> tuple[int, int, int, int] | None:
   if not len(rows):
     return None
   side_h, side_w = np.shape(unknown_hxw)
-  return (max(rows.min() - ring, 0), max(cols.min() - ring, 0),
-          min(rows.max() + ring + 1, side_h), min(cols.max() + ring + 1, side_w))
+  return (
+      max(rows.min() - ring, 0),
+      max(cols.min() - ring, 0),
+      min(rows.max() + ring + 1, side_h),
+      min(cols.max() + ring + 1, side_w),
+  )
 
 
 def window_size(unknown_Bxhxw, ring: int) -> tuple[int, int]:
@@ -49,10 +54,13 @@ def window_size(unknown_Bxhxw, ring: int) -> tuple[int, int]:
   boxes = [b for b in (grown_box(u, ring) for u in unknown) if b is not None]
   height = max([bottom - top for top, _, bottom, _ in boxes], default=1)
   width = max([right - left for _, left, _, right in boxes], default=1)
-  round_up = lambda n, side: min(-(-n // bucket_for(side)) * bucket_for(side),
-                                 side)
-  return (int(round_up(height, unknown.shape[1])),
-          int(round_up(width, unknown.shape[2])))
+  round_up = lambda n, side: min(
+      -(-n // bucket_for(side)) * bucket_for(side), side
+  )
+  return (
+      int(round_up(height, unknown.shape[1])),
+      int(round_up(width, unknown.shape[2])),
+  )
 
 
 def window_corner(unknown_hxw, ring: int, size_hw: tuple[int, int]):
@@ -65,8 +73,10 @@ def window_corner(unknown_hxw, ring: int, size_hw: tuple[int, int]):
   side_h, side_w = np.shape(unknown_hxw)
   top -= (size_hw[0] - (bottom - top)) // 2
   left -= (size_hw[1] - (right - left)) // 2
-  return (int(np.clip(top, 0, side_h - size_hw[0])),
-          int(np.clip(left, 0, side_w - size_hw[1])))
+  return (
+      int(np.clip(top, 0, side_h - size_hw[0])),
+      int(np.clip(left, 0, side_w - size_hw[1])),
+  )
 
 
 def window_positions(unknown_Bxhxw, ring: int) -> np.ndarray:

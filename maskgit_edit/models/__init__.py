@@ -6,25 +6,38 @@ from maskgit_edit.models import vqgan
 from maskgit_edit.models.transformer import Transformer
 from maskgit_edit.models.vqgan import VQGAN
 
-TOKENIZER_FIELDS = ("filters", "num_res_blocks", "channel_multipliers",
-                    "embedding_dim", "codebook_size", "norm_groups",
-                    "commitment_cost", "entropy_loss_ratio", "patch_size")
+TOKENIZER_FIELDS = (
+    "filters",
+    "num_res_blocks",
+    "channel_multipliers",
+    "embedding_dim",
+    "codebook_size",
+    "norm_groups",
+    "commitment_cost",
+    "entropy_loss_ratio",
+    "patch_size",
+)
 
 
 def build_tokenizer(tokenizer_config) -> VQGAN:
-  kwargs = {k: tokenizer_config[k] for k in TOKENIZER_FIELDS
-            if k in tokenizer_config}
+  kwargs = {
+      k: tokenizer_config[k] for k in TOKENIZER_FIELDS if k in tokenizer_config
+  }
   kwargs["channel_multipliers"] = tuple(kwargs["channel_multipliers"])
   return VQGAN(**kwargs)
 
 
 def latent_size(image_size: int, tokenizer_config) -> int:
   """Token grid side: the image side over the tokenizer's downsampling."""
-  factor = vqgan.downsample_factor(tokenizer_config.channel_multipliers,
-                                   tokenizer_config.get("patch_size", 1))
+  factor = vqgan.downsample_factor(
+      tokenizer_config.channel_multipliers,
+      tokenizer_config.get("patch_size", 1),
+  )
   if image_size % factor:
-    raise ValueError(f"image_size {image_size} is not divisible by the "
-                     f"tokenizer's downsampling factor {factor}.")
+    raise ValueError(
+        f"image_size {image_size} is not divisible by the "
+        f"tokenizer's downsampling factor {factor}."
+    )
   return image_size // factor
 
 
@@ -35,8 +48,13 @@ class TokenLayout:
   the optional class token followed by the h*w code tokens, row-major.
   """
 
-  def __init__(self, codebook_size: int, num_classes: int, latent: int,
-               class_conditional: bool):
+  def __init__(
+      self,
+      codebook_size: int,
+      num_classes: int,
+      latent: int,
+      class_conditional: bool,
+  ):
     self.codebook_size = codebook_size
     self.num_classes = num_classes if class_conditional else 0
     self.latent = latent
@@ -60,13 +78,16 @@ class TokenLayout:
 
   def code_logits(self, logits_BxLxV):
     """Logits over the codes at the grid positions: [B, N, C]."""
-    return logits_BxLxV[:, self.offset:, :self.codebook_size]
+    return logits_BxLxV[:, self.offset :, : self.codebook_size]
 
 
 def build_transformer(model_config, layout: TokenLayout) -> Transformer:
   return Transformer(
-      vocab_size=layout.vocab_size, seq_len=layout.seq_len,
+      vocab_size=layout.vocab_size,
+      seq_len=layout.seq_len,
       hidden_size=model_config.hidden_size,
-      num_layers=model_config.num_layers, num_heads=model_config.num_heads,
+      num_layers=model_config.num_layers,
+      num_heads=model_config.num_heads,
       intermediate_size=model_config.intermediate_size,
-      dropout_rate=model_config.dropout_rate)
+      dropout_rate=model_config.dropout_rate,
+  )

@@ -11,6 +11,7 @@ class PatchDiscriminator(nn.Module):
     filters: channels of the first conv; doubled at each downsampling.
     num_layers: number of stride-2 convs.
   """
+
   filters: int = 32
   num_layers: int = 2
 

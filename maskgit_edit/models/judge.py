@@ -24,6 +24,7 @@ class Judge(nn.Module):
     map_classes: classes of the dense head on the second-to-last stage (a
       per-cell auxiliary target such as which shape covers the cell); 0: none.
   """
+
   num_classes: int
   widths: Sequence[int] = (32, 64, 128, 128)
   feature_size: int = 128
@@ -31,10 +32,14 @@ class Judge(nn.Module):
 
   def setup(self):
     self.stages = [
-        [nn.Conv(w, (3, 3), strides=(1, 1) if i == 0 else (2, 2)),
-         nn.GroupNorm(num_groups=min(8, w)), nn.Conv(w, (3, 3)),
-         nn.GroupNorm(num_groups=min(8, w))]
-        for i, w in enumerate(self.widths)]
+        [
+            nn.Conv(w, (3, 3), strides=(1, 1) if i == 0 else (2, 2)),
+            nn.GroupNorm(num_groups=min(8, w)),
+            nn.Conv(w, (3, 3)),
+            nn.GroupNorm(num_groups=min(8, w)),
+        ]
+        for i, w in enumerate(self.widths)
+    ]
     self.project = nn.Dense(self.feature_size)
     self.head = nn.Dense(self.num_classes)
     if self.map_classes:
@@ -72,6 +77,9 @@ def map_side(image_size: int, widths: Sequence[int]) -> int:
 
 
 def build_judge(judge_config, num_classes: int) -> Judge:
-  return Judge(num_classes=num_classes, widths=tuple(judge_config.widths),
-               feature_size=judge_config.feature_size,
-               map_classes=judge_config.get("map_classes", 0))
+  return Judge(
+      num_classes=num_classes,
+      widths=tuple(judge_config.widths),
+      feature_size=judge_config.feature_size,
+      map_classes=judge_config.get("map_classes", 0),
+  )

@@ -32,17 +32,31 @@ Array = jax.Array
 KeysValues = tuple[Array, Array]
 
 
-def truncated_normal_init(stddev: float = INIT_STDDEV) -> nn.initializers.Initializer:
+def truncated_normal_init(
+    stddev: float = INIT_STDDEV,
+) -> nn.initializers.Initializer:
   """Truncated normal in [-2, 2] standard deviations, scaled by `stddev` (as released)."""
 
-  def init(key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> Array:
+  def init(
+      key: Array, shape: tuple[int, ...], dtype: Any = jnp.float32
+  ) -> Array:
     return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * stddev
 
   return init
 
 
-def _attention(query, key, value, mask=None, dropout_rng=None, dropout_rate=0.0,
-               broadcast_dropout=True, deterministic=True, dtype=None, precision=None):
+def _attention(
+    query,
+    key,
+    value,
+    mask=None,
+    dropout_rng=None,
+    dropout_rate=0.0,
+    broadcast_dropout=True,
+    deterministic=True,
+    dtype=None,
+    precision=None,
+):
   """Attention for `nn.MultiHeadDotProductAttention` taking the fused path when possible.
 
   Without dropout, `jax.nn.dot_product_attention` lets XLA fuse softmax and both
@@ -52,9 +66,17 @@ def _attention(query, key, value, mask=None, dropout_rng=None, dropout_rate=0.0,
   if deterministic or dropout_rate == 0.0:
     return jax.nn.dot_product_attention(query, key, value, mask=mask)
   return nn.dot_product_attention(
-      query, key, value, mask=mask, dropout_rng=dropout_rng, dropout_rate=dropout_rate,
-      broadcast_dropout=broadcast_dropout, deterministic=deterministic, dtype=dtype,
-      precision=precision)
+      query,
+      key,
+      value,
+      mask=mask,
+      dropout_rng=dropout_rng,
+      dropout_rate=dropout_rate,
+      broadcast_dropout=broadcast_dropout,
+      deterministic=deterministic,
+      dtype=dtype,
+      precision=precision,
+  )
 
 
 def _layer_norm(name: str, dtype: Any) -> nn.LayerNorm:
@@ -71,41 +93,70 @@ class Embed(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, input_ids_BxL: Array, guide_ids_BxL: Array | None,
-               guide_scale: float | Array, deterministic: bool,
-               position_ids_BxL: Array | None = None) -> Array:
+  def __call__(
+      self,
+      input_ids_BxL: Array,
+      guide_ids_BxL: Array | None,
+      guide_scale: float | Array,
+      deterministic: bool,
+      position_ids_BxL: Array | None = None,
+  ) -> Array:
     word_embedder = nn.Embed(
-        self.vocab_size, self.hidden_size, dtype=self.dtype,
-        embedding_init=truncated_normal_init(), name="word_embeddings")
+        self.vocab_size,
+        self.hidden_size,
+        dtype=self.dtype,
+        embedding_init=truncated_normal_init(),
+        name="word_embeddings",
+    )
     position_embedder = nn.Embed(
-        self.seq_len, self.hidden_size, dtype=self.dtype,
-        embedding_init=truncated_normal_init(), name="position_embeddings")
+        self.seq_len,
+        self.hidden_size,
+        dtype=self.dtype,
+        embedding_init=truncated_normal_init(),
+        name="position_embeddings",
+    )
 
     # Negative ids wrap like the release's `jnp.take`, so -1 is the last row ([MASK]).
-    ids_BxL = jnp.where(input_ids_BxL < 0, input_ids_BxL + self.vocab_size, input_ids_BxL)
+    ids_BxL = jnp.where(
+        input_ids_BxL < 0, input_ids_BxL + self.vocab_size, input_ids_BxL
+    )
     words_BxLxH = word_embedder(ids_BxL)
     if guide_ids_BxL is not None:
       words_BxLxH = words_BxLxH + self._guidance(
-          word_embedder, ids_BxL, guide_ids_BxL, guide_scale)
+          word_embedder, ids_BxL, guide_ids_BxL, guide_scale
+      )
     if position_ids_BxL is None:
       position_ids_BxL = jnp.arange(ids_BxL.shape[1])[None, :]
     positions_BxLxH = position_embedder(position_ids_BxL)
 
-    embeddings_BxLxH = _layer_norm("embeddings_ln", self.dtype)(words_BxLxH + positions_BxLxH)
-    return nn.Dropout(self.dropout_rate)(embeddings_BxLxH, deterministic=deterministic)
+    embeddings_BxLxH = _layer_norm("embeddings_ln", self.dtype)(
+        words_BxLxH + positions_BxLxH
+    )
+    return nn.Dropout(self.dropout_rate)(
+        embeddings_BxLxH, deterministic=deterministic
+    )
 
-  def _guidance(self, word_embedder: nn.Embed, ids_BxL: Array, guide_ids_BxL: Array,
-                guide_scale: float | Array) -> Array:
+  def _guidance(
+      self,
+      word_embedder: nn.Embed,
+      ids_BxL: Array,
+      guide_ids_BxL: Array,
+      guide_scale: float | Array,
+  ) -> Array:
     """Scaled guidance-token embeddings at [MASK] positions with a guide id >= 0, else 0."""
     if guide_ids_BxL.shape != ids_BxL.shape:
       raise ValueError(
           f"guide_ids_BxL has shape {guide_ids_BxL.shape}, expected the input shape "
-          f"{ids_BxL.shape}.")
+          f"{ids_BxL.shape}."
+      )
     scale = jnp.asarray(guide_scale, self.dtype)
-    if scale.ndim > 1 or (scale.ndim == 1 and scale.shape[0] != ids_BxL.shape[0]):
+    if scale.ndim > 1 or (
+        scale.ndim == 1 and scale.shape[0] != ids_BxL.shape[0]
+    ):
       raise ValueError(
           f"guide_scale must be a scalar or have shape [B]=({ids_BxL.shape[0]},), got "
-          f"shape {scale.shape}.")
+          f"shape {scale.shape}."
+      )
     scale_Bx1x1 = jnp.reshape(scale, (-1, 1, 1))
     use_BxL = (ids_BxL == self.vocab_size - 1) & (guide_ids_BxL >= 0)
     guides_BxLxH = word_embedder(jnp.maximum(guide_ids_BxL, 0))
@@ -123,13 +174,20 @@ class SelfAttention(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BxQxH: Array, deterministic: bool,
-               cache: KeysValues | None = None,
-               rows_BxQ: Array | None = None) -> tuple[Array, KeysValues]:
+  def __call__(
+      self,
+      x_BxQxH: Array,
+      deterministic: bool,
+      cache: KeysValues | None = None,
+      rows_BxQ: Array | None = None,
+  ) -> tuple[Array, KeysValues]:
     dense = functools.partial(
-        nn.DenseGeneral, features=(self.num_heads, self.hidden_size // self.num_heads),
-        kernel_init=truncated_normal_init(), bias_init=nn.initializers.zeros,
-        dtype=self.dtype)
+        nn.DenseGeneral,
+        features=(self.num_heads, self.hidden_size // self.num_heads),
+        kernel_init=truncated_normal_init(),
+        bias_init=nn.initializers.zeros,
+        dtype=self.dtype,
+    )
     query_BxQxNxD = dense(name="query")(x_BxQxH)
     keys_BxLxNxD = dense(name="key")(x_BxQxH)
     values_BxLxNxD = dense(name="value")(x_BxQxH)
@@ -139,16 +197,28 @@ class SelfAttention(nn.Module):
       batch_Bx1 = jnp.arange(x_BxQxH.shape[0])[:, None]
       keys_BxLxNxD = cache[0].at[batch_Bx1, rows_BxQ].set(keys_BxLxNxD)
       values_BxLxNxD = cache[1].at[batch_Bx1, rows_BxQ].set(values_BxLxNxD)
-    dropout_rng = (self.make_rng("dropout")
-                   if self.dropout_rate > 0 and not deterministic else None)
+    dropout_rng = (
+        self.make_rng("dropout")
+        if self.dropout_rate > 0 and not deterministic
+        else None
+    )
     attended_BxQxNxD = _attention(
-        query_BxQxNxD, keys_BxLxNxD, values_BxLxNxD, dropout_rng=dropout_rng,
-        dropout_rate=self.dropout_rate, deterministic=deterministic,
-        dtype=self.dtype)
+        query_BxQxNxD,
+        keys_BxLxNxD,
+        values_BxLxNxD,
+        dropout_rng=dropout_rng,
+        dropout_rate=self.dropout_rate,
+        deterministic=deterministic,
+        dtype=self.dtype,
+    )
     out_BxQxH = nn.DenseGeneral(
-        self.hidden_size, axis=(-2, -1), kernel_init=truncated_normal_init(),
-        bias_init=nn.initializers.zeros, dtype=self.dtype,
-        name="out")(attended_BxQxNxD)
+        self.hidden_size,
+        axis=(-2, -1),
+        kernel_init=truncated_normal_init(),
+        bias_init=nn.initializers.zeros,
+        dtype=self.dtype,
+        name="out",
+    )(attended_BxQxNxD)
     return out_BxQxH, (keys_BxLxNxD, values_BxLxNxD)
 
 
@@ -161,15 +231,29 @@ class Attention(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BxQxH: Array, deterministic: bool,
-               cache: KeysValues | None = None,
-               rows_BxQ: Array | None = None) -> tuple[Array, KeysValues]:
+  def __call__(
+      self,
+      x_BxQxH: Array,
+      deterministic: bool,
+      cache: KeysValues | None = None,
+      rows_BxQ: Array | None = None,
+  ) -> tuple[Array, KeysValues]:
     attended_BxQxH, keys_values = SelfAttention(
-        self.hidden_size, self.num_heads, self.dropout_rate, self.dtype,
-        name="self_attention")(x_BxQxH, deterministic, cache, rows_BxQ)
-    attended_BxQxH = nn.Dropout(self.dropout_rate)(attended_BxQxH, deterministic=deterministic)
-    return (_layer_norm("attention_output_ln", self.dtype)(attended_BxQxH + x_BxQxH),
-            keys_values)
+        self.hidden_size,
+        self.num_heads,
+        self.dropout_rate,
+        self.dtype,
+        name="self_attention",
+    )(x_BxQxH, deterministic, cache, rows_BxQ)
+    attended_BxQxH = nn.Dropout(self.dropout_rate)(
+        attended_BxQxH, deterministic=deterministic
+    )
+    return (
+        _layer_norm("attention_output_ln", self.dtype)(
+            attended_BxQxH + x_BxQxH
+        ),
+        keys_values,
+    )
 
 
 class Mlp(nn.Module):
@@ -182,12 +266,22 @@ class Mlp(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxLxH: Array, deterministic: bool) -> Array:
-    h_BxLxI = nn.Dense(self.intermediate_size, kernel_init=truncated_normal_init(),
-                       dtype=self.dtype, name="intermediate_output")(x_BxLxH)
+    h_BxLxI = nn.Dense(
+        self.intermediate_size,
+        kernel_init=truncated_normal_init(),
+        dtype=self.dtype,
+        name="intermediate_output",
+    )(x_BxLxH)
     h_BxLxI = jax.nn.gelu(h_BxLxI)
-    out_BxLxH = nn.Dense(self.hidden_size, kernel_init=truncated_normal_init(),
-                         dtype=self.dtype, name="layer_output")(h_BxLxI)
-    out_BxLxH = nn.Dropout(self.dropout_rate)(out_BxLxH, deterministic=deterministic)
+    out_BxLxH = nn.Dense(
+        self.hidden_size,
+        kernel_init=truncated_normal_init(),
+        dtype=self.dtype,
+        name="layer_output",
+    )(h_BxLxI)
+    out_BxLxH = nn.Dropout(self.dropout_rate)(
+        out_BxLxH, deterministic=deterministic
+    )
     return _layer_norm("layer_output_ln", self.dtype)(out_BxLxH + x_BxLxH)
 
 
@@ -201,13 +295,25 @@ class TransformerLayer(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BxQxH: Array, deterministic: bool,
-               cache: KeysValues | None = None,
-               rows_BxQ: Array | None = None) -> tuple[Array, KeysValues]:
-    x_BxQxH, keys_values = Attention(self.hidden_size, self.num_heads, self.dropout_rate,
-                                     self.dtype)(x_BxQxH, deterministic, cache, rows_BxQ)
-    return Mlp(self.hidden_size, self.intermediate_size, self.dropout_rate,
-               self.dtype)(x_BxQxH, deterministic), keys_values
+  def __call__(
+      self,
+      x_BxQxH: Array,
+      deterministic: bool,
+      cache: KeysValues | None = None,
+      rows_BxQ: Array | None = None,
+  ) -> tuple[Array, KeysValues]:
+    x_BxQxH, keys_values = Attention(
+        self.hidden_size, self.num_heads, self.dropout_rate, self.dtype
+    )(x_BxQxH, deterministic, cache, rows_BxQ)
+    return (
+        Mlp(
+            self.hidden_size,
+            self.intermediate_size,
+            self.dropout_rate,
+            self.dtype,
+        )(x_BxQxH, deterministic),
+        keys_values,
+    )
 
 
 class Bias(nn.Module):
@@ -217,7 +323,9 @@ class Bias(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxLxV: Array) -> Array:
-    bias_V = self.param("bias", nn.initializers.zeros, (x_BxLxV.shape[-1],), jnp.float32)
+    bias_V = self.param(
+        "bias", nn.initializers.zeros, (x_BxLxV.shape[-1],), jnp.float32
+    )
     return x_BxLxV + bias_V.astype(self.dtype)
 
 
@@ -229,8 +337,12 @@ class MlmLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxLxH: Array, word_embeddings_VxH: Array) -> Array:
-    h_BxLxH = nn.Dense(self.hidden_size, kernel_init=truncated_normal_init(),
-                       dtype=self.dtype, name="mlm_dense")(x_BxLxH)
+    h_BxLxH = nn.Dense(
+        self.hidden_size,
+        kernel_init=truncated_normal_init(),
+        dtype=self.dtype,
+        name="mlm_dense",
+    )(x_BxLxH)
     h_BxLxH = _layer_norm("mlm_ln", self.dtype)(jax.nn.gelu(h_BxLxH))
     logits_BxLxV = h_BxLxH @ word_embeddings_VxH.astype(self.dtype).T
     return Bias(self.dtype, name="mlm_bias")(logits_BxLxV)
@@ -260,13 +372,18 @@ class Transformer(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, input_ids_BxL: Array, *, deterministic: bool = True,
-               guide_ids_BxL: Array | None = None,
-               guide_scale: float | Array = 0.0,
-               position_ids_BxL: Array | None = None,
-               cache: tuple[KeysValues, ...] | None = None,
-               rows_BxL: Array | None = None,
-               return_cache: bool = False):
+  def __call__(
+      self,
+      input_ids_BxL: Array,
+      *,
+      deterministic: bool = True,
+      guide_ids_BxL: Array | None = None,
+      guide_scale: float | Array = 0.0,
+      position_ids_BxL: Array | None = None,
+      cache: tuple[KeysValues, ...] | None = None,
+      rows_BxL: Array | None = None,
+      return_cache: bool = False,
+  ):
     """Predicts token logits at every position.
 
     Key/value reuse: with `return_cache`, a call also returns every layer's
@@ -296,34 +413,58 @@ class Transformer(nn.Module):
       float32 [B, L, V] logits (and the keys and values with return_cache).
     """
     if (cache is None) != (rows_BxL is None) or (
-        cache is not None and position_ids_BxL is None):
+        cache is not None and position_ids_BxL is None
+    ):
       raise ValueError("cache, rows_BxL and position_ids_BxL come together.")
     if input_ids_BxL.ndim != 2 or (
-        input_ids_BxL.shape[1] != self.seq_len if position_ids_BxL is None
-        else input_ids_BxL.shape[1] > self.seq_len):
+        input_ids_BxL.shape[1] != self.seq_len
+        if position_ids_BxL is None
+        else input_ids_BxL.shape[1] > self.seq_len
+    ):
       raise ValueError(
           f"input_ids_BxL must have shape [B, {self.seq_len}] (or at most "
           f"{self.seq_len} positions with position_ids_BxL), got "
-          f"{input_ids_BxL.shape}.")
+          f"{input_ids_BxL.shape}."
+      )
     if position_ids_BxL is not None and (
-        jnp.shape(position_ids_BxL)[-1] != input_ids_BxL.shape[1]):
-      raise ValueError(f"position_ids_BxL has shape {jnp.shape(position_ids_BxL)}"
-                       f", expected [B, {input_ids_BxL.shape[1]}].")
+        jnp.shape(position_ids_BxL)[-1] != input_ids_BxL.shape[1]
+    ):
+      raise ValueError(
+          f"position_ids_BxL has shape {jnp.shape(position_ids_BxL)}"
+          f", expected [B, {input_ids_BxL.shape[1]}]."
+      )
     if self.hidden_size % self.num_heads:
       raise ValueError(
-          f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}.")
+          f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}."
+      )
 
-    x_BxLxH = Embed(self.vocab_size, self.seq_len, self.hidden_size, self.dropout_rate,
-                    self.dtype)(input_ids_BxL.astype(jnp.int32), guide_ids_BxL, guide_scale,
-                                deterministic, position_ids_BxL)
+    x_BxLxH = Embed(
+        self.vocab_size,
+        self.seq_len,
+        self.hidden_size,
+        self.dropout_rate,
+        self.dtype,
+    )(
+        input_ids_BxL.astype(jnp.int32),
+        guide_ids_BxL,
+        guide_scale,
+        deterministic,
+        position_ids_BxL,
+    )
     keys_values = []
     for i in range(self.num_layers):
       x_BxLxH, layer_keys_values = TransformerLayer(
-          self.hidden_size, self.num_heads, self.intermediate_size, self.dropout_rate,
-          self.dtype)(x_BxLxH, deterministic, None if cache is None else cache[i],
-                      rows_BxL)
+          self.hidden_size,
+          self.num_heads,
+          self.intermediate_size,
+          self.dropout_rate,
+          self.dtype,
+      )(x_BxLxH, deterministic, None if cache is None else cache[i], rows_BxL)
       keys_values.append(layer_keys_values)
-    word_embeddings_VxH = self.variables["params"]["Embed_0"]["word_embeddings"]["embedding"]
+    word_embeddings_VxH = self.variables["params"]["Embed_0"][
+        "word_embeddings"
+    ]["embedding"]
     logits_BxLxV = MlmLayer(self.hidden_size, self.dtype)(
-        x_BxLxH, word_embeddings_VxH).astype(jnp.float32)
+        x_BxLxH, word_embeddings_VxH
+    ).astype(jnp.float32)
     return (logits_BxLxV, tuple(keys_values)) if return_cache else logits_BxLxV

@@ -45,7 +45,9 @@ class ResBlock(nn.Module):
       h = nn.swish(h)
       h = nn.Conv(self.filters, (3, 3), use_bias=False, dtype=self.dtype)(h)
     if x_BxHxWxC.shape[-1] != self.filters:
-      residual = nn.Conv(self.filters, (1, 1), use_bias=False, dtype=self.dtype)(h)
+      residual = nn.Conv(
+          self.filters, (1, 1), use_bias=False, dtype=self.dtype
+      )(h)
     return h + residual
 
 
@@ -171,38 +173,60 @@ class VectorQuantizer(nn.Module):
 
   def setup(self):
     self.codebook = self.param(
-        "codebook", nn.initializers.variance_scaling(1.0, "fan_in", "uniform"),
-        (self.codebook_size, self.embedding_dim), jnp.float32)
+        "codebook",
+        nn.initializers.variance_scaling(1.0, "fan_in", "uniform"),
+        (self.codebook_size, self.embedding_dim),
+        jnp.float32,
+    )
 
-  def __call__(self, encoded_Bxhxwxd: Array, train: bool = False) -> tuple[Array, dict[str, Array]]:
+  def __call__(
+      self, encoded_Bxhxwxd: Array, train: bool = False
+  ) -> tuple[Array, dict[str, Array]]:
     """Quantizes features; see `VQGAN.encode` for the outputs."""
     # Nearest-code search in float32 even under low-precision compute: close codes must not tie.
-    flat_NxD = encoded_Bxhxwxd.reshape(-1, self.embedding_dim).astype(jnp.float32)
+    flat_NxD = encoded_Bxhxwxd.reshape(-1, self.embedding_dim).astype(
+        jnp.float32
+    )
     distances_NxK = squared_distances(flat_NxD, self.codebook)
-    indices_Bxhxw = jnp.argmin(distances_NxK, axis=-1).astype(jnp.int32).reshape(
-        encoded_Bxhxwxd.shape[:-1])
+    indices_Bxhxw = (
+        jnp.argmin(distances_NxK, axis=-1)
+        .astype(jnp.int32)
+        .reshape(encoded_Bxhxwxd.shape[:-1])
+    )
     quantized = self.decode_ids(indices_Bxhxw)
 
     encoded_f32 = encoded_Bxhxwxd.astype(jnp.float32)
     quantized_f32 = quantized.astype(jnp.float32)
-    codebook_loss = jnp.mean((quantized_f32 - jax.lax.stop_gradient(encoded_f32))**2)
-    commitment_loss = jnp.mean((jax.lax.stop_gradient(quantized_f32) - encoded_f32)**2)
+    codebook_loss = jnp.mean(
+        (quantized_f32 - jax.lax.stop_gradient(encoded_f32)) ** 2
+    )
+    commitment_loss = jnp.mean(
+        (jax.lax.stop_gradient(quantized_f32) - encoded_f32) ** 2
+    )
     # XLA keeps 0 * x (x may be NaN), so an unused regulariser would still
     # cost an [N, K] softmax and its gradient every step.
-    entropy = (entropy_loss(-distances_NxK / self.entropy_temperature)
-               if self.entropy_loss_ratio else jnp.zeros((), jnp.float32))
+    entropy = (
+        entropy_loss(-distances_NxK / self.entropy_temperature)
+        if self.entropy_loss_ratio
+        else jnp.zeros((), jnp.float32)
+    )
     aux = {
         "indices": indices_Bxhxw,
         "encoded": encoded_Bxhxwxd,
         "codebook_loss": codebook_loss,
         "commitment_loss": commitment_loss,
         "entropy_loss": entropy,
-        "quantizer_loss": (codebook_loss + self.commitment_cost * commitment_loss
-                           + self.entropy_loss_ratio * entropy),
+        "quantizer_loss": (
+            codebook_loss
+            + self.commitment_cost * commitment_loss
+            + self.entropy_loss_ratio * entropy
+        ),
     }
     if train:
       # Straight-through: forward pass uses the codes, gradients flow to the encoder.
-      quantized = encoded_Bxhxwxd + jax.lax.stop_gradient(quantized - encoded_Bxhxwxd)
+      quantized = encoded_Bxhxwxd + jax.lax.stop_gradient(
+          quantized - encoded_Bxhxwxd
+      )
     return quantized, aux
 
   def decode_ids(self, indices_Bxhxw: Array) -> Array:
@@ -244,15 +268,33 @@ class VQGAN(nn.Module):
       if (self.filters * multiplier) % self.norm_groups:
         raise ValueError(
             f"norm_groups {self.norm_groups} does not divide level width "
-            f"{self.filters} * {multiplier}.")
-    self.encoder = Encoder(self.filters, self.num_res_blocks, tuple(self.channel_multipliers),
-                           self.embedding_dim, self.norm_groups, self.patch_size,
-                           self.dtype)
-    self.quantizer = VectorQuantizer(self.codebook_size, self.embedding_dim,
-                                     self.commitment_cost, self.entropy_loss_ratio,
-                                     self.entropy_temperature, self.dtype)
-    self.decoder = Decoder(self.filters, self.num_res_blocks, tuple(self.channel_multipliers),
-                           self.norm_groups, self.patch_size, dtype=self.dtype)
+            f"{self.filters} * {multiplier}."
+        )
+    self.encoder = Encoder(
+        self.filters,
+        self.num_res_blocks,
+        tuple(self.channel_multipliers),
+        self.embedding_dim,
+        self.norm_groups,
+        self.patch_size,
+        self.dtype,
+    )
+    self.quantizer = VectorQuantizer(
+        self.codebook_size,
+        self.embedding_dim,
+        self.commitment_cost,
+        self.entropy_loss_ratio,
+        self.entropy_temperature,
+        self.dtype,
+    )
+    self.decoder = Decoder(
+        self.filters,
+        self.num_res_blocks,
+        tuple(self.channel_multipliers),
+        self.norm_groups,
+        self.patch_size,
+        dtype=self.dtype,
+    )
 
   @property
   def downsample_factor(self) -> int:
@@ -261,13 +303,20 @@ class VQGAN(nn.Module):
 
   def _check_images(self, images_BxHxWx3: Array) -> None:
     factor = self.downsample_factor
-    if (images_BxHxWx3.ndim != 4 or images_BxHxWx3.shape[-1] != 3
-        or images_BxHxWx3.shape[1] % factor or images_BxHxWx3.shape[2] % factor):
+    if (
+        images_BxHxWx3.ndim != 4
+        or images_BxHxWx3.shape[-1] != 3
+        or images_BxHxWx3.shape[1] % factor
+        or images_BxHxWx3.shape[2] % factor
+    ):
       raise ValueError(
           f"images must be [B, H, W, 3] with H and W divisible by {factor}, got shape "
-          f"{images_BxHxWx3.shape}.")
+          f"{images_BxHxWx3.shape}."
+      )
 
-  def encode(self, images_BxHxWx3: Array, train: bool = False) -> tuple[Array, dict[str, Array]]:
+  def encode(
+      self, images_BxHxWx3: Array, train: bool = False
+  ) -> tuple[Array, dict[str, Array]]:
     """Encodes and quantizes images.
 
     Args:
@@ -297,7 +346,9 @@ class VQGAN(nn.Module):
     """Code ids int32 [B, h, w] of images in [0, 1]."""
     return self.encode(images_BxHxWx3)[1]["indices"]
 
-  def __call__(self, images_BxHxWx3: Array, train: bool = False) -> tuple[Array, dict[str, Array]]:
+  def __call__(
+      self, images_BxHxWx3: Array, train: bool = False
+  ) -> tuple[Array, dict[str, Array]]:
     """Reconstructs images; returns (reconstruction [B, H, W, 3], aux as in `encode`)."""
     quantized, aux = self.encode(images_BxHxWx3, train=train)
     return self.decode(quantized), aux

@@ -31,17 +31,23 @@ class JudgeTask:
     self.train_source = data_lib.get_source(config.data, "train")
     self.test_source = data_lib.get_source(config.data, "test")
     if self.train_source.num_classes < 2:
-      raise ValueError(f"The judge needs a labelled dataset; "
-                       f"{config.data.name!r} has no labels.")
-    self.model = judge_lib.build_judge(config.judge,
-                                       self.train_source.num_classes)
+      raise ValueError(
+          f"The judge needs a labelled dataset; "
+          f"{config.data.name!r} has no labels."
+      )
+    self.model = judge_lib.build_judge(
+        config.judge, self.train_source.num_classes
+    )
     self.map_side = 0
     if self.model.map_classes:
       if not hasattr(self.train_source, "kind_maps"):
-        raise ValueError(f"judge.map_classes > 0 needs a source with cell "
-                         f"maps; {config.data.name!r} has none.")
-      self.map_side = judge_lib.map_side(config.data.image_size,
-                                         self.model.widths)
+        raise ValueError(
+            f"judge.map_classes > 0 needs a source with cell "
+            f"maps; {config.data.name!r} has none."
+        )
+      self.map_side = judge_lib.map_side(
+          config.data.image_size, self.model.widths
+      )
     self.optimizer = loop.make_optimizer(config.optim, config.total_steps)
 
   def initial_params(self):
@@ -54,10 +60,12 @@ class JudgeTask:
     return {"params": params, "opt_state": self.optimizer.init(params)}
 
   def batch(self, step):
-    indices = data_lib.batch_indices(step, self.config.batch_size,
-                                     len(self.train_source), self.config.seed)
-    indices = data_lib.process_slice(indices, jax.process_index(),
-                                     jax.process_count())
+    indices = data_lib.batch_indices(
+        step, self.config.batch_size, len(self.train_source), self.config.seed
+    )
+    indices = data_lib.process_slice(
+        indices, jax.process_index(), jax.process_count()
+    )
     images, labels = self.train_source.get(indices)
     batch = {"images": images_lib.to_float(images), "labels": labels}
     if self.map_side:
@@ -69,31 +77,45 @@ class JudgeTask:
 
     def loss_fn(params):
       logits_BxK, maps_BxhxwxM = self.model.apply(
-          {"params": params}, batch["images"],
-          method=self.model.logits_and_maps)
+          {"params": params}, batch["images"], method=self.model.logits_and_maps
+      )
       loss = optax.softmax_cross_entropy_with_integer_labels(
-          logits_BxK, batch["labels"]).mean()
-      metrics = {"accuracy": jnp.mean(jnp.argmax(logits_BxK, -1)
-                                      == batch["labels"])}
+          logits_BxK, batch["labels"]
+      ).mean()
+      metrics = {
+          "accuracy": jnp.mean(jnp.argmax(logits_BxK, -1) == batch["labels"])
+      }
       if self.map_side:
         map_loss = optax.softmax_cross_entropy_with_integer_labels(
-            maps_BxhxwxM, batch["maps"]).mean()
+            maps_BxhxwxM, batch["maps"]
+        ).mean()
         loss += self.config.judge.map_weight * map_loss
         metrics["map_loss"] = map_loss
       return loss, metrics
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state["params"])
-    updates, opt_state = self.optimizer.update(grads, state["opt_state"],
-                                               state["params"])
-    return ({"params": optax.apply_updates(state["params"], updates),
-             "opt_state": opt_state}, {"loss": loss, **metrics})
+        state["params"]
+    )
+    updates, opt_state = self.optimizer.update(
+        grads, state["opt_state"], state["params"]
+    )
+    return (
+        {
+            "params": optax.apply_updates(state["params"], updates),
+            "opt_state": opt_state,
+        },
+        {"loss": loss, **metrics},
+    )
 
   def evaluate(self, state):
     """Accuracy on the whole test split."""
     images, labels = self.test_source.get(np.arange(len(self.test_source)))
-    judge = judging.Judge(self.model, state["params"], self.config,
-                          batch_size=self.config.eval_batch_size)
+    judge = judging.Judge(
+        self.model,
+        state["params"],
+        self.config,
+        batch_size=self.config.eval_batch_size,
+    )
     return {"test_accuracy": float(np.mean(judge.labels(images) == labels))}
 
   def finish(self, state, workdir):

@@ -40,8 +40,9 @@ class Task(Protocol):
   def init_state(self, rng: jax.Array, params: PyTree | None) -> PyTree:
     """Initial train state (a pytree of arrays; no python scalars)."""
 
-  def train_step(self, state: PyTree, batch: dict, rng: jax.Array
-                 ) -> tuple[PyTree, dict]:
+  def train_step(
+      self, state: PyTree, batch: dict, rng: jax.Array
+  ) -> tuple[PyTree, dict]:
     """Pure step: new state and scalar metrics (must include "loss")."""
 
   def batch(self, step: int) -> dict:
@@ -61,13 +62,18 @@ class NonFiniteLossError(FloatingPointError):
 def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
   """AdamW with linear warmup + cosine decay and global-norm clipping."""
   lr = optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=optim.lr,
+      init_value=0.0,
+      peak_value=optim.lr,
       warmup_steps=min(optim.warmup_steps, max(total_steps - 1, 0)),
-      decay_steps=max(total_steps, 1), end_value=optim.lr * optim.end_lr_factor)
+      decay_steps=max(total_steps, 1),
+      end_value=optim.lr * optim.end_lr_factor,
+  )
   return optax.chain(
       optax.clip_by_global_norm(optim.grad_clip),
-      optax.adamw(lr, b1=optim.b1, b2=optim.b2,
-                  weight_decay=optim.weight_decay))
+      optax.adamw(
+          lr, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay
+      ),
+  )
 
 
 def ema_update(ema_params, params, decay: float):
@@ -81,8 +87,9 @@ def make_mesh():
   Auto axes: XLA propagates shardings through the models, so model code never
   has to name output shardings (Explicit mode would require it for gathers).
   """
-  return jax.make_mesh((jax.device_count(),), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh(
+      (jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
+  )
 
 
 def maybe_initialize_distributed(config):
@@ -100,11 +107,13 @@ def maybe_initialize_distributed(config):
       coordinator_address=config.get("coordinator_address"),
       num_processes=config.get("num_processes"),
       process_id=config.get("process_id"),
-      heartbeat_timeout_seconds=config.get("heartbeat_timeout_s", 100))
+      heartbeat_timeout_seconds=config.get("heartbeat_timeout_s", 100),
+  )
 
 
-def state_shardings(abstract_state: PyTree, mesh, shard_params: bool,
-                    min_size: int = 2 ** 18):
+def state_shardings(
+    abstract_state: PyTree, mesh, shard_params: bool, min_size: int = 2**18
+):
   """Replicated state, or (FSDP-style) each large leaf split on `data`.
 
   With `shard_params`, a leaf of at least `min_size` elements is split along
@@ -138,10 +147,13 @@ class _Progress:
     done = step - self.start_step
     rate = done / elapsed if elapsed > 0 else float("nan")
     eta = (self.total_steps - step) / rate if rate > 0 else float("nan")
-    shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items()
-                     if isinstance(v, float))
-    return (f"step {step}/{self.total_steps} {shown} "
-            f"({rate:.2f} steps/s, ETA {eta:.0f}s)")
+    shown = " ".join(
+        f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)
+    )
+    return (
+        f"step {step}/{self.total_steps} {shown} "
+        f"({rate:.2f} steps/s, ETA {eta:.0f}s)"
+    )
 
 
 def _mean_metrics(history: list[dict]) -> dict:
@@ -151,8 +163,11 @@ def _mean_metrics(history: list[dict]) -> dict:
 
 @jax.jit
 def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  leaves = [
+      jnp.all(jnp.isfinite(x))
+      for x in jax.tree.leaves(tree)
+      if jnp.issubdtype(x.dtype, jnp.inexact)
+  ]
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
@@ -160,7 +175,9 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, "checkpoints")),
       options=ocp.CheckpointManagerOptions(
-          max_to_keep=config.keep_checkpoints, create=True))
+          max_to_keep=config.keep_checkpoints, create=True
+      ),
+  )
 
 
 def restore_latest(manager: ocp.CheckpointManager, abstract_state: PyTree):
@@ -169,12 +186,12 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: PyTree):
   if step is None:
     return None, 0
   try:
-    state = manager.restore(
-        step, args=ocp.args.StandardRestore(abstract_state))
+    state = manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
   except (ValueError, KeyError, TypeError) as e:
     raise ValueError(
         f"Checkpoint at step {step} in {manager.directory} does not fit this "
-        f"config (change the workdir or the config): {e}") from e
+        f"config (change the workdir or the config): {e}"
+    ) from e
   return state, step
 
 
@@ -190,8 +207,9 @@ def write_final_metrics(workdir: str, metrics: dict):
     json.dump(metrics, f, indent=2)
 
 
-def train(config, workdir: str, task: Task, *,
-          stop_after: int | None = None) -> tuple[PyTree, dict]:
+def train(
+    config, workdir: str, task: Task, *, stop_after: int | None = None
+) -> tuple[PyTree, dict]:
   """Runs (or resumes) `task` for `config.total_steps` steps.
 
   Args:
@@ -215,30 +233,40 @@ def train(config, workdir: str, task: Task, *,
   # Loaded parameters enter as jit arguments (never as baked-in constants).
   initial = task.initial_params()
   abstract = jax.eval_shape(task.init_state, root, initial)
-  state_sharding = state_shardings(abstract, mesh,
-                                   config.get("shard_params", False),
-                                   config.get("shard_min_size", 2 ** 18))
+  state_sharding = state_shardings(
+      abstract,
+      mesh,
+      config.get("shard_params", False),
+      config.get("shard_min_size", 2**18),
+  )
   abstract = jax.tree.map(
       lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-      abstract, state_sharding)
+      abstract,
+      state_sharding,
+  )
   manager = checkpoint_manager(workdir, config)
   state, start = restore_latest(manager, abstract)
   if state is None:
-    state = jax.jit(task.init_state, out_shardings=state_sharding)(root,
-                                                                   initial)
+    state = jax.jit(task.init_state, out_shardings=state_sharding)(
+        root, initial
+    )
   else:
     logging.info("Resumed from step %d in %s", start, workdir)
     print(f"Resuming from checkpoint at step {start}", flush=True)
   writer = metric_writer.MetricWriter(workdir, config, config.get("wandb"))
 
-  step_fn = jax.jit(task.train_step,
-                    in_shardings=(state_sharding, batch_sharded, replicated),
-                    out_shardings=(state_sharding, replicated),
-                    donate_argnums=0)
+  step_fn = jax.jit(
+      task.train_step,
+      in_shardings=(state_sharding, batch_sharded, replicated),
+      out_shardings=(state_sharding, replicated),
+      donate_argnums=0,
+  )
 
   def global_batch(step):
-    return {k: jax.make_array_from_process_local_data(batch_sharded, v)
-            for k, v in task.batch(step).items()}
+    return {
+        k: jax.make_array_from_process_local_data(batch_sharded, v)
+        for k, v in task.batch(step).items()
+    }
 
   progress = _Progress(total, start)
   pending: list[dict] = []
@@ -261,7 +289,8 @@ def train(config, workdir: str, task: Task, *,
         raise NonFiniteLossError(
             f"Non-finite loss or parameters by step {done} ({metrics}). "
             f"Stopped; the last good checkpoint (step {manager.latest_step()})"
-            f" in {workdir} is kept.")
+            f" in {workdir} is kept."
+        )
       if eval_every and (done % eval_every == 0 or done == total):
         metrics.update(task.evaluate(state))
       writer.write(done, metrics)

@@ -30,8 +30,9 @@ from maskgit_edit.trainers import maskgit
 GUIDE_SOURCES = ("samples", "strokes")
 
 
-def stroke_pairs(tokenizer_workdir: str, num: int, seed: int,
-                 dilation: int = 0):
+def stroke_pairs(
+    tokenizer_workdir: str, num: int, seed: int, dilation: int = 0
+):
   """Token pairs from inversion strokes on the first `num` training images.
 
   Returns:
@@ -40,14 +41,17 @@ def stroke_pairs(tokenizer_workdir: str, num: int, seed: int,
   """
   tokenizer, params, run_config = artefacts.load_tokenizer(tokenizer_workdir)
   from maskgit_edit import data as data_lib  # pylint: disable=g-import-not-at-top
+
   source = data_lib.get_source(run_config.data, "train")
   images, _ = source.get(np.arange(min(num, len(source))))
-  records = strokes_lib.make_strokes(images, strokes_per_image=1,
-                                     modes=("inversion",), seed=seed)
+  records = strokes_lib.make_strokes(
+      images, strokes_per_image=1, modes=("inversion",), seed=seed
+  )
   stroked = np.stack([r.stroke.stroke_image for r in records])
   masks = np.stack([r.stroke.mask for r in records])
   guides = tokenizing.Tokenizer(tokenizer, params, batch_size=256).tokenize_all(
-      images_lib.to_float(stroked))
+      images_lib.to_float(stroked)
+  )
   latent = guides.shape[1]
   return guides, regions.pixel_to_token_mask(masks, latent, dilation)
 
@@ -58,20 +62,25 @@ class ReweightTask(maskgit.MaskGitTask):
   def __init__(self, config, *args, **kwargs):
     super().__init__(config, *args, **kwargs)
     if config.reweight.guide_source not in GUIDE_SOURCES:
-      raise ValueError(f"Unknown reweight.guide_source "
-                       f"{config.reweight.guide_source!r}; expected one of "
-                       f"{GUIDE_SOURCES}.")
+      raise ValueError(
+          f"Unknown reweight.guide_source "
+          f"{config.reweight.guide_source!r}; expected one of "
+          f"{GUIDE_SOURCES}."
+      )
     tokenizer, tok_params, _ = artefacts.load_tokenizer(self.tokenizer_workdir)
     del tokenizer
     self.initial_kernel = guidance_lib.l2_kernel(
-        tok_params["quantizer"]["codebook"])
+        tok_params["quantizer"]["codebook"]
+    )
     if config.reweight.guide_source == "strokes":
-      guides, edited = stroke_pairs(self.tokenizer_workdir,
-                                    config.reweight.num_stroke_pairs,
-                                    config.seed)
+      guides, edited = stroke_pairs(
+          self.tokenizer_workdir, config.reweight.num_stroke_pairs, config.seed
+      )
       n = len(guides)
-      self.train_tokens, self.train_labels = (self.train_tokens[:n],
-                                              self.train_labels[:n])
+      self.train_tokens, self.train_labels = (
+          self.train_tokens[:n],
+          self.train_labels[:n],
+      )
       self.stroke_guides = guides.reshape(n, -1)
       self.stroke_edited = edited.reshape(n, -1)
 
@@ -82,8 +91,11 @@ class ReweightTask(maskgit.MaskGitTask):
     """K at the codebook L2 energy; the frozen transformer rides along."""
     del rng
     kernel = jnp.asarray(self.initial_kernel)
-    return {"kernel": kernel, "opt_state": self.optimizer.init(kernel),
-            "frozen_params": params}
+    return {
+        "kernel": kernel,
+        "opt_state": self.optimizer.init(kernel),
+        "frozen_params": params,
+    }
 
   def examples(self, indices):
     batch = super().examples(indices)
@@ -102,7 +114,9 @@ class ReweightTask(maskgit.MaskGitTask):
       ratio_rng, mask_rng, rng = jax.random.split(rng, 3)
       ratio_B = schedules.mask_ratio(
           jax.random.uniform(ratio_rng, (batch_size,)),
-          self.config.mvtm.schedule, length)
+          self.config.mvtm.schedule,
+          length,
+      )
       edited_BxN = maskgit.random_mask(mask_rng, batch_size, length, ratio_B)
     inputs = self.layout.inputs(tokens_BxN, labels_B, edited_BxN)
     logits_BxNxC = jax.lax.stop_gradient(self.logits(frozen_params, inputs))
@@ -114,28 +128,39 @@ class ReweightTask(maskgit.MaskGitTask):
 
   def train_step(self, state, batch, rng):
     guides_BxN, edited_BxN, logits_BxNxC = self._guides(
-        state["frozen_params"], batch, rng)
+        state["frozen_params"], batch, rng
+    )
 
     def loss_fn(kernel_CxC):
       guided = logits_BxNxC + kernel_CxC[guides_BxN]
-      return maskgit.masked_cross_entropy(guided, batch["tokens"], edited_BxN,
-                                          0.0)
+      return maskgit.masked_cross_entropy(
+          guided, batch["tokens"], edited_BxN, 0.0
+      )
 
     (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state["kernel"])
-    updates, opt_state = self.optimizer.update(grads, state["opt_state"],
-                                               state["kernel"])
+        state["kernel"]
+    )
+    updates, opt_state = self.optimizer.update(
+        grads, state["opt_state"], state["kernel"]
+    )
     kernel = optax.apply_updates(state["kernel"], updates)
-    return ({**state, "kernel": kernel, "opt_state": opt_state},
-            {"loss": loss, "guided_accuracy": accuracy,
-             **self.kernel_drift(kernel)})
+    return (
+        {**state, "kernel": kernel, "opt_state": opt_state},
+        {
+            "loss": loss,
+            "guided_accuracy": accuracy,
+            **self.kernel_drift(kernel),
+        },
+    )
 
   def kernel_drift(self, kernel_CxC):
     """How far K moved from its L2 initialisation."""
     delta = kernel_CxC - self.initial_kernel
-    return {"kernel_rel_change": jnp.linalg.norm(delta)
-            / jnp.linalg.norm(self.initial_kernel),
-            "kernel_diag_mean": jnp.mean(jnp.diag(kernel_CxC))}
+    return {
+        "kernel_rel_change": jnp.linalg.norm(delta)
+        / jnp.linalg.norm(self.initial_kernel),
+        "kernel_diag_mean": jnp.mean(jnp.diag(kernel_CxC)),
+    }
 
   def evaluate(self, state):
     return {k: float(v) for k, v in self.kernel_drift(state["kernel"]).items()}
@@ -148,4 +173,5 @@ class ReweightTask(maskgit.MaskGitTask):
 def make_task(config, workdir):
   del workdir
   return ReweightTask.from_runs(
-      config, artefacts.load_run_config(config.transformer_workdir))
+      config, artefacts.load_run_config(config.transformer_workdir)
+  )

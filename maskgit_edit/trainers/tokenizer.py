@@ -27,8 +27,7 @@ def code_usage_stats(indices, codebook_size: int) -> dict:
   counts = jnp.bincount(jnp.ravel(indices), length=codebook_size)
   probs = counts / jnp.maximum(counts.sum(), 1)
   entropy = -jnp.sum(jnp.where(probs > 0, probs * jnp.log(probs), 0.0))
-  return {"perplexity": jnp.exp(entropy),
-          "codes_used": jnp.mean(counts > 0)}
+  return {"perplexity": jnp.exp(entropy), "codes_used": jnp.mean(counts > 0)}
 
 
 def psnr_per_image(a_BxHxWx3, b_BxHxWx3):
@@ -54,7 +53,9 @@ class TokenizerTask:
     self._eval_fn = jax.jit(self.reconstruct)
     self._tokenize_fn = jax.jit(
         lambda params, images: self.model.apply(
-            {"params": params}, images, method=self.model.tokenize))
+            {"params": params}, images, method=self.model.tokenize
+        )
+    )
 
   # --- state ---------------------------------------------------------------
   def initial_params(self):
@@ -65,10 +66,15 @@ class TokenizerTask:
     size = self.image_size
     dummy = jnp.zeros((1, size, size, 3), jnp.float32)
     params = self.model.init(rng, dummy)["params"]
-    state = {"step": jnp.zeros((), jnp.int32), "params": params,
-             "opt_state": self.optimizer.init(params),
-             "usage": jnp.full((self.config.tokenizer.codebook_size,),
-                               1.0 / self.config.tokenizer.codebook_size)}
+    state = {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "opt_state": self.optimizer.init(params),
+        "usage": jnp.full(
+            (self.config.tokenizer.codebook_size,),
+            1.0 / self.config.tokenizer.codebook_size,
+        ),
+    }
     if self.config.optim.ema_decay > 0:
       state["ema"] = params
     if self.adversarial:
@@ -78,10 +84,12 @@ class TokenizerTask:
     return state
 
   def batch(self, step):
-    indices = data_lib.batch_indices(step, self.config.batch_size,
-                                     len(self.train_source), self.config.seed)
-    indices = data_lib.process_slice(indices, jax.process_index(),
-                                     jax.process_count())
+    indices = data_lib.batch_indices(
+        step, self.config.batch_size, len(self.train_source), self.config.seed
+    )
+    indices = data_lib.process_slice(
+        indices, jax.process_index(), jax.process_count()
+    )
     images, _ = self.train_source.get(indices)
     return {"images": images_lib.to_float(images)}
 
@@ -103,24 +111,31 @@ class TokenizerTask:
       return jnp.sum(self.discriminator.apply({"params": disc_params}, x))
 
     real = self.discriminator.apply({"params": disc_params}, images)
-    fake = self.discriminator.apply({"params": disc_params},
-                                    jax.lax.stop_gradient(recon))
+    fake = self.discriminator.apply(
+        {"params": disc_params}, jax.lax.stop_gradient(recon)
+    )
     grad_real = jax.grad(real_logits_sum)(images)
-    r1 = jnp.mean(jnp.sum(grad_real ** 2, axis=(1, 2, 3)))
-    return (jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake))
-            + 0.5 * adv.r1_gamma * r1)
+    r1 = jnp.mean(jnp.sum(grad_real**2, axis=(1, 2, 3)))
+    return (
+        jnp.mean(jax.nn.softplus(-real))
+        + jnp.mean(jax.nn.softplus(fake))
+        + 0.5 * adv.r1_gamma * r1
+    )
 
   def _restart_dead_codes(self, params, usage_C, encoded_NxD, rng):
     """Moves codes whose running usage is below threshold onto data."""
     tok = self.config.tokenizer
     codebook_CxD = params["quantizer"]["codebook"]
     dead_C = usage_C < tok.dead_code_threshold / tok.codebook_size
-    picks_C = jax.random.randint(rng, (tok.codebook_size,), 0,
-                                 encoded_NxD.shape[0])
+    picks_C = jax.random.randint(
+        rng, (tok.codebook_size,), 0, encoded_NxD.shape[0]
+    )
     new_CxD = jnp.where(dead_C[:, None], encoded_NxD[picks_C], codebook_CxD)
     usage_C = jnp.where(dead_C, 1.0 / tok.codebook_size, usage_C)
-    params = {**params, "quantizer": {**params["quantizer"],
-                                      "codebook": new_CxD}}
+    params = {
+        **params,
+        "quantizer": {**params["quantizer"], "codebook": new_CxD},
+    }
     return params, usage_C, jnp.sum(dead_C)
 
   def train_step(self, state, batch, rng):
@@ -130,39 +145,60 @@ class TokenizerTask:
     use_adv = (step >= tok.adversarial.start_step).astype(jnp.float32)
     grad_fn = jax.value_and_grad(self._generator_loss, has_aux=True)
     (loss, (mse, aux, recon)), grads = grad_fn(
-        state["params"], state.get("disc_params"), images, use_adv)
-    updates, opt_state = self.optimizer.update(grads, state["opt_state"],
-                                               state["params"])
+        state["params"], state.get("disc_params"), images, use_adv
+    )
+    updates, opt_state = self.optimizer.update(
+        grads, state["opt_state"], state["params"]
+    )
     params = optax.apply_updates(state["params"], updates)
 
     counts_C = jnp.bincount(aux["indices"].ravel(), length=tok.codebook_size)
-    usage_C = (tok.usage_decay * state["usage"]
-               + (1 - tok.usage_decay) * counts_C / counts_C.sum())
-    restart = (tok.dead_code_every > 0) & (step > 0) & (
-        step % max(tok.dead_code_every, 1) == 0)
+    usage_C = (
+        tok.usage_decay * state["usage"]
+        + (1 - tok.usage_decay) * counts_C / counts_C.sum()
+    )
+    restart = (
+        (tok.dead_code_every > 0)
+        & (step > 0)
+        & (step % max(tok.dead_code_every, 1) == 0)
+    )
     encoded_NxD = aux["encoded"].reshape(-1, aux["encoded"].shape[-1])
     restarted = self._restart_dead_codes(params, usage_C, encoded_NxD, rng)
     params, usage_C, num_dead = jax.tree.map(
-        lambda a, b: jnp.where(restart, a, b), restarted,
-        (params, usage_C, jnp.zeros((), jnp.int32)))
+        lambda a, b: jnp.where(restart, a, b),
+        restarted,
+        (params, usage_C, jnp.zeros((), jnp.int32)),
+    )
 
-    new_state = {**state, "step": step + 1, "params": params,
-                 "opt_state": opt_state, "usage": usage_C}
+    new_state = {
+        **state,
+        "step": step + 1,
+        "params": params,
+        "opt_state": opt_state,
+        "usage": usage_C,
+    }
     if "ema" in state:
-      new_state["ema"] = loop.ema_update(state["ema"], params,
-                                         cfg.optim.ema_decay)
-    metrics = {"loss": loss, "mse": mse,
-               "psnr": jnp.mean(psnr_per_image(recon, images)),
-               "quantizer_loss": aux["quantizer_loss"],
-               "codes_restarted": num_dead.astype(jnp.float32),
-               **code_usage_stats(aux["indices"], tok.codebook_size)}
+      new_state["ema"] = loop.ema_update(
+          state["ema"], params, cfg.optim.ema_decay
+      )
+    metrics = {
+        "loss": loss,
+        "mse": mse,
+        "psnr": jnp.mean(psnr_per_image(recon, images)),
+        "quantizer_loss": aux["quantizer_loss"],
+        "codes_restarted": num_dead.astype(jnp.float32),
+        **code_usage_stats(aux["indices"], tok.codebook_size),
+    }
     if self.adversarial:
       d_loss, d_grads = jax.value_and_grad(self._disc_loss)(
-          state["disc_params"], images, recon)
+          state["disc_params"], images, recon
+      )
       d_updates, d_opt = self.disc_optimizer.update(
-          d_grads, state["disc_opt_state"], state["disc_params"])
-      new_state["disc_params"] = optax.apply_updates(state["disc_params"],
-                                                     d_updates)
+          d_grads, state["disc_opt_state"], state["disc_params"]
+      )
+      new_state["disc_params"] = optax.apply_updates(
+          state["disc_params"], d_updates
+      )
       new_state["disc_opt_state"] = d_opt
       metrics["disc_loss"] = d_loss
     return new_state, metrics
@@ -187,8 +223,9 @@ class TokenizerTask:
     sse_and_count = {"edges": np.zeros(2), "flat": np.zeros(2)}
     size = self.config.eval_batch_size
     # Fixed-size batches (the last one padded) compile once.
-    for start, idx in zip(range(0, num, size),
-                          data_lib.padded_batches(num, size)):
+    for start, idx in zip(
+        range(0, num, size), data_lib.padded_batches(num, size)
+    ):
       images, y = source.get(idx)
       images = images_lib.to_float(images)
       valid = min(size, num - start)
@@ -199,8 +236,10 @@ class TokenizerTask:
         squared_error_NxHxW = np.sum((recon - images) ** 2, axis=-1)
         edges_NxHxW = metrics_lib.edge_mask(images)
         for region, pixels in (("edges", edges_NxHxW), ("flat", ~edges_NxHxW)):
-          sse_and_count[region] += (squared_error_NxHxW[pixels].sum(),
-                                    images.shape[-1] * pixels.sum())
+          sse_and_count[region] += (
+              squared_error_NxHxW[pixels].sum(),
+              images.shape[-1] * pixels.sum(),
+          )
       else:
         ind = self._tokenize_fn(params, images)
       indices.append(np.asarray(ind)[:valid])
@@ -215,12 +254,15 @@ class TokenizerTask:
 
   def evaluate(self, state):
     num = min(self.config.num_eval, len(self.test_source))
-    figures, indices, _ = self.reconstruct_split(self._eval_params(state),
-                                                 self.test_source, num)
+    figures, indices, _ = self.reconstruct_split(
+        self._eval_params(state), self.test_source, num
+    )
     usage = code_usage_stats(indices, self.config.tokenizer.codebook_size)
-    return {**{f"test_{k}": v for k, v in figures.items()},
-            "test_perplexity": float(usage["perplexity"]),
-            "test_codes_used": float(usage["codes_used"])}
+    return {
+        **{f"test_{k}": v for k, v in figures.items()},
+        "test_perplexity": float(usage["perplexity"]),
+        "test_codes_used": float(usage["codes_used"]),
+    }
 
   def finish(self, state, workdir):
     params = self._eval_params(state)
@@ -228,10 +270,13 @@ class TokenizerTask:
     results = {}
     # Training PSNR is logged during training; decoding 20k images for it
     # would double the time of this export.
-    for split, source in (("train", self.train_source),
-                          ("test", self.test_source)):
+    for split, source in (
+        ("train", self.train_source),
+        ("test", self.test_source),
+    ):
       figures, indices, labels = self.reconstruct_split(
-          params, source, len(source), decode=split == "test")
+          params, source, len(source), decode=split == "test"
+      )
       artefacts.save_token_cache(workdir, split, indices, labels)
       message = f"Tokenized {len(source)} {split} images"
       if figures:
@@ -239,15 +284,20 @@ class TokenizerTask:
         message += f" (PSNR {figures['psnr']:.2f} dB)"
       print(message, flush=True)
     results.update(self.evaluate(state))
-    images, _ = self.test_source.get(np.minimum(
-        np.arange(self.config.eval_batch_size), len(self.test_source) - 1))
+    images, _ = self.test_source.get(
+        np.minimum(
+            np.arange(self.config.eval_batch_size), len(self.test_source) - 1
+        )
+    )
     images = images_lib.to_float(images)
     recon, _ = self._eval_fn(params, images)
     pairs = np.stack([images, np.clip(np.asarray(recon), 0, 1)], 1)[:16]
     if artefacts.is_writer():
       images_lib.save_png(
           images_lib.grid(pairs.reshape(-1, *images.shape[1:]), 8),
-          f"{workdir}/reconstructions.png", scale=max(1, 128 // self.image_size))
+          f"{workdir}/reconstructions.png",
+          scale=max(1, 128 // self.image_size),
+      )
     return results
 
 
