@@ -121,7 +121,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import time
 from typing import Any
 import warnings
 
@@ -133,6 +132,7 @@ from maskgit_edit import data
 from maskgit_edit import images as images_lib
 from maskgit_edit import judging
 from maskgit_edit import metrics
+from maskgit_edit import progress as progress_lib
 from maskgit_edit import regions
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
@@ -401,26 +401,6 @@ def output_path(out_dir: str | os.PathLike, variant: str, knob: float) -> str:
 
 def png_dir(npz_path: str) -> str:
   return npz_path.removesuffix(".npz")
-
-
-class Progress:
-  """Counts finished batches and prints elapsed time and an ETA."""
-
-  def __init__(self, total: int, stream=None):
-    """`stream` None prints to the current sys.stdout."""
-    self.total, self.done, self.stream = total, 0, stream
-    self.start = time.monotonic()
-
-  def step(self, label: str) -> None:
-    self.done += 1
-    elapsed = time.monotonic() - self.start
-    eta = elapsed / self.done * (self.total - self.done)
-    print(
-        f"[{self.done}/{self.total}] {label} | {elapsed:.0f}s elapsed, "
-        f"ETA {eta:.0f}s",
-        file=self.stream,
-        flush=True,
-    )
 
 
 def save_outputs(
@@ -936,7 +916,7 @@ def score_settings(
   real_descriptors = swd.descriptors(real_NxHxWx3)
   judge_scores = JudgeScores(judge, real_NxHxWx3, seed=seed)
   scorer = TokenScorer(editor.sampler.model, editor.params, editor.layout)
-  progress = Progress(len(settings))
+  progress = progress_lib.Progress(len(settings))
   entries = []
   for variant, knob in settings:
     path = output_path(out_dir, variant, knob)

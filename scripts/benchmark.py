@@ -77,7 +77,7 @@ INIT_PRNG_IMPL = "unsafe_rbg"
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
-def _progress(message: str) -> None:
+def _log(message: str) -> None:
   print(f"[benchmark {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
@@ -256,13 +256,13 @@ def tokenizer_benchmark(config, reps: int, peak: Peak) -> dict:
   params = state["params"]
   reconstruct = jax.jit(task.reconstruct)
   infer_flops = compiled_flops(reconstruct, params, images_BxSxSx3)
-  _progress(f"tokenizer encode+decode: batch {batch}, {size} px")
+  _log(f"tokenizer encode+decode: batch {batch}, {size} px")
   infer = time_calls(lambda: reconstruct(params, images_BxSxSx3), reps)
 
   step = jax.jit(task.train_step, donate_argnums=0)
   batch_dict, rng = {"images": images_BxSxSx3}, jax.random.key(2)
   train_flops = compiled_flops(step, state, batch_dict, rng)
-  _progress(f"tokenizer train step: batch {batch}, {size} px")
+  _log(f"tokenizer train step: batch {batch}, {size} px")
   train = time_calls(threaded(step, state, batch_dict, rng), reps)
   return {
       "batch_size": batch,
@@ -322,7 +322,7 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
     state, rng = init(init_key()), jax.random.key(1, impl=impl)
     flops.append(compiled_flops(step, state, example, rng))
     steps.append(threaded(step, state, example, rng))
-  _progress(f"transformer train step: batch {batch}, rng {', '.join(impls)}")
+  _log(f"transformer train step: batch {batch}, rng {', '.join(impls)}")
   train = {
       impl: throughput(timing, tokens, impl_flops, peak, "tokens")
       for impl, timing, impl_flops in zip(
@@ -340,7 +340,7 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
   inputs_BxL = layout.inputs(example["tokens"], example["labels"], mask_BxN)
   forward = jax.jit(task.logits)
   forward_flops = compiled_flops(forward, params, inputs_BxL)
-  _progress(f"transformer forward: batch {batch}")
+  _log(f"transformer forward: batch {batch}")
   timing = time_calls(lambda: forward(params, inputs_BxL), reps)
   return {
       "batch_size": batch,
@@ -459,7 +459,7 @@ def guidance_benchmark(sampler, params, batch: int, reps: int) -> dict:
       for variant, knob in GUIDANCE_VARIANTS
   }
   rng = jax.random.key(5)
-  _progress(f"decode with {', '.join(guidances)} guidance: batch {batch}")
+  _log(f"decode with {', '.join(guidances)} guidance: batch {batch}")
   with CompileCounter() as counter:
     timings = time_interleaved(
         [
@@ -499,7 +499,7 @@ def decoding_benchmark(
   )
   per_batch = []
   for batch in batch_sizes:
-    _progress(f"decode: batch {batch}")
+    _log(f"decode: batch {batch}")
     per_batch.append(decode_batch(sampler, params, batch, reps, peak))
   guided_batch = batch_sizes[min(1, len(batch_sizes) - 1)]
   return {
@@ -643,7 +643,7 @@ def edit_latency_benchmark(
   for number, area in enumerate(areas):
     mask = edit_mask(layout.latent, area)
     window = windows.window_size(mask, ring)
-    _progress(
+    _log(
         f"edit latency: area {area:.0%} ({mask.sum()} tokens, window "
         f"{window[0]}x{window[1]})"
     )
@@ -950,9 +950,9 @@ def main(argv=None) -> dict:
     with open(args.out, "w") as f:
       json.dump(results, f, indent=2)
     print(edit_latency_markdown(results["edit_latency"]), flush=True)
-    _progress(f"wrote {args.out}")
+    _log(f"wrote {args.out}")
     return results
-  _progress(
+  _log(
       f"matmul peak at {args.matmul_size}^2, load average "
       f"{_load(os.getloadavg())}"
   )
@@ -979,7 +979,7 @@ def main(argv=None) -> dict:
   with open(args.out, "w") as f:
     json.dump(results, f, indent=2)
   print(markdown(results), flush=True)
-  _progress(f"wrote {args.out}")
+  _log(f"wrote {args.out}")
   return results
 
 

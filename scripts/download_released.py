@@ -14,6 +14,12 @@ import os
 import sys
 import urllib.request
 
+# Runs from a checkout without installing.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from maskgit_edit import progress as progress_lib
+
 BASE_URL = "https://storage.googleapis.com/maskgit-public/checkpoints"
 RELEASED_FILES = (
     "maskgit_imagenet256_checkpoint",
@@ -22,18 +28,6 @@ RELEASED_FILES = (
     "tokenizer_imagenet512_checkpoint",
 )
 _CHUNK_BYTES = 1 << 20
-
-
-def _progress(name: str, done: int, total: int | None) -> None:
-  if total:
-    width = 40
-    filled = width * done // total
-    bar = "#" * filled + "." * (width - filled)
-    line = f"\r{name}: [{bar}] {done / total:6.1%} of {total / 2**20:.0f} MiB"
-  else:
-    line = f"\r{name}: {done / 2**20:.0f} MiB"
-  sys.stderr.write(line)
-  sys.stderr.flush()
 
 
 def download(name: str, out_dir: str) -> str:
@@ -49,12 +43,18 @@ def download(name: str, out_dir: str) -> str:
         open(partial_path, "wb") as f,
     ):
       total = int(response.headers.get("Content-Length", 0)) or None
+      # Progress in MiB, a line every 5% (every 50 MiB of unknown lengths).
+      progress = progress_lib.Progress(
+          -(-(total or 0) // _CHUNK_BYTES), unit="MiB", stream=sys.stderr
+      )
+      report_every = max(1, progress.total // 20) if total else 50
       done = 0
       while chunk := response.read(_CHUNK_BYTES):
         f.write(chunk)
         done += len(chunk)
-        _progress(name, done, total)
-    sys.stderr.write("\n")
+        progress.done += 1
+        if progress.done % report_every == 0:
+          progress.report(name)
     if total is not None and done != total:
       raise IOError(f"{name}: received {done} bytes, expected {total}.")
   except BaseException:

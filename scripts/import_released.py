@@ -50,6 +50,7 @@ from maskgit_edit import config_defaults
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
+from maskgit_edit import progress as progress_lib
 from maskgit_edit import tokenizing
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -217,6 +218,8 @@ def tokenize_source(
     return source.get(np.arange(start, min(start + batch_size, num)))
 
   tokens, labels = [], []
+  progress = progress_lib.Progress(num, unit="images", stream=sys.stderr)
+  report_every = max(1, num // batch_size // 20)  # About 20 lines.
   with concurrent.futures.ThreadPoolExecutor(1) as reader:
     pending = reader.submit(read, 0)
     for start in range(0, num, batch_size):
@@ -232,13 +235,9 @@ def tokenize_source(
           np.asarray(tokenize(images_lib.to_float(padded_BxHxWx3)))[:count]
       )
       labels.append(labels_b)
-      print(
-          f"\rtokenizing {name}: {start + count}/{num}",
-          end="",
-          file=sys.stderr,
-          flush=True,
-      )
-  print(file=sys.stderr)
+      progress.done += count
+      if (start // batch_size) % report_every == 0 or progress.done == num:
+        progress.report(f"tokenizing {name}")
   return np.concatenate(tokens), np.concatenate(labels)
 
 

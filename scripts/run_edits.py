@@ -45,6 +45,7 @@ from maskgit_edit import edit_workers
 from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
 from maskgit_edit import judging
+from maskgit_edit import progress as progress_lib
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.trainers import loop
 
@@ -170,7 +171,7 @@ def run_pending(workers, stroke_set, labels_N, settings, args) -> float:
   owned = workers.owned_batches(
       len(data_lib.padded_batches(len(stroke_set), args.batch_size))
   )
-  progress = evaluation.Progress(len(pending) * sum(map(len, owned)))
+  progress = progress_lib.Progress(len(pending) * sum(map(len, owned)))
   start = time.monotonic()
   for variant, knob in pending:
     label = f"{variant} {evaluation.KNOB_NAMES[variant]}={knob:g}"

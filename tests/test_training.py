@@ -212,7 +212,7 @@ def test_non_finite_state_stops_and_keeps_last_good_checkpoint(tmp_path):
       "tokenizer_shapes.py", total_steps=6, checkpoint_every=1, log_every=1
   )
   with pytest.raises(
-      loop.NonFiniteLossError, match="last good checkpoint " r"\(step 2\)"
+      loop.NonFiniteLossError, match=r"last good checkpoint \(step 2\)"
   ):
     loop.train(c, str(tmp_path), _QuadraticTask(nan_at=3))
   manager = loop.checkpoint_manager(str(tmp_path), c)

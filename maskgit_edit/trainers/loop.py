@@ -11,11 +11,9 @@ number, a run resumed from a checkpoint continues exactly the stream of the
 uninterrupted run.
 """
 
-import dataclasses
 import json
 import math
 import os
-import time
 from typing import Any, Protocol
 
 from absl import logging
@@ -27,6 +25,7 @@ import orbax.checkpoint as ocp
 
 from maskgit_edit import artefacts
 from maskgit_edit import metric_writer
+from maskgit_edit import progress as progress_lib
 
 PyTree = Any
 
@@ -134,26 +133,6 @@ def state_shardings(
     return jax.NamedSharding(mesh, jax.P(*names))
 
   return jax.tree.map(spec, abstract_state)
-
-
-@dataclasses.dataclass
-class _Progress:
-  total_steps: int
-  start_step: int
-  start_time: float = dataclasses.field(default_factory=time.time)
-
-  def line(self, step: int, metrics: dict) -> str:
-    elapsed = time.time() - self.start_time
-    done = step - self.start_step
-    rate = done / elapsed if elapsed > 0 else float("nan")
-    eta = (self.total_steps - step) / rate if rate > 0 else float("nan")
-    shown = " ".join(
-        f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)
-    )
-    return (
-        f"step {step}/{self.total_steps} {shown} "
-        f"({rate:.2f} steps/s, ETA {eta:.0f}s)"
-    )
 
 
 def _mean_metrics(history: list[dict]) -> dict:
@@ -268,7 +247,7 @@ def train(
         for k, v in task.batch(step).items()
     }
 
-  progress = _Progress(total, start)
+  progress = progress_lib.Progress(total, done=start, unit="steps")
   pending: list[dict] = []
   metrics: dict = {}
   eval_every = config.get("eval_every", 0)
@@ -294,8 +273,15 @@ def train(
       if eval_every and (done % eval_every == 0 or done == total):
         metrics.update(task.evaluate(state))
       writer.write(done, metrics)
+      progress.done = done
       if artefacts.is_writer():
-        print(progress.line(done, metrics), flush=True)
+        progress.report(
+            " ".join(
+                f"{k}={v:.4g}"
+                for k, v in metrics.items()
+                if isinstance(v, float)
+            )
+        )
     if must_save:
       manager.save(done, args=ocp.args.StandardSave(state))
   manager.wait_until_finished()
