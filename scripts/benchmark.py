@@ -650,32 +650,31 @@ def edit_latency_benchmark(
     # A full decode runs the transformer over the whole grid whatever the
     # area, so the full and the peer's decodes are timed at the first area
     # only, in the same rounds as its windowed decode.
-    fns = [lambda m=mask: decode(m, ring)]
-    if len(samplers) > 1:
-      fns.append(lambda m=mask: decode(m, ring, samplers[1]))
+    reuse = samplers[-1]
+    fns = {"windowed": lambda m=mask: decode(m, ring)}
+    if full_pass_every > 1:
+      fns["windowed_reuse"] = lambda m=mask: decode(m, ring, reuse)
+      fns["full_reuse"] = lambda m=mask: decode(m, None, reuse)
     if number == 0:
-      fns.append(lambda m=mask: decode(m))
+      fns["full"] = lambda m=mask: decode(m)
       if peer is not None:
-        fns.append(lambda m=mask: peer(m))
-    timings = measure(fns, reps)
-    windowed = _spread(timings.pop(0))
-    reusing = _spread(timings.pop(0)) if len(samplers) > 1 else None
+        fns["peer"] = lambda m=mask: peer(m)
+    timings = dict(zip(fns, map(_spread, measure(list(fns.values()), reps))))
     if number == 0:
-      full = _spread(timings.pop(0))
-      peer_spread = _spread(timings.pop(0)) if peer is not None else None
+      full, peer_spread = timings.pop("full"), timings.pop("peer", None)
     row = {
         "area": area,
         "edited_tokens": int(mask.sum()),
         "window_tokens": window[0] * window[1],
-        "windowed": windowed,
+        "decodes": timings,
+        "speedups": {
+            name: full["median_ms"] / t["median_ms"]
+            for name, t in timings.items()
+        },
     }
-    row["window_speedup"] = full["median_ms"] / row["windowed"]["median_ms"]
-    if reusing is not None:
-      row["reusing"] = reusing
-      row["reusing_speedup"] = full["median_ms"] / reusing["median_ms"]
     if peer_spread is not None:
       row["windowed_vs_peer"] = (
-          peer_spread["median_ms"] / row["windowed"]["median_ms"]
+          peer_spread["median_ms"] / timings["windowed"]["median_ms"]
       )
     rows.append(row)
   return {
@@ -696,15 +695,29 @@ def edit_latency_benchmark(
   }
 
 
+DECODE_LABELS = {
+    "windowed": "windowed",
+    "windowed_reuse": "windowed + key/value reuse",
+    "full_reuse": "full grid + key/value reuse",
+}
+
+
 def edit_latency_markdown(results: dict) -> str:
   r = results
+  names = list(r["rows"][0]["decodes"])
   ranged = lambda x: (
       f"{x['median_ms']:,.0f} ({x['min_ms']:,.0f}-{x['max_ms']:,.0f})"
   )
   lines = [
       f"Edit latency, {r['size']} architecture ({r['grid']}x{r['grid']} "
       f"tokens), random weights, batch 1, {r['num_steps']} steps, "
-      f"window ring {r['ring']}; median (range) of {r['reps']} "
+      f"window ring {r['ring']}"
+      + (
+          f", reuse: a full pass every {r['full_pass_every']} steps"
+          if r["full_pass_every"] > 1
+          else ""
+      )
+      + f"; median (range) of {r['reps']} "
       "interleaved calls, ms. Full decode: "
       + ranged(r["full"])
       + (
@@ -715,40 +728,25 @@ def edit_latency_markdown(results: dict) -> str:
       )
       + ".",
       "",
-      "| edit area | edited tokens | window tokens | windowed | "
-      "speed-up over full | vs the PyTorch peer |"
-      + (
-          f" windowed, full pass every {r['full_pass_every']} steps | "
-          "speed-up over full |"
-          if r["full_pass_every"] > 1
-          else ""
-      ),
-      "|---|---|---|---|---|---|"
-      + ("---|---|" if r["full_pass_every"] > 1 else ""),
+      "| edit area | edited tokens | window tokens | "
+      + "".join(
+          f"{DECODE_LABELS[name]} | speed-up over full | " for name in names
+      )
+      + "windowed vs the PyTorch peer |",
+      "|---|---|---|" + "---|---|" * len(names) + "---|",
   ]
   for row in r["rows"]:
-    reusing = (
-        [ranged(row["reusing"]), f"{row['reusing_speedup']:.2f}x"]
-        if "reusing" in row
-        else []
+    cells = [
+        f"{row['area']:.0%}",
+        str(row["edited_tokens"]),
+        str(row["window_tokens"]),
+    ]
+    for name in names:
+      cells += [ranged(row["decodes"][name]), f"{row['speedups'][name]:.2f}x"]
+    cells.append(
+        f"{row['windowed_vs_peer']:.2f}x" if "windowed_vs_peer" in row else "-"
     )
-    lines.append(
-        "| "
-        + " | ".join(
-            [
-                f"{row['area']:.0%}",
-                str(row["edited_tokens"]),
-                str(row["window_tokens"]),
-                ranged(row["windowed"]),
-                f"{row['window_speedup']:.2f}x",
-                f"{row['windowed_vs_peer']:.2f}x"
-                if "windowed_vs_peer" in row
-                else "-",
-            ]
-            + reusing
-        )
-        + " |"
-    )
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
