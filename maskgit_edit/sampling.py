@@ -102,7 +102,7 @@ def logits_fn_for(
         guide_scale=guide_scale_B,
         position_ids_BxL=position_ids_BxL,
     )
-    return logits_BxLxV[..., : layout.codebook_size]
+    return layout.codes_only(logits_BxLxV)
 
   if not class_guidance:
     return logits_fn
@@ -176,7 +176,7 @@ def key_value_reuse(
         rows_BxL=rows_BxQ,
         return_cache=True,
     )
-    return logits_BxQxV[..., : layout.codebook_size], cache
+    return layout.codes_only(logits_BxQxV), cache
 
   return parallel_decode.KeyValueReuse(model_fn, full_pass_every, num_rows)
 

@@ -76,9 +76,13 @@ class TokenLayout:
     class_Bx1 = self.class_ids(jnp.asarray(labels_B))[:, None]
     return jnp.concatenate([class_Bx1.astype(ids_BxN.dtype), ids_BxN], axis=1)
 
+  def codes_only(self, logits_BxLxV):
+    """Logits over the codes (class and [MASK] rows dropped): [B, L, C]."""
+    return logits_BxLxV[..., : self.codebook_size]
+
   def code_logits(self, logits_BxLxV):
     """Logits over the codes at the grid positions: [B, N, C]."""
-    return logits_BxLxV[:, self.offset :, : self.codebook_size]
+    return self.codes_only(logits_BxLxV)[:, self.offset :]
 
 
 def build_transformer(model_config, layout: TokenLayout) -> Transformer:
