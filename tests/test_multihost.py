@@ -60,45 +60,53 @@ def _check(procs):
     assert proc.returncode == 0, out[-3000:]
 
 
-def train_single(config, workdir, overrides=()):
-  _check(
-      [
-          subprocess.Popen(
-              _command(config, workdir, overrides),
-              env=_env(2),
-              stdout=subprocess.PIPE,
-              stderr=subprocess.STDOUT,
-              text=True,
-              cwd=ROOT,
-          )
-      ]
+def _start(command, num_devices):
+  return subprocess.Popen(
+      command,
+      env=_env(num_devices),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+      cwd=ROOT,
   )
 
 
-def train_pair(config, workdir, overrides=()):
+def _start_pair(command_of, num_devices=1):
+  """Two processes of one JAX runtime on localhost; `command_of(flags)` is
+  the command line of a process given its --distributed settings."""
   port = _free_port()
-  procs = [
-      subprocess.Popen(
-          _command(
-              config,
-              workdir,
+  return [
+      _start(
+          command_of(
               [
-                  *overrides,
-                  "--config.distributed=True",
-                  f"--config.coordinator_address=127.0.0.1:{port}",
-                  "--config.num_processes=2",
-                  f"--config.process_id={i}",
-              ],
+                  f"--coordinator_address=127.0.0.1:{port}",
+                  "--num_processes=2",
+                  f"--process_id={i}",
+              ]
           ),
-          env=_env(1),
-          stdout=subprocess.PIPE,
-          stderr=subprocess.STDOUT,
-          text=True,
-          cwd=ROOT,
+          num_devices,
       )
       for i in range(2)
   ]
-  _check(procs)
+
+
+def _trainer_pair(config, workdir, overrides=()):
+  return _start_pair(
+      lambda flags: _command(
+          config,
+          workdir,
+          [*overrides, "--config.distributed=True"]
+          + [f"--config.{f.removeprefix('--')}" for f in flags],
+      )
+  )
+
+
+def train_single(config, workdir, overrides=()):
+  _check([_start(_command(config, workdir, overrides), 2)])
+
+
+def train_pair(config, workdir, overrides=()):
+  _check(_trainer_pair(config, workdir, overrides))
 
 
 def _params(workdir, name):
@@ -199,28 +207,7 @@ def test_a_killed_process_stops_its_peer_and_both_resume(tmp_path):
       "--config.checkpoint_every=20",
       "--config.heartbeat_timeout_s=10",
   ]
-  port = _free_port()
-  procs = [
-      subprocess.Popen(
-          _command(
-              "tokenizer_shapes.py",
-              workdir,
-              [
-                  *endless,
-                  "--config.distributed=True",
-                  f"--config.coordinator_address=127.0.0.1:{port}",
-                  "--config.num_processes=2",
-                  f"--config.process_id={i}",
-              ],
-          ),
-          env=_env(1),
-          stdout=subprocess.PIPE,
-          stderr=subprocess.STDOUT,
-          text=True,
-          cwd=ROOT,
-      )
-      for i in range(2)
-  ]
+  procs = _trainer_pair("tokenizer_shapes.py", workdir, endless)
   deadline = time.monotonic() + TIMEOUT_S
   while not _checkpoint_steps(workdir) and time.monotonic() < deadline:
     assert all(p.poll() is None for p in procs), procs[0].communicate()[0]
@@ -301,26 +288,16 @@ def test_edits_split_over_processes_and_devices_equal_one_device(tmp_path):
   single = str(tmp_path / "single")
   load_script("scripts/run_edits.py").main(argv(single))
   pair = str(tmp_path / "pair")
-  port = _free_port()
-  procs = [
-      subprocess.Popen(
-          [
-              sys.executable,
-              "scripts/run_edits.py",
-              *argv(pair),
-              "--distributed",
-              f"--coordinator_address=127.0.0.1:{port}",
-              "--num_processes=2",
-              f"--process_id={i}",
-          ],
-          env=_env(2),
-          stdout=subprocess.PIPE,
-          stderr=subprocess.STDOUT,
-          text=True,
-          cwd=ROOT,
-      )
-      for i in range(2)
-  ]
+  procs = _start_pair(
+      lambda flags: [
+          sys.executable,
+          "scripts/run_edits.py",
+          *argv(pair),
+          "--distributed",
+          *flags,
+      ],
+      num_devices=2,
+  )
   _check(procs)
   for variant, knob in (("none", 0.0), ("context", 0.5)):
     with (
