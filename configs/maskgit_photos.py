@@ -19,4 +19,5 @@ def get_config(arg: str = ""):
   base = os.path.join(os.path.dirname(__file__), "maskgit_shapes.py")
   c = config_defaults.load(base + (f":{arg}" if arg else ""))
   c.model.class_conditional = False
+  c.tokenizer_workdir = c.tokenizer_workdir.replace("shapes", "photos")
   return c

@@ -5,8 +5,9 @@ worker b mod W, where the W = processes x local devices workers are numbered
 process by process. Every edit is thus the same program on the same inputs
 as in a one-device run, so the joined outputs equal that run's bit for bit.
 Devices of a process work in threads (XLA runs outside the GIL); processes
-exchange their outputs with an all-gather, so no shared file system is
-needed, and every process ends with all outputs.
+exchange their outputs with an all-gather (a copy of every output on every
+device: fine for image sets that fit in memory), so no shared file system
+is needed, and every process ends with all outputs.
 """
 
 import concurrent.futures
@@ -28,27 +29,35 @@ OUTPUT_NAMES = ("images", "decoded", "tokens", "edited")
 class EditWorkers:
   """One `edit.Editor` per local device of this process."""
 
-  def __init__(self, editor, devices=None):
+  def __init__(self, editor):
     """Args:
     editor: an `edit.Editor`.
-    devices: this process's devices to use (default: all local ones).
-      Every process must use as many.
     """
-    devices = list(devices or jax.local_devices())
+    devices = jax.local_devices()
+    if jax.device_count() != jax.process_count() * len(devices):
+      raise ValueError(
+          "Every process must have as many devices to split edits over "
+          f"(this one has {len(devices)} of {jax.device_count()} in "
+          f"{jax.process_count()} processes)."
+      )
     self.editors = (
         [editor]
         if len(devices) == 1
         else [editor.on_device(d) for d in devices]
     )
-    self.first_worker = jax.process_index() * len(devices)
     self.num_workers = jax.process_count() * len(devices)
     self._lock = threading.Lock()
 
+  def worker_of(self, num_batches: int) -> np.ndarray:
+    """Global worker index of each batch, [num_batches]; worker w is local
+    device w % D of process w // D."""
+    return np.arange(num_batches) % self.num_workers
+
   def owned_batches(self, num_batches: int) -> list[np.ndarray]:
     """Batch indices of each local worker."""
-    owners = np.arange(num_batches) % self.num_workers
+    first = jax.process_index() * len(self.editors)
     return [
-        np.flatnonzero(owners == self.first_worker + i)
+        np.flatnonzero(self.worker_of(num_batches) == first + i)
         for i in range(len(self.editors))
     ]
 
@@ -135,7 +144,7 @@ class EditWorkers:
     `empty_batch` stands in for the slots a process has no batch for, since
     every process sends as many.
     """
-    owners = np.arange(num_batches) % self.num_workers // len(self.editors)
+    owners = self.worker_of(num_batches) // len(self.editors)
     per_process = [
         np.flatnonzero(owners == p) for p in range(jax.process_count())
     ]

@@ -7,9 +7,11 @@ import time
 class Progress:
   """Counts units of work done out of a total and reports on them."""
 
-  def __init__(self, total: int, *, done: int = 0, unit: str = "", stream=None):
+  def __init__(
+      self, total: int | None, *, done: int = 0, unit: str = "", stream=None
+  ):
     """Args:
-    total: units in the whole job.
+    total: units in the whole job (None: unknown, no ETA).
     done: units already done (a resumed job); the rate counts only those
       done from now on.
     unit: name of a unit in the rate ("steps": "2.1 steps/s"); "" leaves
@@ -26,6 +28,8 @@ class Progress:
     figures = [f"{elapsed:.0f}s elapsed"]
     if self.unit:
       figures.append(f"{rate:.2f} {self.unit}/s")
+    if self.total is None:
+      return f"[{self.done}] {label} | {', '.join(figures)}"
     figures.append(
         f"ETA {(self.total - self.done) / rate:.0f}s" if rate > 0 else "ETA ?"
     )

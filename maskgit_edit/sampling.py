@@ -67,6 +67,32 @@ class DecodeSettings:
 MAX_GUIDED_CLASSES = 16
 
 
+def _code_logits(
+    model,
+    params,
+    layout: TokenLayout,
+    input_ids_BxQ,
+    guide_ids_BxQ,
+    guide_scale_B,
+    position_ids_BxQ,
+    **cache_args,
+):
+  """The transformer's logits over the codebook, [B, Q, C] (with
+  `return_cache` in `cache_args`: and its keys and values)."""
+  out = model.apply(
+      {"params": params},
+      input_ids_BxQ,
+      deterministic=True,
+      guide_ids_BxL=guide_ids_BxQ,
+      guide_scale=guide_scale_B,
+      position_ids_BxL=position_ids_BxQ,
+      **cache_args,
+  )
+  if cache_args.get("return_cache"):
+    return layout.codes_only(out[0]), out[1]
+  return layout.codes_only(out)
+
+
 def logits_fn_for(
     model,
     params,
@@ -94,15 +120,15 @@ def logits_fn_for(
       guide_scale_B,
       position_ids_BxL=position_ids_BxL,
   ):
-    logits_BxLxV = model.apply(
-        {"params": params},
+    return _code_logits(
+        model,
+        params,
+        layout,
         input_ids_BxL,
-        deterministic=True,
-        guide_ids_BxL=guide_ids_BxL,
-        guide_scale=guide_scale_B,
-        position_ids_BxL=position_ids_BxL,
+        guide_ids_BxL,
+        guide_scale_B,
+        position_ids_BxL,
     )
-    return layout.codes_only(logits_BxLxV)
 
   if not class_guidance:
     return logits_fn
@@ -149,7 +175,7 @@ def key_value_reuse(
     params,
     layout: TokenLayout,
     full_pass_every: int,
-    num_rows: int,
+    num_queries: int,
     position_ids_BxL=None,
 ) -> parallel_decode.KeyValueReuse:
   """`parallel_decode.KeyValueReuse` for a transformer (over the codebook).
@@ -157,28 +183,30 @@ def key_value_reuse(
   `position_ids_BxL`: as in `logits_fn_for`.
   """
 
-  def model_fn(input_ids_BxQ, guide_ids_BxQ, guide_scale_B, rows_BxQ, cache):
+  def model_fn(
+      input_ids_BxQ, guide_ids_BxQ, guide_scale_B, query_indices_BxQ, cache
+  ):
     positions_BxQ = position_ids_BxL
-    if rows_BxQ is not None:
+    if query_indices_BxQ is not None:
       positions_BxQ = (
-          rows_BxQ
+          query_indices_BxQ
           if position_ids_BxL is None
-          else jnp.take_along_axis(position_ids_BxL, rows_BxQ, axis=1)
+          else jnp.take_along_axis(position_ids_BxL, query_indices_BxQ, axis=1)
       )
-    logits_BxQxV, cache = model.apply(
-        {"params": params},
+    return _code_logits(
+        model,
+        params,
+        layout,
         input_ids_BxQ,
-        deterministic=True,
-        guide_ids_BxL=guide_ids_BxQ,
-        guide_scale=guide_scale_B,
-        position_ids_BxL=positions_BxQ,
+        guide_ids_BxQ,
+        guide_scale_B,
+        positions_BxQ,
         cache=cache,
-        rows_BxL=rows_BxQ,
+        query_indices_BxL=query_indices_BxQ,
         return_cache=True,
     )
-    return layout.codes_only(logits_BxQxV), cache
 
-  return parallel_decode.KeyValueReuse(model_fn, full_pass_every, num_rows)
+  return parallel_decode.KeyValueReuse(model_fn, full_pass_every, num_queries)
 
 
 class Sampler:
@@ -189,7 +217,7 @@ class Sampler:
     self.layout = layout
     self.settings = settings
     self._decode = jax.jit(
-        self._decode_impl, static_argnames=("return_history", "num_rows")
+        self._decode_impl, static_argnames=("return_history", "num_queries")
     )
 
   def _to_sequence(self, grid_Bxhxw, labels_B, class_value):
@@ -210,7 +238,7 @@ class Sampler:
       guidance_grid,
       window_BxW,
       return_history=False,
-      num_rows=None,
+      num_queries=None,
   ):
     layout, s = self.layout, self.settings
     batch = tokens_Bxhxw.shape[0]
@@ -270,13 +298,13 @@ class Sampler:
         guidance=guidance,
         return_history=return_history,
         reuse=None
-        if num_rows is None
+        if num_queries is None
         else key_value_reuse(
             self.model,
             params,
             layout,
             s.full_pass_every,
-            num_rows,
+            num_queries,
             positions_BxS,
         ),
     )
@@ -359,12 +387,13 @@ class Sampler:
         guidance,
         window_BxW,
         return_history=return_history,
-        num_rows=self._reused_rows(unknown_Bxhxw, window_BxW),
+        num_queries=self._num_queries(unknown_Bxhxw, window_BxW),
     )
 
-  def _reused_rows(self, unknown_Bxhxw, window_BxW) -> int | None:
-    """Rows the steps without a full pass run (bucketed: a new edit size
-    compiles once), or None where key/value reuse is off or saves nothing."""
+  def _num_queries(self, unknown_Bxhxw, window_BxW) -> int | None:
+    """Positions the steps without a full pass run (bucketed: a new edit
+    size compiles once), or None where key/value reuse is off or saves
+    nothing."""
     if self.settings.full_pass_every == 1:
       return None
     length = (
@@ -372,8 +401,8 @@ class Sampler:
     )
     most = int(np.max(np.sum(np.asarray(unknown_Bxhxw, bool), axis=(1, 2))))
     bucket = windows.bucket_for(length)
-    rows = -(-max(most, 1) // bucket) * bucket
-    return rows if rows < length else None
+    queries = -(-max(most, 1) // bucket) * bucket
+    return queries if queries < length else None
 
   def generate(self, params, rng, batch: int, labels_B=None):
     """Unconditional / class-conditional generation: all tokens unknown."""

@@ -287,14 +287,15 @@ def random_token_task(tokenizer_config, transformer_config):
   )
   num = transformer_config.batch_size
   rng = np.random.default_rng(0)
-  tokens_NxN = rng.integers(0, layout.codebook_size, (num, latent * latent))
+  tokens_Nxhw = rng.integers(0, layout.codebook_size, (num, latent * latent))
   labels_N = np.arange(num) % max(num_classes, 1)
+  transformer_config = transformer_config.copy_and_resolve_references()
   transformer_config.mvtm.init_words = "random"
   return maskgit_trainer.MaskGitTask(
       transformer_config,
       transformer_config.model,
       layout,
-      maskgit_trainer.TokenSplits(tokens_NxN, labels_N, tokens_NxN, labels_N),
+      maskgit_trainer.TokenSplits(tokens_Nxhw, labels_N, tokens_Nxhw, labels_N),
   )
 
 

@@ -45,7 +45,7 @@ def download(name: str, out_dir: str) -> str:
       total = int(response.headers.get("Content-Length", 0)) or None
       # Progress in MiB, a line every 5% (every 50 MiB of unknown lengths).
       progress = progress_lib.Progress(
-          -(-(total or 0) // _CHUNK_BYTES), unit="MiB", stream=sys.stderr
+          total and -(-total // _CHUNK_BYTES), unit="MiB", stream=sys.stderr
       )
       report_every = max(1, progress.total // 20) if total else 50
       done = 0
@@ -55,6 +55,7 @@ def download(name: str, out_dir: str) -> str:
         progress.done += 1
         if progress.done % report_every == 0:
           progress.report(name)
+      progress.report(f"{name}: done")
     if total is not None and done != total:
       raise IOError(f"{name}: received {done} bytes, expected {total}.")
   except BaseException:

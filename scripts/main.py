@@ -43,6 +43,7 @@ WEAK_STEPS = 100
 # The judge needs the shapes labels, so the other data have no judge stages
 # (and train unconditional transformers: configs/maskgit_photos.py).
 NO_JUDGE_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
+DATA_FREE_TRAINERS = ("judge", "reweight", "iterate")
 USER_DATA_PREFIXES = ("folder:", "tfds:")
 
 # Held-out images to stroke for editing (2 strokes each) and, separately,
@@ -85,15 +86,18 @@ def data_overrides(data: str, trainer: str) -> list[str]:
 
 
 def _config(trainer: str, data: str, arg: str) -> str:
-  # A user's images take the photos configs. Trainers without a config of
-  # their own for the data (reweight, iterate, judge) read only the runs
-  # they build on, so the shapes ones serve every data set.
+  # A user's images take the photos configs. The fine-tunes read only the
+  # runs they build on (and the judge exists for shapes only), so their
+  # shapes configs serve every data set.
   name = trainer.removesuffix("_weak")
-  dataset = {"user": "photos"}.get(data_kind(data), data)
-  path = os.path.join("configs", f"{name}_{dataset}.py")
-  if not os.path.exists(os.path.join(ROOT, path)):
-    path = os.path.join("configs", f"{name}_shapes.py")
-  return path + (f":{arg}" if arg else "")
+  dataset = (
+      "shapes"
+      if name in DATA_FREE_TRAINERS
+      else {"user": "photos"}.get(data_kind(data), data)
+  )
+  return os.path.join("configs", f"{name}_{dataset}.py") + (
+      f":{arg}" if arg else ""
+  )
 
 
 def _train(runs, trainer, data, arg, **links):
@@ -143,7 +147,7 @@ def stages(
     window_rings: tuple[int, ...] = (),
     full_pass_every: int = 1,
 ):
-  """(name, command, file that marks it done) for every stage, in order.
+  """(name, command, file that marks it done or None) for every stage.
 
   With `window_rings`, the edits of `WINDOW_VARIANTS` are made again one
   stroke at a time, with the full decode and with windowed decoding at each
@@ -286,7 +290,9 @@ def stages(
                 *[w(name, "results.json") for name in compared],
                 f"--out={w('output', 'windows.md')}",
             ],
-            w("output", "windows.md"),
+            # Seconds of work: always redone, so that it covers the runs
+            # of this command's --windows and --full_pass_every.
+            None,
         )
     )
   skips = set(NO_JUDGE_SKIPS if data_kind(data) != "shapes" else ())
@@ -382,6 +388,11 @@ def main(argv=None):
   env = dict(os.environ, WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
   start = time.time()
   window_rings = tuple(int(r) for r in args.windows.split(",") if r)
+  if args.full_pass_every != 1 and not window_rings:
+    parser.error(
+        "--full_pass_every adds runs to the --windows study: give "
+        "--windows too."
+    )
   for name, command, done in stages(
       workdir,
       args.data,
@@ -393,7 +404,7 @@ def main(argv=None):
   ):
     if only and name not in only:
       continue
-    if os.path.exists(done) and not only:
+    if done and os.path.exists(done) and not only:
       print(f"[{name}] done already ({done}); skipping", flush=True)
       continue
     print(f"[{name}] $ {shlex.join(command)}", flush=True)

@@ -50,6 +50,7 @@ from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.trainers import loop
 
 RECOMMENDED_MIN_STROKES = 100
+SCORING_WAIT_S = 24 * 3600
 # Repeated in-process runs (resuming, notebooks, tests) reuse the loaded
 # models and their compiled decode; the key is the workdir paths, so a run
 # retrained in place needs a new process.
@@ -145,19 +146,34 @@ def parse_args(argv):
 
 
 def pending_settings(settings, stroke_set, args) -> list[tuple[str, float]]:
-  """The settings without outputs, as process 0 finds them."""
-  done = np.zeros(len(settings), bool)
+  """The settings without outputs, as process 0 finds them.
+
+  Raises ValueError on every process when process 0 finds outputs of
+  another run in out_dir (rather than leave the others waiting for it).
+  """
+  # Per setting: 1 done, 0 to run; -1 everywhere: process 0 refused out_dir.
+  status = np.zeros(len(settings), np.int32)
+  error = None
   if artefacts.is_writer():
-    for i, (variant, knob) in enumerate(settings):
-      path = evaluation.output_path(args.out_dir, variant, knob)
-      if os.path.exists(path):
-        evaluation.check_outputs(
-            path, stroke_set, seed=args.seed, batch_size=args.batch_size
-        )
-        done[i] = True
+    try:
+      for i, (variant, knob) in enumerate(settings):
+        path = evaluation.output_path(args.out_dir, variant, knob)
+        if os.path.exists(path):
+          evaluation.check_outputs(
+              path, stroke_set, seed=args.seed, batch_size=args.batch_size
+          )
+          status[i] = 1
+    except ValueError as e:
+      error, status[:] = e, -1
   if jax.process_count() > 1:
-    done = multihost_utils.broadcast_one_to_all(done)
-  return [s for s, d in zip(settings, done) if not d]
+    status = multihost_utils.broadcast_one_to_all(status)
+  if error is not None:
+    raise error
+  if np.any(status < 0):
+    raise ValueError(
+        f"Process 0 refused the outputs in {args.out_dir} (see its error)."
+    )
+  return [s for s, done in zip(settings, status) if not done]
 
 
 def run_pending(workers, stroke_set, labels_N, settings, args) -> float:
@@ -199,7 +215,11 @@ def main(argv=None) -> str | None:
   """Runs the harness; returns the path of results.json (None on processes
   other than 0, which only edit)."""
   args = parse_args(argv)
-  loop.maybe_initialize_distributed(vars(args))
+  # The other processes finish with the edits and wait at the shutdown
+  # barrier while process 0 scores.
+  loop.maybe_initialize_distributed(
+      {**vars(args), "shutdown_timeout_s": SCORING_WAIT_S}
+  )
   overrides = parse_knobs(args.knobs)
   unknown = sorted(set(overrides) - set(args.variants))
   if unknown:

@@ -41,7 +41,10 @@ def test_rows_run_on_cached_keys_and_values_of_unchanged_inputs_are_exact():
   rows_2xA = jnp.array([[3, 4, 9], [0, 16, 8]])
   take = lambda x: jnp.take_along_axis(x, rows_2xA, axis=1)
   rows_only = lambda cache: apply(
-      take(ids_2xL), position_ids_BxL=rows_2xA, cache=cache, rows_BxL=rows_2xA
+      take(ids_2xL),
+      position_ids_BxL=rows_2xA,
+      cache=cache,
+      query_indices_BxL=rows_2xA,
   )
   np.testing.assert_allclose(
       rows_only(cache),
@@ -134,3 +137,39 @@ def test_reusing_edits_keep_the_rest_and_compile_once_per_size():
   with CompileCounter() as counter:
     run((16, 24, 12, 20), seed=1)  # As many edited tokens: same program.
   assert counter.count == 0
+
+
+def test_full_passes_run_every_r_th_step_that_runs():
+  from maskgit_edit.decoding import parallel_decode  # pylint: disable=g-import-not-at-top
+
+  calls = []
+  unknown_1xL = jnp.array([[False, True, True, False, True, False]])
+
+  def model_fn(ids_BxQ, guide_BxQ, scale_B, query_indices_BxQ, cache):
+    del guide_BxQ, scale_B
+    kind = "full" if query_indices_BxQ is None else "rows"
+    jax.debug.callback(
+        lambda q: calls.append((kind, q.tolist())),
+        jnp.arange(ids_BxQ.shape[1])
+        if query_indices_BxQ is None
+        else query_indices_BxQ[0],
+    )
+    cache = jnp.zeros((1,)) if cache is None else cache
+    return jnp.zeros((*ids_BxQ.shape, 4)), cache
+
+  parallel_decode.decode(
+      lambda ids, guide, scale: jnp.zeros((*ids.shape, 4)),
+      jnp.zeros((1, 6), jnp.int32),
+      unknown_1xL,
+      jax.random.key(0),
+      mask_id=5,
+      num_steps=8,
+      schedule="cosine",
+      choice_temperature=1.0,
+      start_iter=2,
+      reuse=parallel_decode.KeyValueReuse(model_fn, 2, 4),
+  )
+  # Steps 2..7 run: full passes at 2, 4 and 6; the others run the three
+  # positions unknown at the start, padded with the first known one.
+  assert [kind for kind, _ in calls] == ["full", "rows"] * 3
+  assert all(q == [1, 2, 4, 0] for kind, q in calls if kind == "rows")

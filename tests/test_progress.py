@@ -14,3 +14,5 @@ def test_lines_count_units_and_leave_out_an_unknown_eta():
   line = stream.getvalue().strip()
   assert line.startswith("[6/10] train | ") and " steps/s, ETA " in line
   assert "steps/s" not in progress_lib.Progress(3).line("edits")
+  unknown = progress_lib.Progress(None, done=7).line("download")
+  assert unknown.startswith("[7] download | ") and "ETA" not in unknown

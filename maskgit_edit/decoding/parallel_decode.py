@@ -45,18 +45,21 @@ class KeyValueReuse:
   positions' tokens, so reuse is an approximation.
 
   Attributes:
-    model_fn: (input_ids_BxQ, guide_ids_BxQ, guide_scale_B, rows_BxQ, cache)
-      -> (logits_BxQxC, cache). With rows_BxQ and cache None, Q = L and the
-      cache returned holds every position's keys and values; otherwise the
-      inputs are the positions rows_BxQ, the others taken from `cache`.
+    model_fn: (input_ids_BxQ, guide_ids_BxQ, guide_scale_B,
+      query_indices_BxQ, cache) -> (logits_BxQxC, cache). With
+      query_indices_BxQ and cache None, Q = L and the cache returned holds
+      every position's keys and values; otherwise the inputs are those of
+      the positions query_indices_BxQ, the other positions' keys and values
+      are taken from `cache`.
     full_pass_every: r >= 1.
-    num_rows: A, a static bound on the positions unknown at the start of any
-      row (rows with fewer run some known positions as well).
+    num_queries: A, the positions the cheaper steps run: a static bound on
+      the number unknown at the start in any example of the batch (examples
+      with fewer run some known positions as well).
   """
 
   model_fn: Callable[..., tuple[jax.Array, Any]]
   full_pass_every: int
-  num_rows: int
+  num_queries: int
 
 
 @flax.struct.dataclass
@@ -231,11 +234,11 @@ def _reusing_call_model(
   """`call_model` of `decode` with `KeyValueReuse`."""
   batch, length = unknown_BxL.shape
   # The positions unknown at the start first, then known ones as padding.
-  rows_BxA = jnp.argsort(~unknown_BxL, axis=1, stable=True)[
-      :, : min(reuse.num_rows, length)
+  query_indices_BxA = jnp.argsort(~unknown_BxL, axis=1, stable=True)[
+      :, : min(reuse.num_queries, length)
   ]
   batch_Bx1 = jnp.arange(batch)[:, None]
-  take = lambda x_BxL: jnp.take_along_axis(x_BxL, rows_BxA, axis=1)
+  take = lambda x_BxL: jnp.take_along_axis(x_BxL, query_indices_BxA, axis=1)
   g = guidance
 
   def call_model(state, share_done):
@@ -247,24 +250,27 @@ def _reusing_call_model(
           input_ids_BxL, g.guide_ids_BxL, g.reembed_scale_B, None, None
       )
 
-    def unknown_rows(cache):
+    def unknown_positions(cache):
       logits_BxAxC, _ = reuse.model_fn(
           take(input_ids_BxL),
           take(g.guide_ids_BxL),
           g.reembed_scale_B,
-          rows_BxA,
+          query_indices_BxA,
           cache,
       )
       # Known positions' logits are never used: zeros stand in for them.
       logits_BxLxC = jnp.zeros(
           (batch, length, logits_BxAxC.shape[-1]), logits_BxAxC.dtype
       )
-      return logits_BxLxC.at[batch_Bx1, rows_BxA].set(logits_BxAxC), cache
+      return (
+          logits_BxLxC.at[batch_Bx1, query_indices_BxA].set(logits_BxAxC),
+          cache,
+      )
 
     logits_BxLxC, cache = jax.lax.cond(
         (state.step - start_iter) % reuse.full_pass_every == 0,
         every_position,
-        unknown_rows,
+        unknown_positions,
         state.cache,
     )
     return logits_BxLxC + bias_BxLxC, cache

@@ -28,9 +28,10 @@ def parse_ring(value) -> int | None:
   return int(value)
 
 
-def bucket_for(side: int) -> int:
-  """Window sides are multiples of this: at most 8 sizes per axis."""
-  return -(-side // 8)
+def bucket_for(size: int) -> int:
+  """Sizes up to `size` are rounded up to multiples of this, so that at most
+  8 of them compile (window sides; the positions key/value reuse runs)."""
+  return -(-size // 8)
 
 
 def grown_box(unknown_hxw, ring: int) -> tuple[int, int, int, int] | None:

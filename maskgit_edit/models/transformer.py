@@ -179,7 +179,7 @@ class SelfAttention(nn.Module):
       x_BxQxH: Array,
       deterministic: bool,
       cache: KeysValues | None = None,
-      rows_BxQ: Array | None = None,
+      query_indices_BxQ: Array | None = None,
   ) -> tuple[Array, KeysValues]:
     dense = functools.partial(
         nn.DenseGeneral,
@@ -189,14 +189,15 @@ class SelfAttention(nn.Module):
         dtype=self.dtype,
     )
     query_BxQxNxD = dense(name="query")(x_BxQxH)
-    keys_BxLxNxD = dense(name="key")(x_BxQxH)
-    values_BxLxNxD = dense(name="value")(x_BxQxH)
+    keys_BxLxNxD = new_keys_BxQxNxD = dense(name="key")(x_BxQxH)
+    values_BxLxNxD = new_values_BxQxNxD = dense(name="value")(x_BxQxH)
     if cache is not None:
-      # x holds the rows `rows_BxQ` of the sequence: fresh keys and values
-      # there, those of `cache` elsewhere.
+      # x holds the positions `query_indices_BxQ` of a sequence of L: their
+      # keys and values are fresh, the others' come from `cache`.
       batch_Bx1 = jnp.arange(x_BxQxH.shape[0])[:, None]
-      keys_BxLxNxD = cache[0].at[batch_Bx1, rows_BxQ].set(keys_BxLxNxD)
-      values_BxLxNxD = cache[1].at[batch_Bx1, rows_BxQ].set(values_BxLxNxD)
+      at_queries = (batch_Bx1, query_indices_BxQ)
+      keys_BxLxNxD = cache[0].at[at_queries].set(new_keys_BxQxNxD)
+      values_BxLxNxD = cache[1].at[at_queries].set(new_values_BxQxNxD)
     dropout_rng = (
         self.make_rng("dropout")
         if self.dropout_rate > 0 and not deterministic
@@ -236,7 +237,7 @@ class Attention(nn.Module):
       x_BxQxH: Array,
       deterministic: bool,
       cache: KeysValues | None = None,
-      rows_BxQ: Array | None = None,
+      query_indices_BxQ: Array | None = None,
   ) -> tuple[Array, KeysValues]:
     attended_BxQxH, keys_values = SelfAttention(
         self.hidden_size,
@@ -244,7 +245,7 @@ class Attention(nn.Module):
         self.dropout_rate,
         self.dtype,
         name="self_attention",
-    )(x_BxQxH, deterministic, cache, rows_BxQ)
+    )(x_BxQxH, deterministic, cache, query_indices_BxQ)
     attended_BxQxH = nn.Dropout(self.dropout_rate)(
         attended_BxQxH, deterministic=deterministic
     )
@@ -300,11 +301,11 @@ class TransformerLayer(nn.Module):
       x_BxQxH: Array,
       deterministic: bool,
       cache: KeysValues | None = None,
-      rows_BxQ: Array | None = None,
+      query_indices_BxQ: Array | None = None,
   ) -> tuple[Array, KeysValues]:
     x_BxQxH, keys_values = Attention(
         self.hidden_size, self.num_heads, self.dropout_rate, self.dtype
-    )(x_BxQxH, deterministic, cache, rows_BxQ)
+    )(x_BxQxH, deterministic, cache, query_indices_BxQ)
     return (
         Mlp(
             self.hidden_size,
@@ -381,17 +382,18 @@ class Transformer(nn.Module):
       guide_scale: float | Array = 0.0,
       position_ids_BxL: Array | None = None,
       cache: tuple[KeysValues, ...] | None = None,
-      rows_BxL: Array | None = None,
+      query_indices_BxL: Array | None = None,
       return_cache: bool = False,
   ):
     """Predicts token logits at every position.
 
     Key/value reuse: with `return_cache`, a call also returns every layer's
     keys and values; a later call given them as `cache` may run only some
-    rows `rows_BxL` of that sequence (with their `position_ids_BxL`). Those
-    rows attend to fresh keys and values of their own and to the cached
-    ones of the other rows, whose inputs may since have changed: an
-    approximation that saves the cost of the rows not run (ReCAP,
+    positions `query_indices_BxL` of that sequence (with their
+    `position_ids_BxL`). They attend to fresh keys and values of their own
+    and to the cached ones of the other positions, whose inputs may since
+    have changed: an approximation that saves the cost of the positions not
+    run (ReCAP,
     arXiv 2505.19089).
 
     Args:
@@ -405,17 +407,20 @@ class Transformer(nn.Module):
         seq_len) (default: 0..L-1); a window of the sequence keeps the
         embeddings of its true positions.
       cache: keys and values per layer, each [B, S, heads, head_dim], of an
-        earlier call over S inputs; the inputs are then its rows `rows_BxL`.
-      rows_BxL: int [B, L] indices in [0, S) of the inputs (with `cache`).
+        earlier call over S inputs; the inputs are then those at
+        `query_indices_BxL` of that sequence.
+      query_indices_BxL: int [B, L] indices in [0, S) of the inputs (with `cache`).
       return_cache: also return the keys and values per layer.
 
     Returns:
       float32 [B, L, V] logits (and the keys and values with return_cache).
     """
-    if (cache is None) != (rows_BxL is None) or (
+    if (cache is None) != (query_indices_BxL is None) or (
         cache is not None and position_ids_BxL is None
     ):
-      raise ValueError("cache, rows_BxL and position_ids_BxL come together.")
+      raise ValueError(
+          "cache, query_indices_BxL and position_ids_BxL come together."
+      )
     if input_ids_BxL.ndim != 2 or (
         input_ids_BxL.shape[1] != self.seq_len
         if position_ids_BxL is None
@@ -459,7 +464,12 @@ class Transformer(nn.Module):
           self.intermediate_size,
           self.dropout_rate,
           self.dtype,
-      )(x_BxLxH, deterministic, None if cache is None else cache[i], rows_BxL)
+      )(
+          x_BxLxH,
+          deterministic,
+          None if cache is None else cache[i],
+          query_indices_BxL,
+      )
       keys_values.append(layer_keys_values)
     word_embeddings_VxH = self.variables["params"]["Embed_0"][
         "word_embeddings"

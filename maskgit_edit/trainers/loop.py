@@ -96,8 +96,10 @@ def maybe_initialize_distributed(config):
 
   Coordinator address, number of processes and process id come from the
   config where given, else from JAX (JAX_COORDINATOR_ADDRESS, or cluster
-  auto-detection). CPU processes exchange collectives over gloo. Must run
-  before anything else touches a JAX device.
+  auto-detection). CPU processes exchange collectives over gloo. A process
+  that finishes waits up to `shutdown_timeout_s` for the others at JAX's
+  shutdown barrier (past it, every process aborts). Must run before
+  anything else touches a JAX device.
   """
   if not config.get("distributed", False) or jax.distributed.is_initialized():
     return
@@ -107,6 +109,7 @@ def maybe_initialize_distributed(config):
       num_processes=config.get("num_processes"),
       process_id=config.get("process_id"),
       heartbeat_timeout_seconds=config.get("heartbeat_timeout_s", 100),
+      shutdown_timeout_seconds=config.get("shutdown_timeout_s", 300),
   )
 
 

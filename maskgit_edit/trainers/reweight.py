@@ -61,6 +61,10 @@ class ReweightTask(maskgit.MaskGitTask):
 
   def __init__(self, config, *args, **kwargs):
     super().__init__(config, *args, **kwargs)
+    if self.tokenizer_workdir is None:
+      raise ValueError(
+          "reweight needs the tokenizer run (its codebook and stroke pairs)."
+      )
     if config.reweight.guide_source not in GUIDE_SOURCES:
       raise ValueError(
           f"Unknown reweight.guide_source "
