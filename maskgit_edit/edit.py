@@ -367,6 +367,14 @@ def define_flags(
       "around the edited ones.",
       **on,
   )
+  flags.DEFINE_integer(
+      "full_pass_every",
+      None,
+      "Key/value reuse: the transformer runs over every token every this "
+      "many steps, over the edited ones only in between (default: the "
+      "config's decode.full_pass_every, else 1: no reuse).",
+      **on,
+  )
   flags.DEFINE_string("out", "edited.png", "Output PNG.", **on)
 
 
@@ -396,6 +404,14 @@ def run(flag_values: flags.FlagValues) -> str:
   settings = dataclasses.replace(
       settings, window=windows.parse_ring(setting("window"))
   )
+  if flag_values["full_pass_every"].value is not None:
+    settings = dataclasses.replace(
+        settings,
+        decode=dataclasses.replace(
+            settings.decode,
+            full_pass_every=flag_values["full_pass_every"].value,
+        ),
+    )
   editor = Editor.from_workdirs(
       tokenizer_workdir,
       transformer_workdir,

@@ -59,6 +59,15 @@ def pngs(tmp_path_factory):
             ["--source={root}/source.png", "--mask={root}/small_mask.png"],
             ["mask"],
         ),
+        (
+            "no full pass",
+            [
+                "--source={root}/source.png",
+                "--mask={root}/source.png",
+                "--full_pass_every=0",
+            ],
+            ["full_pass_every must be >= 1"],
+        ),
     ],
 )
 def test_edit_cli(pngs, name, flags, words):

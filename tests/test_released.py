@@ -397,8 +397,14 @@ def test_edit_cli_takes_config_and_flags_override_it(runs, scene, tmp_path):
     _run_cli(argv + [f"--tokenizer_workdir={runs['tokenizer']}"])
   with pytest.raises(cli.USER_ERRORS, match="runs/imagenet256/tokenizer"):
     _run_cli(argv + [f"--label={label}"])
+  # Key/value reuse from the command line: the far pixels stay the source's.
   written = _run_cli(
-      argv + [f"--label={label}", f"--tokenizer_workdir={runs['tokenizer']}"]
+      argv
+      + [
+          f"--label={label}",
+          f"--tokenizer_workdir={runs['tokenizer']}",
+          "--full_pass_every=2",
+      ]
   )
   edited_HxWx3 = images_lib.to_float(np.asarray(Image.open(written)))
   assert edited_HxWx3.shape == (SIDE, SIDE, 3)
