@@ -288,17 +288,24 @@ def test_edits_split_over_processes_and_devices_equal_one_device(tmp_path):
   single = str(tmp_path / "single")
   load_script("scripts/run_edits.py").main(argv(single))
   pair = str(tmp_path / "pair")
-  procs = _start_pair(
+  start = lambda extra=(): _start_pair(
       lambda flags: [
           sys.executable,
           "scripts/run_edits.py",
           *argv(pair),
+          *extra,
           "--distributed",
           *flags,
       ],
       num_devices=2,
   )
-  _check(procs)
+  _check(start())
+  # Outputs of another run in out_dir stop both processes at once.
+  procs = start(["--seed=1"])
+  outs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
+  assert all(p.returncode != 0 for p in procs)
+  assert "outputs of another run" in outs[0]
+  assert "Process 0 refused the outputs" in outs[1]
   for variant, knob in (("none", 0.0), ("context", 0.5)):
     with (
         np.load(evaluation.output_path(single, variant, knob)) as a,
