@@ -152,15 +152,14 @@ def load_tokenizer(workdir: str):
 def transformer_layout(config) -> models.TokenLayout:
   """Token layout of a transformer run config (reads its tokenizer run)."""
   tok_config = load_run_config(config.tokenizer_workdir)
-  latent = models.latent_size(tok_config.data.image_size, tok_config.tokenizer)
   num_classes = config.get("num_classes", 0)
   if not num_classes and config.model.class_conditional:
     _, labels = load_token_cache(config.tokenizer_workdir, "train")
     num_classes = int(labels.max()) + 1
-  return models.TokenLayout(
-      tok_config.tokenizer.codebook_size,
+  return models.TokenLayout.of_tokenizer(
+      tok_config.tokenizer,
+      tok_config.data.image_size,
       num_classes,
-      latent,
       config.model.class_conditional,
   )
 

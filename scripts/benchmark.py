@@ -275,19 +275,16 @@ def tokenizer_benchmark(config, reps: int, peak: Peak) -> dict:
 def random_token_task(tokenizer_config, transformer_config):
   """`MaskGitTask` over random token grids of the tokenizer config's sizes
   (token values and initial embeddings do not change the speed)."""
-  latent = models.latent_size(
-      tokenizer_config.data.image_size, tokenizer_config.tokenizer
-  )
   num_classes = data_lib.get_source(tokenizer_config.data, "test").num_classes
-  layout = models.TokenLayout(
-      tokenizer_config.tokenizer.codebook_size,
+  layout = models.TokenLayout.of_tokenizer(
+      tokenizer_config.tokenizer,
+      tokenizer_config.data.image_size,
       num_classes,
-      latent,
       transformer_config.model.class_conditional,
   )
   num = transformer_config.batch_size
   rng = np.random.default_rng(0)
-  tokens_Nxhw = rng.integers(0, layout.codebook_size, (num, latent * latent))
+  tokens_Nxhw = rng.integers(0, layout.codebook_size, (num, layout.latent**2))
   labels_N = np.arange(num) % max(num_classes, 1)
   transformer_config = transformer_config.copy_and_resolve_references()
   transformer_config.mvtm.init_words = "random"

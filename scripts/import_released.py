@@ -175,11 +175,10 @@ def released_sizes(image_size: int) -> ml_collections.ConfigDict:
 
 
 def token_layout(sizes) -> models.TokenLayout:
-  latent = models.latent_size(sizes.image_size, sizes.tokenizer)
-  return models.TokenLayout(
-      sizes.tokenizer.codebook_size,
+  return models.TokenLayout.of_tokenizer(
+      sizes.tokenizer,
+      sizes.image_size,
       sizes.num_classes,
-      latent,
       sizes.model.class_conditional,
   )
 

@@ -30,6 +30,22 @@ def tiny_config(name, **overrides):
   return c
 
 
+def pretrained_test_images(num: int):
+  """The first `num` held-out images of the committed shapes models' data,
+  float [num, 32, 32, 3] in [0, 1], and their labels [num]."""
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from maskgit_edit import artefacts
+  from maskgit_edit import data
+  from maskgit_edit import images as images_lib
+
+  config = artefacts.load_run_config(
+      artefacts.pretrained_runs("shapes")["tokenizer"]
+  )
+  images, labels = data.get_source(config.data, "test").get(np.arange(num))
+  return images_lib.to_float(images), labels
+
+
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
   """Workdirs of a runlocal tokenizer and transformer (and their metrics)."""

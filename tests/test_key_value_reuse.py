@@ -12,7 +12,7 @@ from maskgit_edit import models
 from maskgit_edit import sampling
 from maskgit_edit.models.transformer import Transformer
 
-from conftest import load_script
+from conftest import load_script, pretrained_test_images
 
 CompileCounter = load_script("scripts/benchmark.py").CompileCounter
 
@@ -107,13 +107,7 @@ def test_reusing_edits_keep_the_rest_and_compile_once_per_size():
           decode=dataclasses.replace(settings.decode, full_pass_every=2),
       )
   )
-  from maskgit_edit import artefacts, data  # pylint: disable=g-import-not-at-top
-
-  config = artefacts.load_run_config(
-      artefacts.pretrained_runs("shapes")["tokenizer"]
-  )
-  images, labels = data.get_source(config.data, "test").get(np.arange(2))
-  images = images.astype(np.float32) / 255
+  images, labels = pretrained_test_images(2)
 
   def run(box, seed=0):
     masks = np.zeros((2, 32, 32), bool)

@@ -9,7 +9,7 @@ from maskgit_edit import edit
 from maskgit_edit.decoding import windows
 from maskgit_edit.models.transformer import Transformer
 
-from conftest import load_script
+from conftest import load_script, pretrained_test_images
 
 CompileCounter = load_script("scripts/benchmark.py").CompileCounter
 
@@ -78,15 +78,8 @@ def editor():
 
 
 @pytest.fixture(scope="module")
-def sources(editor):
-  del editor
-  from maskgit_edit import artefacts, data  # pylint: disable=g-import-not-at-top
-
-  config = artefacts.load_run_config(
-      artefacts.pretrained_runs("shapes")["tokenizer"]
-  )
-  images, labels = data.get_source(config.data, "test").get(np.arange(4))
-  return images.astype(np.float32) / 255, labels
+def sources():
+  return pretrained_test_images(4)
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,23 @@ class TokenLayout:
     self.offset = 1 if class_conditional else 0
     self.seq_len = latent * latent + self.offset
 
+  @classmethod
+  def of_tokenizer(
+      cls,
+      tokenizer_config,
+      image_size: int,
+      num_classes: int,
+      class_conditional: bool,
+  ) -> "TokenLayout":
+    """The layout over the codes of a tokenizer (config section) at
+    `image_size` pixels."""
+    return cls(
+        tokenizer_config.codebook_size,
+        num_classes,
+        latent_size(image_size, tokenizer_config),
+        class_conditional,
+    )
+
   def class_ids(self, labels_B):
     return self.codebook_size + labels_B
 
