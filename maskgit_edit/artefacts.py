@@ -161,6 +161,7 @@ def transformer_layout(config) -> models.TokenLayout:
       tok_config.data.image_size,
       num_classes,
       config.model.class_conditional,
+      null_class=config.model.get("class_dropout", 0.0) > 0,
   )
 
 

@@ -105,13 +105,14 @@ def logits_fn_for(
   `position_ids_BxL` gives the sequence position of each input when the
   inputs are a window of the sequence (`decoding.windows`).
 
-  With `class_guidance` w > 0 (class-conditional models with few classes),
-  the log-probabilities of the requested class y are pushed away from those
-  of the class marginal, per token:
-    log p(x | y) + w (log p(x | y) - log mean_c p(x | c)),
-  i.e. guidance by the implicit classifier p(y | x) of the model itself
-  (classifier-free guidance without a null class: with K classes the
-  marginal is exact, at K forward passes a step).
+  With `class_guidance` w > 0 (class-conditional models), the
+  log-probabilities of the requested class y are pushed away from those of
+  no class, per token:
+    log p(x | y) + w (log p(x | y) - log p(x)),
+  i.e. guidance by the implicit classifier p(y | x) of the model itself.
+  A model trained with class dropout (`layout.null_class`) gives p(x) in one
+  more forward pass (classifier-free guidance); otherwise p(x) is the exact
+  class marginal mean_c p(x | c), at one forward pass per class.
   """
 
   def logits_fn(
@@ -135,6 +136,10 @@ def logits_fn_for(
   if not layout.class_conditional:
     raise ValueError("class_guidance needs a class-conditional model.")
   num_classes = layout.num_classes
+  if layout.null_class:
+    return _null_class_guided(
+        logits_fn, layout, class_guidance, position_ids_BxL
+    )
   if num_classes > MAX_GUIDED_CLASSES:
     raise ValueError(
         f"class_guidance runs one forward pass per class; "
@@ -166,6 +171,31 @@ def logits_fn_for(
         num_classes
     )
     return log_p_BxLxC + class_guidance * (log_p_BxLxC - log_marginal_BxLxC)
+
+  return guided_fn
+
+
+def _null_class_guided(
+    logits_fn, layout: TokenLayout, class_guidance: float, position_ids_BxL
+):
+  """Classifier-free guidance against the null class: 2 passes a step."""
+  twice = lambda x: None if x is None else jnp.tile(x, (2,) + (1,) * (x.ndim - 1))
+
+  def guided_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B):
+    batch = input_ids_BxL.shape[0]
+    null_ids_BxL = input_ids_BxL.at[:, 0].set(
+        layout.class_ids(layout.null_label)
+    )
+    logits_2BxLxC = logits_fn(
+        jnp.concatenate([input_ids_BxL, null_ids_BxL]),
+        twice(guide_ids_BxL),
+        twice(guide_scale_B),
+        twice(position_ids_BxL),
+    )
+    log_p_BxLxC, log_null_BxLxC = jnp.split(
+        jax.nn.log_softmax(logits_2BxLxC), [batch]
+    )
+    return log_p_BxLxC + class_guidance * (log_p_BxLxC - log_null_BxLxC)
 
   return guided_fn
 

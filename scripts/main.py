@@ -1,9 +1,10 @@
 r"""The whole pipeline on an embedded dataset, stage by stage.
 
-  python scripts/main.py --data shapes              # Quickstart budget, < 20 min
-  python scripts/main.py --data shapes --reference  # reference budget, < 2 h
-  python scripts/main.py --data shapes --pretrained # committed weights, < 5 min
-  python scripts/main.py --data shapes --quick      # smoke run (runlocal sizes)
+  python scripts/main.py                    # Fashion-MNIST, Quickstart budget, < 20 min
+  python scripts/main.py --reference        # reference budget, < 2 h
+  python scripts/main.py --pretrained       # committed weights, < 5 min
+  python scripts/main.py --quick            # smoke run (runlocal sizes)
+  python scripts/main.py --data shapes      # the tiny embedded scenes
   python scripts/main.py --data photos
   python scripts/main.py --data folder:PATH         # your own images
 
@@ -40,15 +41,17 @@ TRAINERS = (
 )
 WEAK_STEPS = 100
 
-# The judge needs the shapes labels, so the other data have no judge stages
-# (and train unconditional transformers: configs/maskgit_photos.py).
+# The judge needs class labels that name what is in the image, so the other
+# data have no judge stages (and train unconditional transformers:
+# configs/maskgit_photos.py).
+JUDGED_DATA = ("fashion_mnist", "shapes")
 NO_JUDGE_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
-DATA_FREE_TRAINERS = ("judge", "reweight", "iterate")
+DATA_FREE_TRAINERS = ("reweight", "iterate")
 USER_DATA_PREFIXES = ("folder:", "tfds:")
 
 # Held-out images to stroke for editing (2 strokes each) and, separately,
 # for the judge's validation (2 strokes each, one row of the quality table).
-NUM_IMAGES = {"shapes": 64, "photos": 60, "user": 60}
+NUM_IMAGES = {"fashion_mnist": 128, "shapes": 64, "photos": 60, "user": 60}
 # Variants edited again with windowed decoding by `--windows`.
 WINDOW_VARIANTS = ("none", "sdedit", "self_fixed")
 NUM_QUALITY_IMAGES = 1000
@@ -59,13 +62,15 @@ def pretrained_dir(data: str) -> str:
 
 
 def data_kind(data: str) -> str:
-  """ "shapes", "photos" or "user" (`folder:PATH`, `tfds:NAME`)."""
-  if data in ("shapes", "photos"):
+  """ "fashion_mnist", "shapes", "photos" or "user" (`folder:PATH`,
+  `tfds:NAME`)."""
+  if data in ("fashion_mnist", "shapes", "photos"):
     return data
   if data.startswith(USER_DATA_PREFIXES) and data.partition(":")[2]:
     return "user"
   raise ValueError(
-      f"Unknown --data {data!r}: shapes, photos, folder:PATH or tfds:NAME."
+      f"Unknown --data {data!r}: fashion_mnist, shapes, photos, folder:PATH"
+      " or tfds:NAME."
   )
 
 
@@ -87,8 +92,7 @@ def data_overrides(data: str, trainer: str) -> list[str]:
 
 def _config(trainer: str, data: str, arg: str) -> str:
   # A user's images take the photos configs. The fine-tunes read only the
-  # runs they build on (and the judge exists for shapes only), so their
-  # shapes configs serve every data set.
+  # runs they build on, so their shapes configs serve every data set.
   name = trainer.removesuffix("_weak")
   dataset = (
       "shapes"
@@ -164,7 +168,7 @@ def stages(
   )
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if budget == "quick" else []
-  if data_kind(data) == "shapes":  # Only shapes has a judge.
+  if data_kind(data) in JUDGED_DATA:
     edit_args.append(f"--judge_workdir={runs['judge']}")
   num_quality = 16 if budget == "quick" else NUM_QUALITY_IMAGES
   training = [
@@ -295,7 +299,7 @@ def stages(
             None,
         )
     )
-  skips = set(NO_JUDGE_SKIPS if data_kind(data) != "shapes" else ())
+  skips = set(NO_JUDGE_SKIPS if data_kind(data) not in JUDGED_DATA else ())
   if pretrained:  # The model card holds their sample quality.
     skips |= {name for name, _, _ in training} | {"judge_strokes", "quality"}
   return [stage for stage in training + after if stage[0] not in skips]
@@ -305,8 +309,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
       "--data",
-      default="shapes",
-      help="shapes, photos, folder:PATH (a folder of your "
+      default="fashion_mnist",
+      help="fashion_mnist, shapes, photos, folder:PATH (a folder of your "
       "images) or tfds:NAME (a prepared TFDS data set).",
   )
   parser.add_argument(

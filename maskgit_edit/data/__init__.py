@@ -8,6 +8,7 @@ multi-host runs shard it with `process_slice`.
 `config.data` fields (`default_data_config()` gives them all with defaults;
 optional fields missing from a config take those defaults):
   name: which source. One of
+      'fashion_mnist'  Fashion-MNIST, 10 garment classes (`fashion_mnist.py`);
       'shapes'         procedural multi-object scenes (`shapes.py`);
       'photos'         random crops of the photographs shipped with
                        scikit-image and scikit-learn (`photos.py`);
@@ -22,6 +23,7 @@ optional fields missing from a config take those defaults):
   photos_min_scale, photos_max_scale: range of the crop side as a fraction of
       the photo's shorter side (sampled log-uniformly).
   photos_flip: whether photo crops are randomly mirrored left-right.
+  fashion_mnist_dir: folder of the Fashion-MNIST IDX files (None: Debian's).
   tfds_data_dir: TFDS data directory (None: the TFDS default).
   tfds_train_split, tfds_test_split: TFDS split names used for 'train' and
       'test' (e.g. 'validation' for the test split of imagenet2012).
@@ -67,6 +69,7 @@ def default_data_config() -> ml_collections.ConfigDict:
           photos_min_scale=0.25,
           photos_max_scale=1.0,
           photos_flip=True,
+          fashion_mnist_dir=config_dict.placeholder(str),
           tfds_data_dir=config_dict.placeholder(str),
           tfds_train_split="train",
           tfds_test_split="test",
@@ -91,6 +94,15 @@ def get_source(data_config: Any, split: str) -> ImageSource:
   name = data_config["name"]
   image_size = data_config["image_size"]
   # Sources are imported on demand: tensorflow_datasets alone takes seconds.
+  if name == "fashion_mnist":
+    from maskgit_edit.data import fashion_mnist
+
+    return fashion_mnist.FashionMnistSource(
+        split=split,
+        image_size=image_size,
+        folder=option("fashion_mnist_dir"),
+        tfds_data_dir=option("tfds_data_dir"),
+    )
   if name == "shapes":
     from maskgit_edit.data import shapes
 
@@ -132,7 +144,8 @@ def get_source(data_config: Any, split: str) -> ImageSource:
         allow_upscale=option("folder_allow_upscale"),
     )
   raise ValueError(
-      f"Unknown data source name {name!r}; expected 'shapes', 'photos',"
+      f"Unknown data source name {name!r}; expected 'fashion_mnist',"
+      " 'shapes', 'photos',"
       " 'tfds:<name>' or 'folder:<path>'."
   )
 

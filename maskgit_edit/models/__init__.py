@@ -16,6 +16,7 @@ TOKENIZER_FIELDS = (
     "commitment_cost",
     "entropy_loss_ratio",
     "patch_size",
+    "encoder_kind",
 )
 
 
@@ -44,7 +45,9 @@ def latent_size(image_size: int, tokenizer_config) -> int:
 class TokenLayout:
   """Vocabulary and sequence layout of the transformer.
 
-  Ids: [0, C) codes, [C, C + K) class tokens, C + K = [MASK]. The sequence is
+  Ids: [0, C) codes, [C, C + K) class tokens, then (with `null_class`) the
+  null class C + K, label K, that a model trained with class dropout reads
+  as "no class" (classifier-free guidance), and last [MASK]. The sequence is
   the optional class token followed by the h*w code tokens, row-major.
   """
 
@@ -54,12 +57,17 @@ class TokenLayout:
       num_classes: int,
       latent: int,
       class_conditional: bool,
+      null_class: bool = False,
   ):
+    if null_class and not class_conditional:
+      raise ValueError("A null class needs a class-conditional model.")
     self.codebook_size = codebook_size
     self.num_classes = num_classes if class_conditional else 0
     self.latent = latent
     self.class_conditional = class_conditional
-    self.vocab_size = codebook_size + self.num_classes + 1
+    self.null_class = null_class
+    self.null_label = self.num_classes  # Meaningful with `null_class` only.
+    self.vocab_size = codebook_size + self.num_classes + null_class + 1
     self.mask_id = self.vocab_size - 1
     self.offset = 1 if class_conditional else 0
     self.seq_len = latent * latent + self.offset
@@ -71,6 +79,7 @@ class TokenLayout:
       image_size: int,
       num_classes: int,
       class_conditional: bool,
+      null_class: bool = False,
   ) -> "TokenLayout":
     """The layout over the codes of a tokenizer (config section) at
     `image_size` pixels."""
@@ -79,6 +88,7 @@ class TokenLayout:
         num_classes,
         latent_size(image_size, tokenizer_config),
         class_conditional,
+        null_class,
     )
 
   def class_ids(self, labels_B):

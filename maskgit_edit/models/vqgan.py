@@ -11,6 +11,13 @@ unfolds the decoder's output the same way (pixel shuffle), dividing the token
 grid by p more: the convolutions then run at low resolution on wide
 channels, which XLA:CPU executes far more efficiently than thin
 full-resolution ones.
+
+`encoder="patch"` (not in the release) replaces the convolutional encoder by
+an MLP applied to each p x p patch alone: a code is then a function of the
+pixels it covers only. The convolutional encoder's 3x3 kernels and
+GroupNorm statistics over the whole image put context into every code (on
+Fashion-MNIST the always-black corner patch got ~140 different codes), which
+the transformer then has to predict. The decoder keeps its context.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 Array = jax.Array
+ENCODERS = ("conv", "patch")
 
 
 class ResBlock(nn.Module):
@@ -79,6 +87,26 @@ class Encoder(nn.Module):
       x = ResBlock(filters, self.norm_groups, self.dtype)(x)
     x = nn.swish(nn.GroupNorm(num_groups=self.norm_groups, dtype=self.dtype)(x))
     return nn.Conv(self.embedding_dim, (1, 1), dtype=self.dtype)(x)
+
+
+class PatchEncoder(nn.Module):
+  """Pixels [B, H, W, 3] -> features [B, H/p, W/p, embedding_dim], per patch.
+
+  Two hidden swish layers of `filters` units on each p x p patch; no
+  information crosses patches.
+  """
+
+  filters: int
+  embedding_dim: int
+  patch_size: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, images_BxHxWx3: Array) -> Array:
+    x = space_to_depth(images_BxHxWx3, self.patch_size)
+    for _ in range(2):
+      x = nn.swish(nn.Dense(self.filters, dtype=self.dtype)(x))
+    return nn.Dense(self.embedding_dim, dtype=self.dtype)(x)
 
 
 def _upsample_nearest_2x(x_BxHxWxC: Array) -> Array:
@@ -248,6 +276,8 @@ class VQGAN(nn.Module):
     entropy_loss_ratio: Weight of the entropy regulariser in `quantizer_loss`.
     entropy_temperature: Softmax temperature on negative distances for that regulariser.
     patch_size: Pixels per side folded into channels before the encoder (1 in the release).
+    encoder_kind: "conv" (the release's) or "patch" (`PatchEncoder`: codes that
+      depend only on their patch; needs patch_size > 1 and one level).
     dtype: Compute dtype; parameters stay float32.
   """
 
@@ -261,24 +291,43 @@ class VQGAN(nn.Module):
   entropy_loss_ratio: float = 0.0
   entropy_temperature: float = 0.01
   patch_size: int = 1
+  encoder_kind: str = "conv"
   dtype: Any = jnp.float32
 
   def setup(self):
+    if self.encoder_kind not in ENCODERS:
+      raise ValueError(
+          f"Unknown tokenizer encoder {self.encoder_kind!r}; expected one of"
+          f" {ENCODERS}."
+      )
+    if self.encoder_kind == "patch" and (
+        self.patch_size < 2 or len(self.channel_multipliers) != 1
+    ):
+      raise ValueError(
+          "The patch encoder needs patch_size >= 2 and one level"
+          f" (channel_multipliers of length 1); got patch_size"
+          f" {self.patch_size} and {tuple(self.channel_multipliers)}."
+      )
     for multiplier in self.channel_multipliers:
       if (self.filters * multiplier) % self.norm_groups:
         raise ValueError(
             f"norm_groups {self.norm_groups} does not divide level width "
             f"{self.filters} * {multiplier}."
         )
-    self.encoder = Encoder(
-        self.filters,
-        self.num_res_blocks,
-        tuple(self.channel_multipliers),
-        self.embedding_dim,
-        self.norm_groups,
-        self.patch_size,
-        self.dtype,
-    )
+    if self.encoder_kind == "patch":
+      self.encoder = PatchEncoder(
+          self.filters, self.embedding_dim, self.patch_size, self.dtype
+      )
+    else:
+      self.encoder = Encoder(
+          self.filters,
+          self.num_res_blocks,
+          tuple(self.channel_multipliers),
+          self.embedding_dim,
+          self.norm_groups,
+          self.patch_size,
+          self.dtype,
+      )
     self.quantizer = VectorQuantizer(
         self.codebook_size,
         self.embedding_dim,

@@ -238,6 +238,7 @@ class MaskGitTask:
           f"Labels up to {self.train_labels.max()} but "
           f"num_classes={layout.num_classes}."
       )
+    self.class_dropout = model_config.get("class_dropout", 0.0)
     self.codebook_KxD = codebook_KxD
     self.optimizer = loop.make_optimizer(config.optim, config.total_steps)
     self._eval_logits = jax.jit(self.logits)
@@ -337,6 +338,13 @@ class MaskGitTask:
     tokens_BxN, labels_B = batch["tokens"], batch["labels"]
     batch_size, length = tokens_BxN.shape
     ratio_rng, mask_rng, dropout_rng = jax.random.split(rng, 3)
+    if self.class_dropout:
+      class_rng = jax.random.fold_in(rng, 1)
+      labels_B = jnp.where(
+          jax.random.bernoulli(class_rng, self.class_dropout, (batch_size,)),
+          self.layout.null_label,
+          labels_B,
+      )
     ratio_B = schedules.mask_ratio(
         jax.random.uniform(ratio_rng, (batch_size,)),
         self.config.mvtm.schedule,

@@ -1,0 +1,155 @@
+"""Fashion-MNIST (Xiao et al. 2017): 28 px grey garments in 10 classes.
+
+The official split: 60,000 train and 10,000 test images. Read from the IDX
+files of Debian's `dataset-fashion-mnist` package (`DEBIAN_DIR`, or the folder
+in `config.data.fashion_mnist_dir`); where they are missing, from a prepared
+TFDS copy of `fashion_mnist` (never downloaded). Images are padded with black
+to `image_size` (centred) when it is at least 28, resized otherwise, and
+given three equal channels.
+"""
+
+import functools
+import gzip
+import os
+
+import numpy as np
+from PIL import Image
+
+from maskgit_edit import data
+
+DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+CLASS_NAMES = (
+    "T-shirt/top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
+NATIVE_SIZE = 28
+_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+_SIZES = {"train": 60000, "test": 10000}
+INSTALL_HINT = (
+    "Fashion-MNIST is not installed: `apt-get install dataset-fashion-mnist`"
+    f" (files in {DEBIAN_DIR}), or prepare a TFDS copy (`tfds build"
+    " fashion_mnist --file_format=array_record`) and set data.tfds_data_dir."
+)
+
+
+class FashionMnistSource:
+  """`ImageSource` over one split of Fashion-MNIST; see the module doc."""
+
+  num_classes = len(CLASS_NAMES)
+  class_names = CLASS_NAMES
+
+  def __init__(
+      self,
+      split: str,
+      image_size: int,
+      folder: str | None = None,
+      tfds_data_dir: str | None = None,
+  ):
+    data.split_index(split)
+    self.image_size = image_size
+    self._images_Nx28x28, self._labels_N = _load_split(
+        split, folder or DEBIAN_DIR, tfds_data_dir
+    )
+
+  def __len__(self) -> int:
+    return len(self._labels_N)
+
+  def get(self, indices_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (images_NxSxSx3 uint8, labels_N int32)."""
+    indices_N = data.check_indices(indices_N, len(self))
+    grey_NxSxS = to_size(self._images_Nx28x28[indices_N], self.image_size)
+    return np.repeat(grey_NxSxS[..., None], 3, axis=-1), self._labels_N[
+        indices_N
+    ].astype(np.int32)
+
+
+def to_size(grey_Nx28x28: np.ndarray, image_size: int) -> np.ndarray:
+  """Pads (centred, black) or resizes 28 px images to `image_size`."""
+  if image_size >= NATIVE_SIZE:
+    before = (image_size - NATIVE_SIZE) // 2
+    after = image_size - NATIVE_SIZE - before
+    return np.pad(grey_Nx28x28, ((0, 0), (before, after), (before, after)))
+  return np.stack(
+      [
+          np.asarray(
+              Image.fromarray(image).resize(
+                  (image_size, image_size), Image.Resampling.BICUBIC
+              )
+          )
+          for image in grey_Nx28x28
+      ]
+  )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_split(
+    split: str, folder: str, tfds_data_dir: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+  images_name, labels_name = _FILES[split]
+  paths = [os.path.join(folder, name) for name in (images_name, labels_name)]
+  if all(os.path.exists(p) for p in paths):
+    images = read_idx(paths[0], (_SIZES[split], NATIVE_SIZE, NATIVE_SIZE))
+    labels = read_idx(paths[1], (_SIZES[split],))
+  else:
+    images, labels = _load_tfds(split, tfds_data_dir)
+  if labels.max() >= len(CLASS_NAMES):
+    raise ValueError(
+        f"Fashion-MNIST {split} labels reach {labels.max()}; expected 0 to"
+        f" {len(CLASS_NAMES) - 1}."
+    )
+  images.flags.writeable = labels.flags.writeable = False
+  return images, labels
+
+
+def read_idx(path: str, shape: tuple[int, ...]) -> np.ndarray:
+  """A gzipped IDX file of unsigned bytes with the expected `shape`."""
+  try:
+    with gzip.open(path, "rb") as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:
+    raise ValueError(f"Corrupt Fashion-MNIST file {path!r}: {e}") from e
+  header = 4 + 4 * len(shape)
+  expected_magic = 0x0800 + len(shape)  # unsigned bytes, len(shape) dims
+  if (
+      len(raw) < header
+      or int.from_bytes(raw[:4], "big") != expected_magic
+      or tuple(
+          int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big")
+          for i in range(len(shape))
+      )
+      != shape
+      or len(raw) != header + int(np.prod(shape))
+  ):
+    raise ValueError(
+        f"Corrupt Fashion-MNIST file {path!r}: expected an IDX array of"
+        f" shape {shape} ({header + int(np.prod(shape))} bytes), got"
+        f" {len(raw)} bytes."
+    )
+  return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def _load_tfds(split: str, tfds_data_dir: str | None):
+  """(images [N, 28, 28], labels [N]) of a prepared TFDS copy."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  try:
+    examples = tfds.data_source(
+        "fashion_mnist", split=split, data_dir=tfds_data_dir, download=False
+    )
+  except (NotImplementedError, KeyError, FileNotFoundError) as e:
+    raise FileNotFoundError(INSTALL_HINT) from e
+  rows = [examples[i] for i in range(len(examples))]
+  images = np.stack([np.asarray(r["image"]).reshape(28, 28) for r in rows])
+  labels = np.array([r["label"] for r in rows], np.uint8)
+  return images.astype(np.uint8), labels
