@@ -18,6 +18,7 @@ def get_config(arg: str = ""):
   c = config_defaults.load(base + (f":{arg}" if arg else ""))
   c.data.name = "fashion_mnist"
   c.judge.map_classes = 0  # Fashion-MNIST has no per-cell labels.
+  c.judge.flip = True
   if arg == "runlocal":
     c.data.image_size = 16
   return c

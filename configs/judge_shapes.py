@@ -34,6 +34,7 @@ def get_config(arg: str = ""):
           feature_size=128,
           map_classes=5,
           map_weight=1.0,
+          flip=False,  # Random left-right mirroring of training images.
       )
   )
   c.optim.update(lr=2e-3, warmup_steps=100)

@@ -68,9 +68,10 @@ def load_final_metrics(workdir: str) -> dict:
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
-  """A run's config; links to other runs (`*_workdir`) that start with
-  "../" are resolved against the run folder, so a folder of runs that link
-  to each other (`pretrained/<data>/`) works from any directory."""
+  """A run's config; links to other runs (`*_workdir`) and data folders
+  (`data.*_dir`) that start with "../" are resolved against the run folder,
+  so a folder of runs that link to each other and to their data
+  (`pretrained/<data>/`) works from any directory."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     raise FileNotFoundError(f"No config.json in {workdir!r}: not a run folder.")
@@ -83,6 +84,10 @@ def load_run_config(workdir: str) -> ml_collections.ConfigDict:
         and (value.startswith("../"))
     ):
       config[key] = os.path.normpath(os.path.join(workdir, value))
+  for key, value in config.get("data", {}).items():
+    if key.endswith("_dir") and isinstance(value, str):
+      if value.startswith("../"):
+        config["data"][key] = os.path.normpath(os.path.join(workdir, value))
   return ml_collections.ConfigDict(config)
 
 

@@ -1,13 +1,16 @@
 r"""Copies finished runs into a committed folder of reference models.
 
-  python scripts/export_pretrained.py --run runs/shapes_reference \
-      --out pretrained/shapes
+  python scripts/export_pretrained.py --run runs/fashion_mnist_reference \
+      --out pretrained/fashion_mnist
 
 For each trainer's run (tokenizer, maskgit, judge, reweight, iterate):
 config.json (links between the runs rewritten as "../<run>", the class
 count recorded so that no token cache is needed), final_metrics.json, and
 the parameters in float16 (half the bytes; loading casts them back to
-float32). Then it records the masked-token accuracy of the stored weights on
+float32). Fashion-MNIST runs also get the first `NUM_HELD_OUT` test images
+(`data/`, the IDX files the source reads; the runs' `data.fashion_mnist_dir`
+points there), so that the models edit without the dataset installed. Then
+it records the masked-token accuracy of the stored weights on
 a slice of the test split (`check.json`, which tests/test_pretrained.py
 re-measures) and writes MODEL_CARD.md from the runs' metrics, wall times and
 the judge's quality table (`<run>/quality/quality.md`).
@@ -43,6 +46,8 @@ RUNS = {
 }
 CHECK_NAME = "check.json"
 NUM_CHECK_IMAGES = 64
+NUM_HELD_OUT = 1024
+DATA_FOLDER = "data"
 
 
 def check_figures(folder: str, num: int = NUM_CHECK_IMAGES) -> dict:
@@ -84,6 +89,23 @@ def _wall_seconds(run: str) -> float:
   return last - os.path.getmtime(os.path.join(run, "config.json"))
 
 
+def export_held_out(data_config, out: str) -> None:
+  """The first NUM_HELD_OUT test images of Fashion-MNIST as IDX files."""
+  from maskgit_edit.data import fashion_mnist  # pylint: disable=g-import-not-at-top
+
+  folder = os.path.join(out, DATA_FOLDER)
+  os.makedirs(folder, exist_ok=True)
+  images, labels = fashion_mnist.FashionMnistSource(
+      "test",
+      fashion_mnist.NATIVE_SIZE,
+      data_config.get("fashion_mnist_dir"),
+      data_config.get("tfds_data_dir"),
+  ).get(np.arange(NUM_HELD_OUT))
+  images_name, labels_name = fashion_mnist.FILES["test"]
+  fashion_mnist.write_idx(os.path.join(folder, images_name), images[..., 0])
+  fashion_mnist.write_idx(os.path.join(folder, labels_name), labels)
+
+
 def export_run(
     source: str,
     target: str,
@@ -94,6 +116,8 @@ def export_run(
   os.makedirs(target, exist_ok=True)
   config = _relink(artefacts.load_run_config(source).to_dict(), sources)
   config.update(extra or {})
+  if config["data"]["name"] == "fashion_mnist":
+    config["data"]["fashion_mnist_dir"] = f"../{DATA_FOLDER}"
   with open(os.path.join(target, "config.json"), "w") as f:
     json.dump(config, f, indent=1)
   shutil.copyfile(
@@ -113,7 +137,13 @@ def export_run(
     f.write(flax.serialization.msgpack_serialize({"params": half}))
 
 
-def model_card(run: str, out: str, check: dict) -> str:
+def config_name(trainer: str, data: str) -> str:
+  """The config file of a trainer's reference run (the fine-tunes' configs
+  serve every data set)."""
+  return f"{trainer}_{'shapes' if trainer in ('reweight', 'iterate') else data}.py"
+
+
+def model_card(run: str, out: str, data: str, check: dict) -> str:
   commit = (
       subprocess.run(
           ["git", "rev-parse", "HEAD"],
@@ -124,7 +154,7 @@ def model_card(run: str, out: str, check: dict) -> str:
       or "unknown"
   )
   lines = [
-      "# Reference `shapes` models",
+      f"# Reference `{data}` models",
       "",
       f"Exported {datetime.date.today()} from `{run}` at commit `{commit}` "
       f"by `python scripts/export_pretrained.py --run {run} --out {out}`.",
@@ -132,7 +162,7 @@ def model_card(run: str, out: str, check: dict) -> str:
       f"{platform.system()}; JAX {jax.__version__} on "
       f"{jax.devices()[0].platform}.",
       "",
-      "Made by `python scripts/main.py --data shapes --reference`, which runs "
+      f"Made by `python scripts/main.py --data {data} --reference`, which runs "
       "(each command is printed as it runs):",
       "",
       "| run | command | wall time | final metrics |",
@@ -149,7 +179,7 @@ def model_card(run: str, out: str, check: dict) -> str:
     arg = "" if name == "judge" else ":reference"
     lines.append(
         f"| {name} | `python -m maskgit_edit.train --config "
-        f"configs/{config.trainer}_shapes.py{arg} ...` | "
+        f"configs/{config_name(config.trainer, data)}{arg} ...` | "
         f"{_wall_seconds(os.path.join(run, name)) / 60:.1f} min | {shown} |"
     )
   lines += [
@@ -190,10 +220,10 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
       "--run",
-      default="runs/shapes_reference",
+      default="runs/fashion_mnist_reference",
       help="Folder holding the five finished runs.",
   )
-  parser.add_argument("--out", default="pretrained/shapes")
+  parser.add_argument("--out", default="pretrained/fashion_mnist")
   args = parser.parse_args(argv)
   sources = {name: os.path.join(args.run, name) for name in RUNS}
   for name, source in sources.items():
@@ -201,6 +231,9 @@ def main(argv=None):
   layout = artefacts.transformer_layout(
       artefacts.load_run_config(sources["maskgit"])
   )
+  data_config = artefacts.load_run_config(sources["tokenizer"]).data
+  if data_config.name == "fashion_mnist":
+    export_held_out(data_config, args.out)
   for name, params_name in RUNS.items():
     extra = {"num_classes": layout.num_classes} if name == "maskgit" else None
     export_run(
@@ -210,7 +243,7 @@ def main(argv=None):
   with open(os.path.join(args.out, CHECK_NAME), "w") as f:
     json.dump(check, f, indent=1)
   with open(os.path.join(args.out, "MODEL_CARD.md"), "w") as f:
-    f.write(model_card(args.run, args.out, check))
+    f.write(model_card(args.run, args.out, data_config.name, check))
   size = sum(
       os.path.getsize(os.path.join(d, f))
       for d, _, files in os.walk(args.out)

@@ -1,6 +1,7 @@
 """Tests of maskgit_edit.data: sources, the data stream and host sharding."""
 
 import dataclasses
+import gzip
 import os
 
 import ml_collections
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from maskgit_edit import data
+from maskgit_edit.data import fashion_mnist
 from maskgit_edit.data import photos
 from maskgit_edit.data import shapes
 
@@ -163,6 +165,83 @@ def test_photos_bad_scales_raise():
     data.get_source(config(name="photos", photos_min_scale=0.0), "train")
 
 
+# --- fashion_mnist ----------------------------------------------------------
+
+
+def _fashion_folder(folder, num=5, split="test"):
+  """IDX files of `num` random garments; returns (images [N, 28, 28], labels)."""
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (num, 28, 28), dtype=np.uint8)
+  labels = np.arange(num, dtype=np.uint8) % 10
+  folder.mkdir(exist_ok=True)
+  images_name, labels_name = fashion_mnist.FILES[split]
+  fashion_mnist.write_idx(str(folder / images_name), images)
+  fashion_mnist.write_idx(str(folder / labels_name), labels)
+  return images, labels
+
+
+def test_fashion_mnist_pads_to_three_grey_channels(tmp_path):
+  images_Nx28x28, labels_N = _fashion_folder(tmp_path / "fm")
+  source = data.get_source(
+      config(name="fashion_mnist", fashion_mnist_dir=str(tmp_path / "fm")),
+      "test",
+  )
+  images, labels = source.get(np.array([3, 0]))
+  assert len(source) == 5 and source.num_classes == 10
+  assert source.class_names[9] == "ankle boot"
+  assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
+  np.testing.assert_array_equal(images[..., 0], images[..., 2])
+  np.testing.assert_array_equal(images[:, 2:30, 2:30, 1], images_Nx28x28[[3, 0]])
+  assert not images[:, :2].any() and not images[:, :, 30:].any()
+  np.testing.assert_array_equal(labels, labels_N[[3, 0]])
+  assert labels.dtype == np.int32
+
+
+def test_fashion_mnist_reads_the_debian_package_when_installed():
+  if not os.path.exists(fashion_mnist.DEBIAN_DIR):
+    pytest.skip("dataset-fashion-mnist is not installed")
+  train = data.get_source(config(name="fashion_mnist"), "train")
+  test = data.get_source(config(name="fashion_mnist"), "test")
+  assert (len(train), len(test)) == (60000, 10000)
+  _, labels = test.get(np.arange(10000))
+  np.testing.assert_array_equal(np.bincount(labels), np.full(10, 1000))
+
+
+def test_fashion_mnist_corrupt_or_truncated_files_are_named(tmp_path):
+  folder = tmp_path / "fm"
+  _fashion_folder(folder)
+  images_path = folder / fashion_mnist.FILES["test"][0]
+  raw = gzip.decompress(images_path.read_bytes())
+  images_path.write_bytes(gzip.compress(raw[:-10]))
+  c = config(name="fashion_mnist", fashion_mnist_dir=str(folder))
+  with pytest.raises(ValueError, match=f"Corrupt Fashion-MNIST file.*{images_path.name}"):
+    data.get_source(c, "test")
+  images_path.write_bytes(b"not gzip at all")
+  with pytest.raises(ValueError, match=f"Corrupt Fashion-MNIST file.*{images_path.name}"):
+    data.get_source(c, "test")
+
+
+def test_fashion_mnist_missing_says_how_to_install_it(tmp_path):
+  c = config(
+      name="fashion_mnist",
+      fashion_mnist_dir=str(tmp_path),
+      tfds_data_dir=str(tmp_path),
+  )
+  with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+    data.get_source(c, "train")
+
+
+def test_fashion_mnist_from_a_prepared_tfds_copy(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  c = config(name="fashion_mnist", fashion_mnist_dir=str(tmp_path))
+  with tfds.testing.mock_data(
+      num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE
+  ):
+    images, labels = data.get_source(c, "train").get(np.arange(4))
+  assert images.shape == (4, 32, 32, 3) and images[:, 2:30, 2:30].std() > 0
+  assert ((0 <= labels) & (labels < 10)).all()
+
+
 # --- tfds -------------------------------------------------------------------
 
 
@@ -220,6 +299,27 @@ def test_folder_splits_readable_images_disjointly(tmp_path):
   assert not labels.any()
   with pytest.warns(UserWarning):
     assert data.get_source(c, "train").files == train.files
+
+
+def test_folder_class_subfolders_are_labels(tmp_path):
+  for i in range(12):
+    kind = ("coat", "bag", "sandal")[i % 3]
+    _write(tmp_path / "root" / kind / f"{i}.png", (16, 16), (i * 20, 0, 0))
+  c = config(name=f"folder:{tmp_path / 'root'}", image_size=8)
+  for split in ("train", "test"):
+    source = data.get_source(c, split)
+    assert source.class_names == ("bag", "coat", "sandal")
+    assert source.num_classes == 3
+    _, labels = source.get(np.arange(len(source)))
+    names = [source.class_names[y] for y in labels]
+    assert names == [f.parent.name for f in source.files]
+  # One class folder, or images beside the class folders: unlabelled.
+  _write(tmp_path / "root" / "stray.png", (16, 16))
+  assert data.get_source(c, "train").num_classes == 0
+  _write(tmp_path / "one" / "coat" / "a.png", (16, 16))
+  _write(tmp_path / "one" / "coat" / "b.png", (16, 16))
+  c = config(name=f"folder:{tmp_path / 'one'}", image_size=8)
+  assert data.get_source(c, "train").num_classes == 0
 
 
 def test_folder_splits_are_never_empty(tmp_path):

@@ -328,6 +328,63 @@ def test_patch_size_divides_the_token_grid_further():
   assert pixels.shape == images.shape
 
 
+def test_patch_encoder_codes_depend_on_their_patch_only():
+  model = VQGAN(
+      filters=8,
+      num_res_blocks=1,
+      channel_multipliers=(1,),
+      embedding_dim=DIM,
+      codebook_size=CODEBOOK,
+      norm_groups=4,
+      patch_size=4,
+      encoder_kind="patch",
+  )
+  images = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3))
+  params = _random_params(model, images)
+  encode = lambda x: model.apply({"params": params}, x, method="encode")[1]
+  # Repaint everything but the top-left patch (and its code's neighbours).
+  repainted = images.at[:, 4:].set(0.5).at[:, :4, 4:].set(1.0)
+  before, after = encode(images)["encoded"], encode(repainted)["encoded"]
+  np.testing.assert_allclose(before[:, 0, 0], after[:, 0, 0], rtol=1e-6)
+  assert not np.allclose(before[:, 0, 1], after[:, 0, 1])
+  decoded = model.apply(
+      {"params": params},
+      encode(images)["indices"],
+      method="decode_from_indices",
+  )
+  assert decoded.shape == images.shape
+  # The released convolutional encoder mixes neighbouring patches.
+  conv = model.clone(encoder_kind="conv")
+  conv_params = _random_params(conv, images)
+  encode = lambda x: conv.apply({"params": conv_params}, x, method="encode")[1]
+  assert not np.allclose(
+      encode(images)["encoded"][:, 0, 0], encode(repainted)["encoded"][:, 0, 0]
+  )
+
+
+@pytest.mark.parametrize(
+    "kind, patch_size, multipliers, message",
+    [
+        ("patch", 1, (1,), "patch encoder needs patch_size >= 2"),
+        ("patch", 4, (1, 2), "patch encoder needs patch_size >= 2"),
+        ("mlp", 4, (1,), "Unknown tokenizer encoder 'mlp'"),
+    ],
+)
+def test_patch_encoder_bad_settings(kind, patch_size, multipliers, message):
+  model = VQGAN(
+      filters=8,
+      num_res_blocks=1,
+      channel_multipliers=multipliers,
+      embedding_dim=DIM,
+      codebook_size=CODEBOOK,
+      norm_groups=4,
+      patch_size=patch_size,
+      encoder_kind=kind,
+  )
+  with pytest.raises(ValueError, match=message):
+    _random_params(model, jnp.zeros((1, 16, 16, 3)))
+
+
 def test_quantizer_picks_nearest_code_and_returns_it(vqgan):
   model, params, apply = vqgan
   quantized, aux = apply({"params": params}, _images(), method="encode")

@@ -353,3 +353,42 @@ def test_class_guidance_pushes_the_class_away_from_the_marginal():
   unconditional = TokenLayout(6, 3, 2, class_conditional=False)
   with pytest.raises(ValueError, match="class-conditional"):
     sampling.logits_fn_for(FakeModel(), None, unconditional, 2.0)
+
+
+def test_null_class_guidance_runs_two_passes_against_the_null_class():
+  from maskgit_edit import sampling
+  from maskgit_edit.models import TokenLayout
+
+  layout = TokenLayout(6, 3, 2, class_conditional=True, null_class=True)
+  assert layout.vocab_size == 6 + 3 + 1 + 1
+  assert layout.class_ids(layout.null_label) == 9 and layout.mask_id == 10
+  table_KxC = jax.random.normal(jax.random.key(0), (4, 6))  # 3 + null
+  batches = []
+
+  class FakeModel:
+    """Logits depend only on the class token: table[class] everywhere."""
+
+    def apply(self, variables, ids_BxL, **kwargs):
+      del variables, kwargs
+      batches.append(ids_BxL.shape[0])
+      logits_BxC = table_KxC[ids_BxL[:, 0] - layout.codebook_size]
+      logits_BxC = jnp.pad(logits_BxC, ((0, 0), (0, layout.vocab_size - 6)))
+      return jnp.broadcast_to(
+          logits_BxC[:, None], ids_BxL.shape + (layout.vocab_size,)
+      )
+
+  ids_BxL = jnp.array([[6, 0, 1, 2, 3], [8, 0, 1, 2, 3]])
+  guided = sampling.logits_fn_for(FakeModel(), None, layout, 2.0)(
+      ids_BxL, jnp.full_like(ids_BxL, -1), jnp.zeros(2)
+  )
+  assert batches == [4]  # One call: each row with its class and with null.
+  log_p_KxC = jax.nn.log_softmax(table_KxC)
+  for row, y in enumerate((0, 2)):
+    np.testing.assert_allclose(
+        guided[row, 1],
+        log_p_KxC[y] + 2.0 * (log_p_KxC[y] - log_p_KxC[3]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+  with pytest.raises(ValueError, match="null class needs a class-cond"):
+    TokenLayout(6, 3, 2, class_conditional=False, null_class=True)

@@ -163,6 +163,24 @@ def test_informed_init_keeps_codebook_geometry_and_grid_locality(tokenizer_run):
   )
 
 
+def test_class_dropout_trains_on_the_null_class(tokenizer_run):
+  def step(class_dropout, labels_B):
+    cfg = maskgit_config(tokenizer_run[0])
+    cfg.model.class_dropout = class_dropout
+    task = maskgit.MaskGitTask.from_runs(cfg)
+    assert task.layout.null_class and task.layout.null_label == 4
+    state = task.init_state(jax.random.key(0))
+    batch = {**task.examples(np.arange(8)), "labels": labels_B}
+    metrics = task.train_step(state, batch, jax.random.key(1))[1]
+    return float(metrics["loss"]), float(metrics["grad_norm"])
+
+  labels_B = np.arange(8) % 4
+  nulls_B = np.full(8, 4)
+  # Dropout 1 replaces every class by the null class; a tiny dropout keeps them.
+  assert step(1.0, labels_B) == step(1e-9, nulls_B)
+  assert step(1.0, labels_B) != step(1e-9, labels_B)
+
+
 @pytest.mark.parametrize("field", ["init_words", "init_positions"])
 def test_unknown_embedding_init(tokenizer_run, field):
   with pytest.raises(ValueError, match=f"Unknown mvtm.{field} 'sparse'"):

@@ -1,9 +1,11 @@
 """Fashion-MNIST (Xiao et al. 2017): 28 px grey garments in 10 classes.
 
 The official split: 60,000 train and 10,000 test images. Read from the IDX
-files of Debian's `dataset-fashion-mnist` package (`DEBIAN_DIR`, or the folder
-in `config.data.fashion_mnist_dir`); where they are missing, from a prepared
-TFDS copy of `fashion_mnist` (never downloaded). Images are padded with black
+files of Debian's `dataset-fashion-mnist` package (`DEBIAN_DIR`), or from a
+folder of such files given in `config.data.fashion_mnist_dir` (which may hold
+the first images of a split only, as `pretrained/fashion_mnist/data/` does);
+where a split's files are missing, from a prepared TFDS copy of
+`fashion_mnist` (never downloaded). Images are padded with black
 to `image_size` (centred) when it is at least 28, resized otherwise, and
 given three equal channels.
 """
@@ -31,11 +33,10 @@ CLASS_NAMES = (
     "ankle boot",
 )
 NATIVE_SIZE = 28
-_FILES = {
+FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
-_SIZES = {"train": 60000, "test": 10000}
 INSTALL_HINT = (
     "Fashion-MNIST is not installed: `apt-get install dataset-fashion-mnist`"
     f" (files in {DEBIAN_DIR}), or prepare a TFDS copy (`tfds build"
@@ -96,11 +97,16 @@ def to_size(grey_Nx28x28: np.ndarray, image_size: int) -> np.ndarray:
 def _load_split(
     split: str, folder: str, tfds_data_dir: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-  images_name, labels_name = _FILES[split]
+  images_name, labels_name = FILES[split]
   paths = [os.path.join(folder, name) for name in (images_name, labels_name)]
   if all(os.path.exists(p) for p in paths):
-    images = read_idx(paths[0], (_SIZES[split], NATIVE_SIZE, NATIVE_SIZE))
-    labels = read_idx(paths[1], (_SIZES[split],))
+    images = read_idx(paths[0], (NATIVE_SIZE, NATIVE_SIZE))
+    labels = read_idx(paths[1], ())
+    if len(images) != len(labels):
+      raise ValueError(
+          f"Fashion-MNIST files {paths[0]!r} and {paths[1]!r} hold"
+          f" {len(images)} images but {len(labels)} labels."
+      )
   else:
     images, labels = _load_tfds(split, tfds_data_dir)
   if labels.max() >= len(CLASS_NAMES):
@@ -112,31 +118,42 @@ def _load_split(
   return images, labels
 
 
-def read_idx(path: str, shape: tuple[int, ...]) -> np.ndarray:
-  """A gzipped IDX file of unsigned bytes with the expected `shape`."""
+def read_idx(path: str, item_shape: tuple[int, ...]) -> np.ndarray:
+  """A gzipped IDX file of unsigned bytes: [N, *item_shape], N from its
+  header (a subset of the official files reads as well)."""
   try:
     with gzip.open(path, "rb") as f:
       raw = f.read()
   except (OSError, EOFError) as e:
     raise ValueError(f"Corrupt Fashion-MNIST file {path!r}: {e}") from e
-  header = 4 + 4 * len(shape)
-  expected_magic = 0x0800 + len(shape)  # unsigned bytes, len(shape) dims
+  ndim = 1 + len(item_shape)
+  header = 4 + 4 * ndim
+  dims = tuple(
+      int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
+  )
   if (
       len(raw) < header
-      or int.from_bytes(raw[:4], "big") != expected_magic
-      or tuple(
-          int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big")
-          for i in range(len(shape))
-      )
-      != shape
-      or len(raw) != header + int(np.prod(shape))
+      or int.from_bytes(raw[:4], "big") != 0x0800 + ndim  # unsigned bytes
+      or dims[1:] != item_shape
+      or len(raw) != header + int(np.prod(dims))
   ):
     raise ValueError(
         f"Corrupt Fashion-MNIST file {path!r}: expected an IDX array of"
-        f" shape {shape} ({header + int(np.prod(shape))} bytes), got"
-        f" {len(raw)} bytes."
+        f" unsigned bytes of shape [N, {', '.join(map(str, item_shape))}]"
+        f" and header + N * {int(np.prod(item_shape))} bytes; got a header"
+        f" of {dims} and {len(raw)} bytes."
     )
-  return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+  return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+  """Writes uint8 `array` as a gzipped IDX file (`read_idx`'s format)."""
+  array = np.asarray(array, np.uint8)
+  header = (0x0800 + array.ndim).to_bytes(4, "big") + b"".join(
+      n.to_bytes(4, "big") for n in array.shape
+  )
+  with gzip.open(path, "wb") as f:
+    f.write(header + array.tobytes())
 
 
 def _load_tfds(split: str, tfds_data_dir: str | None):

@@ -6,7 +6,13 @@ are split deterministically by a hash of their path relative to the folder
 (stable when files are added or removed): the test split takes the files whose
 hash, a fraction in [0, 1), is below `test_fraction`, but always at least one
 file and never all of them. A folder of a single image uses it for both splits
-(with a warning). Images are unlabelled (label 0, num_classes 0).
+(with a warning).
+
+Labels follow the ImageFolder convention: when every image sits in a
+subfolder of the folder itself (`root/<class>/<image>`) and there are at
+least two such subfolders, the label is the index of the subfolder's name in
+their sorted list (`class_names`). Otherwise images are unlabelled (label 0,
+num_classes 0).
 
 Only headers are read when the source is built; an image that is truncated
 past its header fails in `get`, with an error naming the file.
@@ -28,8 +34,6 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 class FolderSource:
   """`ImageSource` over the images of a folder; see the module docstring."""
 
-  num_classes = 0
-
   def __init__(
       self,
       path: str,
@@ -44,19 +48,42 @@ class FolderSource:
     self.image_size = image_size
     folder = pathlib.Path(path)
     readable = readable_images(folder, image_size, allow_upscale)
+    self.class_names = class_subfolders(readable, folder)
+    self.num_classes = len(self.class_names)
     self.files = _split_files(readable, folder, split, test_fraction)
+    self._labels_F = np.array(
+        [
+            self.class_names.index(file.relative_to(folder).parts[0])
+            if self.class_names
+            else 0
+            for file in self.files
+        ],
+        np.int32,
+    )
 
   def __len__(self) -> int:
     return len(self.files)
 
   def get(self, indices_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (images_NxSxSx3 uint8, labels_N int32 zeros)."""
+    """Returns (images_NxSxSx3 uint8, labels_N int32)."""
     indices_N = data.check_indices(indices_N, len(self.files))
     size = self.image_size
     images_NxSxSx3 = np.empty((len(indices_N), size, size, 3), np.uint8)
     for n, index in enumerate(indices_N):
       images_NxSxSx3[n] = load_square(self.files[index], size)
-    return images_NxSxSx3, np.zeros(len(indices_N), np.int32)
+    return images_NxSxSx3, self._labels_F[indices_N]
+
+
+def class_subfolders(
+    files: list[pathlib.Path], folder: pathlib.Path
+) -> tuple[str, ...]:
+  """Sorted class names when `files` follow `folder/<class>/<image>` with
+  at least two classes; () otherwise."""
+  parts = [file.relative_to(folder).parts for file in files]
+  if any(len(p) != 2 for p in parts):
+    return ()
+  names = tuple(sorted({p[0] for p in parts}))
+  return names if len(names) >= 2 else ()
 
 
 def load_square(file: pathlib.Path, image_size: int) -> np.ndarray:

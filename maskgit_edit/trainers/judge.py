@@ -48,6 +48,8 @@ class JudgeTask:
       self.map_side = judge_lib.map_side(
           config.data.image_size, self.model.widths
       )
+    if self.map_side and config.judge.get("flip", False):
+      raise ValueError("judge.flip would mirror images but not their maps.")
     self.optimizer = loop.make_optimizer(config.optim, config.total_steps)
 
   def initial_params(self):
@@ -73,11 +75,17 @@ class JudgeTask:
     return batch
 
   def train_step(self, state, batch, rng):
-    del rng  # No dropout, no augmentation: deterministic from the seed.
+    images_BxHxWx3 = batch["images"]
+    if self.config.judge.get("flip", False):
+      # Mirrored garments are garments of the same class.
+      flip_B = jax.random.bernoulli(rng, 0.5, images_BxHxWx3.shape[:1])
+      images_BxHxWx3 = jnp.where(
+          flip_B[:, None, None, None], images_BxHxWx3[:, :, ::-1], images_BxHxWx3
+      )
 
     def loss_fn(params):
       logits_BxK, maps_BxhxwxM = self.model.apply(
-          {"params": params}, batch["images"], method=self.model.logits_and_maps
+          {"params": params}, images_BxHxWx3, method=self.model.logits_and_maps
       )
       loss = optax.softmax_cross_entropy_with_integer_labels(
           logits_BxK, batch["labels"]
