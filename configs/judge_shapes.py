@@ -35,6 +35,7 @@ def get_config(arg: str = ""):
           map_classes=5,
           map_weight=1.0,
           flip=False,  # Random left-right mirroring of training images.
+          patch_size=1,  # Pixels per side folded into channels first.
       )
   )
   c.optim.update(lr=2e-3, warmup_steps=100)

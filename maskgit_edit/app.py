@@ -140,7 +140,7 @@ class EditRequest:
   window: int | None = None  # Context ring of a windowed decode; None: full.
 
   @classmethod
-  def parse(cls, body: dict, num_classes: int) -> "EditRequest":
+  def parse(cls, body: dict, layout) -> "EditRequest":
     variant = body.get("variant", "none")
     if variant not in guidance_lib.VARIANTS:
       raise RequestError(
@@ -158,17 +158,13 @@ class EditRequest:
     try:
       window = windows.parse_ring(body.get("window"))
       guidance_lib.validate(variant, knob)
+      layout.check_label(label)
     except ValueError as e:
       raise RequestError(str(e)) from e
     if not 1 <= alternatives <= MAX_ALTERNATIVES:
       raise RequestError(
           f"alternatives must be 1 to {MAX_ALTERNATIVES}, "
           f"got {alternatives}."
-      )
-    if num_classes and not 0 <= label < num_classes:
-      raise RequestError(
-          f"Label {label} is not a class of this model "
-          f"(0 to {num_classes - 1})."
       )
     return cls(variant, knob, seed, alternatives, label, window)
 
@@ -340,10 +336,10 @@ class EditSession:
         label = int(labels[0])
     elif kind == "sample":
       label = int(body.get("label", 0))
-      if self.layout.class_conditional and not (
-          0 <= label < self.layout.num_classes
-      ):
-        raise RequestError(f"Label {label} is not a class of this model.")
+      try:
+        self.layout.check_label(label)
+      except ValueError as e:
+        raise RequestError(str(e)) from e
       with self._lock:
         tokens = self.generator.generate(
             self.editor.params,
@@ -364,7 +360,7 @@ class EditSession:
 
   def edit(self, body: dict) -> dict:
     """Runs the edit the page asks for (see the module docstring)."""
-    request = EditRequest.parse(body, self.layout.num_classes)
+    request = EditRequest.parse(body, self.layout)
     source = np.asarray(
         decode_png(body.get("source"), "source").convert("RGB"), np.uint8
     )

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from maskgit_edit import checkpoints
+from maskgit_edit import data as data_lib
 from maskgit_edit import models
 
 
@@ -167,6 +168,7 @@ def transformer_layout(config) -> models.TokenLayout:
       num_classes,
       config.model.class_conditional,
       null_class=config.model.get("class_dropout", 0.0) > 0,
+      class_names=data_lib.class_names(tok_config.data),
   )
 
 

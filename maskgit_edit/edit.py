@@ -432,11 +432,7 @@ def run(flag_values: flags.FlagValues) -> str:
         f"(0 to {layout.num_classes - 1})."
     )
   label = label or 0
-  if layout.class_conditional and not 0 <= label < layout.num_classes:
-    raise ValueError(
-        f"--label {label} is not a class of this model "
-        f"(0 to {layout.num_classes - 1})."
-    )
+  layout.check_label(label)
   out = editor.edit(
       source[None],
       mask[None],

@@ -16,6 +16,7 @@ from PIL import Image
 
 from maskgit_edit import app
 from maskgit_edit import edit
+from maskgit_edit import models
 from maskgit_edit import regions
 
 from conftest import load_script
@@ -66,7 +67,8 @@ def test_images_of_another_size_are_cropped_and_resized_with_a_notice():
 
 
 def test_requests_are_checked_with_one_line_errors():
-  parse = lambda **body: app.EditRequest.parse(body, num_classes=4)
+  layout = models.TokenLayout(8, 4, 2, True, class_names="abcd")
+  parse = lambda **body: app.EditRequest.parse(body, layout)
   assert parse(
       variant="self_fixed", knob="2", seed=3, alternatives=4, label=1
   ) == app.EditRequest("self_fixed", 2.0, 3, 4, 1)
@@ -74,7 +76,7 @@ def test_requests_are_checked_with_one_line_errors():
       (dict(variant="magic"), "Unknown variant"),
       (dict(variant="sdedit", knob=2), "[0, 1]"),
       (dict(alternatives=0), "alternatives"),
-      (dict(label=4), "Label 4"),
+      (dict(label=4), "Label 4 is not a class of this model: 0 to 3: 0 a, 1 b"),
       (dict(seed="x"), "Bad number"),
       (dict(window=-1), "window must be"),
   ):

@@ -150,6 +150,21 @@ def get_source(data_config: Any, split: str) -> ImageSource:
   )
 
 
+def class_names(data_config: Any) -> tuple[str, ...]:
+  """Names of the classes of a source, without reading its data; () for
+  sources whose classes are unnamed."""
+  name = data_config["name"]
+  if name == "fashion_mnist":
+    from maskgit_edit.data import fashion_mnist
+
+    return fashion_mnist.CLASS_NAMES
+  if name == "shapes":
+    from maskgit_edit.data import shapes
+
+    return shapes.SHAPE_NAMES
+  return ()
+
+
 def padded_batches(num: int, batch_size: int) -> list[np.ndarray]:
   """Consecutive batches of range(num), the last padded with its last index.
 

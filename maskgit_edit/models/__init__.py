@@ -58,6 +58,7 @@ class TokenLayout:
       latent: int,
       class_conditional: bool,
       null_class: bool = False,
+      class_names: tuple[str, ...] = (),
   ):
     if null_class and not class_conditional:
       raise ValueError("A null class needs a class-conditional model.")
@@ -66,6 +67,7 @@ class TokenLayout:
     self.latent = latent
     self.class_conditional = class_conditional
     self.null_class = null_class
+    self.class_names = tuple(class_names)  # () when the data names none.
     self.null_label = self.num_classes  # Meaningful with `null_class` only.
     self.vocab_size = codebook_size + self.num_classes + null_class + 1
     self.mask_id = self.vocab_size - 1
@@ -80,6 +82,7 @@ class TokenLayout:
       num_classes: int,
       class_conditional: bool,
       null_class: bool = False,
+      class_names: tuple[str, ...] = (),
   ) -> "TokenLayout":
     """The layout over the codes of a tokenizer (config section) at
     `image_size` pixels."""
@@ -89,6 +92,22 @@ class TokenLayout:
         latent_size(image_size, tokenizer_config),
         class_conditional,
         null_class,
+        class_names,
+    )
+
+  def check_label(self, label: int) -> None:
+    """Raises ValueError naming the valid range (and the class names) when
+    `label` is not a class of a class-conditional model."""
+    if not self.class_conditional or 0 <= label < self.num_classes:
+      return
+    names = (
+        f": {', '.join(f'{i} {n}' for i, n in enumerate(self.class_names))}"
+        if len(self.class_names) == self.num_classes
+        else ""
+    )
+    raise ValueError(
+        f"Label {label} is not a class of this model: 0 to"
+        f" {self.num_classes - 1}{names}."
     )
 
   def class_ids(self, labels_B):

@@ -12,6 +12,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from maskgit_edit.models import vqgan
+
 
 class Judge(nn.Module):
   """Conv stages (each but the first halving the resolution) -> mean pool
@@ -23,12 +25,15 @@ class Judge(nn.Module):
     feature_size: dimension of the penultimate features.
     map_classes: classes of the dense head on the second-to-last stage (a
       per-cell auxiliary target such as which shape covers the cell); 0: none.
+    patch_size: pixels per side folded into channels before the first stage
+      (lossless; wide convolutions at low resolution run faster on CPUs).
   """
 
   num_classes: int
   widths: Sequence[int] = (32, 64, 128, 128)
   feature_size: int = 128
   map_classes: int = 0
+  patch_size: int = 1
 
   def setup(self):
     self.stages = [
@@ -49,6 +54,8 @@ class Judge(nn.Module):
     """(features [B, feature_size], map logits [B, h, w, map_classes] or
     None), h = H / 2**(len(widths) - 2)."""
     x = images_BxHxWx3 * 2.0 - 1.0
+    if self.patch_size > 1:
+      x = vqgan.space_to_depth(x, self.patch_size)
     maps = None
     for i, (conv1, norm1, conv2, norm2) in enumerate(self.stages):
       x = nn.gelu(norm1(conv1(x)))
@@ -71,9 +78,9 @@ class Judge(nn.Module):
     return self.head(features), maps
 
 
-def map_side(image_size: int, widths: Sequence[int]) -> int:
+def map_side(image_size: int, widths: Sequence[int], patch_size: int = 1) -> int:
   """Side of the dense head's grid."""
-  return image_size // 2 ** (len(widths) - 2)
+  return image_size // patch_size // 2 ** (len(widths) - 2)
 
 
 def build_judge(judge_config, num_classes: int) -> Judge:
@@ -82,4 +89,5 @@ def build_judge(judge_config, num_classes: int) -> Judge:
       widths=tuple(judge_config.widths),
       feature_size=judge_config.feature_size,
       map_classes=judge_config.get("map_classes", 0),
+      patch_size=judge_config.get("patch_size", 1),
   )

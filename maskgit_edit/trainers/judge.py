@@ -46,7 +46,7 @@ class JudgeTask:
             f"maps; {config.data.name!r} has none."
         )
       self.map_side = judge_lib.map_side(
-          config.data.image_size, self.model.widths
+          config.data.image_size, self.model.widths, self.model.patch_size
       )
     if self.map_side and config.judge.get("flip", False):
       raise ValueError("judge.flip would mirror images but not their maps.")
