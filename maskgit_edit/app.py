@@ -1,7 +1,7 @@
 r"""Paint a stroke, pick a variant, see the edit: a local web page.
 
-  python -m maskgit_edit.app                      # committed shapes models
-  python -m maskgit_edit.app --run runs/shapes    # any run folder
+  python -m maskgit_edit.app                            # committed models
+  python -m maskgit_edit.app --run runs/fashion_mnist    # any run folder
   python -m maskgit_edit.app --tokenizer_workdir T --transformer_workdir M
 
 A page of our own (one HTML file, `app_page.html`) over the standard
@@ -223,7 +223,6 @@ class EditSession:
       self,
       editor: edit_lib.Editor,
       data_config=None,
-      class_names=None,
       run_flags: str = "",
   ):
     self.editor = editor
@@ -235,7 +234,7 @@ class EditSession:
         self.layout,
         dataclasses.replace(editor.settings.decode, start_iter=0),
     )
-    self.class_names = class_names or [
+    self.class_names = list(self.layout.class_names) or [
         f"class {i}" for i in range(self.layout.num_classes)
     ]
     self.run_flags = run_flags
@@ -254,7 +253,8 @@ class EditSession:
       cls, run_dir=None, tokenizer_workdir=None, transformer_workdir=None
   ) -> "EditSession":
     """Loads a run folder (tokenizer/, maskgit/, optional iterate/, reweight/),
-    two run folders, or by default the committed shapes models."""
+    two run folders, or by default the committed reference models
+    (`artefacts.DEFAULT_DATA`)."""
     if run_dir and (tokenizer_workdir or transformer_workdir):
       raise ValueError("Give --run or the two workdirs, not both.")
     if run_dir:
@@ -283,15 +283,10 @@ class EditSession:
       )
     else:
       editor = edit_lib.Editor.from_workdirs()
-      tokenizer_workdir = artefacts.pretrained_runs("shapes")["tokenizer"]
+      tokenizer_workdir = artefacts.pretrained_runs()["tokenizer"]
       run_flags = ""
     data_config = artefacts.load_run_config(tokenizer_workdir).get("data")
-    class_names = None
-    if data_config is not None and data_config.name == "shapes":
-      from maskgit_edit.data import shapes  # pylint: disable=g-import-not-at-top
-
-      class_names = list(shapes.SHAPE_NAMES)
-    return cls(editor, data_config, class_names, run_flags)
+    return cls(editor, data_config, run_flags)
 
   def info(self) -> dict:
     return {

@@ -189,7 +189,11 @@ PRETRAINED_DIR = os.path.join(
 )
 
 
-def pretrained_runs(data: str = "shapes") -> dict[str, str]:
+# The data of the committed reference models that edit by default.
+DEFAULT_DATA = "fashion_mnist"
+
+
+def pretrained_runs(data: str = DEFAULT_DATA) -> dict[str, str]:
   """Run folders of the committed reference models of `data`, by trainer.
 
   Raises:

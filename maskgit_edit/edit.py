@@ -1,20 +1,22 @@
 r"""Edit images from pixel masks (and strokes) with a trained MaskGIT.
 
-Python (no run folders: the committed reference shapes models):
-  editor = Editor.from_workdirs("runs/shapes/tokenizer", "runs/shapes/maskgit")
+Python (no run folders: the committed reference Fashion-MNIST models):
+  editor = Editor.from_workdirs("runs/fashion_mnist/tokenizer",
+                                "runs/fashion_mnist/maskgit")
   editor = Editor.from_workdirs()
-  out = editor.edit(sources, masks, jax.random.key(0), strokes=strokes,
+  out = editor.edit(sources_BxHxWx3, masks_BxHxW, jax.random.key(0),
+                    strokes_BxHxWx3=strokes_BxHxWx3, labels_B=labels_B,
                     variant="self_fixed", knob=2.0)
 
 CLI (PNG files, one edit; images in [0, 1] RGB, mask: non-zero = edit):
-  python -m maskgit_edit.edit --tokenizer_workdir runs/shapes/tokenizer \
-      --transformer_workdir runs/shapes/maskgit --source s.png \
+  python -m maskgit_edit.edit --tokenizer_workdir runs/fashion_mnist/tokenizer \
+      --transformer_workdir runs/fashion_mnist/maskgit --source s.png \
       --stroke k.png --mask m.png --label 1 --variant self_fixed --knob 2 \
       --out e.png
   python -m maskgit_edit.edit --config configs/imagenet256.py:edit \
       --source s.png --stroke k.png --mask m.png --label 207 --out e.png
 (`--config` gives run folders, label, seed and EditSettings; flags override;
-without run folders the committed pretrained/shapes models edit.)
+without run folders the committed pretrained/fashion_mnist models edit.)
 
 Pipeline: pixel mask -> edited tokens (every token its patch touches, plus
 `dilation`) -> guide tokens = codes of the stroke image -> guided parallel
@@ -135,10 +137,10 @@ class Editor:
       reweight_workdir: str | None = None,
   ):
     """Loads runs; with neither tokenizer nor transformer run given, the
-    committed reference shapes models (`pretrained/shapes/`, with their
+    committed reference models (`pretrained/fashion_mnist/`, with their
     `iterate` and `reweight` runs unless others are given)."""
     if tokenizer_workdir is None and transformer_workdir is None:
-      runs = artefacts.pretrained_runs("shapes")
+      runs = artefacts.pretrained_runs()
       tokenizer_workdir, transformer_workdir = (
           runs["tokenizer"],
           runs["maskgit"],
@@ -148,7 +150,7 @@ class Editor:
     elif tokenizer_workdir is None or transformer_workdir is None:
       raise ValueError(
           "Give both a tokenizer and a transformer run, or "
-          "neither (the committed pretrained/shapes models)."
+          "neither (the committed pretrained/fashion_mnist models)."
       )
     tokenizer, tok_params, _ = artefacts.load_tokenizer(tokenizer_workdir)
     transformer, params, layout, _ = artefacts.load_transformer(
@@ -396,7 +398,7 @@ def run(flag_values: flags.FlagValues) -> str:
     raise ValueError(
         "Give both --tokenizer_workdir and "
         "--transformer_workdir (or a --config that names "
-        "them), or neither for the committed shapes models."
+        "them), or neither for the committed Fashion-MNIST models."
     )
   settings = (
       EditSettings() if config is None else EditSettings.from_config(config)

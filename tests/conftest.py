@@ -31,8 +31,8 @@ def tiny_config(name, **overrides):
 
 
 def pretrained_test_images(num: int):
-  """The first `num` held-out images of the committed shapes models' data,
-  float [num, 32, 32, 3] in [0, 1], and their labels [num]."""
+  """The first `num` held-out images of the committed reference models'
+  data, float [num, 32, 32, 3] in [0, 1], and their labels [num]."""
   # pylint: disable=g-import-not-at-top
   import numpy as np
   from maskgit_edit import artefacts
@@ -40,7 +40,7 @@ def pretrained_test_images(num: int):
   from maskgit_edit import images as images_lib
 
   config = artefacts.load_run_config(
-      artefacts.pretrained_runs("shapes")["tokenizer"]
+      artefacts.pretrained_runs()["tokenizer"]
   )
   images, labels = data.get_source(config.data, "test").get(np.arange(num))
   return images_lib.to_float(images), labels

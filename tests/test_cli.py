@@ -84,7 +84,7 @@ def test_edit_cli(pngs, name, flags, words):
 
 
 def test_edit_cli_names_swapped_runs_and_a_missing_label(pngs):
-  pretrained = os.path.join(ROOT, "pretrained", "shapes")
+  pretrained = os.path.join(ROOT, "pretrained", "fashion_mnist")
   common = [
       f"--source={pngs}/source.png",
       f"--mask={pngs}/source.png",

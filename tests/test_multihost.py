@@ -244,7 +244,7 @@ def test_edits_split_over_processes_and_devices_equal_one_device(tmp_path):
   from maskgit_edit import strokes  # pylint: disable=g-import-not-at-top
   from conftest import load_script  # pylint: disable=g-import-not-at-top
 
-  runs = artefacts.pretrained_runs("shapes")
+  runs = artefacts.pretrained_runs()
   data_config = artefacts.load_run_config(runs["tokenizer"]).data
   sources, _ = data_lib.get_source(data_config, "test").get(np.arange(7))
   records = strokes.make_strokes(sources, strokes_per_image=2, seed=0)[:13]

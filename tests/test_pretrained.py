@@ -86,7 +86,7 @@ def test_missing_pretrained_folder_says_how_to_make_it():
 
 
 def test_committed_weights_keep_their_recorded_accuracy():
-  folder = os.path.join(artefacts.PRETRAINED_DIR, "shapes")
+  folder = os.path.join(artefacts.PRETRAINED_DIR, artefacts.DEFAULT_DATA)
   recorded = json.loads(open(os.path.join(folder, export.CHECK_NAME)).read())
   measured = export.check_figures(folder, recorded["num_images"])
   # Float noise may flip a near-tie argmax: allow 2 of the masked tokens.
@@ -114,9 +114,10 @@ def test_editor_without_run_folders_edits_with_the_committed_models():
   editor = edit.Editor.from_workdirs()
   assert editor.iterative_params is not None
   assert editor.kernels["self_learned"] is not None
-  images, labels = data_lib.get_source(
-      dict(data_lib.default_data_config(), image_size=32), "test"
-  ).get(np.arange(2))
+  data_config = artefacts.load_run_config(
+      artefacts.pretrained_runs()["tokenizer"]
+  ).data
+  images, labels = data_lib.get_source(data_config, "test").get(np.arange(2))
   sources = images_lib.to_float(images)
   masks = np.zeros((2, 32, 32), bool)
   masks[:, 8:16, 8:16] = True
