@@ -163,6 +163,19 @@ def test_informed_init_keeps_codebook_geometry_and_grid_locality(tokenizer_run):
   )
 
 
+def test_flat_patch_codes_counts_the_codes_of_the_commonest_flat_patch():
+  from maskgit_edit.trainers import tokenizer  # pylint: disable=g-import-not-at-top
+
+  images = np.zeros((2, 4, 4, 3), np.uint8)  # 2x2 tokens of 2x2 pixels.
+  images[0, :2, 2:] = 9  # A flat grey patch; the commonest stays black.
+  images[1, 2:, 2:, 0] = [[1, 2], [3, 4]]  # Not flat.
+  indices = np.array([[[0, 5], [0, 1]], [[0, 0], [2, 7]]])
+  # The six black patches get codes 0, 0, 1 and 0, 0, 2.
+  figures = tokenizer.flat_patch_codes(images, indices)
+  assert figures["flat_patch_codes"] == 3
+  np.testing.assert_allclose(figures["flat_patch_top_share"], 4 / 6)
+
+
 def test_class_dropout_trains_on_the_null_class(tokenizer_run):
   def step(class_dropout, labels_B):
     cfg = maskgit_config(tokenizer_run[0])

@@ -30,6 +30,41 @@ def code_usage_stats(indices, codebook_size: int) -> dict:
   return {"perplexity": jnp.exp(entropy), "codes_used": jnp.mean(counts > 0)}
 
 
+def flat_patch_codes(images_NxHxWx3, indices_Nxhxw) -> dict:
+  """How many codes one flat patch gets: context noise in the tokens.
+
+  Among the patches (one per token) whose pixels all have one colour, takes
+  the commonest colour (black on Fashion-MNIST) and counts the distinct
+  codes its patches get, and the share of them that get the commonest one.
+  A tokenizer whose codes describe their patch gives 1 code and share 1.
+
+  Returns:
+    {"flat_patch_codes", "flat_patch_top_share"}; NaN without flat patches.
+  """
+  images = np.asarray(images_NxHxWx3)
+  indices = np.asarray(indices_Nxhxw)
+  n, h, w = indices.shape
+  p = images.shape[1] // h
+  patches_MxPx3 = (
+      images.reshape(n, h, p, w, p, -1)
+      .transpose(0, 1, 3, 2, 4, 5)
+      .reshape(n * h * w, p * p, -1)
+  )
+  flat_M = (patches_MxPx3 == patches_MxPx3[:, :1]).all(axis=(1, 2))
+  if not flat_M.any():
+    return {"flat_patch_codes": float("nan"), "flat_patch_top_share": float("nan")}
+  colours_Fx3 = patches_MxPx3[flat_M, 0]
+  unique_colours, inverse, counts = np.unique(
+      colours_Fx3, axis=0, return_inverse=True, return_counts=True
+  )
+  commonest = inverse.reshape(-1) == np.argmax(counts)
+  _, code_counts = np.unique(indices.reshape(-1)[flat_M][commonest], return_counts=True)
+  return {
+      "flat_patch_codes": float(len(code_counts)),
+      "flat_patch_top_share": float(code_counts.max() / code_counts.sum()),
+  }
+
+
 def psnr_per_image(a_BxHxWx3, b_BxHxWx3):
   mse_B = jnp.mean((a_BxHxWx3 - b_BxHxWx3) ** 2, axis=(1, 2, 3))
   return -10.0 * jnp.log10(jnp.maximum(mse_B, 1e-10))
@@ -258,10 +293,12 @@ class TokenizerTask:
         self._eval_params(state), self.test_source, num
     )
     usage = code_usage_stats(indices, self.config.tokenizer.codebook_size)
+    images, _ = self.test_source.get(np.arange(num))
     return {
         **{f"test_{k}": v for k, v in figures.items()},
         "test_perplexity": float(usage["perplexity"]),
         "test_codes_used": float(usage["codes_used"]),
+        **{f"test_{k}": v for k, v in flat_patch_codes(images, indices).items()},
     }
 
   def finish(self, state, workdir):
