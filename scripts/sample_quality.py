@@ -16,7 +16,8 @@ realism score and the mean map entropy (if the judge has a dense head) with
 their 95% intervals, and the judge's class accuracy. A judge fit to rate
 edits must order real test < reconstructions < stroke images and < weak
 samples, intervals apart. Writes quality.json, quality.md and samples.png
-(one class per row) to --out_dir.
+(one class per row: two real test images, their reconstructions, then
+samples) to --out_dir.
 """
 
 import argparse
@@ -173,19 +174,43 @@ def image_sets(args, data_config):
   return sets
 
 
-def save_sample_grid(images_NxHxWx3, labels_N, path: str, per_row: int = 8):
-  """The first `per_row` samples of each class, one class per row."""
-  if labels_N is None:
-    rows = images_NxHxWx3[: 4 * per_row]
+def save_sample_grid(sets: dict, path: str, per_row: int = 8, num_real: int = 2):
+  """Samples, one class per row after `num_real` real test images of the
+  class and their reconstructions (4 rows of samples when unconditional).
+
+  Args:
+    sets: row name -> (float images [N, H, W, 3], labels [N] or None).
+  """
+  samples_NxHxWx3, sample_labels_N = sets["samples"]
+  if sample_labels_N is None:
+    rows = samples_NxHxWx3[: 4 * per_row]
+    columns = per_row
   else:
+    real, labels = sets["real test images (floor)"]
+    reconstructions, _ = sets["tokenizer reconstructions"]
+    blank = np.zeros((1, *samples_NxHxWx3.shape[1:]), np.float32)
+
+    def first(images, of_class, num):
+      picked = images[of_class][:num]
+      return np.concatenate([picked, np.repeat(blank, num - len(picked), 0)])
+
     rows = np.concatenate(
-        [images_NxHxWx3[labels_N == c][:per_row] for c in np.unique(labels_N)]
+        [
+            part
+            for c in np.unique(sample_labels_N)
+            for part in (
+                first(real, labels == c, num_real),
+                first(reconstructions, labels == c, num_real),
+                first(samples_NxHxWx3, sample_labels_N == c, per_row),
+            )
+        ]
     )
+    columns = 2 * num_real + per_row
   os.makedirs(os.path.dirname(path), exist_ok=True)
   images_lib.save_png(
-      images_lib.grid(rows, per_row),
+      images_lib.grid(rows, columns),
       path,
-      scale=max(1, 128 // images_NxHxWx3.shape[1]),
+      scale=max(1, 128 // samples_NxHxWx3.shape[1]),
   )
 
 
@@ -245,7 +270,8 @@ def main(argv=None) -> dict:
   )
   reference_RxD = judge.features(reference_images)
   rows = []
-  for name, images, labels in image_sets(args, data_config):
+  sets = image_sets(args, data_config)
+  for name, images, labels in sets:
     features = judge.features(images)
     row = {
         "name": name,
@@ -264,10 +290,6 @@ def main(argv=None) -> dict:
     )
     rows.append(row)
     print(f"{name}: judge-FID {row['fid']:.2f}", flush=True)
-    if name == "samples":
-      save_sample_grid(
-          images, labels, os.path.join(args.out_dir, "samples.png")
-      )
   report = {
       "num_images": args.num_images,
       "num_reference": len(reference_RxD),
@@ -288,6 +310,11 @@ def main(argv=None) -> dict:
         by_name["samples"]["fid"] / by_name["tokenizer reconstructions"]["fid"]
     )
   os.makedirs(args.out_dir, exist_ok=True)
+  if "samples" in by_name:
+    save_sample_grid(
+        {name: (images, labels) for name, images, labels in sets},
+        os.path.join(args.out_dir, "samples.png"),
+    )
   with open(os.path.join(args.out_dir, "quality.json"), "w") as f:
     json.dump(report, f, indent=1)
   table = markdown(report)
