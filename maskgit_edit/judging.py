@@ -36,7 +36,13 @@ class Judge:
     self._features = jax.jit(
         lambda p, x: model.apply({"params": p}, x, method=model.features)
     )
-    self._logits = jax.jit(lambda p, x: model.apply({"params": p}, x))
+    # A judge trained on mirrored images (judge.flip) labels an image by
+    # its logits and its mirror's, averaged.
+    mirrored = run_config.get("judge", {}).get("flip", False)
+    self._logits = jax.jit(
+        lambda p, x: model.apply({"params": p}, x)
+        + (model.apply({"params": p}, x[:, :, ::-1]) if mirrored else 0.0)
+    )
     self._map_entropy = jax.jit(
         lambda p, x: _mean_entropy(
             model.apply({"params": p}, x, method=model.features_and_maps)[1]

@@ -83,12 +83,6 @@ def _relink(config: dict, sources: dict) -> dict:
   return config
 
 
-def _wall_seconds(run: str) -> float:
-  with open(os.path.join(run, "metrics.jsonl")) as f:
-    last = json.loads(f.read().splitlines()[-1])["time"]
-  return last - os.path.getmtime(os.path.join(run, "config.json"))
-
-
 def export_held_out(data_config, out: str) -> None:
   """The first NUM_HELD_OUT test images of Fashion-MNIST as IDX files."""
   from maskgit_edit.data import fashion_mnist  # pylint: disable=g-import-not-at-top
@@ -180,7 +174,8 @@ def model_card(run: str, out: str, data: str, check: dict) -> str:
     lines.append(
         f"| {name} | `python -m maskgit_edit.train --config "
         f"configs/{config_name(config.trainer, data)}{arg} ...` | "
-        f"{_wall_seconds(os.path.join(run, name)) / 60:.1f} min | {shown} |"
+        f"{artefacts.wall_seconds(os.path.join(run, name)) / 60:.1f} min |"
+        f" {shown} |"
     )
   lines += [
       "",

@@ -1,0 +1,227 @@
+r"""Writes docs/results.md from the runs of `scripts/main.py`.
+
+  python scripts/write_results.py [--data fashion_mnist] [--out docs/results.md]
+
+Reads, for each budget whose run folder exists (runs/<data> for the
+Quickstart, runs/<data>_reference for the reference), the trainers'
+final_metrics.json and wall times and the judge's quality table
+(quality/quality.md); from runs/<data>_pretrained the editing study
+(output/comparison.md); and any extra tokenizer runs named with --compare
+(a side-by-side of tokenizers, e.g. the convolutional encoder). Nothing is
+typed in by hand: rerun it after the runs change.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+# Runnable as `python scripts/write_results.py` without install.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=wrong-import-position
+from maskgit_edit import artefacts
+from maskgit_edit import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUDGETS = {"Quickstart": "", "reference": "_reference"}
+TRAINERS = ("tokenizer", "maskgit", "judge", "maskgit_weak", "reweight", "iterate")
+
+
+def _metrics(run: str) -> dict:
+  try:
+    return artefacts.load_final_metrics(run)
+  except FileNotFoundError:
+    return {}
+
+
+def flat_codes(tokenizer_run: str, num: int = 512) -> str:
+  """Codes of the commonest flat patch over the first `num` test images,
+  from the run's token cache (`trainers.tokenizer.flat_patch_codes`)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import data as data_lib  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.trainers import tokenizer  # pylint: disable=g-import-not-at-top
+
+  tokens, _ = artefacts.load_token_cache(tokenizer_run, "test")
+  config = artefacts.load_run_config(tokenizer_run)
+  images, _ = data_lib.get_source(config.data, "test").get(np.arange(num))
+  figures = tokenizer.flat_patch_codes(images, tokens[:num])
+  return (
+      f"{figures['flat_patch_codes']:.0f} ({figures['flat_patch_top_share']:.1%}"
+      " the commonest)"
+  )
+
+
+def _commit() -> str:
+  return (
+      subprocess.run(
+          ["git", "rev-parse", "--short", "HEAD"],
+          cwd=ROOT,
+          capture_output=True,
+          text=True,
+          check=False,
+      ).stdout.strip()
+      or "unknown"
+  )
+
+
+def model_row(name: str, folder: str) -> str:
+  """One table row: a budget's tokenizer, transformer, judge and targets."""
+  tok = _metrics(os.path.join(folder, "tokenizer"))
+  mg = _metrics(os.path.join(folder, "maskgit"))
+  judge = _metrics(os.path.join(folder, "judge"))
+  minutes = {
+      t: artefacts.wall_seconds(os.path.join(folder, t)) / 60
+      for t in TRAINERS
+      if os.path.exists(os.path.join(folder, t, "metrics.jsonl"))
+  }
+  quality_path = os.path.join(folder, "quality", "quality.json")
+  quality = json.load(open(quality_path)) if os.path.exists(quality_path) else {}
+  fmt = lambda d, k, f: f.format(d[k]) if k in d else "–"
+  return (
+      f"| {name} | {fmt(tok, 'test_psnr', '{:.2f} dB')}, perplexity"
+      f" {fmt(tok, 'test_perplexity', '{:.0f}')}, codes of the black patch:"
+      f" {flat_codes(os.path.join(folder, 'tokenizer')) if tok else '–'} |"
+      f" {fmt(mg, 'test_masked_accuracy', '{:.1%}')} (NLL"
+      f" {fmt(mg, 'test_masked_nll', '{:.2f}')}; unigram"
+      f" {fmt(mg, 'unigram_accuracy', '{:.1%}')}) |"
+      f" {fmt(judge, 'test_accuracy', '{:.1%}')} |"
+      f" {sum(minutes.values()):.1f} ("
+      + ", ".join(f"{t} {m:.1f}" for t, m in minutes.items())
+      + f") | {fmt(quality, 'accuracy_ratio', '{:.2f}')} |"
+      f" {fmt(quality, 'fid_ratio', '{:.2f}')} |"
+  )
+
+
+def tokenizer_row(run: str) -> str:
+  """A tokenizer run and the transformer trained on it (run/../maskgit)."""
+  tok = _metrics(run)
+  config = artefacts.load_run_config(run).tokenizer
+  folder = os.path.dirname(os.path.normpath(run))
+  mg = _metrics(os.path.join(folder, "maskgit"))
+  quality_path = os.path.join(folder, "quality", "quality.json")
+  rows = {}
+  if os.path.exists(quality_path):
+    rows = {r["name"]: r for r in json.load(open(quality_path))["rows"]}
+  fid = lambda name: f"{rows[name]['fid']:.2f}" if name in rows else "–"
+  get = lambda d, k, f: f.format(d[k]) if k in d else "–"
+  return (
+      f"| `{config.get('encoder_kind', 'conv')}` ({os.path.relpath(folder, ROOT)}) |"
+      f" {get(tok, 'test_perplexity', '{:.0f}')} |"
+      f" {flat_codes(run)} |"
+      f" {get(tok, 'test_psnr', '{:.2f}')} | {fid('tokenizer reconstructions')} |"
+      f" {get(mg, 'test_masked_accuracy', '{:.1%}')} /"
+      f" {get(mg, 'test_masked_nll', '{:.2f}')} | {fid('samples')} |"
+  )
+
+
+def results(data: str, compare: list[str]) -> str:
+  lines = [
+      f"# Results on `{data}`",
+      "",
+      f"Written by `python scripts/write_results.py --data {data}` at commit"
+      f" `{_commit()}` on {datetime.date.today()}, from the runs of"
+      f" `python scripts/main.py --data {data}` (Quickstart) and `... --reference`;"
+      " every figure below is read from those runs' files.",
+      "",
+      "## Models",
+      "",
+      "| budget | tokenizer (test) | transformer: test masked-token accuracy at"
+      " 50% masking | judge test accuracy | training minutes (per stage) |"
+      " sample class accuracy / real | sample judge-FID / reconstructions' |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for name, suffix in BUDGETS.items():
+    folder = os.path.join(ROOT, "runs", data + suffix)
+    if os.path.isdir(folder):
+      lines.append(model_row(name, folder))
+  lines += [
+      "",
+      "Targets: class accuracy ratio >= 0.9 and judge-FID ratio <= 2 (1,000"
+      " class-conditional samples, 100 per class). Wall times are each run's,"
+      " with whatever else ran on the machine at the time.",
+  ]
+  for name, suffix in BUDGETS.items():
+    quality = os.path.join(ROOT, "runs", data + suffix, "quality", "quality.md")
+    if os.path.exists(quality):
+      prefix = data + suffix  # main.py's figure names
+      lines += [
+          "",
+          f"## Judge validation and sample quality: {name}",
+          "",
+          "`scripts/sample_quality.py` (the `quality` stage of"
+          f" `scripts/main.py{' --reference' if suffix else ''}`). Each row"
+          " of the sample grid is one class: two real test images, their"
+          " reconstructions, then samples.",
+          "",
+          f"![{name} samples](../imgs/{prefix}_samples.png)",
+          "",
+          open(quality).read().strip(),
+      ]
+  if compare:
+    lines += [
+        "",
+        "## Tokenizers side by side",
+        "",
+        "The same data and budget, the tokenizer's encoder changed"
+        " (`--config.tokenizer.encoder_kind`); each transformer trained on"
+        " its tokenizer's codes. Codes of the black patch: distinct codes given"
+        " to the patches that are wholly black (the commonest one-colour"
+        " patch) in the first 512 test images, and the share of the commonest"
+        " code.",
+        "",
+        "| encoder (runs) | code perplexity | codes of the black patch | PSNR (dB) |"
+        " reconstructions' judge-FID | transformer masked accuracy / NLL |"
+        " samples' judge-FID |",
+        "|---|---|---|---|---|---|---|",
+        *[tokenizer_row(run) for run in compare],
+    ]
+  study = os.path.join(ROOT, "runs", f"{data}_pretrained", "output", "comparison.md")
+  if os.path.exists(study):
+    lines += [
+        "",
+        "## Editing study on the committed models",
+        "",
+        f"`python scripts/main.py --data {data} --pretrained`; from"
+        f" `runs/{data}_pretrained/output/comparison.md` (its image paths"
+        " are relative to that folder).",
+        "",
+        f"![comparison grid](../imgs/{data}_pretrained_comparison_grid.png)",
+        "",
+        f"![faithfulness vs realism](../imgs/{data}_pretrained_faithfulness_vs_realism.png)",
+        "",
+        _tables_only(open(study).read()),
+    ]
+  return "\n".join(lines).rstrip() + "\n"
+
+
+def _tables_only(markdown: str) -> str:
+  """The study's markdown without its image cells (they live in runs/)."""
+  return "\n".join(
+      line for line in markdown.splitlines() if "](cells/" not in line
+  ).strip()
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data", default=artefacts.DEFAULT_DATA)
+  parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results.md"))
+  parser.add_argument(
+      "--compare",
+      nargs="*",
+      default=[],
+      help="Tokenizer runs to compare side by side (each with a maskgit/ and"
+      " quality/ beside it, as main.py leaves them).",
+  )
+  args = parser.parse_args(argv)
+  text = results(args.data, args.compare)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, "w") as f:
+    f.write(text)
+  print(f"Wrote {args.out}")
+
+
+if __name__ == "__main__":
+  cli.run(main)
