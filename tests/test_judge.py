@@ -70,6 +70,40 @@ def test_judge_refuses_other_data_and_sizes(judge_run):
     judge.features(np.zeros((2, 32, 32, 3)))
 
 
+def test_a_judge_trained_on_mirrors_labels_an_image_with_its_mirror(
+    tmp_path,
+):
+  import jax  # pylint: disable=g-import-not-at-top
+  from conftest import tiny_config  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import train  # pylint: disable=g-import-not-at-top
+
+  config = tiny_config("judge_fashion_mnist.py", total_steps=2)
+  config.data.fashion_mnist_dir = str(tmp_path / "fm")
+  _fashion_files(tmp_path / "fm")
+  train.train_and_evaluate(config, str(tmp_path / "judge"))
+  judge = judging.Judge.from_workdir(str(tmp_path / "judge"))
+  images = np.random.default_rng(0).uniform(size=(6, 16, 16, 3))
+  logits = lambda x: judge.model.apply({"params": judge.params}, x)
+  expected = np.argmax(logits(images) + logits(images[:, :, ::-1]), -1)
+  np.testing.assert_array_equal(judge.labels(images), expected)
+  assert not np.array_equal(
+      jax.nn.softmax(logits(images)), jax.nn.softmax(logits(images[:, :, ::-1]))
+  )
+
+
+def _fashion_files(folder):
+  from maskgit_edit.data import fashion_mnist  # pylint: disable=g-import-not-at-top
+
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  for split in ("train", "test"):
+    images_name, labels_name = fashion_mnist.FILES[split]
+    fashion_mnist.write_idx(
+        str(folder / images_name), rng.integers(0, 256, (20, 28, 28))
+    )
+    fashion_mnist.write_idx(str(folder / labels_name), np.arange(20) % 10)
+
+
 def test_realism_score_is_high_inside_the_real_set_and_low_far_from_it():
   rng = np.random.default_rng(0)
   reference = rng.normal(size=(400, 4))
