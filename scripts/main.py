@@ -51,7 +51,7 @@ USER_DATA_PREFIXES = ("folder:", "tfds:")
 
 # Held-out images to stroke for editing (2 strokes each) and, separately,
 # for the judge's validation (2 strokes each, one row of the quality table).
-NUM_IMAGES = {"fashion_mnist": 128, "shapes": 64, "photos": 60, "user": 60}
+NUM_IMAGES = {"fashion_mnist": 64, "shapes": 64, "photos": 60, "user": 60}
 # Variants edited again with windowed decoding by `--windows`.
 WINDOW_VARIANTS = ("none", "sdedit", "self_fixed")
 NUM_QUALITY_IMAGES = 1000
