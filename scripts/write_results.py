@@ -7,8 +7,10 @@ Quickstart, runs/<data>_reference for the reference), the trainers'
 final_metrics.json and wall times and the judge's quality table
 (quality/quality.md); from runs/<data>_pretrained the editing study
 (output/comparison.md); and any extra tokenizer runs named with --compare
-(a side-by-side of tokenizers, e.g. the convolutional encoder). Nothing is
-typed in by hand: rerun it after the runs change.
+(a side-by-side of tokenizers, e.g. the convolutional encoder). The models
+and sample-quality tables also replace the README's block between the
+`write_results.py` markers. Nothing is typed in by hand: rerun it after the
+runs change.
 """
 
 import argparse
@@ -117,17 +119,10 @@ def tokenizer_row(run: str) -> str:
   )
 
 
-def results(data: str, compare: list[str]) -> str:
+def model_sections(data: str, image_dir: str) -> list[str]:
+  """The models table and each budget's judge validation, as markdown lines
+  (image links relative to `image_dir`'s parent)."""
   lines = [
-      f"# Results on `{data}`",
-      "",
-      f"Written by `python scripts/write_results.py --data {data}` at commit"
-      f" `{_commit()}` on {datetime.date.today()}, from the runs of"
-      f" `python scripts/main.py --data {data}` (Quickstart) and `... --reference`;"
-      " every figure below is read from those runs' files.",
-      "",
-      "## Models",
-      "",
       "| budget | tokenizer (test) | transformer: test masked-token accuracy at"
       " 50% masking | judge test accuracy | training minutes (per stage) |"
       " sample class accuracy / real | sample judge-FID / reconstructions' |",
@@ -149,17 +144,31 @@ def results(data: str, compare: list[str]) -> str:
       prefix = data + suffix  # main.py's figure names
       lines += [
           "",
-          f"## Judge validation and sample quality: {name}",
+          f"**{name}** (`python scripts/main.py --data {data}"
+          f"{' --reference' if suffix else ''}`, its `quality` stage:"
+          " `scripts/sample_quality.py`). Each row is one class: two real"
+          " test images, their reconstructions, then samples.",
           "",
-          "`scripts/sample_quality.py` (the `quality` stage of"
-          f" `scripts/main.py{' --reference' if suffix else ''}`). Each row"
-          " of the sample grid is one class: two real test images, their"
-          " reconstructions, then samples.",
-          "",
-          f"![{name} samples](../imgs/{prefix}_samples.png)",
+          f"![{name} samples]({image_dir}/{prefix}_samples.png)",
           "",
           open(quality).read().strip(),
       ]
+  return lines
+
+
+def results(data: str, compare: list[str]) -> str:
+  lines = [
+      f"# Results on `{data}`",
+      "",
+      f"Written by `python scripts/write_results.py --data {data}` at commit"
+      f" `{_commit()}` on {datetime.date.today()}, from the runs of"
+      f" `python scripts/main.py --data {data}` (Quickstart) and `... --reference`;"
+      " every figure below is read from those runs' files.",
+      "",
+      "## Models and sample quality",
+      "",
+      *model_sections(data, "../imgs"),
+  ]
   if compare:
     lines += [
         "",
@@ -204,6 +213,24 @@ def _tables_only(markdown: str) -> str:
   ).strip()
 
 
+README_BEGIN = "<!-- write_results.py: begin -->"
+README_END = "<!-- write_results.py: end -->"
+
+
+def update_readme(path: str, data: str) -> None:
+  """Replaces the README's block between the markers by the models table
+  and the sample-quality tables."""
+  with open(path) as f:
+    text = f.read()
+  if README_BEGIN not in text or README_END not in text:
+    raise ValueError(f"{path} has no {README_BEGIN} ... {README_END} block.")
+  head, rest = text.split(README_BEGIN, 1)
+  _, tail = rest.split(README_END, 1)
+  block = "\n".join(model_sections(data, "imgs"))
+  with open(path, "w") as f:
+    f.write(f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}")
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", default=artefacts.DEFAULT_DATA)
@@ -215,12 +242,21 @@ def main(argv=None):
       help="Tokenizer runs to compare side by side (each with a maskgit/ and"
       " quality/ beside it, as main.py leaves them).",
   )
+  parser.add_argument(
+      "--readme",
+      default=os.path.join(ROOT, "README.md"),
+      help="README whose marked block gets the models and quality tables"
+      " ('' for none).",
+  )
   args = parser.parse_args(argv)
   text = results(args.data, args.compare)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     f.write(text)
   print(f"Wrote {args.out}")
+  if args.readme:
+    update_readme(args.readme, args.data)
+    print(f"Updated {args.readme}")
 
 
 if __name__ == "__main__":
