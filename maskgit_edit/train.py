@@ -12,6 +12,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from maskgit_edit import cli
 from maskgit_edit import trainers
 from maskgit_edit.trainers import loop
 
@@ -38,7 +39,7 @@ def main(argv):
   # Progress lines are printed; keep library INFO chatter (orbax) out of them.
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  cli.run(train_and_evaluate, _CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

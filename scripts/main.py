@@ -413,7 +413,13 @@ def main(argv=None):
       continue
     print(f"[{name}] $ {shlex.join(command)}", flush=True)
     t0 = time.time()
-    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    returncode = subprocess.run(command, cwd=ROOT, env=env).returncode
+    if returncode:
+      # The stage printed its error; a rerun resumes where it stopped.
+      sys.exit(
+          f"[{name}] failed (exit {returncode}); fix the error above and"
+          " rerun the same command: finished stages are skipped."
+      )
     print(
         f"[{name}] finished in {time.time() - t0:.0f}s "
         f"(total {time.time() - start:.0f}s)",

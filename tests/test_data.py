@@ -233,7 +233,12 @@ def test_fashion_mnist_missing_says_how_to_install_it(tmp_path):
 
 def test_fashion_mnist_from_a_prepared_tfds_copy(tmp_path):
   tfds = pytest.importorskip("tensorflow_datasets")
-  c = config(name="fashion_mnist", fashion_mnist_dir=str(tmp_path))
+  (tmp_path / "fashion_mnist").mkdir()  # Where a prepared copy would be.
+  c = config(
+      name="fashion_mnist",
+      fashion_mnist_dir=str(tmp_path),
+      tfds_data_dir=str(tmp_path),
+  )
   with tfds.testing.mock_data(
       num_examples=4, policy=tfds.testing.MockPolicy.USE_CODE
   ):

@@ -158,6 +158,11 @@ def write_idx(path: str, array: np.ndarray) -> None:
 
 def _load_tfds(split: str, tfds_data_dir: str | None):
   """(images [N, 28, 28], labels [N]) of a prepared TFDS copy."""
+  data_dir = tfds_data_dir or os.environ.get(
+      "TFDS_DATA_DIR", os.path.expanduser("~/tensorflow_datasets")
+  )
+  if not os.path.isdir(os.path.join(data_dir, "fashion_mnist")):
+    raise FileNotFoundError(INSTALL_HINT)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   try:
