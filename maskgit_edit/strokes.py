@@ -11,7 +11,8 @@ an image region, as in SDEdit's stroke generation:
    is a moderate fraction of the image,
 4. fill that region with a flat colour: its mean colour in the original image
    ("inversion": the stroke is a realistic, flattened version of the content)
-   or a random colour clearly different from that mean ("counterfactual").
+   or a random colour clearly different from that mean ("counterfactual";
+   a grey level on grey images).
 
 Convention: images are uint8 RGB arrays of shape HxWx3 everywhere in this
 module (inputs, stroke images, PNG files); colours are uint8 RGB triples;
@@ -274,12 +275,16 @@ def region_mean_color(
 
 
 def _counterfactual_color(
-    mean_rgb: np.ndarray, rng: np.random.Generator
+    mean_rgb: np.ndarray, rng: np.random.Generator, grey: bool
 ) -> np.ndarray:
   # Rejection sampling ends quickly: even a mid-grey mean rejects only the
-  # ~11% of the RGB cube within the minimum distance.
+  # ~11% of the RGB cube (35% of the grey levels) within the minimum distance.
   while True:
-    color_rgb = rng.integers(0, 256, size=3, dtype=np.uint8)
+    color_rgb = (
+        np.repeat(rng.integers(0, 256, dtype=np.uint8), 3)
+        if grey
+        else rng.integers(0, 256, size=3, dtype=np.uint8)
+    )
     distance = np.linalg.norm((color_rgb - mean_rgb) / 255.0)
     if distance >= COUNTERFACTUAL_MIN_DISTANCE:
       return color_rgb
@@ -299,7 +304,7 @@ def fill_region(
     rng: source of randomness (counterfactual colour).
     mode: 'inversion' (region mean colour, rounded) or 'counterfactual'
       (uniform random colour at least COUNTERFACTUAL_MIN_DISTANCE from the
-      region mean).
+      region mean; a grey level when the source is grey).
 
   Returns:
     The stroke; outside the mask its image equals the source exactly.
@@ -312,7 +317,8 @@ def fill_region(
   if mode == "inversion":
     color_rgb = np.rint(mean_rgb).astype(np.uint8)
   else:
-    color_rgb = _counterfactual_color(mean_rgb, rng)
+    grey = bool((image_HxWx3 == image_HxWx3[..., :1]).all())
+    color_rgb = _counterfactual_color(mean_rgb, rng, grey)
   stroke_image_HxWx3 = image_HxWx3.copy()
   stroke_image_HxWx3[mask_HxW] = color_rgb
   return Stroke(

@@ -93,6 +93,18 @@ def test_fill_colours(images, segmentation):
       assert distance >= strokes.COUNTERFACTUAL_MIN_DISTANCE
 
 
+def test_counterfactual_strokes_on_grey_images_are_grey(images):
+  grey = np.repeat(images.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+  recs = strokes.make_strokes(grey, strokes_per_image=2, seed=0)
+  counterfactual = [r for r in recs if r.stroke.mode == "counterfactual"]
+  assert counterfactual
+  for r in counterfactual:
+    assert len(set(r.stroke.color)) == 1
+    mean = strokes.region_mean_color(grey[r.image_index], r.stroke.mask)
+    distance = np.linalg.norm((np.array(r.stroke.color) - mean) / 255)
+    assert distance >= strokes.COUNTERFACTUAL_MIN_DISTANCE
+
+
 def test_stroke_is_a_flat_region_of_admissible_area():
   image = two_colour_image()
   (record,) = strokes.make_strokes(
