@@ -179,7 +179,9 @@ def _null_class_guided(
     logits_fn, layout: TokenLayout, class_guidance: float, position_ids_BxL
 ):
   """Classifier-free guidance against the null class: 2 passes a step."""
-  twice = lambda x: None if x is None else jnp.tile(x, (2,) + (1,) * (x.ndim - 1))
+  twice = (
+      lambda x: None if x is None else jnp.tile(x, (2,) + (1,) * (x.ndim - 1))
+  )
 
   def guided_fn(input_ids_BxL, guide_ids_BxL, guide_scale_B):
     batch = input_ids_BxL.shape[0]

@@ -134,7 +134,9 @@ def export_run(
 def config_name(trainer: str, data: str) -> str:
   """The config file of a trainer's reference run (the fine-tunes' configs
   serve every data set)."""
-  return f"{trainer}_{'shapes' if trainer in ('reweight', 'iterate') else data}.py"
+  return (
+      f"{trainer}_{'shapes' if trainer in ('reweight', 'iterate') else data}.py"
+  )
 
 
 def model_card(run: str, out: str, data: str, check: dict) -> str:

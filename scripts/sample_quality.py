@@ -174,7 +174,9 @@ def image_sets(args, data_config):
   return sets
 
 
-def save_sample_grid(sets: dict, path: str, per_row: int = 8, num_real: int = 2):
+def save_sample_grid(
+    sets: dict, path: str, per_row: int = 8, num_real: int = 2
+):
   """Samples, one class per row after `num_real` real test images of the
   class and their reconstructions (4 rows of samples when unconditional).
 

@@ -29,7 +29,14 @@ from maskgit_edit import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGETS = {"Quickstart": "", "reference": "_reference"}
-TRAINERS = ("tokenizer", "maskgit", "judge", "maskgit_weak", "reweight", "iterate")
+TRAINERS = (
+    "tokenizer",
+    "maskgit",
+    "judge",
+    "maskgit_weak",
+    "reweight",
+    "iterate",
+)
 
 
 def _metrics(run: str) -> dict:
@@ -80,7 +87,9 @@ def model_row(name: str, folder: str) -> str:
       if os.path.exists(os.path.join(folder, t, "metrics.jsonl"))
   }
   quality_path = os.path.join(folder, "quality", "quality.json")
-  quality = json.load(open(quality_path)) if os.path.exists(quality_path) else {}
+  quality = (
+      json.load(open(quality_path)) if os.path.exists(quality_path) else {}
+  )
   fmt = lambda d, k, f: f.format(d[k]) if k in d else "–"
   return (
       f"| {name} | {fmt(tok, 'test_psnr', '{:.2f} dB')}, perplexity"
@@ -187,7 +196,9 @@ def results(data: str, compare: list[str]) -> str:
         "|---|---|---|---|---|---|---|",
         *[tokenizer_row(run) for run in compare],
     ]
-  study = os.path.join(ROOT, "runs", f"{data}_pretrained", "output", "comparison.md")
+  study = os.path.join(
+      ROOT, "runs", f"{data}_pretrained", "output", "comparison.md"
+  )
   if os.path.exists(study):
     lines += [
         "",

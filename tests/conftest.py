@@ -39,9 +39,7 @@ def pretrained_test_images(num: int):
   from maskgit_edit import data
   from maskgit_edit import images as images_lib
 
-  config = artefacts.load_run_config(
-      artefacts.pretrained_runs()["tokenizer"]
-  )
+  config = artefacts.load_run_config(artefacts.pretrained_runs()["tokenizer"])
   images, labels = data.get_source(config.data, "test").get(np.arange(num))
   return images_lib.to_float(images), labels
 

@@ -191,7 +191,9 @@ def test_fashion_mnist_pads_to_three_grey_channels(tmp_path):
   assert source.class_names[9] == "ankle boot"
   assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
   np.testing.assert_array_equal(images[..., 0], images[..., 2])
-  np.testing.assert_array_equal(images[:, 2:30, 2:30, 1], images_Nx28x28[[3, 0]])
+  np.testing.assert_array_equal(
+      images[:, 2:30, 2:30, 1], images_Nx28x28[[3, 0]]
+  )
   assert not images[:, :2].any() and not images[:, :, 30:].any()
   np.testing.assert_array_equal(labels, labels_N[[3, 0]])
   assert labels.dtype == np.int32
@@ -214,10 +216,14 @@ def test_fashion_mnist_corrupt_or_truncated_files_are_named(tmp_path):
   raw = gzip.decompress(images_path.read_bytes())
   images_path.write_bytes(gzip.compress(raw[:-10]))
   c = config(name="fashion_mnist", fashion_mnist_dir=str(folder))
-  with pytest.raises(ValueError, match=f"Corrupt Fashion-MNIST file.*{images_path.name}"):
+  with pytest.raises(
+      ValueError, match=f"Corrupt Fashion-MNIST file.*{images_path.name}"
+  ):
     data.get_source(c, "test")
   images_path.write_bytes(b"not gzip at all")
-  with pytest.raises(ValueError, match=f"Corrupt Fashion-MNIST file.*{images_path.name}"):
+  with pytest.raises(
+      ValueError, match=f"Corrupt Fashion-MNIST file.*{images_path.name}"
+  ):
     data.get_source(c, "test")
 
 
@@ -227,7 +233,9 @@ def test_fashion_mnist_missing_says_how_to_install_it(tmp_path):
       fashion_mnist_dir=str(tmp_path),
       tfds_data_dir=str(tmp_path),
   )
-  with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+  with pytest.raises(
+      FileNotFoundError, match="apt-get install dataset-fashion-mnist"
+  ):
     data.get_source(c, "train")
 
 

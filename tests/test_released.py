@@ -393,7 +393,9 @@ def test_edit_cli_takes_config_and_flags_override_it(runs, scene, tmp_path):
       f"--out={tmp_path / 'edited.png'}",
   ]
   # The config's label (207) and run folders are ImageNet's: flags must replace them.
-  with pytest.raises(ValueError, match="Label 207 is not a class of this model: 0 to "):
+  with pytest.raises(
+      ValueError, match="Label 207 is not a class of this model: 0 to "
+  ):
     _run_cli(argv + [f"--tokenizer_workdir={runs['tokenizer']}"])
   with pytest.raises(cli.USER_ERRORS, match="runs/imagenet256/tokenizer"):
     _run_cli(argv + [f"--label={label}"])

@@ -78,7 +78,9 @@ class Judge(nn.Module):
     return self.head(features), maps
 
 
-def map_side(image_size: int, widths: Sequence[int], patch_size: int = 1) -> int:
+def map_side(
+    image_size: int, widths: Sequence[int], patch_size: int = 1
+) -> int:
   """Side of the dense head's grid."""
   return image_size // patch_size // 2 ** (len(widths) - 2)
 

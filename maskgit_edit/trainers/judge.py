@@ -80,7 +80,9 @@ class JudgeTask:
       # Mirrored garments are garments of the same class.
       flip_B = jax.random.bernoulli(rng, 0.5, images_BxHxWx3.shape[:1])
       images_BxHxWx3 = jnp.where(
-          flip_B[:, None, None, None], images_BxHxWx3[:, :, ::-1], images_BxHxWx3
+          flip_B[:, None, None, None],
+          images_BxHxWx3[:, :, ::-1],
+          images_BxHxWx3,
       )
 
     def loss_fn(params):

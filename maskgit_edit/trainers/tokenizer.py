@@ -52,13 +52,18 @@ def flat_patch_codes(images_NxHxWx3, indices_Nxhxw) -> dict:
   )
   flat_M = (patches_MxPx3 == patches_MxPx3[:, :1]).all(axis=(1, 2))
   if not flat_M.any():
-    return {"flat_patch_codes": float("nan"), "flat_patch_top_share": float("nan")}
+    return {
+        "flat_patch_codes": float("nan"),
+        "flat_patch_top_share": float("nan"),
+    }
   colours_Fx3 = patches_MxPx3[flat_M, 0]
   unique_colours, inverse, counts = np.unique(
       colours_Fx3, axis=0, return_inverse=True, return_counts=True
   )
   commonest = inverse.reshape(-1) == np.argmax(counts)
-  _, code_counts = np.unique(indices.reshape(-1)[flat_M][commonest], return_counts=True)
+  _, code_counts = np.unique(
+      indices.reshape(-1)[flat_M][commonest], return_counts=True
+  )
   return {
       "flat_patch_codes": float(len(code_counts)),
       "flat_patch_top_share": float(code_counts.max() / code_counts.sum()),
@@ -298,7 +303,9 @@ class TokenizerTask:
         **{f"test_{k}": v for k, v in figures.items()},
         "test_perplexity": float(usage["perplexity"]),
         "test_codes_used": float(usage["codes_used"]),
-        **{f"test_{k}": v for k, v in flat_patch_codes(images, indices).items()},
+        **{
+            f"test_{k}": v for k, v in flat_patch_codes(images, indices).items()
+        },
     }
 
   def finish(self, state, workdir):
