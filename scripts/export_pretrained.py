@@ -134,9 +134,8 @@ def export_run(
 def config_name(trainer: str, data: str) -> str:
   """The config file of a trainer's reference run (the fine-tunes' configs
   serve every data set)."""
-  return (
-      f"{trainer}_{'shapes' if trainer in ('reweight', 'iterate') else data}.py"
-  )
+  fine_tune = trainer in ("reweight", "iterate")
+  return f"{trainer}.py" if fine_tune else f"{trainer}_{data}.py"
 
 
 def model_card(run: str, out: str, data: str, check: dict) -> str:

@@ -91,17 +91,12 @@ def data_overrides(data: str, trainer: str) -> list[str]:
 
 
 def _config(trainer: str, data: str, arg: str) -> str:
-  # A user's images take the photos configs. The fine-tunes read only the
-  # runs they build on, so their shapes configs serve every data set.
+  # A user's images take the photos configs; the fine-tunes' configs serve
+  # every data set.
   name = trainer.removesuffix("_weak")
-  dataset = (
-      "shapes"
-      if name in DATA_FREE_TRAINERS
-      else {"user": "photos"}.get(data_kind(data), data)
-  )
-  return os.path.join("configs", f"{name}_{dataset}.py") + (
-      f":{arg}" if arg else ""
-  )
+  dataset = {"user": "photos"}.get(data_kind(data), data)
+  file = f"{name}.py" if name in DATA_FREE_TRAINERS else f"{name}_{dataset}.py"
+  return os.path.join("configs", file) + (f":{arg}" if arg else "")
 
 
 def _train(runs, trainer, data, arg, **links):

@@ -198,7 +198,7 @@ def _loss_before_after(config, workdir):
 @pytest.mark.parametrize("source", ["strokes", "samples"])
 def test_reweight_lowers_its_loss_and_moves_k(tiny_runs, tmp_path, source):
   config = tiny_config(
-      "reweight_shapes.py",
+      "reweight.py",
       transformer_workdir=tiny_runs["maskgit"],
       total_steps=10,
   )
@@ -220,7 +220,7 @@ def test_iterate_lowers_its_loss_and_loads_for_editing(
     tiny_runs, tmp_path, batch
 ):
   config = tiny_config(
-      "iterate_shapes.py",
+      "iterate.py",
       transformer_workdir=tiny_runs["maskgit"],
       total_steps=10,
   )

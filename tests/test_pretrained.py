@@ -22,15 +22,13 @@ def exported(tiny_runs, tmp_path_factory):
   """The tiny runs plus tiny judge / reweight / iterate runs, exported."""
   root = tmp_path_factory.mktemp("runs")
   runs = {name: tiny_runs[name] for name in ("tokenizer", "maskgit")}
-  for name, links in (
-      ("judge", {}),
-      ("reweight", {"transformer_workdir": runs["maskgit"]}),
-      ("iterate", {"transformer_workdir": runs["maskgit"]}),
+  for name, config, links in (
+      ("judge", "judge_shapes.py", {}),
+      ("reweight", "reweight.py", {"transformer_workdir": runs["maskgit"]}),
+      ("iterate", "iterate.py", {"transformer_workdir": runs["maskgit"]}),
   ):
     runs[name] = str(root / name)
-    train.train_and_evaluate(
-        tiny_config(f"{name}_shapes.py", **links), runs[name]
-    )
+    train.train_and_evaluate(tiny_config(config, **links), runs[name])
   for name, workdir in runs.items():  # The exporter reads one run folder.
     if not os.path.exists(root / name):
       os.symlink(workdir, root / name)
