@@ -128,7 +128,7 @@ def tokenizer_row(run: str) -> str:
   )
 
 
-def model_sections(data: str, image_dir: str) -> list[str]:
+def model_sections(runs_dir: str, data: str, image_dir: str) -> list[str]:
   """The models table and each budget's judge validation, as markdown lines
   (image links relative to `image_dir`'s parent)."""
   lines = [
@@ -138,7 +138,7 @@ def model_sections(data: str, image_dir: str) -> list[str]:
       "|---|---|---|---|---|---|---|",
   ]
   for name, suffix in BUDGETS.items():
-    folder = os.path.join(ROOT, "runs", data + suffix)
+    folder = os.path.join(runs_dir, data + suffix)
     if os.path.isdir(folder):
       lines.append(model_row(name, folder))
   lines += [
@@ -148,7 +148,7 @@ def model_sections(data: str, image_dir: str) -> list[str]:
       " with whatever else ran on the machine at the time.",
   ]
   for name, suffix in BUDGETS.items():
-    quality = os.path.join(ROOT, "runs", data + suffix, "quality", "quality.md")
+    quality = os.path.join(runs_dir, data + suffix, "quality", "quality.md")
     if os.path.exists(quality):
       prefix = data + suffix  # main.py's figure names
       lines += [
@@ -165,7 +165,7 @@ def model_sections(data: str, image_dir: str) -> list[str]:
   return lines
 
 
-def results(data: str, compare: list[str]) -> str:
+def results(runs_dir: str, data: str, compare: list[str]) -> str:
   lines = [
       f"# Results on `{data}`",
       "",
@@ -176,7 +176,7 @@ def results(data: str, compare: list[str]) -> str:
       "",
       "## Models and sample quality",
       "",
-      *model_sections(data, "../imgs"),
+      *model_sections(runs_dir, data, "../imgs"),
   ]
   if compare:
     lines += [
@@ -197,7 +197,7 @@ def results(data: str, compare: list[str]) -> str:
         *[tokenizer_row(run) for run in compare],
     ]
   study = os.path.join(
-      ROOT, "runs", f"{data}_pretrained", "output", "comparison.md"
+      runs_dir, f"{data}_pretrained", "output", "comparison.md"
   )
   if os.path.exists(study):
     lines += [
@@ -228,7 +228,7 @@ README_BEGIN = "<!-- write_results.py: begin -->"
 README_END = "<!-- write_results.py: end -->"
 
 
-def update_readme(path: str, data: str) -> None:
+def update_readme(path: str, runs_dir: str, data: str) -> None:
   """Replaces the README's block between the markers by the models table
   and the sample-quality tables."""
   with open(path) as f:
@@ -237,7 +237,7 @@ def update_readme(path: str, data: str) -> None:
     raise ValueError(f"{path} has no {README_BEGIN} ... {README_END} block.")
   head, rest = text.split(README_BEGIN, 1)
   _, tail = rest.split(README_END, 1)
-  block = "\n".join(model_sections(data, "imgs"))
+  block = "\n".join(model_sections(runs_dir, data, "imgs"))
   with open(path, "w") as f:
     f.write(f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}")
 
@@ -245,6 +245,11 @@ def update_readme(path: str, data: str) -> None:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", default=artefacts.DEFAULT_DATA)
+  parser.add_argument(
+      "--runs_dir",
+      default=os.path.join(ROOT, "runs"),
+      help="Where main.py left the runs (<data>, <data>_reference, ...).",
+  )
   parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results.md"))
   parser.add_argument(
       "--compare",
@@ -260,13 +265,13 @@ def main(argv=None):
       " ('' for none).",
   )
   args = parser.parse_args(argv)
-  text = results(args.data, args.compare)
+  text = results(args.runs_dir, args.data, args.compare)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     f.write(text)
   print(f"Wrote {args.out}")
   if args.readme:
-    update_readme(args.readme, args.data)
+    update_readme(args.readme, args.runs_dir, args.data)
     print(f"Updated {args.readme}")
 
 

@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from maskgit_edit.data import fashion_mnist
 from maskgit_edit.data import shapes
 
 from conftest import ROOT
@@ -42,6 +44,55 @@ def test_quick_pipeline_on_a_folder_of_images(tmp_path):
   results = json.loads((workdir / "edits" / "results.json").read_text())
   assert results["num_strokes"] == 8
   assert (workdir / "imgs" / "folder_pics_quick_comparison_grid.png").exists()
+
+
+@pytest.mark.skipif(
+    not os.path.exists(fashion_mnist.DEBIAN_DIR),
+    reason="dataset-fashion-mnist is not installed",
+)
+def test_quick_pipeline_on_fashion_mnist_and_its_results_page(tmp_path):
+  runs = tmp_path / "runs"
+  result = subprocess.run(
+      [
+          sys.executable,
+          "scripts/main.py",
+          "--quick",
+          f"--workdir={runs / 'fashion_mnist'}",
+      ],
+      cwd=ROOT,
+      text=True,
+      capture_output=True,
+      timeout=900,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  config = json.loads((runs / "fashion_mnist/maskgit/config.json").read_text())
+  assert config["model"]["class_conditional"] is True
+  assert config["model"]["class_dropout"] > 0
+  assert (runs / "fashion_mnist/quality/quality.md").exists()
+  readme = tmp_path / "README.md"
+  readme.write_text(
+      "intro\n<!-- write_results.py: begin -->\nold\n"
+      "<!-- write_results.py: end -->\nrest\n"
+  )
+  write = subprocess.run(
+      [
+          sys.executable,
+          "scripts/write_results.py",
+          f"--runs_dir={runs}",
+          f"--out={tmp_path / 'results.md'}",
+          f"--readme={readme}",
+      ],
+      cwd=ROOT,
+      text=True,
+      capture_output=True,
+      env=dict(os.environ, JAX_PLATFORMS="cpu"),
+  )
+  assert write.returncode == 0, write.stderr[-3000:]
+  text = readme.read_text()
+  assert text.startswith("intro\n") and text.endswith("rest\n")
+  assert "old" not in text and "| Quickstart |" in text
+  assert "judge-FID" in (tmp_path / "results.md").read_text()
 
 
 def test_window_study_stages_pair_every_run_with_the_full_decode():
