@@ -17,11 +17,7 @@ ARGS = ("", "reference", "runlocal")
 
 
 def get_config(arg: str = ""):
-  if arg not in ARGS:
-    raise ValueError(
-        f"Unknown config argument {arg!r}; expected one of "
-        f"{', '.join(map(repr, ARGS))}."
-    )
+  config_defaults.check_arg(arg, ARGS)
   c = config_defaults.base("iterate", total_steps=100, batch_size=8)
   c.transformer_workdir = "runs/fashion_mnist/maskgit"
   c.mvtm = dict(schedule="cosine", label_smoothing=0.1)

@@ -18,11 +18,7 @@ ARGS = ("", "reference", "runlocal")
 
 
 def get_config(arg: str = ""):
-  if arg not in ARGS:
-    raise ValueError(
-        f"Unknown config argument {arg!r}; expected one of "
-        f"{', '.join(map(repr, ARGS))}."
-    )
+  config_defaults.check_arg(arg, ARGS)
   # 32 sequences of 65 tokens (8x8 + class) per step.
   c = config_defaults.base("maskgit", total_steps=1800, batch_size=32)
   c.tokenizer_workdir = "runs/shapes/tokenizer"

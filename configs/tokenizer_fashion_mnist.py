@@ -16,11 +16,7 @@ ARGS = ("", "reference", "runlocal")
 
 
 def get_config(arg: str = ""):
-  if arg not in ARGS:
-    raise ValueError(
-        f"Unknown config argument {arg!r}; expected one of "
-        f"{', '.join(map(repr, ARGS))}."
-    )
+  config_defaults.check_arg(arg, ARGS)
   c = config_defaults.base("tokenizer", total_steps=4000, batch_size=8)
   c.data.name = "fashion_mnist"
   c.tokenizer = config_defaults.tokenizer(

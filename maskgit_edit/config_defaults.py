@@ -9,6 +9,15 @@ from ml_collections import config_dict
 from maskgit_edit import data
 
 
+def check_arg(arg: str, args: tuple[str, ...]) -> None:
+  """Raises ValueError unless `arg` is one of a config file's arguments."""
+  if arg not in args:
+    raise ValueError(
+        f"Unknown config argument {arg!r}; expected one of "
+        f"{', '.join(map(repr, args))}."
+    )
+
+
 def base(
     trainer: str, *, total_steps: int, batch_size: int, seed: int = 0
 ) -> ml_collections.ConfigDict:
