@@ -98,6 +98,21 @@ def test_committed_weights_keep_their_recorded_accuracy():
   )
 
 
+def test_committed_models_edit_without_the_dataset(monkeypatch):
+  from maskgit_edit import data as data_lib  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.data import fashion_mnist  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", "/no/dataset/here")
+  monkeypatch.setenv("TFDS_DATA_DIR", "/no/dataset/here")
+  runs = artefacts.pretrained_runs()
+  for name in ("tokenizer", "judge"):
+    config = artefacts.load_run_config(runs[name]).data
+    test = data_lib.get_source(config, "test")
+    assert len(test) == export.NUM_HELD_OUT
+    with pytest.raises(FileNotFoundError, match="apt-get install"):
+      data_lib.get_source(config, "train")
+
+
 def jax_leaves(tree):
   import jax  # pylint: disable=g-import-not-at-top
 
