@@ -26,17 +26,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 from maskgit_edit import artefacts
 from maskgit_edit import cli
+from maskgit_edit import config_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGETS = {"Quickstart": "", "reference": "_reference"}
-TRAINERS = (
-    "tokenizer",
-    "maskgit",
-    "judge",
-    "maskgit_weak",
-    "reweight",
-    "iterate",
-)
+# The runs of scripts/main.py, in its order.
+TRAINERS = config_defaults.load_module(
+    os.path.join(ROOT, "scripts", "main.py")
+).TRAINERS
 
 
 def _metrics(run: str) -> dict:
