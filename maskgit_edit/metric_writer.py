@@ -34,8 +34,13 @@ class MetricWriter:
     if not self._active:
       return
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    text = config.to_json_best_effort(indent=2)
+    config_path = os.path.join(workdir, "config.json")
+    # A resumed run keeps its config.json, whose time marks the run's start
+    # (`artefacts.wall_seconds`).
+    if not os.path.exists(config_path) or open(config_path).read() != text:
+      with open(config_path, "w") as f:
+        f.write(text)
     mode = (wandb_config or {}).get("mode", "disabled")
     if mode not in ("disabled", "offline", "online"):
       raise ValueError(
