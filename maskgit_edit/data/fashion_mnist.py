@@ -152,7 +152,10 @@ def write_idx(path: str, array: np.ndarray) -> None:
   header = (0x0800 + array.ndim).to_bytes(4, "big") + b"".join(
       n.to_bytes(4, "big") for n in array.shape
   )
-  with gzip.open(path, "wb") as f:
+  # mtime=0: the same array gives the same bytes (committed copies).
+  with open(path, "wb") as raw, gzip.GzipFile(
+      fileobj=raw, mode="wb", mtime=0
+  ) as f:
     f.write(header + array.tobytes())
 
 
