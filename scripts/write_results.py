@@ -215,9 +215,12 @@ def results(runs_dir: str, data: str, compare: list[str]) -> str:
 
 
 def _tables_only(markdown: str) -> str:
-  """The study's markdown without its image cells (they live in runs/)."""
+  """The study's markdown under this page's heading, without its images
+  (the grid and the plot are shown above; its cells live in runs/)."""
   return "\n".join(
-      line for line in markdown.splitlines() if "](cells/" not in line
+      "##" + line if line.startswith("#") else line
+      for line in markdown.splitlines()
+      if "](cells/" not in line and "![" not in line
   ).strip()
 
 
