@@ -79,9 +79,10 @@ def released_sections(image_size: int) -> ml_collections.ConfigDict:
 def fine_tune_config(
     image_size: int, trainer: str
 ) -> ml_collections.ConfigDict:
-  """The shapes `reweight` / `iterate` recipe on the imported released run."""
+  """The `reweight` / `iterate` recipe (configs/reweight.py, iterate.py) on
+  the imported released run."""
   recipe = os.path.join(
-      os.path.dirname(os.path.abspath(__file__)), f"{trainer}_shapes.py"
+      os.path.dirname(os.path.abspath(__file__)), f"{trainer}.py"
   )
   c = config_defaults.load(recipe)
   c.transformer_workdir = f"runs/imagenet{image_size}/maskgit"

@@ -170,7 +170,9 @@ def test_bad_requests_leave_the_server_usable(session):
   try:
     with urllib.request.urlopen(url + "/api/info", timeout=60) as response:
       info = json.loads(response.read())
-    assert info["image_size"] == SIZE and info["class_names"][0] == "circle"
+    assert (
+        info["image_size"] == SIZE and info["class_names"][0] == "T-shirt/top"
+    )
     source = post("/api/source", {"kind": "test", "index": 0})[1]["png"]
     empty = png_b64(np.zeros((SIZE, SIZE, 4)), "RGBA")
     for body, words in (

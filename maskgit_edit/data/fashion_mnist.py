@@ -153,9 +153,10 @@ def write_idx(path: str, array: np.ndarray) -> None:
       n.to_bytes(4, "big") for n in array.shape
   )
   # mtime=0: the same array gives the same bytes (committed copies).
-  with open(path, "wb") as raw, gzip.GzipFile(
-      fileobj=raw, mode="wb", mtime=0
-  ) as f:
+  with (
+      open(path, "wb") as raw,
+      gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f,
+  ):
     f.write(header + array.tobytes())
 
 
