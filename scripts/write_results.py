@@ -60,6 +60,16 @@ def flat_codes(tokenizer_run: str, num: int = 512) -> str:
   )
 
 
+def _quality(folder: str) -> dict:
+  """The quality.json of a pipeline folder ({} before its quality stage)."""
+  path = os.path.join(folder, "quality", "quality.json")
+  return json.load(open(path)) if os.path.exists(path) else {}
+
+
+def _figure(figures: dict, key: str, fmt: str) -> str:
+  return fmt.format(figures[key]) if key in figures else "–"
+
+
 def _commit() -> str:
   return (
       subprocess.run(
@@ -83,23 +93,19 @@ def model_row(name: str, folder: str) -> str:
       for t in TRAINERS
       if os.path.exists(os.path.join(folder, t, "metrics.jsonl"))
   }
-  quality_path = os.path.join(folder, "quality", "quality.json")
-  quality = (
-      json.load(open(quality_path)) if os.path.exists(quality_path) else {}
-  )
-  fmt = lambda d, k, f: f.format(d[k]) if k in d else "–"
+  quality = _quality(folder)
   return (
-      f"| {name} | {fmt(tok, 'test_psnr', '{:.2f} dB')}, perplexity"
-      f" {fmt(tok, 'test_perplexity', '{:.0f}')}, codes of the black patch:"
+      f"| {name} | {_figure(tok, 'test_psnr', '{:.2f} dB')}, perplexity"
+      f" {_figure(tok, 'test_perplexity', '{:.0f}')}, codes of the black patch:"
       f" {flat_codes(os.path.join(folder, 'tokenizer')) if tok else '–'} |"
-      f" {fmt(mg, 'test_masked_accuracy', '{:.1%}')} (NLL"
-      f" {fmt(mg, 'test_masked_nll', '{:.2f}')}; unigram"
-      f" {fmt(mg, 'unigram_accuracy', '{:.1%}')}) |"
-      f" {fmt(judge, 'test_accuracy', '{:.1%}')} |"
+      f" {_figure(mg, 'test_masked_accuracy', '{:.1%}')} (NLL"
+      f" {_figure(mg, 'test_masked_nll', '{:.2f}')}; unigram"
+      f" {_figure(mg, 'unigram_accuracy', '{:.1%}')}) |"
+      f" {_figure(judge, 'test_accuracy', '{:.1%}')} |"
       f" {sum(minutes.values()):.1f} ("
       + ", ".join(f"{t} {m:.1f}" for t, m in minutes.items())
-      + f") | {fmt(quality, 'accuracy_ratio', '{:.2f}')} |"
-      f" {fmt(quality, 'fid_ratio', '{:.2f}')} |"
+      + f") | {_figure(quality, 'accuracy_ratio', '{:.2f}')} |"
+      f" {_figure(quality, 'fid_ratio', '{:.2f}')} |"
   )
 
 
@@ -109,19 +115,15 @@ def tokenizer_row(run: str) -> str:
   config = artefacts.load_run_config(run).tokenizer
   folder = os.path.dirname(os.path.normpath(run))
   mg = _metrics(os.path.join(folder, "maskgit"))
-  quality_path = os.path.join(folder, "quality", "quality.json")
-  rows = {}
-  if os.path.exists(quality_path):
-    rows = {r["name"]: r for r in json.load(open(quality_path))["rows"]}
-  fid = lambda name: f"{rows[name]['fid']:.2f}" if name in rows else "–"
-  get = lambda d, k, f: f.format(d[k]) if k in d else "–"
+  rows = {r["name"]: r for r in _quality(folder).get("rows", [])}
+  fid = lambda name: _figure(rows.get(name, {}), "fid", "{:.2f}")
   return (
       f"| `{config.get('encoder_kind', 'conv')}` ({os.path.relpath(folder, ROOT)}) |"
-      f" {get(tok, 'test_perplexity', '{:.0f}')} |"
+      f" {_figure(tok, 'test_perplexity', '{:.0f}')} |"
       f" {flat_codes(run)} |"
-      f" {get(tok, 'test_psnr', '{:.2f}')} | {fid('tokenizer reconstructions')} |"
-      f" {get(mg, 'test_masked_accuracy', '{:.1%}')} /"
-      f" {get(mg, 'test_masked_nll', '{:.2f}')} | {fid('samples')} |"
+      f" {_figure(tok, 'test_psnr', '{:.2f}')} | {fid('tokenizer reconstructions')} |"
+      f" {_figure(mg, 'test_masked_accuracy', '{:.1%}')} /"
+      f" {_figure(mg, 'test_masked_nll', '{:.2f}')} | {fid('samples')} |"
   )
 
 
