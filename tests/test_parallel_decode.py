@@ -392,3 +392,22 @@ def test_null_class_guidance_runs_two_passes_against_the_null_class():
     )
   with pytest.raises(ValueError, match="null class needs a class-cond"):
     TokenLayout(6, 3, 2, class_conditional=False, null_class=True)
+
+
+@pytest.mark.parametrize(
+    "schedule", ["cosine", "linear", "square", "pow3", "log", "exp"]
+)
+def test_sdedit_ends_are_exact_under_every_schedule(schedule):
+  """Strength 1 re-masks all of E (the unguided decode), strength 0 none."""
+  from maskgit_edit.decoding import guidance as guidance_lib
+
+  edited_BxN = np.random.default_rng(1).random((4, 64)) < 0.3
+  edited_BxN[3] = False
+  edited_BxN[3, 7] = True  # A one-token edit.
+  for strength, kept in ((1.0, np.zeros_like(edited_BxN)), (0.0, edited_BxN)):
+    np.testing.assert_array_equal(
+        guidance_lib.sdedit_keep(
+            jax.random.key(0), np.full(4, strength), edited_BxN, schedule
+        ),
+        kept,
+    )

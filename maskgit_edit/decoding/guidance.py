@@ -112,10 +112,16 @@ def sdedit_keep(rng, strength_B, edited_BxN, schedule: str):
   )
   ranks_BxN = jnp.argsort(jnp.argsort(scores_BxN, axis=-1), axis=-1)
   num_edited_B = jnp.sum(edited_BxN, axis=-1)
+  # The ends are exact under every schedule: "exp" gives 1 - 1/N at ratio
+  # 0, which would keep one stroke token at strength 1.
   share_B = jnp.where(
-      strength_B > 0,
-      schedules.mask_ratio(1.0 - strength_B, schedule, num_edited_B),
-      0.0,
+      strength_B >= 1,
+      1.0,
+      jnp.where(
+          strength_B > 0,
+          schedules.mask_ratio(1.0 - strength_B, schedule, num_edited_B),
+          0.0,
+      ),
   )
   num_remask_B = jnp.ceil(share_B * num_edited_B - 1e-4)
   return edited_BxN & (ranks_BxN >= num_remask_B[:, None])
