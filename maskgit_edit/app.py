@@ -288,6 +288,15 @@ class EditSession:
     data_config = artefacts.load_run_config(tokenizer_workdir).get("data")
     return cls(editor, data_config, run_flags)
 
+  def missing_run(self, variant: str) -> str | None:
+    """The trainer whose run `variant` needs and this session lacks."""
+    needs = {
+        "self_learned": ("reweight", self.editor.kernels["self_learned"]),
+        "iterative": ("iterate", self.editor.iterative_params),
+    }
+    trainer, artefact = needs.get(variant, (None, True))
+    return trainer if artefact is None else None
+
   def info(self) -> dict:
     return {
         "image_size": self.image_size,
@@ -302,8 +311,7 @@ class EditSession:
                 "min": lo,
                 "max": hi,
                 "default": default,
-                "available": v != "self_learned"
-                or self.editor.kernels["self_learned"] is not None,
+                "available": self.missing_run(v) is None,
             }
             for v, (lo, hi, default) in KNOB_RANGES.items()
         ],
@@ -356,6 +364,12 @@ class EditSession:
   def edit(self, body: dict) -> dict:
     """Runs the edit the page asks for (see the module docstring)."""
     request = EditRequest.parse(body, self.layout)
+    missing = self.missing_run(request.variant)
+    if missing:
+      raise RequestError(
+          f"Variant {request.variant!r} needs a run of the {missing} "
+          "trainer, which this page was not started with."
+      )
     source = np.asarray(
         decode_png(body.get("source"), "source").convert("RGB"), np.uint8
     )

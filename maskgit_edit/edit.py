@@ -95,7 +95,7 @@ class Editor:
     layout: `models.TokenLayout` of the transformer.
     settings: `EditSettings`.
     iterative_params: transformer params tuned by `iterate` (variant
-      "iterative"; the base params are used when None).
+      "iterative", which is an error without them).
     learned_kernel: K [C, C] trained by `reweight` ("self_learned").
     """
     self.tokenizer, self.tokenizer_params = tokenizer, tokenizer_params
@@ -198,7 +198,7 @@ class Editor:
   def detokenize(self, tokens_Bxhxw):
     return self._tokenizer.detokenize(tokens_Bxhxw)
 
-  def _variant_inputs(self, variant):
+  def _variant_inputs(self, variant, tuned):
     kernel = self.kernels.get(variant)
     if variant == "self_learned" and kernel is None:
       raise ValueError(
@@ -207,10 +207,14 @@ class Editor:
       )
     if kernel is None:
       kernel = np.zeros((self.layout.codebook_size,) * 2, np.float32)
-    params = self.params
-    if variant == "iterative" and self.iterative_params is not None:
-      params = self.iterative_params
-    return params, kernel
+    if tuned is None:
+      tuned = variant == "iterative"
+    if tuned and self.iterative_params is None:
+      raise ValueError(
+          f"Variant {variant!r} decoded by the tuned transformer needs the "
+          "run of the iterate trainer (iterate_workdir)."
+      )
+    return (self.iterative_params if tuned else self.params), kernel
 
   def edit(
       self,
@@ -225,6 +229,7 @@ class Editor:
       source_tokens_Bxhxw=None,
       return_history: bool = False,
       window: int | None | str = "settings",
+      tuned: bool | None = None,
   ):
     """Edits a batch; returns a dict of numpy arrays.
 
@@ -239,6 +244,8 @@ class Editor:
       return_history: also return the token grid after every decoding step.
       window: context ring of a windowed decode, None for the whole grid,
         "settings" (default) for `settings.window`.
+      tuned: decode with the `iterate`-tuned transformer (True) or the base
+        one (False); None (default): the tuned one for "iterative" only.
 
     Returns:
       dict with "images" (composited), "decoded" (tokenizer output before
@@ -271,7 +278,7 @@ class Editor:
         if strokes_BxHxWx3 is not None
         else source_tokens_Bxhxw
     )
-    params, kernel = self._variant_inputs(variant)
+    params, kernel = self._variant_inputs(variant, tuned)
     # The positions sdedit re-masks come from their own stream of `rng`.
     guidance = guidance_lib.make_guidance(
         variant,

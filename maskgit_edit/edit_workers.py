@@ -70,6 +70,7 @@ class EditWorkers:
       *,
       seed: int,
       batch_size: int,
+      tuned: bool | None = None,
       on_batch: Callable[[], None] = lambda: None,
   ) -> dict[str, np.ndarray]:
     """Edits every stroke with one (variant, knob); every process calls it.
@@ -80,6 +81,7 @@ class EditWorkers:
       variant, knob: the setting.
       seed: base seed shared by every setting (paired samples).
       batch_size: strokes per decode call.
+      tuned: the transformer (`edit.Editor.edit`).
       on_batch: called after each batch this process edits (progress).
 
     Returns:
@@ -100,6 +102,7 @@ class EditWorkers:
             labels_B=labels_N[idx],
             variant=variant,
             knob=knob,
+            tuned=tuned,
         )
         outputs[b] = {
             name: (

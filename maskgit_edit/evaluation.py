@@ -38,9 +38,18 @@ Protocol
                      outside the edited token region upsampled to pixels
                      (`metrics.preservation`); NaN (left out of the summary)
                      for a stroke whose edited region covers the whole image.
-    token_nll        realism proxy: mean NLL (nats) of the output tokens at
-                     the edited positions under the base transformer, with
-                     all edited positions masked (`metrics.token_nll`).
+  NaN without a judge for the judge metrics.
+    realism          realism: the judge's k-NN realism score of the
+                     composited output among the held-out real images
+                     (`judging.realism_scores`; higher = more real; >= 1:
+                     inside some real image's k-NN ball). It is validated
+                     by `scripts/sample_quality.py` (real > reconstructions
+                     > stroke images > weak samples). The transformer's
+                     token NLL is no realism score: it penalises edits that
+                     keep stroke tokens and any model but the scorer.
+    class_kept       1 where the judge gives the output the class it gives
+                     the source, else 0 (every auto-stroke asks for a change
+                     within the garment, so 1 is what was asked).
     judge_entropy    realism: mean entropy (nats) of the judge's dense head
                      over the composited output (`judging.Judge.map_entropy`;
                      lower = more like the data); NaN without a judge.
@@ -67,13 +76,15 @@ Protocol
   95% bootstrap intervals over source images, since the strokes of one image
   are not independent (`metrics.cluster_bootstrap_ci`): paired_vs_none, to
   the unguided decode; paired_vs_sdedit, to token SDEdit at the same mean
-  faithfulness (`MATCH_METRIC`), interpolated linearly between the two sdedit
-  settings that bracket it (`matched_sdedit`).
+  faithfulness (`MATCH_METRIC`), found on the sdedit curve inside every
+  bootstrap replicate (`matched_sdedit`). Both baselines are decoded by the
+  setting's own transformer: `iterative` compares with "none@tuned" and
+  "sdedit@tuned", and "none@tuned" with "none" (the fine-tune's effect).
 
-Results JSON (`results.json`, SCHEMA_VERSION 2)
+Results JSON (`results.json`, SCHEMA_VERSION 3)
 -----------------------------------------------
   {
-    "schema_version": 2,
+    "schema_version": 3,
     "manifest": str,               # absolute path of the manifest
     "num_strokes": int,            # N
     "image_size": int,             # H (= W)
@@ -99,10 +110,11 @@ Results JSON (`results.json`, SCHEMA_VERSION 2)
       "paired_vs_none": {metric: Paired for metric in PER_STROKE_METRICS},
                                    # setting - none, per stroke; {} for
                                    # none itself or when none was not run
-      "paired_vs_sdedit": {"knobs": [float], "weights": [float],
-                           "in_range": bool,
+      "paired_vs_sdedit": {"knobs": [float, float], "gap": float,
+                           "weights": [float, float], "in_range": bool,
+                           "in_range_share": float,
                            "metrics": {metric: Paired}},
-                                   # {} for none, sdedit, or < 2 sdedit runs
+                                   # {} for the baselines or < 2 sdedit runs
       "per_stroke": {metric: [float|null] * N for PER_STROKE_METRICS},
       "swd_folds": [float] * folds}]
   }
@@ -137,10 +149,10 @@ from maskgit_edit import regions
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Bumped when the decode of a setting changes meaning (knob semantics, the
 # sampler), so that resuming never mixes outputs of two versions.
-OUTPUTS_VERSION = 2
+OUTPUTS_VERSION = 3
 RESULTS_NAME = "results.json"
 CSV_NAME = "metrics.csv"
 PSNR_CAP = 100.0
@@ -149,11 +161,20 @@ PER_STROKE_METRICS = (
     "l2_stroke",
     "psnr_preserve",
     "l2_preserve",
-    "token_nll",
+    "realism",
+    "class_kept",
     "judge_entropy",
 )
 METRICS = PER_STROKE_METRICS + ("swd", "judge_kid")
-REFERENCE_METRICS = ("l2", "l2_stroke", "swd", "judge_entropy", "judge_kid")
+REFERENCE_METRICS = (
+    "l2",
+    "l2_stroke",
+    "swd",
+    "realism",
+    "class_kept",
+    "judge_entropy",
+    "judge_kid",
+)
 # Faithfulness at which a setting is matched to token SDEdit.
 MATCH_METRIC = "l2_stroke"
 
@@ -166,15 +187,16 @@ KNOB_NAMES = {
     "iterative": "scale",
     "zero_shot": "strength",
 }
-# Knob grids of a full run (>= 5 settings per guided variant).
+# Knob grids of a full run (>= 6 settings per guided variant). The sdedit
+# grid is fine (0.05) everywhere, as every setting is matched on it.
 DEFAULT_KNOBS = {
     "none": (0.0,),
-    "sdedit": (0.0, 0.25, 0.5, 0.75, 1.0),
-    "context": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "sdedit": tuple(np.round(np.linspace(0.0, 1.0, 21), 2).tolist()),
+    "context": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     "self_fixed": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
     "self_learned": (0.0, 0.5, 1.0, 2.0, 4.0, 1000.0),
-    "iterative": (0.0, 0.5, 1.0, 1.5, 2.0),
-    "zero_shot": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "iterative": (0.0, 0.4, 0.8, 1.2, 1.6, 2.0),
+    "zero_shot": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
 }
 # Variants that need a trained artefact beyond the base models, and the
 # harness flag that provides it.
@@ -182,6 +204,23 @@ REQUIRED_WORKDIRS = {
     "self_learned": "reweight_workdir",
     "iterative": "iterate_workdir",
 }
+# `iterative` decodes with the iterate-tuned transformer, so the study also
+# decodes its baselines with it: settings named "<variant>@tuned".
+TUNED = "@tuned"
+TUNED_BASELINES = ("none", "sdedit")
+
+
+def decode_of(name: str) -> tuple[str, bool | None]:
+  """A setting's name -> (guidance variant, `tuned` of `Editor.edit`)."""
+  if name.endswith(TUNED):
+    return name.removesuffix(TUNED), True
+  return name, None
+
+
+def knob_name(name: str) -> str:
+  return KNOB_NAMES[decode_of(name)[0]]
+
+
 INPUT_COLUMNS = ("source", "stroke")
 
 
@@ -234,7 +273,9 @@ def select_variants(
       trainers, or None.
 
   Returns:
-    (variant -> knobs to run, variant -> reason it is skipped).
+    (setting name -> knobs to run, variant -> reason it is skipped); with
+    "iterative", its baselines decoded by its tuned transformer too
+    (`TUNED`).
   """
   given = {
       "reweight_workdir": reweight_workdir,
@@ -251,6 +292,10 @@ def select_variants(
       skipped[variant] = f"needs --{flag} (not given)"
     else:
       kept[variant] = tuple(float(k) for k in values)
+  if "iterative" in kept:
+    for variant in TUNED_BASELINES:
+      if variant in kept:
+        kept[variant + TUNED] = kept[variant]
   return kept, skipped
 
 
@@ -467,34 +512,6 @@ def load_outputs(
 # Metrics.
 
 
-class TokenScorer:
-  """Token NLL of edited positions under a transformer (`metrics.token_nll`).
-
-  Every edited position is replaced by [MASK] and the output token there is
-  scored given the unedited tokens (and the class): a pseudo-likelihood of
-  the edit under the base model.
-  """
-
-  def __init__(self, model, params, layout):
-    self.layout, self.params = layout, params
-    self._logits = jax.jit(
-        lambda p, ids: model.apply({"params": p}, ids, deterministic=True)
-    )
-
-  def __call__(self, tokens_Bxhxw, edited_Bxhxw, labels_B) -> np.ndarray:
-    """Mean NLL (nats) over each row's edited positions, float64 [B]."""
-    batch = len(tokens_Bxhxw)
-    tokens_BxN = np.asarray(tokens_Bxhxw).reshape(batch, -1)
-    edited_BxN = np.asarray(edited_Bxhxw, bool).reshape(batch, -1)
-    ids_BxL = self.layout.inputs(
-        tokens_BxN.astype(np.int32), labels_B, edited_BxN
-    )
-    logits_BxNxC = np.asarray(
-        self.layout.code_logits(self._logits(self.params, ids_BxL))
-    )
-    return metrics.token_nll(logits_BxNxC, tokens_BxN, edited_BxN)
-
-
 @dataclasses.dataclass(frozen=True)
 class SwdSettings:
   """SWD settings (`metrics.swd_descriptors` / `swd_from_descriptors`)."""
@@ -596,20 +613,40 @@ def _preservation(
 class JudgeScores:
   """Realism under a judge (`judging.Judge`) against held-out real images.
 
-  Per image: the judge's dense-head entropy (lower = more like the data).
-  Per set: judge-KID (x1e3) to the real images, with its spread over
-  subsets. Without a judge every value is missing (NaN / None).
+  Per image: the k-NN realism score, whether the judge keeps the source's
+  class, and the dense head's entropy (lower = more like the data). Per
+  set: judge-KID (x1e3) to the real images, with its spread over subsets.
+  Without a judge every value is missing (NaN / None).
   """
 
   def __init__(
       self,
       judge,
       real_NxHxWx3: np.ndarray,
+      sources_NxHxWx3: np.ndarray,
       num_subsets: int = 100,
       seed: int = 0,
   ):
     self.judge, self.num_subsets, self.seed = judge, num_subsets, seed
-    self.real_features = None if judge is None else judge.features(real_NxHxWx3)
+    self.real_features = self.source_labels = None
+    if judge is not None:
+      self.real_features = judge.features(real_NxHxWx3)
+      self.source_labels = judge.labels(sources_NxHxWx3)
+
+  def realism(self, images_NxHxWx3) -> np.ndarray:
+    if self.judge is None:
+      return np.full(len(images_NxHxWx3), np.nan)
+    return judging.realism_scores(
+        self.judge.features(images_NxHxWx3), self.real_features
+    )
+
+  def class_kept(self, images_NxHxWx3) -> np.ndarray:
+    """1.0 where the judge labels image i as it labels source i, [N]."""
+    if self.judge is None:
+      return np.full(len(images_NxHxWx3), np.nan)
+    return (self.judge.labels(images_NxHxWx3) == self.source_labels).astype(
+        np.float64
+    )
 
   def entropy(self, images_NxHxWx3) -> np.ndarray:
     if self.judge is None or not self.judge.has_maps:
@@ -638,11 +675,8 @@ class JudgeScores:
 def stroke_metrics(
     outputs: Mapping[str, np.ndarray],
     stroke_set: StrokeSet,
-    labels_N: np.ndarray,
-    scorer: TokenScorer,
     judge_scores: JudgeScores,
     *,
-    batch_size: int,
     psnr_cap: float = PSNR_CAP,
 ) -> dict[str, np.ndarray]:
   """Per-stroke metrics of one setting: PER_STROKE_METRICS -> float64 [N]."""
@@ -657,18 +691,13 @@ def stroke_metrics(
   psnr_N, l2_N = _preservation(
       decoded, stroke_set.sources_NxHxWx3, region_NxHxW, psnr_cap
   )
-  nll_N = np.concatenate(
-      [
-          scorer(outputs["tokens"][idx], outputs["edited"][idx], labels_N[idx])
-          for idx in data.padded_batches(len(stroke_set), batch_size)
-      ]
-  )[: len(stroke_set)]
   return {
       "l2": faithful["l2"],
       "l2_stroke": faithful["l2_stroke"],
       "psnr_preserve": psnr_N,
       "l2_preserve": l2_N,
-      "token_nll": nll_N,
+      "realism": judge_scores.realism(images),
+      "class_kept": judge_scores.class_kept(images),
       "judge_entropy": judge_scores.entropy(images),
   }
 
@@ -707,6 +736,8 @@ def reference_metrics(
         "l2": summarize(faithful["l2"]),
         "l2_stroke": summarize(faithful["l2_stroke"]),
         "swd": summarize(sets["swd"]["folds"]),
+        "realism": summarize(judge_scores.realism(images)),
+        "class_kept": summarize(judge_scores.class_kept(images)),
         "judge_entropy": summarize(judge_scores.entropy(images)),
         "judge_kid": sets["judge_kid"],
     }
@@ -733,7 +764,7 @@ def setting_result(
   return {
       "variant": variant,
       "knob": float(knob),
-      "knob_name": KNOB_NAMES[variant],
+      "knob_name": knob_name(variant),
       "outputs": os.path.relpath(npz_path, root),
       "pngs": os.path.relpath(png_dir(npz_path), root),
       "metrics": summaries,
@@ -753,33 +784,128 @@ def _per_stroke(result, name: str) -> np.ndarray:
   )
 
 
-def matched_sdedit(sdedit_results, faithfulness: float):
-  """The token-SDEdit curve at a given mean faithfulness (`MATCH_METRIC`).
+def _cluster_weights(clusters_N, num_resamples: int, rng) -> np.ndarray:
+  """Cluster bootstrap as stroke weights, [1 + num_resamples, N]: row 0 is
+  the sample itself, row r the number of times replicate r drew the
+  stroke's cluster (source image)."""
+  _, cluster_N = np.unique(clusters_N, return_inverse=True)
+  num_clusters = cluster_N.max() + 1
+  draws_RxK = np.random.default_rng(rng).integers(
+      num_clusters, size=(num_resamples, num_clusters)
+  )
+  counts_RxK = np.stack(
+      [np.bincount(d, minlength=num_clusters) for d in draws_RxK]
+  )
+  return np.concatenate(
+      [np.ones((1, len(cluster_N))), counts_RxK[:, cluster_N]]
+  ).astype(np.float64)
+
+
+def _first_crossing(curve_KxR, target_R):
+  """Linear interpolation weights where the curve (knob order) first
+  reaches the target, per column: (index k [R], weight of k [R], found
+  [R]); the match is w * row k + (1 - w) * row k + 1."""
+  d_KxR = curve_KxR - target_R[None]
+  crosses_KxR = d_KxR[:-1] * d_KxR[1:] <= 0
+  found_R = crosses_KxR.any(0)
+  k_R = np.argmax(crosses_KxR, axis=0)
+  columns = np.arange(len(target_R))
+  low, high = d_KxR[k_R, columns], d_KxR[k_R + 1, columns]
+  span = high - low
+  weight_R = np.where(span != 0, high / np.where(span != 0, span, 1.0), 1.0)
+  return k_R, weight_R, found_R
+
+
+def matched_sdedit(
+    result,
+    sdedit_results,
+    clusters_N,
+    *,
+    confidence: float = 0.95,
+    num_resamples: int = 2000,
+    rng: int = 0,
+) -> dict[str, Any]:
+  """Paired differences to token SDEdit at the same faithfulness.
+
+  Along the sdedit curve in knob order, the first crossing of the
+  setting's mean faithfulness (`MATCH_METRIC`), linearly interpolated
+  between the two bracketing strengths, gives the matched sdedit value of
+  every metric. The match is redone inside every cluster-bootstrap
+  replicate (source images resampled), so the interval holds the
+  matching's own uncertainty. Strokes where any needed value is missing
+  are left out, per metric. Replicates whose faithfulness the curve does
+  not reach are left out of the interval (`in_range_share`).
 
   Returns:
-    (settings, weights, in_range): the two sdedit settings whose means
-    bracket `faithfulness` and the weights that interpolate linearly between
-    them; outside the curve, its nearest end with weight 1 and in_range
-    False.
+    {"knobs": the bracketing strengths of the sample's match, "gap": their
+    distance, "weights", "in_range": whether the sample's match is inside
+    the curve, "in_range_share": that share of the replicates, "metrics":
+    {metric: Paired}}; outside the curve every mean is None.
   """
-  ordered = sorted(
-      (
-          r
-          for r in sdedit_results
-          if r["metrics"][MATCH_METRIC]["mean"] is not None
-      ),
-      key=lambda r: r["metrics"][MATCH_METRIC]["mean"],
-  )
-  means = [r["metrics"][MATCH_METRIC]["mean"] for r in ordered]
-  if faithfulness < means[0] or faithfulness > means[-1]:
-    end = 0 if faithfulness < means[0] else -1
-    return [ordered[end]], [1.0], False
-  upper = min(
-      int(np.searchsorted(means, faithfulness, side="right")), len(means) - 1
-  )
-  below, above = means[upper - 1], means[upper]
-  weight = (above - faithfulness) / (above - below) if above > below else 1.0
-  return [ordered[upper - 1], ordered[upper]], [weight, 1.0 - weight], True
+  sdedit_results = sorted(sdedit_results, key=lambda r: r["knob"])
+  tail = 50 * (1 - confidence)
+  faithful_N = _per_stroke(result, MATCH_METRIC)
+  curve_KxN = np.stack([_per_stroke(r, MATCH_METRIC) for r in sdedit_results])
+  out = {"metrics": {}}
+  for name in PER_STROKE_METRICS:
+    values_N = _per_stroke(result, name)
+    sdedit_KxN = np.stack([_per_stroke(r, name) for r in sdedit_results])
+    finite = (
+        np.isfinite(values_N)
+        & np.isfinite(faithful_N)
+        & np.isfinite(sdedit_KxN).all(0)
+        & np.isfinite(curve_KxN).all(0)
+    )
+    n = int(finite.sum())
+    if n < 2:
+      out["metrics"][name] = {"mean": None, "lo": None, "hi": None, "n": n}
+      continue
+    weights_RxN = _cluster_weights(
+        np.asarray(clusters_N)[finite], num_resamples, rng
+    )
+    mean = lambda x: (weights_RxN @ x.T) / weights_RxN.sum(1)[:, None]
+    target_R = mean(faithful_N[finite][None])[:, 0]
+    curve_KxR = mean(curve_KxN[:, finite]).T
+    k_R, w_R, found_R = _first_crossing(curve_KxR, target_R)
+    sdedit_KxR = mean(sdedit_KxN[:, finite]).T
+    columns = np.arange(len(target_R))
+    matched_R = (
+        w_R * sdedit_KxR[k_R, columns]
+        + (1 - w_R) * sdedit_KxR[k_R + 1, columns]
+    )
+    diff_R = mean(values_N[finite][None])[:, 0] - matched_R
+    if name == MATCH_METRIC:
+      knobs = [sdedit_results[k_R[0] + i]["knob"] for i in (0, 1)]
+      out.update(
+          knobs=knobs,
+          gap=knobs[1] - knobs[0],
+          weights=[float(w_R[0]), float(1 - w_R[0])],
+          in_range=bool(found_R[0]),
+          in_range_share=float(found_R[1:].mean()),
+      )
+    if not found_R[0]:
+      out["metrics"][name] = {"mean": None, "lo": None, "hi": None, "n": n}
+      continue
+    low, high = np.percentile(diff_R[1:][found_R[1:]], [tail, 100 - tail])
+    out["metrics"][name] = {
+        "mean": float(diff_R[0]),
+        "lo": float(low),
+        "hi": float(high),
+        "n": n,
+    }
+  return out
+
+
+def baselines_of(variant: str) -> tuple[str, str]:
+  """The settings a variant's paired differences compare with: (the
+  unguided decode, the token-SDEdit curve) of the same transformer. The
+  tuned transformer's unguided decode compares with the base one's (the
+  fine-tune's own effect)."""
+  if variant == "none" + TUNED:
+    return "none", ""
+  tuned = variant == "iterative" or variant.endswith(TUNED)
+  suffix = TUNED if tuned else ""
+  return "none" + suffix, "sdedit" + suffix
 
 
 def add_paired_differences(
@@ -788,13 +914,17 @@ def add_paired_differences(
   """Fills "paired_vs_none" and "paired_vs_sdedit" of every setting.
 
   vs none: per-stroke differences to the unguided decode (same draws). vs
-  sdedit: per-stroke differences to token SDEdit interpolated to the same
-  mean faithfulness (`matched_sdedit`), so that realism compares at matched
-  faithfulness. Intervals are bootstraps over `clusters_N` (source images).
+  sdedit: to token SDEdit at the same mean faithfulness (`matched_sdedit`).
+  Both baselines are decoded by the setting's own transformer
+  (`baselines_of`). Intervals are bootstraps over `clusters_N` (source
+  images).
   """
-  baseline = next((r for r in results if r["variant"] == "none"), None)
-  sdedit = [r for r in results if r["variant"] == "sdedit"]
+  by_variant = {}
   for result in results:
+    by_variant.setdefault(result["variant"], []).append(result)
+  for result in results:
+    none_name, sdedit_name = baselines_of(result["variant"])
+    baseline = by_variant.get(none_name, [None])[0]
     if baseline is not None and result is not baseline:
       result["paired_vs_none"] = {
           name: summarize_paired(
@@ -802,33 +932,9 @@ def add_paired_differences(
           )
           for name in PER_STROKE_METRICS
       }
-    faithfulness = result["metrics"][MATCH_METRIC]["mean"]
-    if (
-        len(sdedit) < 2
-        or result["variant"] in ("none", "sdedit")
-        or faithfulness is None
-    ):
-      continue
-    settings, weights, in_range = matched_sdedit(sdedit, faithfulness)
-    # A bracket end of weight 0 must not turn a stroke into NaN (0 x NaN).
-    settings, weights = zip(
-        *[(r, w) for r, w in zip(settings, weights) if w > 0]
-    )
-    result["paired_vs_sdedit"] = {
-        "knobs": [r["knob"] for r in settings],
-        "weights": list(weights),
-        "in_range": in_range,
-        "metrics": {
-            name: summarize_paired(
-                _per_stroke(result, name),
-                sum(
-                    w * _per_stroke(r, name) for r, w in zip(settings, weights)
-                ),
-                clusters_N,
-            )
-            for name in PER_STROKE_METRICS
-        },
-    }
+    sdedit = by_variant.get(sdedit_name, [])
+    if len(sdedit) >= 2 and result["variant"] not in (none_name, sdedit_name):
+      result["paired_vs_sdedit"] = matched_sdedit(result, sdedit, clusters_N)
 
 
 def paired_between_runs(
@@ -886,9 +992,7 @@ def format_paired(paired) -> str:
 
 
 def score_settings(
-    editor,
     stroke_set: StrokeSet,
-    labels_N: np.ndarray,
     settings: Sequence[tuple[str, float]],
     *,
     out_dir: str,
@@ -901,9 +1005,8 @@ def score_settings(
   """Scores the saved outputs of every setting.
 
   Args:
-    editor: the `edit.Editor` of the run (its base transformer scores NLL).
-    stroke_set, labels_N: the strokes and their labels.
-    settings: (variant, knob) pairs whose outputs are in `out_dir`.
+    stroke_set: the strokes.
+    settings: (setting name, knob) pairs whose outputs are in `out_dir`.
     out_dir: the run's output folder (paths in the entries are relative).
     seed, batch_size: those of the run (checked against the outputs).
     swd: SWD settings.
@@ -914,21 +1017,15 @@ def score_settings(
     (results entries, references) of the results schema.
   """
   real_descriptors = swd.descriptors(real_NxHxWx3)
-  judge_scores = JudgeScores(judge, real_NxHxWx3, seed=seed)
-  scorer = TokenScorer(editor.sampler.model, editor.params, editor.layout)
+  judge_scores = JudgeScores(
+      judge, real_NxHxWx3, stroke_set.sources_NxHxWx3, seed=seed
+  )
   progress = progress_lib.Progress(len(settings))
   entries = []
   for variant, knob in settings:
     path = output_path(out_dir, variant, knob)
     outputs = load_outputs(path, stroke_set, seed=seed, batch_size=batch_size)
-    per_stroke = stroke_metrics(
-        outputs,
-        stroke_set,
-        labels_N,
-        scorer,
-        judge_scores,
-        batch_size=batch_size,
-    )
+    per_stroke = stroke_metrics(outputs, stroke_set, judge_scores)
     sets = set_metrics(
         images_lib.to_float(outputs["images"]),
         swd,
@@ -938,7 +1035,7 @@ def score_settings(
     entries.append(
         setting_result(variant, knob, path, out_dir, per_stroke, sets)
     )
-    progress.step(f"scored {variant} {KNOB_NAMES[variant]}={knob:g}")
+    progress.step(f"scored {variant} {knob_name(variant)}={knob:g}")
   add_paired_differences(entries, stroke_clusters(stroke_set.image_indices_N))
   return entries, reference_metrics(
       stroke_set, real_descriptors, swd, judge_scores

@@ -118,36 +118,75 @@ def _mean_entropy(logits_BxhxwxM):
   return -jnp.sum(jnp.exp(log_p) * log_p, -1).mean(axis=(1, 2))
 
 
-def fid_with_interval(
-    features_NxD,
+def set_difference(
+    features_a_NxD,
+    features_b_MxD,
+    realism_a_N,
+    realism_b_M,
     reference_RxD,
     *,
+    paired: bool = False,
     num_bootstrap: int = 200,
     confidence: float = 0.95,
     rng: int = 0,
-) -> tuple[float, float, float]:
-  """Judge-FID to the reference, and a bootstrap interval over the images.
+) -> dict:
+  """Judge-FID and mean realism of set b minus set a, with bootstrap intervals.
+
+  One FID has no valid bootstrap interval: resampling with replacement
+  duplicates images, which shrinks the covariance and biases every
+  resampled FID upwards, often past the estimate itself. The bias is nearly
+  the same for two sets of one size against one reference, so it cancels
+  in their difference, whose percentile interval is what orders sets. The
+  reference is held fixed, as it is shared by every set compared with it.
+
+  Args:
+    features_a_NxD, features_b_MxD: judge features of the two sets.
+    realism_a_N, realism_b_M: their per-image realism scores.
+    reference_RxD: judge features of the real reference images.
+    paired: row i of a and of b show the same item (an image and its
+      reconstruction; N = M), so rows are resampled together.
+    num_bootstrap, confidence: the bootstrap.
+    rng: seed.
 
   Returns:
-    (fid, low, high): the percentile interval of FIDs of sets resampled with
-    replacement from `features_NxD` (the reference set is held fixed, as it
-    is shared by every set compared against it).
+    {"fid", "fid_low", "fid_high", "realism", "realism_low",
+    "realism_high"}: b - a and its interval.
   """
+  if paired and len(features_a_NxD) != len(features_b_MxD):
+    raise ValueError(
+        f"Paired sets need one size, got {len(features_a_NxD)} and "
+        f"{len(features_b_MxD)}."
+    )
   rng = np.random.default_rng(rng)
-  value = metrics.fid_from_features(features_NxD, reference_RxD)
   mu_r = reference_RxD.mean(0)
   sigma_r = np.cov(reference_RxD, rowvar=False)
-  boot = []
-  for _ in range(num_bootstrap):
-    pick = features_NxD[rng.integers(0, len(features_NxD), len(features_NxD))]
-    boot.append(
-        metrics.frechet_distance(
-            pick.mean(0), np.cov(pick, rowvar=False), mu_r, sigma_r
-        )
+
+  def fid(features):
+    return metrics.frechet_distance(
+        features.mean(0), np.cov(features, rowvar=False), mu_r, sigma_r
     )
+
+  realism_a_N = np.asarray(realism_a_N, np.float64)
+  realism_b_M = np.asarray(realism_b_M, np.float64)
+  fids, realisms = [], []
+  for _ in range(num_bootstrap):
+    pick_a = rng.integers(0, len(features_a_NxD), len(features_a_NxD))
+    pick_b = (
+        pick_a
+        if paired
+        else rng.integers(0, len(features_b_MxD), len(features_b_MxD))
+    )
+    fids.append(fid(features_b_MxD[pick_b]) - fid(features_a_NxD[pick_a]))
+    realisms.append(realism_b_M[pick_b].mean() - realism_a_N[pick_a].mean())
   tail = 50 * (1 - confidence)
-  low, high = np.percentile(boot, [tail, 100 - tail])
-  return value, float(low), float(high)
+  out = {
+      "fid": fid(features_b_MxD) - fid(features_a_NxD),
+      "realism": float(realism_b_M.mean() - realism_a_N.mean()),
+  }
+  for name, values in (("fid", fids), ("realism", realisms)):
+    low, high = np.percentile(values, [tail, 100 - tail])
+    out[f"{name}_low"], out[f"{name}_high"] = float(low), float(high)
+  return out
 
 
 def kid_with_spread(
@@ -208,15 +247,16 @@ def set_quality(
     num_kid_subsets: int = 100,
     rng: int = 0,
 ) -> dict:
-  """Judge-FID (with interval), judge-KID (mean, std over subsets), the mean
-  realism score and (if given) the mean map entropy, each with its
-  t-interval, of one image set.
+  """Judge-FID, judge-KID (mean, std over subsets: the estimate's spread,
+  not an interval), the mean realism score and (if given) the mean map
+  entropy, each with its t-interval, of one image set. Intervals that order
+  two sets come from `set_difference`.
 
   `realism_reference_RxD` (default: the reference) holds the real features
   whose k-NN balls score realism; keep it to a few thousand (it costs
   R^2 distances).
   """
-  fid, low, high = fid_with_interval(features_NxD, reference_RxD, rng=rng)
+  fid = metrics.fid_from_features(features_NxD, reference_RxD)
   kid, kid_std = kid_with_spread(
       features_NxD, reference_RxD, num_subsets=num_kid_subsets, rng=rng
   )
@@ -228,8 +268,6 @@ def set_quality(
   out = {
       "num_images": len(features_NxD),
       "fid": fid,
-      "fid_low": low,
-      "fid_high": high,
       "kid": kid,
       "kid_std": kid_std,
       "realism": realism,

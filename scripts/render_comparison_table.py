@@ -15,13 +15,14 @@ Writes
 * `<output_dir>/comparison.md` (--markdown): the same as a markdown table
   (`--examples_per_mode` inversion and counterfactual strokes, images in
   `<output_dir>/cells/` referenced by relative paths), the metric table
-  (faithfulness L2 whole / in mask, preservation PSNR, SWD, token NLL,
-  judge map entropy and KID, each mean +- 95% CI; the sources and strokes
-  themselves as references), the paired differences to none and to token
-  SDEdit at matched faithfulness, and the plot;
+  (faithfulness L2 whole / in mask, preservation PSNR, the judge's k-NN
+  realism, class kept and KID, SWD, each mean +- 95% CI; the sources and
+  strokes themselves as references), the paired differences to none and to
+  token SDEdit at matched faithfulness (each with its own transformer:
+  iterative's are "@tuned"), and the plot;
 * --grid: one PNG of all example rows with column titles;
 * --plot: faithfulness (in-mask L2 to the stroke) against realism (the
-  judge's map entropy when the run had a judge, else SWD), one curve per
+  judge's k-NN realism when the run had a judge, else SWD), one curve per
   variant across its knob; and the paired differences to none with their
   bootstrap intervals.
 Small images are enlarged by pixel repetition to at least --cell_px.
@@ -60,16 +61,22 @@ _METRIC_COLUMNS = (
     ("l2", "Faithfulness L2, whole"),
     ("l2_stroke", "Faithfulness L2, in mask"),
     ("psnr_preserve", "Preservation PSNR (dB)"),
-    ("swd", "SWD (x1e3)"),
-    ("token_nll", "Token NLL (nats)"),
-    ("judge_entropy", "Judge map entropy (nats)"),
+    ("realism", "Judge realism (k-NN)"),
+    ("class_kept", "Judge class kept"),
     ("judge_kid", "Judge KID (x1e3)"),
+    ("swd", "SWD (x1e3)"),
 )
-# Paired differences shown: faithfulness and realism, per stroke.
+# Paired differences shown: faithfulness, realism, class, preservation.
 _PAIRED_COLUMNS = (
     ("l2_stroke", "L2 in mask"),
-    ("judge_entropy", "judge entropy"),
-    ("token_nll", "token NLL"),
+    ("realism", "realism"),
+    ("class_kept", "class kept"),
+    ("psnr_preserve", "preservation PSNR"),
+)
+# Settings drawn, in order: the variants, then iterative's baselines
+# decoded by its tuned transformer.
+_DRAWN = guidance_lib.VARIANTS + tuple(
+    v + evaluation.TUNED for v in evaluation.TUNED_BASELINES
 )
 
 
@@ -243,7 +250,7 @@ def _format(summary) -> str:
 def _knob_label(result) -> str:
   return (
       "-"
-      if result["variant"] == "none"
+      if result["knob_name"] == "-"
       else f"{result['knob_name']}={result['knob']:g}"
   )
 
@@ -253,7 +260,7 @@ def paired_table(results) -> list[str]:
   header = (
       ["Variant", "Knob"]
       + [f"vs none: {t}" for _, t in _PAIRED_COLUMNS]
-      + ["sdedit match (strength)"]
+      + ["sdedit match: strengths (replicates matched)"]
       + [f"vs sdedit: {t}" for _, t in _PAIRED_COLUMNS[1:]]
   )
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -264,7 +271,8 @@ def paired_table(results) -> list[str]:
     vs_sdedit = r["paired_vs_sdedit"]
     if vs_sdedit:
       match = " / ".join(f"{k:g}" for k in vs_sdedit["knobs"])
-      match += "" if vs_sdedit["in_range"] else " (outside its range)"
+      match += f" ({vs_sdedit['in_range_share']:.0%})"
+      match += "" if vs_sdedit["in_range"] else " outside its range"
       sdedit_cells = [
           evaluation.format_paired(vs_sdedit["metrics"].get(m))
           for m, _ in _PAIRED_COLUMNS[1:]
@@ -315,18 +323,19 @@ def metric_table(results) -> list[str]:
 _AXIS_LABELS = {
     "l2_stroke": "Faithfulness: L2 to the stroke inside its mask "
     "(lower = more faithful)",
-    "judge_entropy": "Realism: judge map entropy, nats (lower = more real)",
+    "realism": "Realism: judge k-NN realism score (higher = more real)",
     "swd": "Realism: SWD to real images, x1e3 (lower = more realistic)",
-    "token_nll": "Realism proxy: token NLL, nats (lower = more likely)",
+    "l2": "Faithfulness: L2 to the stroke, whole image",
 }
 
 
 def realism_metrics(results) -> tuple[str, str]:
   """(set-level metric, per-stroke metric) that the plot uses for realism:
-  the judge's map entropy when a judge scored the run, else SWD and the
-  token NLL."""
-  judged = any(r["metrics"]["judge_entropy"]["n"] for r in results["results"])
-  return ("judge_entropy", "judge_entropy") if judged else ("swd", "token_nll")
+  the judge's k-NN realism when a judge scored the run; else SWD, and the
+  whole-image L2 for the paired panel (no per-stroke realism without a
+  judge)."""
+  judged = any(r["metrics"]["realism"]["n"] for r in results["results"])
+  return ("realism", "realism") if judged else ("swd", "l2")
 
 
 def _point(metrics, y_metric):
@@ -356,7 +365,7 @@ def _draw_variants(ax, results, y_metric, *, paired: bool) -> None:
   Means with knob values labelled, or (`paired`) the paired differences to
   none with their 95% bootstrap intervals.
   """
-  for variant in guidance_lib.VARIANTS:
+  for variant in _DRAWN:
     entries = sorted(
         (r for r in results["results"] if r["variant"] == variant),
         key=lambda r: r["knob"],
@@ -377,7 +386,13 @@ def _draw_variants(ax, results, y_metric, *, paired: bool) -> None:
           zorder=3,
       )
       continue
-    label = f"{variant} ({entries[0]['knob_name']})"
+    label = (
+        f"{variant} ({entries[0]['knob_name']})"
+        if entries[0]["knob_name"] != "-"
+        else variant
+    )
+    if variant == "iterative":
+      label += ", vs its tuned model's none"
     if paired:
       entries = [r for r in entries if r["paired_vs_none"]]
       if not entries:

@@ -10,8 +10,10 @@ r"""Runs every guidance variant at every knob setting on a stroke set; scores it
 
 then `python scripts/render_comparison_table.py --results
 runs/shapes/eval/results.json`. Without --reweight_workdir (--iterate_workdir)
-the self_learned (iterative) variant is skipped with a message; without
---judge_workdir the judge realism metrics are left out. Knob grids
+the self_learned (iterative) variant is skipped with a message; with
+--iterate_workdir, `none` and `sdedit` are decoded by the tuned transformer
+too ("none@tuned", "sdedit@tuned"), iterative's own baselines. Without
+--judge_workdir the judge metrics are left out. Knob grids
 default to `evaluation.DEFAULT_KNOBS`; override them with e.g.
 `--knobs context=0,0.5 self_fixed=0,2`, and pick variants with `--variants`.
 
@@ -189,8 +191,9 @@ def run_pending(workers, stroke_set, labels_N, settings, args) -> float:
   )
   progress = progress_lib.Progress(len(pending) * sum(map(len, owned)))
   start = time.monotonic()
-  for variant, knob in pending:
-    label = f"{variant} {evaluation.KNOB_NAMES[variant]}={knob:g}"
+  for name, knob in pending:
+    label = f"{name} {evaluation.knob_name(name)}={knob:g}"
+    variant, tuned = evaluation.decode_of(name)
     outputs = workers.run_setting(
         stroke_set,
         labels_N,
@@ -198,11 +201,12 @@ def run_pending(workers, stroke_set, labels_N, settings, args) -> float:
         knob,
         seed=args.seed,
         batch_size=args.batch_size,
+        tuned=tuned,
         on_batch=lambda l=label: progress.step(l),
     )
     if artefacts.is_writer():
       evaluation.save_outputs(
-          evaluation.output_path(args.out_dir, variant, knob),
+          evaluation.output_path(args.out_dir, name, knob),
           outputs,
           stroke_set,
           seed=args.seed,
@@ -280,9 +284,7 @@ def main(argv=None) -> str | None:
   )
   num_real = args.num_real or len(stroke_set)
   entries, references = evaluation.score_settings(
-      editor,
       stroke_set,
-      labels_N,
       settings,
       out_dir=args.out_dir,
       seed=args.seed,

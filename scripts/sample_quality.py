@@ -10,14 +10,15 @@ Every row is a set of `--num_images` images compared with the same real
 train images: real test images (the floor), their tokenizer
 reconstructions, the unedited stroke images of an auto-stroke set (as
 painted, and through the tokenizer, as every edit is), and class-conditional
-samples (classes in turn) of each transformer. Per row: judge-FID with a
-bootstrap 95% interval, judge-KID (mean ± std over subsets), the mean k-NN
-realism score and the mean map entropy (if the judge has a dense head) with
-their 95% intervals, and the judge's class accuracy. A judge fit to rate
-edits must order real test < reconstructions < stroke images and < weak
-samples, intervals apart. Writes quality.json, quality.md and samples.png
-(one class per row: two real test images, their reconstructions, then
-samples) to --out_dir.
+samples (classes in turn) of each transformer. Per row: judge-FID,
+judge-KID (mean ± std over subsets), the mean k-NN realism score and the
+mean map entropy (if the judge has a dense head) with their 95% intervals,
+and the judge's class accuracy. A judge fit to rate edits must order real
+test < reconstructions < reconstructed stroke images < weak samples with
+95% intervals of each step's difference (`VALIDATION`,
+`judging.set_difference`) apart from 0. Writes quality.json, quality.md
+and samples.png (one class per row: two real test images, their
+reconstructions, then samples) to --out_dir.
 """
 
 import argparse
@@ -43,6 +44,23 @@ NUM_REFERENCE = 5000
 NUM_REALISM_REFERENCE = 2000
 SAMPLE_BATCH = 100
 
+
+REAL = "real test images (floor)"
+RECONSTRUCTED = "tokenizer reconstructions"
+STROKES = "stroke images (unedited)"
+STROKES_RECONSTRUCTED = "stroke images, reconstructed"
+WEAK = "samples, weak model"
+SAMPLES = "samples"
+# The judge's validation: (better row, worse row, paired). Edits pass
+# through the tokenizer, so the stroke images step up from the
+# reconstructions once reconstructed themselves; unedited, from the real
+# images. Reconstructions pair with the real images they reconstruct.
+VALIDATION = (
+    (REAL, RECONSTRUCTED, True),
+    (RECONSTRUCTED, STROKES_RECONSTRUCTED, False),
+    (STROKES_RECONSTRUCTED, WEAK, False),
+    (REAL, STROKES, False),
+)
 
 # Decode settings of the transformer run that flags may override.
 DECODE_OVERRIDES = ("choice_temperature", "num_steps", "class_guidance")
@@ -131,12 +149,8 @@ def image_sets(args, data_config):
   )
   test_images = images_lib.to_float(test_images)
   sets = [
-      ("real test images (floor)", test_images, test_labels),
-      (
-          "tokenizer reconstructions",
-          tokenizer.reconstruct_all(test_images),
-          test_labels,
-      ),
+      (REAL, test_images, test_labels),
+      (RECONSTRUCTED, tokenizer.reconstruct_all(test_images), test_labels),
   ]
   if args.strokes:
     stroke_set = evaluation.load_stroke_set(args.strokes)
@@ -149,9 +163,9 @@ def image_sets(args, data_config):
     stroke_labels = evaluation.stroke_labels(stroke_set)[:num]
     # Edits pass through the tokenizer: compare them at its level.
     sets += [
-        ("stroke images (unedited)", stroke_images, stroke_labels),
+        (STROKES, stroke_images, stroke_labels),
         (
-            "stroke images, reconstructed",
+            STROKES_RECONSTRUCTED,
             tokenizer.reconstruct_all(stroke_images),
             stroke_labels,
         ),
@@ -162,8 +176,8 @@ def image_sets(args, data_config):
       if getattr(args, k) is not None
   }
   for name, workdir in (
-      ("samples, weak model", args.weak_transformer_workdir),
-      ("samples", args.transformer_workdir),
+      (WEAK, args.weak_transformer_workdir),
+      (SAMPLES, args.transformer_workdir),
   ):
     if workdir:
       print(f"Sampling {num} images from {workdir}", flush=True)
@@ -183,13 +197,13 @@ def save_sample_grid(
   Args:
     sets: row name -> (float images [N, H, W, 3], labels [N] or None).
   """
-  samples_NxHxWx3, sample_labels_N = sets["samples"]
+  samples_NxHxWx3, sample_labels_N = sets[SAMPLES]
   if sample_labels_N is None:
     rows = samples_NxHxWx3[: 4 * per_row]
     columns = per_row
   else:
-    real, labels = sets["real test images (floor)"]
-    reconstructions, _ = sets["tokenizer reconstructions"]
+    real, labels = sets[REAL]
+    reconstructions, _ = sets[RECONSTRUCTED]
     blank = np.zeros((1, *samples_NxHxWx3.shape[1:]), np.float32)
 
     def first(images, of_class, num):
@@ -222,7 +236,8 @@ def markdown(report: dict) -> str:
       f"{report['num_images']} images per row, against "
       f"{report['num_reference']} real train images.",
       "",
-      "| images | judge-FID [95% CI] | judge-KID x1e3 | k-NN realism "
+      "| images | judge-FID | judge-KID x1e3 (± std over subsets) "
+      "| k-NN realism "
       "(higher: more real) | map entropy (lower: more real) "
       "| judge class accuracy |",
       "|---|---|---|---|---|---|",
@@ -237,11 +252,32 @@ def markdown(report: dict) -> str:
         else f"{row['map_entropy']:.3f} ± {row['map_entropy_ci']:.3f}"
     )
     lines.append(
-        f"| {row['name']} | {row['fid']:.2f} [{row['fid_low']:.2f}, "
-        f"{row['fid_high']:.2f}] | {1e3 * row['kid']:.2f} ± "
+        f"| {row['name']} | {row['fid']:.2f} | {1e3 * row['kid']:.2f} ± "
         f"{1e3 * row['kid_std']:.2f} | {row['realism']:.3f} ± "
         f"{row['realism_ci']:.3f} | {entropy} | {accuracy} |"
     )
+  if report["validation"]:
+    lines += [
+        "",
+        "The judge's validation: each step's difference, worse row minus "
+        "better row, with its 95% bootstrap interval (FID should rise, "
+        "realism fall; bold: the interval excludes 0 in that direction).",
+        "",
+        "| step | judge-FID difference | realism difference |",
+        "|---|---|---|",
+    ]
+    for step in report["validation"]:
+      cells = []
+      for name, sign in (("fid", 1), ("realism", -1)):
+        text = (
+            f"{step[name]:+.3f} [{step[name + '_low']:+.3f}, "
+            f"{step[name + '_high']:+.3f}]"
+        )
+        apart = min(sign * step[name + "_low"], sign * step[name + "_high"])
+        cells.append(f"**{text}**" if apart > 0 else text)
+      lines.append(
+          f"| {step['better']} -> {step['worse']} | {' | '.join(cells)} |"
+      )
   overridden = {
       k: v for k, v in report["decode_overrides"].items() if v is not None
   }
@@ -271,14 +307,14 @@ def main(argv=None) -> dict:
       np.arange(min(NUM_REFERENCE, len(train_source)))
   )
   reference_RxD = judge.features(reference_images)
-  rows = []
+  rows, features = [], {}
   sets = image_sets(args, data_config)
   for name, images, labels in sets:
-    features = judge.features(images)
+    features[name] = judge.features(images)
     row = {
         "name": name,
         **judging.set_quality(
-            features,
+            features[name],
             reference_RxD,
             realism_reference_RxD=reference_RxD[:NUM_REALISM_REFERENCE],
             map_entropy_N=judge.map_entropy(images) if judge.has_maps else None,
@@ -292,6 +328,24 @@ def main(argv=None) -> dict:
     )
     rows.append(row)
     print(f"{name}: judge-FID {row['fid']:.2f}", flush=True)
+  by_name = {row["name"]: row for row in rows}
+  validation = [
+      {
+          "better": better,
+          "worse": worse,
+          **judging.set_difference(
+              features[better],
+              features[worse],
+              by_name[better]["realism_scores"],
+              by_name[worse]["realism_scores"],
+              reference_RxD,
+              paired=paired,
+              rng=args.seed,
+          ),
+      }
+      for better, worse, paired in VALIDATION
+      if better in features and worse in features
+  ]
   report = {
       "num_images": args.num_images,
       "num_reference": len(reference_RxD),
@@ -300,19 +354,18 @@ def main(argv=None) -> dict:
       ],
       "decode_overrides": {k: getattr(args, k) for k in DECODE_OVERRIDES},
       "rows": rows,
+      "validation": validation,
   }
-  by_name = {row["name"]: row for row in rows}
-  if "samples" in by_name:
-    if by_name["samples"]["class_accuracy"] is not None:
+  if SAMPLES in by_name:
+    if by_name[SAMPLES]["class_accuracy"] is not None:
       report["accuracy_ratio"] = (
-          by_name["samples"]["class_accuracy"]
-          / by_name["real test images (floor)"]["class_accuracy"]
+          by_name[SAMPLES]["class_accuracy"] / by_name[REAL]["class_accuracy"]
       )
     report["fid_ratio"] = (
-        by_name["samples"]["fid"] / by_name["tokenizer reconstructions"]["fid"]
+        by_name[SAMPLES]["fid"] / by_name[RECONSTRUCTED]["fid"]
     )
   os.makedirs(args.out_dir, exist_ok=True)
-  if "samples" in by_name:
+  if SAMPLES in by_name:
     save_sample_grid(
         {name: (images, labels) for name, images, labels in sets},
         os.path.join(args.out_dir, "samples.png"),

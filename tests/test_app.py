@@ -1,6 +1,7 @@
 """The edit page: its functions, its API, and one real browser."""
 
 import base64
+import copy
 import io
 import json
 import os
@@ -205,6 +206,24 @@ def test_bad_requests_leave_the_server_usable(session):
   finally:
     server.shutdown()
     server.server_close()
+
+
+def test_a_variant_without_its_run_is_not_offered_and_refused(session):
+  bare = copy.copy(session)
+  bare.editor = copy.copy(session.editor)
+  bare.editor.iterative_params = None
+  available = {v["name"]: v["available"] for v in bare.info()["variants"]}
+  assert not available["iterative"] and available["self_learned"]
+  source = bare.source({"kind": "test", "index": 0})["png"]
+  with pytest.raises(app.RequestError, match="run of the iterate trainer"):
+    bare.edit(
+        {
+            "source": source,
+            "layer": png_b64(paint_layer(), "RGBA"),
+            "variant": "iterative",
+            "knob": 1,
+        }
+    )
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

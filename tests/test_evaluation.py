@@ -150,7 +150,12 @@ def rendered(harness, tmp_path_factory):
 
 
 def _settings():
-  return [(v, k) for v, knobs in KNOBS.items() for k in knobs]
+  """The harness's settings: KNOBS, then iterative's tuned baselines."""
+  return [(v, k) for v, knobs in KNOBS.items() for k in knobs] + [
+      (v + evaluation.TUNED, k)
+      for v in evaluation.TUNED_BASELINES
+      for k in KNOBS[v]
+  ]
 
 
 def _npz(out_dir, variant, knob):
@@ -256,17 +261,20 @@ def test_results_json_has_the_documented_schema(harness, test_source):
     expected_paired = (
         set() if r["variant"] == "none" else set(evaluation.PER_STROKE_METRICS)
     )
+    if r["variant"] == "none@tuned":  # The iterate stand-in's base params.
+      assert r["paired_vs_none"]["l2"]["mean"] == 0.0
     assert set(r["paired_vs_none"]) == expected_paired
     for paired in r["paired_vs_none"].values():
       assert set(paired) == {"mean", "lo", "hi", "n"}
       assert paired["lo"] <= paired["mean"] <= paired["hi"]
-    if r["variant"] in ("none", "sdedit"):
+    if r["variant"] in ("none", "sdedit", "none@tuned", "sdedit@tuned"):
       assert r["paired_vs_sdedit"] == {}
     else:
       matched = r["paired_vs_sdedit"]
-      assert set(matched["knobs"]) <= {0.5, 1.0}
+      assert matched["knobs"] == [0.5, 1.0] and matched["gap"] == 0.5
       assert sum(matched["weights"]) == pytest.approx(1.0)
       assert set(matched["metrics"]) == set(evaluation.PER_STROKE_METRICS)
+      assert 0.0 <= matched["in_range_share"] <= 1.0
   evaluation.load_results(json_path)
 
 
@@ -360,7 +368,8 @@ def test_renderer_writes_every_file(rendered, harness):
       "Faithfulness L2, in mask",
       "Preservation PSNR (dB)",
       "SWD (x1e3)",
-      "Token NLL (nats)",
+      "Judge realism (k-NN)",
+      "Judge class kept",
   ):
     assert title in metric_header
   metric_rows = lines[lines.index(metric_header) + 2 :]
@@ -478,13 +487,24 @@ def test_variants_without_their_workdir_are_skipped():
   kept, skipped = evaluation.select_variants(
       evaluation.DEFAULT_KNOBS, reweight_workdir=None, iterate_workdir="it"
   )
-  assert set(kept) == set(guidance_lib.VARIANTS) - {"self_learned"}
+  assert set(kept) == set(guidance_lib.VARIANTS) - {"self_learned"} | {
+      "none@tuned",
+      "sdedit@tuned",
+  }
   assert skipped == {"self_learned": "needs --reweight_workdir (not given)"}
-  assert all(len(v) >= 5 for k, v in kept.items() if k != "none")
+  assert all(len(v) >= 6 for k, v in kept.items() if "none" not in k)
+  # The curve every setting is matched on: steps of 0.05.
+  assert np.diff(kept["sdedit"]).max() <= 0.05 + 1e-9
   with pytest.raises(ValueError, match="fraction"):
     evaluation.select_variants(
         {"context": (0.0, 2.0)}, reweight_workdir=None, iterate_workdir=None
     )
+  kept, _ = evaluation.select_variants(
+      {"sdedit": (0.5,), "iterative": (1.0,)},
+      reweight_workdir=None,
+      iterate_workdir=None,
+  )
+  assert set(kept) == {"sdedit"}  # No tuned baselines without iterative.
 
 
 def test_knob_flags_are_parsed_and_checked():
@@ -513,28 +533,76 @@ def test_summaries_skip_non_finite_values():
   assert 1.0 <= paired["lo"] <= paired["hi"] <= 4.0
 
 
-def _sdedit_result(knob, l2_stroke_mean):
-  return {
-      "variant": "sdedit",
-      "knob": knob,
-      "metrics": {"l2_stroke": {"mean": l2_stroke_mean}},
-  }
+def _result(variant, knob, l2_stroke, realism):
+  """A results entry with per-stroke values (8 strokes, 2 per image)."""
+  per_stroke = {name: [1.0] * 8 for name in evaluation.PER_STROKE_METRICS}
+  per_stroke.update(
+      l2_stroke=np.broadcast_to(l2_stroke, 8).tolist(),
+      realism=np.broadcast_to(realism, 8).tolist(),
+  )
+  return {"variant": variant, "knob": knob, "per_stroke": per_stroke}
 
 
-def test_sdedit_is_matched_by_interpolating_its_faithfulness():
+def test_sdedit_is_matched_at_the_first_crossing_in_knob_order():
+  # Faithfulness 1, 3, 2, 4 along the strengths: not monotone. Sorting by
+  # faithfulness would bracket 2.5 with strengths 1/3 and 2/3.
   curve = [
-      _sdedit_result(k, m) for k, m in ((0.0, 1.0), (0.5, 3.0), (1.0, 4.0))
+      _result("sdedit", k, f, r)
+      for k, f, r in ((0.0, 1.0, 10.0), (1 / 3, 3.0, 20.0), (2 / 3, 2.0, 0.0))
+  ] + [_result("sdedit", 1.0, 4.0, 40.0)]
+  clusters = np.arange(8) // 2
+  matched = evaluation.matched_sdedit(
+      _result("self_fixed", 2.0, 2.5, 25.0), curve[::-1], clusters
+  )
+  assert matched["knobs"] == [0.0, 1 / 3] and matched["in_range"]
+  assert matched["weights"] == pytest.approx([0.25, 0.75])
+  assert matched["gap"] == pytest.approx(1 / 3)
+  realism = matched["metrics"]["realism"]
+  assert realism["mean"] == pytest.approx(25.0 - 17.5)
+  assert realism["lo"] == pytest.approx(7.5) == realism["hi"]
+  assert matched["metrics"]["l2_stroke"]["mean"] == pytest.approx(0.0)
+  outside = evaluation.matched_sdedit(
+      _result("self_fixed", 2.0, 9.0, 25.0), curve, clusters
+  )
+  assert not outside["in_range"] and outside["in_range_share"] == 0.0
+  assert outside["metrics"]["realism"]["mean"] is None
+
+
+def test_sdedit_matching_is_redone_in_every_bootstrap_replicate():
+  """sdedit's faithfulness grows with strength at a rate that differs by
+  image, and its realism is 5 x faithfulness on every stroke. A variant on
+  that line (faithfulness 0.6, realism 3) differs from the curve by 0 in
+  every replicate when each replicate is matched anew; with the strength
+  matched once on the whole sample, the difference would swing with which
+  images a replicate draws."""
+  slope_N = np.repeat([1.0, 2.0, 3.0, 1.5], 2)  # Per image (2 strokes).
+  curve = [
+      _result("sdedit", k, k * slope_N, 5.0 * k * slope_N)
+      for k in (0.0, 0.5, 1.0)
   ]
-  settings, weights, in_range = evaluation.matched_sdedit(curve, 2.5)
-  assert [r["knob"] for r in settings] == [0.0, 0.5] and in_range
-  assert weights == pytest.approx([0.25, 0.75])
-  settings, weights, in_range = evaluation.matched_sdedit(curve, 9.0)
-  assert [r["knob"] for r in settings] == [1.0] and not in_range
-  # Either end of the curve itself is a match.
-  for end, knob in ((1.0, 0.0), (4.0, 1.0)):
-    settings, weights, in_range = evaluation.matched_sdedit(curve, end)
-    assert in_range
-    assert sum(w for r, w in zip(settings, weights) if r["knob"] == knob) == 1
+  realism = evaluation.matched_sdedit(
+      _result("context", 0.5, 0.6, 3.0), curve, np.arange(8) // 2
+  )["metrics"]["realism"]
+  assert realism["mean"] == pytest.approx(0.0, abs=1e-9)
+  assert realism["lo"] == pytest.approx(0.0, abs=1e-9)
+  assert realism["hi"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_tuned_baselines_pair_with_their_own_transformer():
+  assert evaluation.baselines_of("self_fixed") == ("none", "sdedit")
+  assert evaluation.baselines_of("iterative") == ("none@tuned", "sdedit@tuned")
+  assert evaluation.baselines_of("sdedit@tuned") == (
+      "none@tuned",
+      "sdedit@tuned",
+  )
+  # The tuned transformer's own effect: its unguided decode against the base.
+  assert evaluation.baselines_of("none@tuned") == ("none", "")
+  kept, _ = evaluation.select_variants(
+      {"none": (0.0,), "sdedit": (0.5, 1.0), "iterative": (0.0,)},
+      reweight_workdir=None,
+      iterate_workdir="runs/iterate",
+  )
+  assert kept["sdedit@tuned"] == (0.5, 1.0) and kept["none@tuned"] == (0.0,)
 
 
 def test_batches_are_padded_to_one_shape():

@@ -23,9 +23,12 @@ B = 4
 
 @pytest.fixture(scope="module")
 def editor(tiny_runs):
-  return edit_lib.Editor.from_workdirs(
+  """The tiny models, with the base params standing in for an iterate run."""
+  base = edit_lib.Editor.from_workdirs(
       tiny_runs["tokenizer"], tiny_runs["maskgit"]
   )
+  base.iterative_params = base.params
+  return base
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +254,17 @@ def test_learned_kernel_of_the_wrong_codebook_size(tiny_runs, tmp_path):
         reweight_workdir=str(tmp_path),
     )
   assert os.path.exists(path)
+
+
+def test_variants_need_their_runs_and_say_which(tiny_runs, batch):
+  bare = edit_lib.Editor.from_workdirs(
+      tiny_runs["tokenizer"], tiny_runs["maskgit"]
+  )
+  for variant, run_name in (
+      ("iterative", "iterate"),
+      ("self_learned", "reweight"),
+  ):
+    with pytest.raises(ValueError, match=run_name):
+      run(bare, batch, variant, 1.0)
+  with pytest.raises(ValueError, match="iterate"):
+    run(bare, batch, "none", tuned=True)

@@ -119,19 +119,41 @@ def test_realism_score_is_high_inside_the_real_set_and_low_far_from_it():
   )
 
 
-def test_fid_interval_brackets_the_value_and_separates_shifted_sets():
+def test_set_difference_intervals_hold_the_estimate_and_order_sets():
+  """The outside audit's simulation: 64 dimensions, 1,000 points against
+  5,000 from one distribution. A bootstrap of one FID lay wholly above the
+  estimate; the difference of two sets' FIDs holds it, and 0."""
   rng = np.random.default_rng(0)
-  reference = rng.normal(size=(2000, 8))
-  same = judging.fid_with_interval(
-      rng.normal(size=(500, 8)), reference, num_bootstrap=50
+  reference = rng.normal(size=(5000, 64))
+  a, b = rng.normal(size=(2, 1000, 64))
+  realism_a = rng.normal(size=1000)
+  realism_b = realism_a[::-1]  # The same values, unpaired.
+  same = judging.set_difference(
+      a, b, realism_a, realism_b, reference, num_bootstrap=100
   )
-  shifted = judging.fid_with_interval(
-      rng.normal(size=(500, 8)) + 0.5, reference, num_bootstrap=50
+  for name in ("fid", "realism"):
+    assert same[f"{name}_low"] < 0 < same[f"{name}_high"]
+    assert same[f"{name}_low"] <= same[name] <= same[f"{name}_high"]
+  # A shifted set, or an item-wise perturbation of a (paired), is apart.
+  shifted = judging.set_difference(
+      a, b + 0.2, realism_a, realism_b - 0.2, reference, num_bootstrap=100
   )
-  for value, low, high in (same, shifted):
-    assert low <= value <= high or abs(value - low) < 0.05
-  assert same[2] < shifted[1]
-  np.testing.assert_allclose(shifted[0], 8 * 0.25, rtol=0.3)
+  assert shifted["fid_low"] > 0 and shifted["realism_high"] < 0
+  np.testing.assert_allclose(shifted["fid"], 64 * 0.04, rtol=0.3)
+  noisy = judging.set_difference(
+      a,
+      a + 0.3 * rng.normal(size=a.shape),
+      realism_a,
+      realism_a - 0.05,
+      reference,
+      paired=True,
+      num_bootstrap=100,
+  )
+  assert noisy["fid_low"] > 0 and noisy["realism_high"] < 0
+  with pytest.raises(ValueError, match="one size"):
+    judging.set_difference(
+        a, b[:10], realism_a, realism_b[:10], reference, paired=True
+    )
 
 
 @pytest.mark.xdist_group("tiny_runs")
@@ -154,9 +176,7 @@ def test_sample_quality_writes_every_row(tiny_runs, judge_run, tmp_path):
       "samples",
   ]
   for row in report["rows"]:
-    assert (
-        row["fid_low"] <= row["fid_high"] and len(row["realism_scores"]) == 12
-    )
+    assert len(row["realism_scores"]) == 12
     assert len(row["map_entropies"]) == 12
   # The same model and seed as "weak" and as "samples": the same images.
   assert report["rows"][2]["fid"] == report["rows"][3]["fid"]
