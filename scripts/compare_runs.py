@@ -6,9 +6,9 @@ r"""Paired comparison of two `run_edits.py` runs on the same strokes.
 
 For every (variant, knob) in both, the mean per-stroke difference run -
 baseline with its 95% bootstrap interval over source images (bold when it
-excludes 0), for faithfulness (L2 to the stroke in the mask), realism (judge
-map entropy, token NLL) and preservation (PSNR outside the edited region
-before compositing). E.g. windowed against full decoding (`--window`).
+excludes 0), for faithfulness (L2 to the stroke in the mask), realism (the
+judge's k-NN realism), the judge's class kept and preservation (PSNR
+outside the edited region before compositing). E.g. windowed against full decoding (`--window`).
 """
 
 import argparse
@@ -24,8 +24,8 @@ from maskgit_edit.decoding import windows
 
 COLUMNS = (
     ("l2_stroke", "L2 in mask"),
-    ("judge_entropy", "judge entropy"),
-    ("token_nll", "token NLL"),
+    ("realism", "judge realism"),
+    ("class_kept", "class kept"),
     ("psnr_preserve", "PSNR outside"),
 )
 

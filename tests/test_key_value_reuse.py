@@ -59,14 +59,19 @@ def test_rows_run_on_cached_keys_and_values_of_unchanged_inputs_are_exact():
 
 
 @pytest.mark.parametrize("window", [None, 1])
-def test_without_attention_reuse_decodes_exactly_as_full_passes(window):
-  # With no layers, a position's logits depend on its own input only, so
-  # running some rows on reused keys and values must change nothing.
+@pytest.mark.parametrize("num_layers", [0, 1])
+def test_reuse_is_exact_where_no_cached_key_can_be_stale(window, num_layers):
+  """With one layer, a known position's keys and values come from its own
+  input, which never changes, so they are never stale; the edited rows
+  still attend to them. Reuse must then decode exactly as full passes do
+  (0 layers: no attention at all)."""
   layout = models.TokenLayout(
       codebook_size=16, num_classes=3, latent=8, class_conditional=True
   )
   model = _transformer(
-      num_layers=0, seq_len=layout.seq_len, vocab_size=layout.vocab_size
+      num_layers=num_layers,
+      seq_len=layout.seq_len,
+      vocab_size=layout.vocab_size,
   )
   params = model.init(
       jax.random.key(0), jnp.zeros((1, layout.seq_len), jnp.int32)

@@ -151,7 +151,11 @@ def _sample(rng, logits_BxLxC, block: int = 32):
 
   Draws one uniform per position instead of one Gumbel per logit (what
   `jax.random.categorical` does), so the per-step cost beyond the forward is
-  about one exp per logit; see `_inverse_cdf`.
+  about one exp per logit; see `_inverse_cdf`. Resolution: the float32
+  uniform lies on a grid of step 2^-23 (`jax.random.uniform` fills the 23
+  mantissa bits), so a code of probability p is drawn with a probability
+  within about 2^-23 of p, and one far below 2^-23 may never be drawn.
+  Codes of probability 0 never are (tested).
 
   Args:
     rng: PRNG key.
