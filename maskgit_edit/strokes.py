@@ -531,6 +531,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StrokeExample]:
   if not manifest_path.is_file():
     raise FileNotFoundError(f"Stroke manifest {manifest_path} does not exist.")
   entries = json.loads(manifest_path.read_text())["entries"]
+  if not entries:
+    raise ValueError(f"Stroke manifest {manifest_path} has no strokes.")
   root = manifest_path.parent
   examples = []
   for entry in entries:

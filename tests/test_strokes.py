@@ -188,6 +188,14 @@ def test_manifest_with_missing_file_raises(stroke_set):
     strokes.read_manifest(path)
 
 
+def test_manifest_without_strokes_raises(stroke_set):
+  path, _ = stroke_set
+  manifest = json.loads(path.read_text())
+  path.write_text(json.dumps({**manifest, "entries": []}))
+  with pytest.raises(ValueError, match=rf"{path.name} has no strokes"):
+    strokes.read_manifest(path)
+
+
 def test_manifest_with_mixed_sizes_raises(stroke_set):
   path, entries = stroke_set
   Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(
