@@ -246,12 +246,12 @@ COLUMNS = (
     Column("Stroke", "stroke"),
     Column("No guide", "none"),
     Column("Token SDEdit", "sdedit", 0.5),
-    Column("Context", "context", 0.5),
+    Column("Context", "context", 0.6),
     Column("Self: fixed", "self_fixed", 2.0),
     Column("Self: learned", "self_learned", 1.0),
     Column("Self: learned, full confidence", "self_learned", 1000.0),
-    Column("Iterative tuning", "iterative", 1.0),
-    Column("Zero-shot", "zero_shot", 0.5),
+    Column("Iterative tuning", "iterative", 1.2),
+    Column("Zero-shot", "zero_shot", 0.6),
 )
 
 
