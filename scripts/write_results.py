@@ -17,6 +17,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -30,6 +31,20 @@ from maskgit_edit import config_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGETS = {"Quickstart": "", "reference": "_reference"}
+# The reference editing study (output/ holds what the last command renders).
+REFERENCE_STUDY_COMMANDS = (
+    "R=runs/fashion_mnist_reference",
+    "python make_strokes.py --out=$R/strokes_128 --run=$R/tokenizer"
+    " --num_images=128 --strokes_per_image=2 --seed=0",
+    "python scripts/run_edits.py --manifest=$R/strokes_128/manifest.json"
+    " --tokenizer_workdir=$R/tokenizer --transformer_workdir=$R/maskgit"
+    " --reweight_workdir=$R/reweight --iterate_workdir=$R/iterate"
+    " --judge_workdir=$R/judge --num_real=1024 --out_dir=$R/study",
+    "python scripts/render_comparison_table.py"
+    " --results=$R/study/results.json --output_dir=output"
+    " --grid=output/comparison_grid.png"
+    " --plot=output/faithfulness_vs_realism.png --examples_per_mode=6",
+)
 # The runs of scripts/main.py, in its order.
 TRAINERS = config_defaults.load_module(
     os.path.join(ROOT, "scripts", "main.py")
@@ -195,6 +210,21 @@ def results(runs_dir: str, data: str, compare: list[str]) -> str:
         "|---|---|---|---|---|---|---|",
         *[tokenizer_row(run) for run in compare],
     ]
+  reference_study = os.path.join(ROOT, "output", "comparison.md")
+  if os.path.exists(reference_study):
+    lines += [
+        "",
+        "## Editing study on the reference models",
+        "",
+        "Made by these commands (the grid, plot and example cells are"
+        " committed in `output/`):",
+        "",
+        "```",
+        *REFERENCE_STUDY_COMMANDS,
+        "```",
+        "",
+        _rebased(open(reference_study).read(), "../output/"),
+    ]
   study = os.path.join(
       runs_dir, f"{data}_pretrained", "output", "comparison.md"
   )
@@ -214,6 +244,16 @@ def results(runs_dir: str, data: str, compare: list[str]) -> str:
         _tables_only(open(study).read()),
     ]
   return "\n".join(lines).rstrip() + "\n"
+
+
+def _rebased(markdown: str, prefix: str) -> str:
+  """The study's markdown under this page's heading, its relative links
+  prefixed."""
+  markdown = re.sub(r"\]\((?![a-z]+:|/)", f"]({prefix}", markdown)
+  return "\n".join(
+      "##" + line if line.startswith("#") else line
+      for line in markdown.splitlines()
+  ).strip()
 
 
 def _tables_only(markdown: str) -> str:
