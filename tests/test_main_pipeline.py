@@ -72,7 +72,7 @@ def test_quick_pipeline_on_fashion_mnist_and_its_results_page(tmp_path):
   assert (runs / "fashion_mnist/quality/quality.md").exists()
   readme = tmp_path / "README.md"
   readme.write_text(
-      "intro\n<!-- write_results.py: begin -->\nold\n"
+      "intro\n<!-- write_results.py: begin -->\nstale block\n"
       "<!-- write_results.py: end -->\nrest\n"
   )
   write = subprocess.run(
@@ -91,7 +91,7 @@ def test_quick_pipeline_on_fashion_mnist_and_its_results_page(tmp_path):
   assert write.returncode == 0, write.stderr[-3000:]
   text = readme.read_text()
   assert text.startswith("intro\n") and text.endswith("rest\n")
-  assert "old" not in text and "| Quickstart |" in text
+  assert "stale block" not in text and "| Quickstart |" in text
   assert "judge-FID" in (tmp_path / "results.md").read_text()
 
 
