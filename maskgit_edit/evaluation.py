@@ -474,6 +474,31 @@ def save_outputs(
     )
 
 
+RUN_NAME = "run.json"
+
+
+def claim_out_dir(out_dir: str, identity: Mapping[str, Any]) -> None:
+  """Records which strokes, models and edit settings `out_dir` holds edits
+  of, or raises ValueError naming both when it holds another run's (whose
+  outputs would otherwise be resumed as this run's)."""
+  path = os.path.join(out_dir, RUN_NAME)
+  identity = json.loads(json.dumps(identity))  # Tuples as lists.
+  if os.path.exists(path):
+    with open(path) as f:
+      found = json.load(f)
+    for key in sorted(set(found) | set(identity)):
+      if found.get(key) != identity.get(key):
+        raise ValueError(
+            f"{out_dir} holds edits of another run: its {key} is "
+            f"{found.get(key)!r}, this run's {identity.get(key)!r}. Use "
+            "another --out_dir."
+        )
+    return
+  os.makedirs(out_dir, exist_ok=True)
+  with artefacts.atomic_path(path) as tmp, open(tmp, "w") as f:
+    json.dump(identity, f, indent=1)
+
+
 def check_outputs(
     path: str, stroke_set: StrokeSet, *, seed: int, batch_size: int
 ) -> None:

@@ -147,17 +147,21 @@ def parse_args(argv):
   return p.parse_args(argv)
 
 
-def pending_settings(settings, stroke_set, args) -> list[tuple[str, float]]:
+def pending_settings(
+    settings, stroke_set, identity, args
+) -> list[tuple[str, float]]:
   """The settings without outputs, as process 0 finds them.
 
   Raises ValueError on every process when process 0 finds outputs of
-  another run in out_dir (rather than leave the others waiting for it).
+  another run in out_dir (`identity`: `evaluation.claim_out_dir`), rather
+  than leave the others waiting for it.
   """
   # Per setting: 1 done, 0 to run; -1 everywhere: process 0 refused out_dir.
   status = np.zeros(len(settings), np.int32)
   error = None
   if artefacts.is_writer():
     try:
+      evaluation.claim_out_dir(args.out_dir, identity)
       for i, (variant, knob) in enumerate(settings):
         path = evaluation.output_path(args.out_dir, variant, knob)
         if os.path.exists(path):
@@ -178,9 +182,11 @@ def pending_settings(settings, stroke_set, args) -> list[tuple[str, float]]:
   return [s for s, done in zip(settings, status) if not done]
 
 
-def run_pending(workers, stroke_set, labels_N, settings, args) -> float:
+def run_pending(
+    workers, stroke_set, labels_N, settings, identity, args
+) -> float:
   """Runs the settings without outputs; returns the seconds spent."""
-  pending = pending_settings(settings, stroke_set, args)
+  pending = pending_settings(settings, stroke_set, identity, args)
   print(
       f"{len(settings) - len(pending)} of {len(settings)} settings already "
       f"done; running {len(pending)} on {workers.num_workers} device(s).",
@@ -268,8 +274,27 @@ def main(argv=None) -> str | None:
       else np.zeros(len(stroke_set), np.int32)
   )
   settings = [(v, k) for v, knobs in kept.items() for k in knobs]
+  models = {
+      name: getattr(args, name) and os.path.abspath(getattr(args, name))
+      for name in (
+          "tokenizer_workdir",
+          "transformer_workdir",
+          "reweight_workdir",
+          "iterate_workdir",
+      )
+  }
+  identity = {
+      "manifest": stroke_set.manifest_path,
+      "models": models,
+      "edit_settings": dataclasses.asdict(editor.settings),
+  }
   edit_seconds = run_pending(
-      edit_workers.EditWorkers(editor), stroke_set, labels_N, settings, args
+      edit_workers.EditWorkers(editor),
+      stroke_set,
+      labels_N,
+      settings,
+      identity,
+      args,
   )
   if not artefacts.is_writer():
     return None

@@ -331,6 +331,20 @@ def test_outputs_of_another_run_are_refused(harness):
     )
 
 
+def test_edits_of_other_strokes_or_models_are_refused(harness):
+  argv, out_dir, _ = harness
+  run_json = os.path.join(out_dir, evaluation.RUN_NAME)
+  recorded = json.load(open(run_json))
+  assert recorded["models"]["tokenizer_workdir"].startswith("/")
+  for key, value in (("manifest", "/elsewhere/manifest.json"), ("models", {})):
+    with open(run_json, "w") as f:
+      json.dump({**recorded, key: value}, f)
+    with pytest.raises(ValueError, match=f"another run: its {key} is .*this"):
+      run_edits.main(argv)
+  with open(run_json, "w") as f:
+    json.dump(recorded, f)
+
+
 # ---------------------------------------------------------------------------
 # Renderer.
 
