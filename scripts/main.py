@@ -19,6 +19,8 @@ finished stage (its `final_metrics.json` or output file exists) is skipped,
 and training resumes from its last checkpoint, so a killed run continues
 where it stopped. `--pretrained` takes the trained runs from `pretrained/<data>/`
 (see scripts/export_pretrained.py) and runs strokes, edits and rendering.
+`--reference` edits 256 strokes on 128 images and renders the study into
+the committed top-level `output/` (`docs/results.md` shows it).
 """
 
 import argparse
@@ -52,6 +54,11 @@ USER_DATA_PREFIXES = ("folder:", "tfds:")
 # Held-out images to stroke for editing (2 strokes each) and, separately,
 # for the judge's validation (2 strokes each, one row of the quality table).
 NUM_IMAGES = {"fashion_mnist": 64, "shapes": 64, "photos": 60, "user": 60}
+# The reference study (`--reference`): 256 strokes, realism among 1,024 real
+# images, a dozen examples rendered into the committed top-level output/.
+REFERENCE_NUM_IMAGES = 128
+REFERENCE_NUM_REAL = 1024
+REFERENCE_OUTPUT = os.path.join(ROOT, "output")
 # Variants edited again with windowed decoding by `--windows`.
 WINDOW_VARIANTS = ("none", "sdedit", "self_fixed")
 NUM_QUALITY_IMAGES = 1000
@@ -163,6 +170,10 @@ def stages(
   )
   # 16 px smoke-run images have two pyramid levels only from 8 px up.
   edit_args = ["--swd_min_resolution=8"] if budget == "quick" else []
+  reference = budget == "reference"
+  output = REFERENCE_OUTPUT if reference else w("output")
+  if reference:
+    edit_args.append(f"--num_real={REFERENCE_NUM_REAL}")
   if data_kind(data) in JUDGED_DATA:
     edit_args.append(f"--judge_workdir={runs['judge']}")
   num_quality = 16 if budget == "quick" else NUM_QUALITY_IMAGES
@@ -247,11 +258,22 @@ def stages(
               sys.executable,
               "scripts/render_comparison_table.py",
               f"--results={w('edits', 'results.json')}",
-              f"--output_dir={w('output')}",
-              f"--grid={figures}/{prefix}_comparison_grid.png",
-              f"--plot={figures}/{prefix}_faithfulness_vs_realism.png",
+              f"--output_dir={output}",
+              *(
+                  [
+                      f"--grid={output}/comparison_grid.png",
+                      f"--plot={output}/faithfulness_vs_realism.png",
+                      "--examples_per_mode=6",
+                  ]
+                  if reference
+                  else [
+                      f"--grid={figures}/{prefix}_comparison_grid.png",
+                      f"--plot={figures}/{prefix}_faithfulness_vs_realism.png",
+                  ]
+              ),
           ],
-          w("output", "comparison.md"),
+          # The committed output/ is redrawn from this run's edits.
+          None if reference else w("output", "comparison.md"),
       ),
   ]
   if window_rings:
@@ -381,7 +403,11 @@ def main(argv=None):
   )
   workdir = os.path.abspath(workdir)
   num_images = args.num_images or (
-      4 if args.quick else NUM_IMAGES[data_kind(args.data)]
+      4
+      if args.quick
+      else REFERENCE_NUM_IMAGES
+      if args.reference
+      else NUM_IMAGES[data_kind(args.data)]
   )
   only = set(filter(None, args.only.split(",")))
   env = dict(os.environ, WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
