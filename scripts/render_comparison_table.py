@@ -525,8 +525,10 @@ def markdown(
       f"{swd['folds']} folds against {swd['num_real']} real images, "
       f"{swd['real_split']} split). Lower L2 = more faithful to the stroke; "
       "higher PSNR = better preserved outside the edited region (decoded "
-      f"output, capped at {results['psnr_cap']:g} dB); lower SWD and token "
-      "NLL = more realistic.",
+      f"output, capped at {results['psnr_cap']:g} dB); higher judge "
+      "realism (k-NN score among the real images) and lower KID and SWD = "
+      "more realistic; class kept: the share of edits the judge gives the "
+      "class it gives the source.",
       "",
   ]
   lines += metric_table(results)
@@ -537,10 +539,14 @@ def markdown(
       "Per stroke, setting minus baseline, mean and 95% bootstrap interval "
       "over source images (bold: the interval excludes 0). vs none: the "
       "unguided decode with the same random draws. vs sdedit: token SDEdit "
-      "interpolated between the two strengths whose mean in-mask L2 brackets "
-      "the setting's, i.e. realism at matched faithfulness (lower entropy / "
-      "NLL = more realistic). `iterative` decodes with its fine-tuned "
-      "transformer: its scale 0 row is that model unguided.",
+      "where its curve (in strength order) first reaches the setting's mean "
+      "in-mask L2, interpolated between the two strengths shown, matched "
+      "anew in every bootstrap replicate (the share of replicates the curve "
+      "reaches in brackets), i.e. realism at matched faithfulness. "
+      "`iterative` decodes with its fine-tuned transformer and compares "
+      "with that transformer's none and sdedit (`@tuned`); `none@tuned` vs "
+      "none is the fine-tune's own effect. The intervals are per setting, "
+      "not corrected for the number of settings compared.",
       "",
   ]
   lines += paired_table(results)
