@@ -53,7 +53,7 @@ USER_DATA_PREFIXES = ("folder:", "tfds:")
 
 # Held-out images to stroke for editing (2 strokes each) and, separately,
 # for the judge's validation (2 strokes each, one row of the quality table).
-NUM_IMAGES = {"fashion_mnist": 64, "shapes": 64, "photos": 60, "user": 60}
+NUM_IMAGES = {"fashion_mnist": 32, "shapes": 64, "photos": 60, "user": 60}
 # The reference study (`--reference`): 256 strokes, realism among 1,024 real
 # images, a dozen examples rendered into the committed top-level output/.
 REFERENCE_NUM_IMAGES = 128
