@@ -19,6 +19,11 @@ JSON API (POST bodies and answers are JSON; images are base64 PNG):
                     a context ring in tokens)} -> edits, token mask,
                     decoding steps, command
 A bad request answers 400 with {"error": one line}; the server keeps going.
+Hostile ones too: a body over `MAX_REQUEST_BYTES` answers 413 unread, a
+missing or bad Content-Length 411 / 400, an image over `MAX_IMAGE_PIXELS`
+400 before it is decoded, and a request from another origin (an Origin or
+Host header that is not this server's, as cross-site requests and DNS
+rebinding send) 403.
 """
 
 import base64
@@ -49,6 +54,14 @@ from maskgit_edit.decoding import windows
 
 PAGE_PATH = os.path.join(os.path.dirname(__file__), "app_page.html")
 MAX_ALTERNATIVES = 8
+# A request carries two PNGs of the model's size or one upload; 16 MiB
+# bounds what each server thread reads.
+MAX_REQUEST_BYTES = 16 * 2**20
+# Uploads are resized to the model's size; a larger image (a decompression
+# bomb is small on the wire) is refused before its pixels are decoded.
+MAX_IMAGE_PIXELS = 25 * 10**6
+# Host names of the loopback address that a local page is reached by.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # Knob slider ranges: the documented range of bounded knobs; for the
 # unbounded ones (>= 0) the span the editing study covers.
 KNOB_RANGES = {
@@ -63,7 +76,57 @@ KNOB_RANGES = {
 
 
 class RequestError(ValueError):
-  """A request the page can fix: answered 400 with the message."""
+  """A request the page can fix: answered `status` (400) with the message."""
+
+  def __init__(self, message: str, status: int = 400):
+    super().__init__(message)
+    self.status = status
+
+
+def int_field(body: dict, name: str, default: int) -> int:
+  """body[name] as an int, or a RequestError naming the field."""
+  value = body.get(name, default)
+  if isinstance(value, bool) or not isinstance(value, (int, str)):
+    raise RequestError(f"{name} must be an integer, got {value!r}.")
+  try:
+    return int(value)
+  except ValueError as e:
+    raise RequestError(f"{name} must be an integer, got {value!r}.") from e
+
+
+def check_origin(headers, server_host: str, port: int) -> None:
+  """Refuses (403) a request whose Host is not this server's or whose
+  Origin is another site's; a server bound to all addresses accepts any
+  Host (it is meant to be reached from elsewhere) but still checks Origin."""
+  host = headers.get("Host", "")
+  names = LOCAL_HOSTS + (server_host,)
+  if server_host not in ("0.0.0.0", "", "::") and host not in {
+      f"{name}:{port}" for name in names
+  }:
+    raise RequestError(f"Host {host!r} is not this server.", 403)
+  origin = headers.get("Origin")
+  if origin is not None and origin != f"http://{host}":
+    raise RequestError(f"Requests from {origin!r} are refused.", 403)
+
+
+def request_length(headers) -> int:
+  """The Content-Length of a POST, checked against `MAX_REQUEST_BYTES`."""
+  text = headers.get("Content-Length")
+  if text is None:
+    raise RequestError("The request has no Content-Length.", 411)
+  try:
+    length = int(text)
+  except ValueError as e:
+    raise RequestError(f"Bad Content-Length {text!r}.") from e
+  if length < 0:
+    raise RequestError(f"Bad Content-Length {text!r}.")
+  if length > MAX_REQUEST_BYTES:
+    raise RequestError(
+        f"The request is {length} bytes; at most {MAX_REQUEST_BYTES} are "
+        "accepted.",
+        413,
+    )
+  return length
 
 
 # --- pure functions behind the page ------------------------------------------
@@ -73,9 +136,20 @@ def decode_png(encoded: str, what: str) -> Image.Image:
     raise RequestError(f"No {what} image was sent.")
   try:
     raw = base64.b64decode(encoded.split(",", 1)[-1], validate=True)
-    image = Image.open(io.BytesIO(raw))
-    image.load()
+    image = Image.open(io.BytesIO(raw))  # Reads the header only.
   except (ValueError, UnidentifiedImageError, OSError) as e:
+    raise RequestError(f"The {what} is not an image file.") from e
+  except Image.DecompressionBombError as e:
+    raise RequestError(f"The {what} has too many pixels.") from e
+  width, height = image.size
+  if width * height > MAX_IMAGE_PIXELS:
+    raise RequestError(
+        f"The {what} is {width}x{height} pixels; at most "
+        f"{MAX_IMAGE_PIXELS} pixels are accepted."
+    )
+  try:
+    image.load()
+  except (ValueError, OSError) as e:
     raise RequestError(f"The {what} is not an image file.") from e
   return image
 
@@ -327,7 +401,7 @@ class EditSession:
     if kind == "test":
       if self.test_source is None:
         raise RequestError(f"No test images: {self.test_unavailable}.")
-      index = int(body.get("index", 0))
+      index = int_field(body, "index", 0)
       if not 0 <= index < len(self.test_source):
         raise RequestError(
             f"Test image {index} does not exist (0 to "
@@ -338,7 +412,7 @@ class EditSession:
       if labels is not None and self.layout.class_conditional:
         label = int(labels[0])
     elif kind == "sample":
-      label = int(body.get("label", 0))
+      label, seed = int_field(body, "label", 0), int_field(body, "seed", 0)
       try:
         self.layout.check_label(label)
       except ValueError as e:
@@ -346,7 +420,7 @@ class EditSession:
       with self._lock:
         tokens = self.generator.generate(
             self.editor.params,
-            jax.random.key(int(body.get("seed", 0))),
+            jax.random.key(seed),
             1,
             labels_B=np.array([label]),
         )
@@ -468,14 +542,20 @@ def make_handler(session: EditSession):
       if route is None:
         self._json(404, {"error": f"No API {self.path}."})
         return
+      raw = None
       try:
-        length = int(self.headers.get("Content-Length", 0))
-        body = json.loads(self.rfile.read(length) or b"{}")
+        check_origin(self.headers, *self.server.server_address[:2])
+        raw = self.rfile.read(request_length(self.headers))
+        body = json.loads(raw or b"{}")
         if not isinstance(body, dict):
           raise RequestError("The request must be a JSON object.")
         self._json(200, route(body))
-      except (RequestError, json.JSONDecodeError) as e:
-        self._json(400, {"error": str(e)})
+      except RequestError as e:
+        # A refused request's body is left unread: close after answering.
+        self.close_connection = raw is None
+        self._json(e.status, {"error": str(e)})
+      except json.JSONDecodeError as e:
+        self._json(400, {"error": f"The request is not JSON: {e}."})
       except Exception as e:  # pylint: disable=broad-except
         # One failed edit must leave the page usable: answer, log, go on.
         traceback.print_exc()

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -203,6 +204,74 @@ def test_bad_requests_leave_the_server_usable(session):
         },
     )
     assert status == 200 and len(answer["edits"]) == 1
+  finally:
+    server.shutdown()
+    server.server_close()
+
+
+def _raw_post(port, headers, body=b"", path="/api/source"):
+  """Status of a hand-made POST (headers as given, no defaults added)."""
+  with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode() + body)
+    reply = sock.makefile("rb").readline().decode()
+  return int(reply.split()[1])
+
+
+def test_hostile_requests_are_refused_and_the_page_keeps_serving(session):
+  server = app.serve(session, port=0)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  port = server.server_port
+  host = {"Host": f"127.0.0.1:{port}"}
+  ok_body = json.dumps({"kind": "test", "index": 0}).encode()
+  ok = {**host, "Content-Length": str(len(ok_body))}
+  bomb = io.BytesIO()
+  Image.new("L", (6000, 6000)).save(bomb, format="PNG")
+  bomb_body = json.dumps(
+      {"kind": "upload", "png": base64.b64encode(bomb.getvalue()).decode()}
+  ).encode()
+  try:
+    for headers, body, status in (
+        ({**host, "Content-Length": str(app.MAX_REQUEST_BYTES + 1)}, b"", 413),
+        (host, b"", 411),
+        ({**host, "Content-Length": "-5"}, b"", 400),
+        ({**host, "Content-Length": "ten"}, b"", 400),
+        ({**ok, "Host": f"evil.example:{port}"}, ok_body, 403),
+        ({**ok, "Origin": "http://evil.example"}, ok_body, 403),
+        (
+            {**host, "Content-Length": str(len(bomb_body))},
+            bomb_body,
+            400,
+        ),
+        ({**ok, "Origin": f"http://127.0.0.1:{port}"}, ok_body, 200),
+    ):
+      assert _raw_post(port, headers, body) == status, headers
+    for fields in (
+        {"kind": "test", "index": "x"},
+        {"kind": "sample", "seed": [1]},
+    ):
+      body = json.dumps(fields).encode()
+      assert (
+          _raw_post(port, {**host, "Content-Length": str(len(body))}, body)
+          == 400
+      )
+    edit = json.dumps(
+        {
+            "source": png_b64(np.zeros((SIZE, SIZE, 3))),
+            "layer": png_b64(paint_layer(), "RGBA"),
+            "variant": "self_fixed",
+            "knob": 2,
+        }
+    ).encode()
+    assert (
+        _raw_post(
+            port,
+            {**host, "Content-Length": str(len(edit))},
+            edit,
+            path="/api/edit",
+        )
+        == 200
+    )
   finally:
     server.shutdown()
     server.server_close()
