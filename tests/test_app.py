@@ -378,3 +378,16 @@ def test_a_browser_paints_a_stroke_and_sees_the_edit(session, tmp_path):
   for image in edited:
     assert np.abs(image[mask].astype(int) - source[mask]).mean() > 5
     np.testing.assert_array_equal(image[outside], source[outside])
+
+
+def test_the_load_script_serves_edits_and_refusals_without_5xx():
+  load_page = load_script("scripts/load_page.py")
+  report = load_page.main(["--clients=2", "--requests=9", "--mixed"])
+  assert report["sent"] == 9
+  assert report["by_kind"]["edit"] == {"200": 6}
+  for kind in ("oversize", "foreign_origin", "bomb"):
+    assert list(report["by_kind"][kind]) == [
+        {"oversize": "413", "foreign_origin": "403", "bomb": "400"}[kind]
+    ]
+  assert report["edit_p50_s"] <= report["edit_p95_s"]
+  assert report["server_peak_rss_mib"] > 0

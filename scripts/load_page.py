@@ -1,0 +1,243 @@
+r"""The edit page under load: concurrent clients against a page of its own.
+
+  python scripts/load_page.py --clients 16 --requests 160 [--mixed] \
+      [--run runs/fashion_mnist] [--out load.json]
+
+Starts `python -m maskgit_edit.app --port 0` (the committed models, or
+--run), then N client threads send edits (a painted square on a held-out
+test image, each with its own seed) until --requests have been sent or
+--max_seconds have passed; with --mixed every third request is a hostile
+one of the page's refusals instead (an over-size body, a foreign Origin, a
+decompression bomb, a non-integer field; `maskgit_edit.app`). Reports the
+requests served, p50/p95 latency of the edits, answers by status, and the
+server's peak resident memory (VmHWM), then stops the server.
+"""
+
+import argparse
+import base64
+import collections
+import http.client
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from maskgit_edit import app  # pylint: disable=wrong-import-position
+from maskgit_edit import cli  # pylint: disable=wrong-import-position
+
+START_TIMEOUT_S = 600
+REQUEST_TIMEOUT_S = 600
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--clients", type=int, default=16)
+  p.add_argument("--requests", type=int, default=160)
+  p.add_argument("--max_seconds", type=float, default=600.0)
+  p.add_argument("--mixed", action="store_true", help="Add hostile requests.")
+  p.add_argument("--run", default=None, help="Run folder (default: committed).")
+  p.add_argument("--out", default=None, help="Write the report as JSON here.")
+  args = p.parse_args(argv)
+  for name in ("clients", "requests"):
+    if getattr(args, name) < 1:
+      p.error(f"--{name} must be at least 1, got {getattr(args, name)}.")
+  if args.max_seconds <= 0:
+    p.error(f"--max_seconds must be positive, got {args.max_seconds}.")
+  return args
+
+
+def start_server(run: str | None) -> tuple[subprocess.Popen, int]:
+  """The page in its own process, and the port it bound."""
+  command = [sys.executable, "-m", "maskgit_edit.app", "--port=0"]
+  if run:
+    command.append(f"--run={run}")
+  server = subprocess.Popen(
+      command, cwd=ROOT, stdout=subprocess.PIPE, text=True
+  )
+  deadline = time.monotonic() + START_TIMEOUT_S
+  for line in server.stdout:
+    if line.startswith("Serving the edit page on"):
+      return server, int(line.split(":")[2].split("/")[0])
+    if time.monotonic() > deadline:
+      break
+  server.kill()
+  raise RuntimeError(f"The page did not start (exit {server.wait()}).")
+
+
+def _png(image) -> str:
+  buffer = io.BytesIO()
+  Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
+  return base64.b64encode(buffer.getvalue()).decode()
+
+
+def request_kinds(port: int, source_png: str, size: int) -> dict:
+  """name -> (path, headers, body, whether it is a normal edit)."""
+  host = {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json"}
+  layer = np.zeros((size, size, 4), np.uint8)
+  layer[size // 4 : size // 2, size // 4 : size // 2] = (230, 230, 230, 255)
+  edit = {"source": source_png, "layer": _png(layer), "variant": "self_fixed"}
+  bomb = io.BytesIO()
+  Image.new("L", (6000, 6000)).save(bomb, format="PNG")
+  return {
+      "edit": ("/api/edit", host, edit, True),
+      "oversize": (
+          "/api/edit",
+          {**host, "Content-Length": str(app.MAX_REQUEST_BYTES + 1)},
+          None,
+          False,
+      ),
+      "foreign_origin": (
+          "/api/edit",
+          {**host, "Origin": "http://evil.example"},
+          edit,
+          False,
+      ),
+      "bomb": (
+          "/api/source",
+          host,
+          {"kind": "upload", "png": base64.b64encode(bomb.getvalue()).decode()},
+          False,
+      ),
+      "bad_field": ("/api/source", host, {"kind": "test", "index": "x"}, False),
+  }
+
+
+def send(port: int, path: str, headers: dict, body) -> int:
+  """One POST on its own connection; its status."""
+  connection = http.client.HTTPConnection(
+      "127.0.0.1", port, timeout=REQUEST_TIMEOUT_S
+  )
+  try:
+    if body is None:  # Headers only: the server must answer unread.
+      connection.putrequest("POST", path, skip_host=True)
+      for key, value in headers.items():
+        connection.putheader(key, value)
+      connection.endheaders()
+    else:
+      connection.request("POST", path, json.dumps(body), headers)
+    return connection.getresponse().status
+  finally:
+    connection.close()
+
+
+def peak_rss_mib(pid: int) -> float | None:
+  """VmHWM of a process in MiB (Linux), None elsewhere."""
+  try:
+    with open(f"/proc/{pid}/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024
+  except OSError:
+    pass
+  return None
+
+
+def run_load(port: int, args) -> dict:
+  """Sends the requests from --clients threads; the counts and latencies."""
+  info = _get_json(port, "/api/info")
+  source = _post_json(port, "/api/source", {"kind": "test", "index": 0})
+  kinds = request_kinds(port, source["png"], info["image_size"])
+  hostile = [name for name in kinds if name != "edit"]
+  lock = threading.Lock()
+  next_index = [0]
+  statuses = collections.Counter()
+  by_kind = collections.defaultdict(collections.Counter)
+  edit_latencies = []
+  deadline = time.monotonic() + args.max_seconds
+
+  def client():
+    while time.monotonic() < deadline:
+      with lock:
+        i = next_index[0]
+        if i >= args.requests:
+          return
+        next_index[0] += 1
+      name = (
+          hostile[(i // 3) % len(hostile)]
+          if args.mixed and i % 3 == 2
+          else "edit"
+      )
+      path, headers, body, _ = kinds[name]
+      if name == "edit":
+        body = {**body, "seed": i}
+      start = time.monotonic()
+      try:
+        status = send(port, path, headers, body)
+      except OSError as e:
+        status = f"no answer ({type(e).__name__})"
+      with lock:
+        statuses[status] += 1
+        by_kind[name][status] += 1
+        if name == "edit":
+          edit_latencies.append(time.monotonic() - start)
+
+  start = time.monotonic()
+  threads = [threading.Thread(target=client) for _ in range(args.clients)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  latencies = np.array(edit_latencies)
+  return {
+      "clients": args.clients,
+      "mixed": args.mixed,
+      "sent": sum(statuses.values()),
+      "seconds": time.monotonic() - start,
+      "statuses": {str(k): v for k, v in sorted(statuses.items(), key=str)},
+      "by_kind": {
+          k: {str(s): n for s, n in v.items()} for k, v in by_kind.items()
+      },
+      "edit_p50_s": float(np.median(latencies)) if len(latencies) else None,
+      "edit_p95_s": (
+          float(np.percentile(latencies, 95)) if len(latencies) else None
+      ),
+  }
+
+
+def _get_json(port: int, path: str) -> dict:
+  connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+  try:
+    connection.request("GET", path)
+    return json.loads(connection.getresponse().read())
+  finally:
+    connection.close()
+
+
+def _post_json(port: int, path: str, body: dict) -> dict:
+  connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+  try:
+    connection.request(
+        "POST", path, json.dumps(body), {"Content-Type": "application/json"}
+    )
+    return json.loads(connection.getresponse().read())
+  finally:
+    connection.close()
+
+
+def main(argv=None) -> dict:
+  args = parse_args(argv)
+  server, port = start_server(args.run)
+  try:
+    report = run_load(port, args)
+    report["server_peak_rss_mib"] = peak_rss_mib(server.pid)
+  finally:
+    server.terminate()
+    server.wait(timeout=60)
+  print(json.dumps(report, indent=1), flush=True)
+  if args.out:
+    with open(args.out, "w") as f:
+      json.dump(report, f, indent=1)
+  return report
+
+
+if __name__ == "__main__":
+  cli.run(main)
