@@ -551,8 +551,8 @@ def make_handler(session: EditSession):
           raise RequestError("The request must be a JSON object.")
         self._json(200, route(body))
       except RequestError as e:
-        # A refused request's body is left unread: close after answering.
-        self.close_connection = raw is None
+        if raw is None:  # Its body is left unread: close after answering.
+          self.close_connection = True
         self._json(e.status, {"error": str(e)})
       except json.JSONDecodeError as e:
         self._json(400, {"error": f"The request is not JSON: {e}."})

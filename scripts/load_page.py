@@ -9,8 +9,9 @@ test image, each with its own seed) until --requests have been sent or
 --max_seconds have passed; with --mixed every third request is a hostile
 one of the page's refusals instead (an over-size body, a foreign Origin, a
 decompression bomb, a non-integer field; `maskgit_edit.app`). Reports the
-requests served, p50/p95 latency of the edits, answers by status, and the
-server's peak resident memory (VmHWM), then stops the server.
+requests served, p50/p95 latency of the edits, answers by status, the
+server's peak resident memory (VmHWM) and the tracebacks it printed, then
+stops the server.
 """
 
 import argparse
@@ -22,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -55,13 +57,14 @@ def parse_args(argv):
   return args
 
 
-def start_server(run: str | None) -> tuple[subprocess.Popen, int]:
-  """The page in its own process, and the port it bound."""
+def start_server(run: str | None, log) -> tuple[subprocess.Popen, int]:
+  """The page in its own process (stderr to the file `log`), and the port
+  it bound."""
   command = [sys.executable, "-m", "maskgit_edit.app", "--port=0"]
   if run:
     command.append(f"--run={run}")
   server = subprocess.Popen(
-      command, cwd=ROOT, stdout=subprocess.PIPE, text=True
+      command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True
   )
   deadline = time.monotonic() + START_TIMEOUT_S
   for line in server.stdout:
@@ -124,7 +127,9 @@ def send(port: int, path: str, headers: dict, body) -> int:
       connection.endheaders()
     else:
       connection.request("POST", path, json.dumps(body), headers)
-    return connection.getresponse().status
+    response = connection.getresponse()
+    response.read()
+    return response.status
   finally:
     connection.close()
 
@@ -225,13 +230,17 @@ def _post_json(port: int, path: str, body: dict) -> dict:
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
-  server, port = start_server(args.run)
-  try:
-    report = run_load(port, args)
-    report["server_peak_rss_mib"] = peak_rss_mib(server.pid)
-  finally:
-    server.terminate()
-    server.wait(timeout=60)
+  with tempfile.TemporaryFile("w+") as log:
+    server, port = start_server(args.run, log)
+    try:
+      report = run_load(port, args)
+      report["server_peak_rss_mib"] = peak_rss_mib(server.pid)
+    finally:
+      server.terminate()
+      server.wait(timeout=60)
+    log.seek(0)
+    # Tracebacks the server printed: failed requests or dropped connections.
+    report["server_tracebacks"] = log.read().count("Traceback")
   print(json.dumps(report, indent=1), flush=True)
   if args.out:
     with open(args.out, "w") as f:

@@ -391,3 +391,4 @@ def test_the_load_script_serves_edits_and_refusals_without_5xx():
     ]
   assert report["edit_p50_s"] <= report["edit_p95_s"]
   assert report["server_peak_rss_mib"] > 0
+  assert report["server_tracebacks"] == 0

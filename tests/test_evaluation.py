@@ -3,8 +3,13 @@
 import dataclasses
 import json
 import os
+import pathlib
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 from PIL import Image
@@ -16,7 +21,7 @@ from maskgit_edit import evaluation
 from maskgit_edit import metrics
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
-from conftest import load_script
+from conftest import ROOT, load_script
 
 pytestmark = pytest.mark.xdist_group("tiny_runs")
 
@@ -329,6 +334,55 @@ def test_outputs_of_another_run_are_refused(harness):
     run_edits.main(
         argv + ["--seed", "1", "--variants", "none", "--knobs", "none=0"]
     )
+
+
+def test_a_run_killed_three_times_resumes_to_the_same_files(harness, tmp_path):
+  """SIGKILL at random points (each after a random number of settings were
+  saved, mid-way through the next), then a full resume: results.json and
+  every PNG equal the uninterrupted run's byte for byte, every npz array
+  equals (the zip's timestamps differ)."""
+  argv, reference_dir, _ = harness
+  out_dir = tmp_path / "killed"
+  argv = [a if a != reference_dir else str(out_dir) for a in argv]
+  command = [sys.executable, os.path.join(ROOT, "scripts/run_edits.py"), *argv]
+  rng = np.random.default_rng(0)
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  for _ in range(3):
+    saved = len(list(out_dir.glob("edits/*/*.npz")))
+    target = saved + int(rng.integers(1, 4))
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while (
+        len(list(out_dir.glob("edits/*/*.npz"))) < target
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
+      time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 0.5))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  assert not (out_dir / evaluation.RESULTS_NAME).exists()
+  # The kills fell mid-way: some settings saved, others not.
+  assert 0 < len(list(out_dir.glob("edits/*/*.npz"))) < len(_settings())
+  subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
+  reference = pathlib.Path(reference_dir)
+  assert (out_dir / evaluation.RESULTS_NAME).read_text() == (
+      (reference / evaluation.RESULTS_NAME)
+      .read_text()
+      .replace(str(reference), str(out_dir))
+  )
+  pngs = sorted(
+      p.relative_to(reference) for p in reference.glob("edits/**/*.png")
+  )
+  assert pngs == sorted(
+      p.relative_to(out_dir) for p in out_dir.glob("edits/**/*.png")
+  )
+  for png in pngs:
+    assert (out_dir / png).read_bytes() == (reference / png).read_bytes(), png
+  for variant, knob in _settings():
+    killed = _npz(str(out_dir), variant, knob)
+    for name, array in _npz(reference_dir, variant, knob).items():
+      np.testing.assert_array_equal(killed[name], array)
 
 
 def test_edits_of_other_strokes_or_models_are_refused(harness):
