@@ -499,7 +499,11 @@ def write_stroke_set(
       entries=entries,
   )
   manifest_path = out_dir / MANIFEST_NAME
-  manifest_path.write_text(json.dumps(manifest, indent=1))
+  # Written last and atomically: a manifest marks a complete set, so a
+  # killed run leaves none (and is redone) rather than half of one.
+  tmp = manifest_path.with_suffix(".tmp")
+  tmp.write_text(json.dumps(manifest, indent=1))
+  os.replace(tmp, manifest_path)
   return manifest_path
 
 

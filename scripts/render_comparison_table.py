@@ -46,6 +46,7 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 
+from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import evaluation
 from maskgit_edit import images as images_lib
@@ -565,7 +566,8 @@ def markdown(
       "",
   ]
   os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
-  with open(md_path, "w") as f:
+  # The page marks the render done (scripts/main.py): atomically.
+  with artefacts.atomic_path(md_path) as tmp, open(tmp, "w") as f:
     f.write("\n".join(lines))
   return md_path
 

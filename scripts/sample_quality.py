@@ -370,11 +370,15 @@ def main(argv=None) -> dict:
         {name: (images, labels) for name, images, labels in sets},
         os.path.join(args.out_dir, "samples.png"),
     )
-  with open(os.path.join(args.out_dir, "quality.json"), "w") as f:
-    json.dump(report, f, indent=1)
   table = markdown(report)
   with open(os.path.join(args.out_dir, "quality.md"), "w") as f:
     f.write(table)
+  # quality.json marks the stage done (scripts/main.py): last, atomically.
+  with (
+      artefacts.atomic_path(os.path.join(args.out_dir, "quality.json")) as tmp,
+      open(tmp, "w") as f,
+  ):
+    json.dump(report, f, indent=1)
   print(table + f"({time.time() - start:.0f}s)", flush=True)
   return report
 
