@@ -809,23 +809,6 @@ def _per_stroke(result, name: str) -> np.ndarray:
   )
 
 
-def _cluster_weights(clusters_N, num_resamples: int, rng) -> np.ndarray:
-  """Cluster bootstrap as stroke weights, [1 + num_resamples, N]: row 0 is
-  the sample itself, row r the number of times replicate r drew the
-  stroke's cluster (source image)."""
-  _, cluster_N = np.unique(clusters_N, return_inverse=True)
-  num_clusters = cluster_N.max() + 1
-  draws_RxK = np.random.default_rng(rng).integers(
-      num_clusters, size=(num_resamples, num_clusters)
-  )
-  counts_RxK = np.stack(
-      [np.bincount(d, minlength=num_clusters) for d in draws_RxK]
-  )
-  return np.concatenate(
-      [np.ones((1, len(cluster_N))), counts_RxK[:, cluster_N]]
-  ).astype(np.float64)
-
-
 def _first_crossing(curve_KxR, target_R):
   """Linear interpolation weights where the curve (knob order) first
   reaches the target, per column: (index k [R], weight of k [R], found
@@ -885,8 +868,14 @@ def matched_sdedit(
     if n < 2:
       out["metrics"][name] = {"mean": None, "lo": None, "hi": None, "n": n}
       continue
-    weights_RxN = _cluster_weights(
-        np.asarray(clusters_N)[finite], num_resamples, rng
+    # Row 0: the sample itself; then the replicates.
+    weights_RxN = np.concatenate(
+        [
+            np.ones((1, n)),
+            metrics.cluster_bootstrap_weights(
+                np.asarray(clusters_N)[finite], num_resamples, rng
+            ),
+        ]
     )
     mean = lambda x: (weights_RxN @ x.T) / weights_RxN.sum(1)[:, None]
     target_R = mean(faithful_N[finite][None])[:, 0]

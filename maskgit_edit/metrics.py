@@ -819,14 +819,25 @@ def cluster_bootstrap_ci(
     )
   if not 0.0 < confidence < 1.0:
     raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
-  _, cluster_N = np.unique(clusters_N, return_inverse=True)
-  num_clusters = cluster_N.max() + 1
-  sums_K = np.bincount(cluster_N, values_N, minlength=num_clusters)
-  counts_K = np.bincount(cluster_N, minlength=num_clusters).astype(np.float64)
-  draws_RxK = np.random.default_rng(rng).integers(
-      num_clusters, size=(num_resamples, num_clusters)
-  )
-  means_R = sums_K[draws_RxK].sum(1) / counts_K[draws_RxK].sum(1)
+  weights_RxN = cluster_bootstrap_weights(clusters_N, num_resamples, rng)
+  means_R = weights_RxN @ values_N / weights_RxN.sum(1)
   tail = (1.0 - confidence) / 2.0
   low, high = np.quantile(means_R, [tail, 1.0 - tail])
   return float(values_N.mean()), float(low), float(high)
+
+
+def cluster_bootstrap_weights(
+    clusters_N, num_resamples: int, rng: int | np.random.Generator = 0
+) -> np.ndarray:
+  """A cluster bootstrap as weights on the values, float64 [R, N]: row r
+  counts how often resample r drew the cluster of value n (clusters are
+  drawn with replacement, as many as there are). A resample's mean of any
+  per-value quantity x is weights[r] @ x / weights[r].sum()."""
+  _, cluster_N = np.unique(np.asarray(clusters_N), return_inverse=True)
+  num_clusters = cluster_N.max() + 1
+  draws_RxK = np.random.default_rng(rng).integers(
+      num_clusters, size=(num_resamples, num_clusters)
+  )
+  counts_RxK = np.zeros((num_resamples, num_clusters))
+  np.add.at(counts_RxK, (np.arange(num_resamples)[:, None], draws_RxK), 1.0)
+  return counts_RxK[:, cluster_N]

@@ -83,7 +83,7 @@ def _png(image) -> str:
 
 
 def request_kinds(port: int, source_png: str, size: int) -> dict:
-  """name -> (path, headers, body, whether it is a normal edit)."""
+  """name -> (path, headers, body); body None: headers only."""
   host = {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json"}
   layer = np.zeros((size, size, 4), np.uint8)
   layer[size // 4 : size // 2, size // 4 : size // 2] = (230, 230, 230, 255)
@@ -91,45 +91,44 @@ def request_kinds(port: int, source_png: str, size: int) -> dict:
   bomb = io.BytesIO()
   Image.new("L", (6000, 6000)).save(bomb, format="PNG")
   return {
-      "edit": ("/api/edit", host, edit, True),
+      "edit": ("/api/edit", host, edit),
       "oversize": (
           "/api/edit",
           {**host, "Content-Length": str(app.MAX_REQUEST_BYTES + 1)},
           None,
-          False,
       ),
       "foreign_origin": (
           "/api/edit",
           {**host, "Origin": "http://evil.example"},
           edit,
-          False,
       ),
       "bomb": (
           "/api/source",
           host,
           {"kind": "upload", "png": base64.b64encode(bomb.getvalue()).decode()},
-          False,
       ),
-      "bad_field": ("/api/source", host, {"kind": "test", "index": "x"}, False),
+      "bad_field": ("/api/source", host, {"kind": "test", "index": "x"}),
   }
 
 
-def send(port: int, path: str, headers: dict, body) -> int:
-  """One POST on its own connection; its status."""
+def send(port: int, method: str, path: str, headers: dict, body=None):
+  """One request on its own connection: (status, answer bytes). A POST
+  without body sends its headers only (the server must answer unread)."""
   connection = http.client.HTTPConnection(
       "127.0.0.1", port, timeout=REQUEST_TIMEOUT_S
   )
   try:
-    if body is None:  # Headers only: the server must answer unread.
-      connection.putrequest("POST", path, skip_host=True)
+    if method == "POST" and body is None:
+      connection.putrequest(method, path, skip_host=True)
       for key, value in headers.items():
         connection.putheader(key, value)
       connection.endheaders()
     else:
-      connection.request("POST", path, json.dumps(body), headers)
+      connection.request(
+          method, path, None if body is None else json.dumps(body), headers
+      )
     response = connection.getresponse()
-    response.read()
-    return response.status
+    return response.status, response.read()
   finally:
     connection.close()
 
@@ -148,8 +147,10 @@ def peak_rss_mib(pid: int) -> float | None:
 
 def run_load(port: int, args) -> dict:
   """Sends the requests from --clients threads; the counts and latencies."""
-  info = _get_json(port, "/api/info")
-  source = _post_json(port, "/api/source", {"kind": "test", "index": 0})
+  info = json.loads(send(port, "GET", "/api/info", {})[1])
+  source = json.loads(
+      send(port, "POST", "/api/source", {}, {"kind": "test", "index": 0})[1]
+  )
   kinds = request_kinds(port, source["png"], info["image_size"])
   hostile = [name for name in kinds if name != "edit"]
   lock = threading.Lock()
@@ -171,12 +172,12 @@ def run_load(port: int, args) -> dict:
           if args.mixed and i % 3 == 2
           else "edit"
       )
-      path, headers, body, _ = kinds[name]
+      path, headers, body = kinds[name]
       if name == "edit":
         body = {**body, "seed": i}
       start = time.monotonic()
       try:
-        status = send(port, path, headers, body)
+        status = send(port, "POST", path, headers, body)[0]
       except OSError as e:
         status = f"no answer ({type(e).__name__})"
       with lock:
@@ -206,26 +207,6 @@ def run_load(port: int, args) -> dict:
           float(np.percentile(latencies, 95)) if len(latencies) else None
       ),
   }
-
-
-def _get_json(port: int, path: str) -> dict:
-  connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-  try:
-    connection.request("GET", path)
-    return json.loads(connection.getresponse().read())
-  finally:
-    connection.close()
-
-
-def _post_json(port: int, path: str, body: dict) -> dict:
-  connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-  try:
-    connection.request(
-        "POST", path, json.dumps(body), {"Content-Type": "application/json"}
-    )
-    return json.loads(connection.getresponse().read())
-  finally:
-    connection.close()
 
 
 def main(argv=None) -> dict:

@@ -230,24 +230,29 @@ def results(runs_dir: str, data: str, compare: list[str]) -> str:
   return "\n".join(lines).rstrip() + "\n"
 
 
+def _demoted(lines) -> str:
+  """Markdown lines under this page's heading (two levels down)."""
+  return "\n".join(
+      "##" + line if line.startswith("#") else line for line in lines
+  ).strip()
+
+
 def _rebased(markdown: str, prefix: str) -> str:
   """The study's markdown under this page's heading, its relative links
   prefixed."""
-  markdown = re.sub(r"\]\((?![a-z]+:|/)", f"]({prefix}", markdown)
-  return "\n".join(
-      "##" + line if line.startswith("#") else line
-      for line in markdown.splitlines()
-  ).strip()
+  return _demoted(
+      re.sub(r"\]\((?![a-z]+:|/)", f"]({prefix}", markdown).splitlines()
+  )
 
 
 def _tables_only(markdown: str) -> str:
   """The study's markdown under this page's heading, without its images
   (the grid and the plot are shown above; its cells live in runs/)."""
-  return "\n".join(
-      "##" + line if line.startswith("#") else line
+  return _demoted(
+      line
       for line in markdown.splitlines()
       if "](cells/" not in line and "![" not in line
-  ).strip()
+  )
 
 
 README_BEGIN = "<!-- write_results.py: begin -->"
