@@ -224,6 +224,7 @@ def main(argv=None) -> dict:
     report["server_tracebacks"] = log.read().count("Traceback")
   print(json.dumps(report, indent=1), flush=True)
   if args.out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
       json.dump(report, f, indent=1)
   return report

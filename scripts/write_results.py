@@ -31,6 +31,14 @@ from maskgit_edit import config_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGETS = {"Quickstart": "", "reference": "_reference"}
+# Load runs of the edit page: <runs_dir>/load_page/<name>.json, each written
+# by its command.
+LOAD_RUNS = {
+    "edits": "python scripts/load_page.py --clients 16 --requests 160"
+    " --out runs/load_page/edits.json",
+    "mixed": "python scripts/load_page.py --clients 16 --requests 160 --mixed"
+    " --out runs/load_page/mixed.json",
+}
 # The runs of scripts/main.py, in its order.
 TRAINERS = config_defaults.load_module(
     os.path.join(ROOT, "scripts", "main.py")
@@ -227,6 +235,32 @@ def results(runs_dir: str, data: str, compare: list[str]) -> str:
         "",
         _tables_only(open(study).read()),
     ]
+  loads = [
+      (command, os.path.join(runs_dir, "load_page", f"{name}.json"))
+      for name, command in LOAD_RUNS.items()
+  ]
+  if any(os.path.exists(path) for _, path in loads):
+    lines += [
+        "",
+        "## The edit page under load",
+        "",
+        "`scripts/load_page.py` against the page (committed models) in its"
+        " own process; latencies are of the edits, which queue on one model.",
+        "",
+        "| command | requests | seconds | answers by status | edit p50 / p95"
+        " (s) | server peak RSS (MiB) | server tracebacks |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for command, path in loads:
+      if os.path.exists(path):
+        with open(path) as f:
+          r = json.load(f)
+        statuses = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items())
+        lines.append(
+            f"| `{command}` | {r['sent']} | {r['seconds']:.1f} | {statuses} |"
+            f" {r['edit_p50_s']:.2f} / {r['edit_p95_s']:.2f} |"
+            f" {r['server_peak_rss_mib']:.0f} | {r['server_tracebacks']} |"
+        )
   return "\n".join(lines).rstrip() + "\n"
 
 
