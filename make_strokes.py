@@ -93,7 +93,7 @@ def load_images(
 
 
 def _parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out", required=True, help="Output folder.")
   source = parser.add_mutually_exclusive_group()
   source.add_argument("--run", help="Tokenizer run whose data to use.")

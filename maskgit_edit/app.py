@@ -590,6 +590,10 @@ flags.DEFINE_integer("port", 8765, "Port to serve on.")
 
 def start(run_dir, tokenizer_workdir, transformer_workdir, host, port):
   """Loads the models and binds the server (user errors: `cli.run`)."""
+  if not 0 <= port <= 65535:
+    raise ValueError(
+        f"--port must be in 0..65535 (0: any free port), got {port}."
+    )
   session = EditSession.from_runs(
       run_dir, tokenizer_workdir, transformer_workdir
   )
@@ -618,4 +622,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  absl_app.run(main)
+  absl_app.run(main, flags_parser=cli.parse_absl_flags)

@@ -6,7 +6,6 @@
 - `tokens_<split>.npz` (tokenizer runs): `tokens` int32 [N, h, w], `labels`.
 """
 
-import contextlib
 import json
 import os
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from maskgit_edit import checkpoints
 from maskgit_edit import data as data_lib
+from maskgit_edit import files
 from maskgit_edit import models
 
 
@@ -31,26 +31,12 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
-@contextlib.contextmanager
-def atomic_path(path: str):
-  """Yields a temporary path beside `path` (same extension) that replaces
-  `path` when the block ends, so a kill never leaves a half-written file."""
-  root, extension = os.path.splitext(path)
-  tmp = f"{root}.tmp{extension}"
-  try:
-    yield tmp
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def export_params(workdir: str, name: str, params) -> str:
   """Writes params atomically, so a kill loses nothing."""
   path = params_path(workdir, name)
   if not is_writer():
     return path
-  with atomic_path(path) as tmp, open(tmp, "wb") as f:
+  with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
     f.write(
         flax.serialization.msgpack_serialize({"params": jax.device_get(params)})
     )
@@ -103,7 +89,7 @@ def save_token_cache(workdir: str, split: str, tokens_Nxhxw, labels_N):
   path = os.path.join(workdir, f"tokens_{split}.npz")
   if not is_writer():
     return path
-  with atomic_path(path) as tmp:
+  with files.atomic_path(path) as tmp:
     np.savez(
         tmp,
         tokens=np.asarray(tokens_Nxhxw, np.int32),
@@ -114,6 +100,7 @@ def save_token_cache(workdir: str, split: str, tokens_Nxhxw, labels_N):
 
 def load_token_cache(workdir: str, split: str):
   """(tokens int32 [N, h, w], labels int32 [N]) of a tokenizer run."""
+  run_of_kind(workdir, "tokenizer", ("tokenizer",))
   path = os.path.join(workdir, f"tokens_{split}.npz")
   if not os.path.exists(path):
     raise FileNotFoundError(
@@ -139,21 +126,21 @@ def load_params(workdir: str, name: str, abstract_params):
   )
 
 
-def _run_of_kind(workdir: str, kind: str, fields: tuple[str, ...]):
+def run_of_kind(workdir: str, kind: str, fields: tuple[str, ...]):
   """The run config of `workdir`, checked to be a `kind` run."""
   config = load_run_config(workdir)
   if not all(field in config for field in fields):
     raise ValueError(
         f"{workdir!r} is not a {kind} run: it is a "
-        f"{config.get('trainer', 'unknown')!r} run (is a "
-        "tokenizer folder swapped with a transformer one?)."
+        f"{config.get('trainer', 'unknown')!r} run (are "
+        "two run folders swapped?)."
     )
   return config
 
 
 def load_tokenizer(workdir: str):
   """(model, params, run config) of a finished tokenizer run."""
-  config = _run_of_kind(workdir, "tokenizer", ("tokenizer",))
+  config = run_of_kind(workdir, "tokenizer", ("tokenizer",))
   model = models.build_tokenizer(config.tokenizer)
   size = config.data.image_size
   abstract = jax.eval_shape(
@@ -240,7 +227,7 @@ def runs_in(folder: str) -> dict[str, str]:
 
 def load_transformer(workdir: str, name: str = "transformer"):
   """(model, params, layout, run config) of a finished transformer run."""
-  config = _run_of_kind(workdir, "transformer", ("model", "tokenizer_workdir"))
+  config = run_of_kind(workdir, "transformer", ("model", "tokenizer_workdir"))
   layout = transformer_layout(config)
   model = models.build_transformer(config.model, layout)
   abstract = jax.eval_shape(

@@ -192,6 +192,11 @@ class Editor:
     )
     return moved
 
+  @property
+  def image_size(self) -> int:
+    """Side in pixels of the images the models edit."""
+    return self.layout.latent * self._tokenizer.downsample_factor
+
   def tokenize(self, images_BxHxWx3):
     return self._tokenizer.tokenize(images_BxHxWx3)
 
@@ -261,6 +266,11 @@ class Editor:
     kinds = regions.validate_edit_inputs(
         sources, strokes_BxHxWx3, masks, self.layout.latent
     )
+    if sources.shape[1] != self.image_size:
+      raise ValueError(
+          f"Images are {sources.shape[1]} px but these models edit "
+          f"{self.image_size} px images."
+      )
     guidance_lib.validate(variant, float(np.max(knob)))
     empty = np.array([k is regions.MaskKind.EMPTY for k in kinds])
     if empty.any():
@@ -434,6 +444,10 @@ def run(flag_values: flags.FlagValues) -> str:
       stroke_png or flag_values["source"].value,
       flag_values["mask"].value,
   )
+  if not mask.any():
+    raise ValueError(
+        f"The mask {flag_values['mask'].value} marks no pixel to edit."
+    )
   label, layout = setting("label"), editor.layout
   if layout.class_conditional and label is None:
     raise ValueError(
@@ -462,4 +476,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flags_as_required(["source", "mask"])
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_absl_flags)

@@ -139,8 +139,8 @@ import warnings
 import jax
 import numpy as np
 
-from maskgit_edit import artefacts
 from maskgit_edit import data
+from maskgit_edit import files
 from maskgit_edit import images as images_lib
 from maskgit_edit import judging
 from maskgit_edit import metrics
@@ -344,7 +344,7 @@ def load_stroke_set(manifest_path: str | os.PathLike) -> StrokeSet:
   examples = strokes.read_manifest(manifest_path)
   if not examples:
     raise ValueError(f"Stroke manifest {manifest_path} has no entries.")
-  manifest = json.loads(manifest_path.read_text())
+  manifest = files.read_json(manifest_path, "Stroke manifest")
   stack = lambda name: images_lib.to_float(
       np.stack([getattr(e, name) for e in examples])
   )
@@ -463,7 +463,7 @@ def save_outputs(
     images_lib.save_png(
         images_lib.to_float(image), os.path.join(pngs, f"{stroke_id}.png")
     )
-  with artefacts.atomic_path(path) as tmp:
+  with files.atomic_path(path) as tmp:
     np.savez(
         tmp,
         **outputs,
@@ -495,7 +495,7 @@ def claim_out_dir(out_dir: str, identity: Mapping[str, Any]) -> None:
         )
     return
   os.makedirs(out_dir, exist_ok=True)
-  with artefacts.atomic_path(path) as tmp, open(tmp, "w") as f:
+  with files.atomic_path(path) as tmp, open(tmp, "w") as f:
     json.dump(identity, f, indent=1)
 
 
@@ -1145,7 +1145,7 @@ _RESULT_KEYS = (
 def write_results(out_dir: str, results: Mapping[str, Any]) -> tuple[str, str]:
   """Writes results.json (atomically) and metrics.csv; returns their paths."""
   json_path = os.path.join(out_dir, RESULTS_NAME)
-  with artefacts.atomic_path(json_path) as tmp, open(tmp, "w") as f:
+  with files.atomic_path(json_path) as tmp, open(tmp, "w") as f:
     json.dump(results, f, indent=1)
   csv_path = os.path.join(out_dir, CSV_NAME)
   fields = (
@@ -1172,7 +1172,9 @@ def load_results(path: str | os.PathLike) -> dict[str, Any]:
     raise FileNotFoundError(
         f"No results file {path}: run scripts/run_edits.py first."
     )
-  results = json.loads(path.read_text())
+  results = files.read_json(path, "Results file")
+  if not isinstance(results, dict):
+    results = {}
   missing = [k for k in _TOP_LEVEL_KEYS if k not in results]
   if missing:
     raise ValueError(

@@ -5,6 +5,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from maskgit_edit import files
+
 
 def to_float(images_uint8):
   """uint8 [..., 3] -> float32 in [0, 1]."""
@@ -36,10 +38,12 @@ def grid(images_NxHxWx3, num_cols: int, pad: int = 2, pad_value: float = 1.0):
 
 
 def save_png(image_HxWx3, path: str, scale: int = 1):
-  """Writes a float [0, 1] image, optionally enlarged by pixel repetition."""
+  """Writes a float [0, 1] image, optionally enlarged by pixel repetition
+  (atomically: a kill or a full disk leaves an existing `path` as it was)."""
   image = to_uint8(image_HxWx3)
   if scale > 1:
     image = image.repeat(scale, axis=0).repeat(scale, axis=1)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  Image.fromarray(image).save(path)
+  with files.atomic_path(path) as tmp:
+    Image.fromarray(image).save(tmp)
   return path

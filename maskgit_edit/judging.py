@@ -57,7 +57,7 @@ class Judge:
       ValueError: the judge was trained on other data (name or image size)
         than `data_config` describes.
     """
-    config = artefacts.load_run_config(workdir)
+    config = artefacts.run_of_kind(workdir, "judge", ("judge",))
     if data_config is not None:
       for key in ("name", "image_size"):
         if config.data[key] != data_config[key]:

@@ -355,9 +355,12 @@ def composite(
 def _read_png(path: str | os.PathLike, role: str) -> Image.Image:
   if not os.path.isfile(path):
     raise FileNotFoundError(f'{role} file not found: {path}')
-  with Image.open(path) as image:
-    image.load()
-    return image
+  try:
+    with Image.open(path) as image:
+      image.load()
+      return image
+  except OSError as e:  # Unidentified, truncated or corrupt.
+    raise ValueError(f'{role} file {path} is not a readable image: {e}') from e
 
 
 def mask_from_image(image: Image.Image) -> np.ndarray:

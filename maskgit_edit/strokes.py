@@ -39,6 +39,7 @@ import skimage.segmentation
 import sklearn.cluster
 import threadpoolctl
 
+from maskgit_edit import files
 from maskgit_edit import regions
 
 MODES = ("inversion", "counterfactual")
@@ -419,7 +420,8 @@ def make_strokes(
 
 
 def _save_png(path: pathlib.Path, array: np.ndarray) -> None:
-  Image.fromarray(array).save(path)
+  with files.atomic_path(str(path)) as tmp:
+    Image.fromarray(array).save(tmp)
 
 
 def write_stroke_set(
@@ -465,32 +467,21 @@ def write_stroke_set(
           f"{record.stroke.stroke_image.shape}, sources have "
           f"{image_shape}."
       )
-  out_dir = pathlib.Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  for image_index, source_HxWx3 in enumerate(sources_NxHxWx3):
-    _save_png(out_dir / f"source_{image_index:04d}.png", source_HxWx3)
-  entries = []
-  for record in records:
-    stroke_name = f"stroke_{record.id}.png"
-    mask_name = f"mask_{record.id}.png"
-    _save_png(out_dir / stroke_name, record.stroke.stroke_image)
-    _save_png(
-        out_dir / mask_name, record.stroke.mask.astype(np.uint8) * np.uint8(255)
-    )
-    entries.append(
-        dict(
-            id=record.id,
-            source=f"source_{record.image_index:04d}.png",
-            stroke=stroke_name,
-            mask=mask_name,
-            mode=record.stroke.mode,
-            image_index=record.image_index,
-            stroke_index=record.stroke_index,
-            color=list(record.stroke.color),
-            area_frac=record.stroke.area_frac,
-            seed=record.seed,
-        )
-    )
+  entries = [
+      dict(
+          id=record.id,
+          source=f"source_{record.image_index:04d}.png",
+          stroke=f"stroke_{record.id}.png",
+          mask=f"mask_{record.id}.png",
+          mode=record.stroke.mode,
+          image_index=record.image_index,
+          stroke_index=record.stroke_index,
+          color=list(record.stroke.color),
+          area_frac=record.stroke.area_frac,
+          seed=record.seed,
+      )
+      for record in records
+  ]
   seeds = sorted({record.seed for record in records})
   manifest = dict(
       image_size=list(image_shape[:2]),
@@ -498,13 +489,42 @@ def write_stroke_set(
       **metadata,
       entries=entries,
   )
+  out_dir = pathlib.Path(out_dir)
+  _check_same_set(out_dir / MANIFEST_NAME, manifest)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  for image_index, source_HxWx3 in enumerate(sources_NxHxWx3):
+    _save_png(out_dir / f"source_{image_index:04d}.png", source_HxWx3)
+  for record, entry in zip(records, entries):
+    _save_png(out_dir / entry["stroke"], record.stroke.stroke_image)
+    _save_png(
+        out_dir / entry["mask"],
+        record.stroke.mask.astype(np.uint8) * np.uint8(255),
+    )
   manifest_path = out_dir / MANIFEST_NAME
   # Written last and atomically: a manifest marks a complete set, so a
   # killed run leaves none (and is redone) rather than half of one.
-  tmp = manifest_path.with_suffix(".tmp")
-  tmp.write_text(json.dumps(manifest, indent=1))
-  os.replace(tmp, manifest_path)
+  with files.atomic_path(str(manifest_path)) as tmp:
+    pathlib.Path(tmp).write_text(json.dumps(manifest, indent=1))
   return manifest_path
+
+
+def _check_same_set(manifest_path: pathlib.Path, manifest: dict) -> None:
+  """Refuses to overwrite a stroke set made with other settings (a rerun of
+  the same command rewrites the same files)."""
+  if not manifest_path.exists():
+    return
+  # Through JSON, so that tuples and lists compare equal.
+  old, new = json.loads(manifest_path.read_text()), json.loads(
+      json.dumps(manifest)
+  )
+  if old != new:
+    differ = sorted(
+        k for k in old.keys() | new.keys() if old.get(k) != new.get(k)
+    )
+    raise ValueError(
+        f"{manifest_path.parent} holds a stroke set made otherwise (its "
+        f"{', '.join(differ)} differ): give another --out or remove it."
+    )
 
 
 def _load_png(path: pathlib.Path, manifest_path: pathlib.Path) -> Image.Image:
@@ -534,7 +554,13 @@ def read_manifest(path: str | os.PathLike[str]) -> list[StrokeExample]:
   manifest_path = pathlib.Path(path)
   if not manifest_path.is_file():
     raise FileNotFoundError(f"Stroke manifest {manifest_path} does not exist.")
-  entries = json.loads(manifest_path.read_text())["entries"]
+  manifest = files.read_json(manifest_path, "Stroke manifest")
+  entries = manifest.get("entries") if isinstance(manifest, dict) else None
+  if entries is None:
+    raise ValueError(
+        f"{manifest_path} is not a stroke manifest (no entries): make one"
+        " with make_strokes.py."
+    )
   if not entries:
     raise ValueError(f"Stroke manifest {manifest_path} has no strokes.")
   root = manifest_path.parent

@@ -31,7 +31,6 @@ Results go to `--out` as JSON and to stdout as markdown tables. `--quick`
 uses the configs' `runlocal` sizes (seconds of work; for the smoke test).
 """
 
-import argparse
 import dataclasses
 import json
 import math
@@ -842,7 +841,7 @@ def markdown(results: dict) -> str:
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
       "--out",
       default="benchmark.json",

@@ -11,7 +11,6 @@ judge's k-NN realism), the judge's class kept and preservation (PSNR
 outside the edited region before compositing). E.g. windowed against full decoding (`--window`).
 """
 
-import argparse
 import json
 import os
 
@@ -94,7 +93,7 @@ def table(
 
 
 def main(argv=None) -> str:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = cli.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument(
       "--baseline", required=True, help="results.json to pair against."
   )

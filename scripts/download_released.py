@@ -9,7 +9,6 @@ interrupted download never leaves a truncated checkpoint under the final name.
 reads.
 """
 
-import argparse
 import os
 import sys
 import urllib.request
@@ -18,6 +17,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from maskgit_edit import cli
 from maskgit_edit import progress as progress_lib
 
 BASE_URL = "https://storage.googleapis.com/maskgit-public/checkpoints"
@@ -67,7 +67,7 @@ def download(name: str, out_dir: str) -> str:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--out_dir", default="checkpoints/released")
   parser.add_argument(
       "--only",

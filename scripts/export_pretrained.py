@@ -16,7 +16,6 @@ re-measures) and writes MODEL_CARD.md from the runs' metrics, wall times and
 the judge's quality table (`<run>/quality/quality.md`).
 """
 
-import argparse
 import datetime
 import json
 import os
@@ -213,7 +212,7 @@ def model_card(run: str, out: str, data: str, check: dict) -> str:
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
       "--run",
       default="runs/fashion_mnist_reference",

@@ -24,7 +24,6 @@ paired across tasks. The decode flags set the Editor's `DecodeSettings`;
 the first steps with. Small images are enlarged by pixel repetition (--scale).
 """
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -53,7 +52,7 @@ MASK_GREY = 0.5
 
 def parse_args(argv):
   defaults = edit_lib.EditSettings()
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--tokenizer_workdir", required=True)
   parser.add_argument("--transformer_workdir", required=True)
   parser.add_argument(
@@ -273,6 +272,7 @@ def held_out_images(tokenizer_workdir: str, num: int):
 def main(argv=None) -> dict:
   """Writes the grids; returns {name: path}."""
   args = parse_args(argv)
+  os.makedirs(args.out, exist_ok=True)
   settings = edit_lib.EditSettings(
       decode=decode_settings(args),
       dilation=args.dilation,
@@ -286,12 +286,6 @@ def main(argv=None) -> dict:
   )
   image_size = sources_NxHxWx3.shape[1]
   scale = args.scale or max(1, 128 // image_size)
-  rng = jax.random.key(args.seed)
-  grids = {
-      "samples": sample_grid(
-          editor, settings.decode, rng, args.per_row, args.num_rows
-      )
-  }
   tasks = edit_tasks(
       image_size,
       args.box_fraction,
@@ -299,6 +293,12 @@ def main(argv=None) -> dict:
       editor.layout.num_classes,
       args.new_label,
   )
+  rng = jax.random.key(args.seed)
+  grids = {
+      "samples": sample_grid(
+          editor, settings.decode, rng, args.per_row, args.num_rows
+      )
+  }
   for name, (mask_HxW, task_labels_N) in tasks.items():
     grids[name] = edit_grid(
         editor, sources_NxHxWx3, mask_HxW, task_labels_N, rng, args.num_seeds

@@ -29,7 +29,6 @@ release-style config.json (e.g. tests/data/golden_small/config.json) instead
 of the ImageNet ones.
 """
 
-import argparse
 import concurrent.futures
 import json
 import os
@@ -60,7 +59,7 @@ TRANSFORMER_DIR = "maskgit"
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
       "--transformer",
       required=True,

@@ -14,7 +14,6 @@ server's peak resident memory (VmHWM) and the tracebacks it printed, then
 stops the server.
 """
 
-import argparse
 import base64
 import collections
 import http.client
@@ -41,7 +40,7 @@ REQUEST_TIMEOUT_S = 600
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = cli.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--clients", type=int, default=16)
   p.add_argument("--requests", type=int, default=160)
   p.add_argument("--max_seconds", type=float, default=600.0)

@@ -23,7 +23,6 @@ where it stopped. `--pretrained` takes the trained runs from `pretrained/<data>/
 the committed top-level `output/` (`docs/results.md` shows it).
 """
 
-import argparse
 import os
 import re
 import shlex
@@ -31,6 +30,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+from maskgit_edit import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINERS = (
@@ -51,6 +52,7 @@ NO_JUDGE_SKIPS = ("judge", "maskgit_weak", "judge_strokes", "quality")
 DATA_FREE_TRAINERS = ("reweight", "iterate")
 USER_DATA_PREFIXES = ("folder:", "tfds:")
 
+STROKES_PER_IMAGE = 2
 # Held-out images to stroke for editing (2 strokes each) and, separately,
 # for the judge's validation (2 strokes each, one row of the quality table).
 NUM_IMAGES = {"fashion_mnist": 32, "shapes": 64, "photos": 60, "user": 60}
@@ -97,6 +99,11 @@ def data_overrides(data: str, trainer: str) -> list[str]:
   return []
 
 
+def config_arg(budget: str) -> str:
+  """The configs' argument for `budget` (e.g. configs/x.py:runlocal)."""
+  return {"quick": "runlocal", "reference": "reference"}.get(budget, "")
+
+
 def _config(trainer: str, data: str, arg: str) -> str:
   # A user's images take the photos configs; the fine-tunes' configs serve
   # every data set.
@@ -138,6 +145,50 @@ def figures_dir(workdir: str, budget: str, kind: str) -> str:
   )
 
 
+def held_out_images(data: str, arg: str) -> int:
+  """Images in the held-out (test) split of user data `data`, as its
+  tokenizer config splits them."""
+  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import config_defaults
+  from maskgit_edit import data as data_lib
+
+  config = config_defaults.load(
+      os.path.join(ROOT, _config("tokenizer", data, arg))
+  )
+  config.data.name = data
+  return len(data_lib.get_source(config.data, "test"))
+
+
+def min_stroked_images() -> int:
+  """Fewest images to stroke: SWD's folds need one stroke each."""
+  from maskgit_edit import evaluation  # pylint: disable=g-import-not-at-top
+
+  return -(-evaluation.SwdSettings().folds // STROKES_PER_IMAGE)
+
+
+def fit_num_images(
+    held_out: int, requested: int, explicit: bool, minimum: int
+) -> int:
+  """Images to stroke so that the held-out split also gives the study its
+  real images (one per stroke): 1 + STROKES_PER_IMAGE held-out images per
+  stroked one. Fewer than requested when the data are small (not
+  below `minimum`, which SWD's folds need); a ValueError when that does not
+  fit or an explicit request does not."""
+  per_image = 1 + STROKES_PER_IMAGE
+  fits = held_out // per_image
+  if requested <= fits:
+    return requested
+  if explicit or fits < minimum:
+    raise ValueError(
+        f"The held-out split has {held_out} images; stroking {requested}"
+        f" needs {per_image * requested} (each stroked image, and a real one per"
+        f" stroke), and the study strokes at least {minimum}: "
+        + (f"give --num_images={fits} or " if fits >= minimum else "")
+        + "add images."
+    )
+  return fits
+
+
 def run_folders(workdir: str, data: str, pretrained: bool) -> dict:
   """Folder of every trainer's run."""
   source = pretrained_dir(data) if pretrained else workdir
@@ -163,7 +214,7 @@ def stages(
   """
   w = lambda *p: os.path.join(workdir, *p)
   runs = run_folders(workdir, data, pretrained)
-  arg = {"quick": "runlocal", "reference": "reference"}.get(budget, "")
+  arg = config_arg(budget)
   figures = figures_dir(workdir, budget, "edits")
   prefix = (
       f"{data_slug(data)}_{budget}" if budget != "default" else data_slug(data)
@@ -208,7 +259,7 @@ def stages(
       f"--out={out}",
       f"--run={runs['tokenizer']}",
       f"--num_images={num}",
-      "--strokes_per_image=2",
+      f"--strokes_per_image={STROKES_PER_IMAGE}",
       "--seed=0",
   ]
   after = [
@@ -323,7 +374,7 @@ def stages(
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument(
       "--data",
       default="fashion_mnist",
@@ -402,6 +453,10 @@ def main(argv=None):
       "runs", slug + ("" if budget == "default" else f"_{budget}")
   )
   workdir = os.path.abspath(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    cli.fail(f"--workdir {workdir}: {e}")
   num_images = args.num_images or (
       4
       if args.quick
@@ -409,7 +464,22 @@ def main(argv=None):
       if args.reference
       else NUM_IMAGES[data_kind(args.data)]
   )
-  only = set(filter(None, args.only.split(",")))
+  if data_kind(args.data) == "user":
+    try:
+      held_out = held_out_images(args.data, config_arg(budget))
+      fitted = fit_num_images(
+          held_out, num_images, bool(args.num_images), min_stroked_images()
+      )
+    except (ValueError, OSError) as e:
+      cli.fail(f"--data {args.data}: {e}")
+    if fitted < num_images:
+      print(
+          f"Stroking {fitted} images, not {num_images}: the held-out split"
+          f" has {held_out} images, {1 + STROKES_PER_IMAGE} per stroked"
+          " image.",
+          flush=True,
+      )
+    num_images = fitted
   env = dict(os.environ, WANDB_MODE=os.environ.get("WANDB_MODE", "disabled"))
   start = time.time()
   window_rings = tuple(int(r) for r in args.windows.split(",") if r)
@@ -418,7 +488,7 @@ def main(argv=None):
         "--full_pass_every adds runs to the --windows study: give "
         "--windows too."
     )
-  for name, command, done in stages(
+  plan = stages(
       workdir,
       args.data,
       budget,
@@ -426,7 +496,16 @@ def main(argv=None):
       pretrained=args.pretrained,
       window_rings=window_rings,
       full_pass_every=args.full_pass_every,
-  ):
+  )
+  only = set(filter(None, args.only.split(",")))
+  unknown = only - {name for name, _, _ in plan}
+  if unknown:
+    parser.error(
+        f"unknown --only stages {sorted(unknown)}: this pipeline has "
+        + ", ".join(name for name, _, _ in plan)
+        + "."
+    )
+  for name, command, done in plan:
     if only and name not in only:
       continue
     if done and os.path.exists(done) and not only:

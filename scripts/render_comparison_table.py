@@ -30,7 +30,6 @@ Small images are enlarged by pixel repetition to at least --cell_px.
 
 # The imports follow the sys.path set-up below.
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import argparse
 import math
 import os
 import re
@@ -46,9 +45,9 @@ from PIL import Image
 from PIL import ImageDraw
 from PIL import ImageFont
 
-from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import evaluation
+from maskgit_edit import files
 from maskgit_edit import images as images_lib
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
@@ -82,7 +81,7 @@ _DRAWN = guidance_lib.VARIANTS + tuple(
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--results", required=True, help="results.json of run_edits.")
   p.add_argument("--output_dir", default="output")
   p.add_argument(
@@ -567,7 +566,7 @@ def markdown(
   ]
   os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
   # The page marks the render done (scripts/main.py): atomically.
-  with artefacts.atomic_path(md_path) as tmp, open(tmp, "w") as f:
+  with files.atomic_path(md_path) as tmp, open(tmp, "w") as f:
     f.write("\n".join(lines))
   return md_path
 

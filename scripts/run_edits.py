@@ -26,7 +26,6 @@ reported intervals. For 16 px images pass --swd_min_resolution 8 (and fewer
 
 # The imports follow the sys.path set-up below.
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import argparse
 import dataclasses
 import functools
 import os
@@ -77,7 +76,7 @@ def parse_knobs(specs: list[str]) -> dict[str, tuple[float, ...]]:
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--manifest", required=True, help="Stroke-set manifest.")
   p.add_argument("--tokenizer_workdir", required=True)
   p.add_argument("--transformer_workdir", required=True)
@@ -251,6 +250,12 @@ def main(argv=None) -> str | None:
         f"The strokes are {stroke_set.image_size} px but the tokenizer in "
         f"{args.tokenizer_workdir} works on {tok_config.data.image_size} px."
     )
+  # Loaded before the edits, so that a judge that does not fit fails fast.
+  judge = (
+      judging.Judge.from_workdir(args.judge_workdir, tok_config.data)
+      if args.judge_workdir
+      else None
+  )
   if len(stroke_set) < RECOMMENDED_MIN_STROKES:
     print(
         f"Note: {len(stroke_set)} strokes; use >= {RECOMMENDED_MIN_STROKES} "
@@ -318,11 +323,7 @@ def main(argv=None) -> str | None:
       real_NxHxWx3=evaluation.real_images(
           stroke_set, tok_config.data, args.real_split, num_real
       ),
-      judge=(
-          judging.Judge.from_workdir(args.judge_workdir, tok_config.data)
-          if args.judge_workdir
-          else None
-      ),
+      judge=judge,
   )
   results = evaluation.results_dict(
       stroke_set,

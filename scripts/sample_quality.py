@@ -21,7 +21,6 @@ and samples.png (one class per row: two real test images, their
 reconstructions, then samples) to --out_dir.
 """
 
-import argparse
 import json
 import os
 import time
@@ -33,6 +32,7 @@ from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
+from maskgit_edit import files
 from maskgit_edit import images as images_lib
 from maskgit_edit import judging
 from maskgit_edit import sampling
@@ -67,7 +67,7 @@ DECODE_OVERRIDES = ("choice_temperature", "num_steps", "class_guidance")
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--judge_workdir", required=True)
   parser.add_argument("--tokenizer_workdir", required=True)
   parser.add_argument("--transformer_workdir", default=None)
@@ -299,16 +299,17 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> dict:
   args = parse_args(argv)
   start = time.time()
+  os.makedirs(args.out_dir, exist_ok=True)
   tokenizer_config = artefacts.load_run_config(args.tokenizer_workdir)
   data_config = tokenizer_config.data
   judge = judging.Judge.from_workdir(args.judge_workdir, data_config)
+  sets = image_sets(args, data_config)
   train_source = data_lib.get_source(data_config, "train")
   reference_images, _ = train_source.get(
       np.arange(min(NUM_REFERENCE, len(train_source)))
   )
   reference_RxD = judge.features(reference_images)
   rows, features = [], {}
-  sets = image_sets(args, data_config)
   for name, images, labels in sets:
     features[name] = judge.features(images)
     row = {
@@ -364,7 +365,6 @@ def main(argv=None) -> dict:
     report["fid_ratio"] = (
         by_name[SAMPLES]["fid"] / by_name[RECONSTRUCTED]["fid"]
     )
-  os.makedirs(args.out_dir, exist_ok=True)
   if SAMPLES in by_name:
     save_sample_grid(
         {name: (images, labels) for name, images, labels in sets},
@@ -375,7 +375,7 @@ def main(argv=None) -> dict:
     f.write(table)
   # quality.json marks the stage done (scripts/main.py): last, atomically.
   with (
-      artefacts.atomic_path(os.path.join(args.out_dir, "quality.json")) as tmp,
+      files.atomic_path(os.path.join(args.out_dir, "quality.json")) as tmp,
       open(tmp, "w") as f,
   ):
     json.dump(report, f, indent=1)

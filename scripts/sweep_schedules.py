@@ -43,7 +43,6 @@ per schedule, one panel per T, the baselines dashed. Each combination is a
 new static `DecodeSettings`, hence one compilation of its `Sampler`.
 """
 
-import argparse
 import csv
 import dataclasses
 import math
@@ -96,7 +95,7 @@ def _csv_list(kind):
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--tokenizer_workdir", required=True)
   parser.add_argument("--transformer_workdir", required=True)
   parser.add_argument("--out", default="output/sweep_schedules")

@@ -13,7 +13,6 @@ and sample-quality tables also replace the README's block between the
 runs change.
 """
 
-import argparse
 import datetime
 import json
 import os
@@ -308,7 +307,7 @@ def update_readme(path: str, runs_dir: str, data: str) -> None:
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", default=artefacts.DEFAULT_DATA)
   parser.add_argument(
       "--runs_dir",

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from maskgit_edit import data
+from maskgit_edit import files
 from maskgit_edit.data import fashion_mnist
 from maskgit_edit.data import photos
 from maskgit_edit.data import shapes
@@ -227,7 +228,8 @@ def test_fashion_mnist_corrupt_or_truncated_files_are_named(tmp_path):
     data.get_source(c, "test")
 
 
-def test_fashion_mnist_missing_says_how_to_install_it(tmp_path):
+def test_fashion_mnist_missing_says_how_to_install_it(tmp_path, monkeypatch):
+  monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", str(tmp_path))
   c = config(
       name="fashion_mnist",
       fashion_mnist_dir=str(tmp_path),
@@ -442,12 +444,12 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
   path = tmp_path / "results.json"
   path.write_text("old")
   with pytest.raises(RuntimeError):
-    with artefacts.atomic_path(str(path)) as tmp:
+    with files.atomic_path(str(path)) as tmp:
       assert tmp.endswith(".tmp.json")
       with open(tmp, "w") as f:
         f.write("half")
       raise RuntimeError("killed mid-write")
   assert path.read_text() == "old" and os.listdir(tmp_path) == ["results.json"]
-  with artefacts.atomic_path(str(path)) as tmp, open(tmp, "w") as f:
+  with files.atomic_path(str(path)) as tmp, open(tmp, "w") as f:
     f.write("new")
   assert path.read_text() == "new"

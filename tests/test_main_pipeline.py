@@ -1,9 +1,12 @@
-"""scripts/main.py runs the whole pipeline on a user's folder of images."""
+"""scripts/main.py runs the whole pipeline on a user's folder of images,
+and resumes after a kill."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -15,28 +18,49 @@ from maskgit_edit.data import shapes
 from conftest import ROOT
 
 
-def test_quick_pipeline_on_a_folder_of_images(tmp_path):
+def test_quick_pipeline_on_a_folder_of_images_resumes_after_a_kill(tmp_path):
   images = shapes.ShapesSource(24, 150, 5, "train").get(np.arange(150))[0]
   (tmp_path / "pics" / "nested").mkdir(parents=True)
   for i, image in enumerate(images):
     folder = tmp_path / "pics" / ("nested" if i % 3 == 0 else "")
     Image.fromarray(image).save(folder / f"image{i}.png")
   workdir = tmp_path / "run"
+  command = [
+      sys.executable,
+      "scripts/main.py",
+      f"--data=folder:{tmp_path}/pics",
+      "--quick",
+      f"--workdir={workdir}",
+  ]
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  # Killed (with its stage) while the transformer trains, then rerun.
+  killed = subprocess.Popen(
+      command,
+      cwd=ROOT,
+      text=True,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.DEVNULL,
+      env=env,
+      start_new_session=True,
+  )
+  for line in killed.stdout:
+    if line.startswith("[maskgit] $"):
+      break
+  time.sleep(3)
+  os.killpg(killed.pid, signal.SIGKILL)
+  killed.wait()
+  killed.stdout.close()
+  assert not (workdir / "maskgit" / "final_metrics.json").exists()
   result = subprocess.run(
-      [
-          sys.executable,
-          "scripts/main.py",
-          f"--data=folder:{tmp_path}/pics",
-          "--quick",
-          f"--workdir={workdir}",
-      ],
+      command,
       cwd=ROOT,
       text=True,
       capture_output=True,
       timeout=900,
-      env=dict(os.environ, JAX_PLATFORMS="cpu"),
+      env=env,
   )
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  assert "[tokenizer] done already" in result.stdout
   # Unlabelled images: an unconditional transformer, and no judge stages.
   config = json.loads((workdir / "maskgit" / "config.json").read_text())
   assert config["model"]["class_conditional"] is False

@@ -4,10 +4,10 @@ The official split: 60,000 train and 10,000 test images. Read from the IDX
 files of Debian's `dataset-fashion-mnist` package (`DEBIAN_DIR`), or from a
 folder of such files given in `config.data.fashion_mnist_dir` (which may hold
 the first images of a split only, as `pretrained/fashion_mnist/data/` does);
-where a split's files are missing, from a prepared TFDS copy of
-`fashion_mnist` (never downloaded). Images are padded with black
-to `image_size` (centred) when it is at least 28, resized otherwise, and
-given three equal channels.
+where a split's files are missing there, from `DEBIAN_DIR`, else from a
+prepared TFDS copy of `fashion_mnist` (never downloaded). Images are padded
+with black to `image_size` (centred) when it is at least 28, resized
+otherwise, and given three equal channels.
 """
 
 import functools
@@ -59,8 +59,9 @@ class FashionMnistSource:
   ):
     data.split_index(split)
     self.image_size = image_size
+    folders = tuple(dict.fromkeys((folder or DEBIAN_DIR, DEBIAN_DIR)))
     self._images_Nx28x28, self._labels_N = _load_split(
-        split, folder or DEBIAN_DIR, tfds_data_dir
+        split, folders, tfds_data_dir
     )
 
   def __len__(self) -> int:
@@ -95,18 +96,19 @@ def to_size(grey_Nx28x28: np.ndarray, image_size: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _load_split(
-    split: str, folder: str, tfds_data_dir: str | None
+    split: str, folders: tuple[str, ...], tfds_data_dir: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-  images_name, labels_name = FILES[split]
-  paths = [os.path.join(folder, name) for name in (images_name, labels_name)]
-  if all(os.path.exists(p) for p in paths):
-    images = read_idx(paths[0], (NATIVE_SIZE, NATIVE_SIZE))
-    labels = read_idx(paths[1], ())
-    if len(images) != len(labels):
-      raise ValueError(
-          f"Fashion-MNIST files {paths[0]!r} and {paths[1]!r} hold"
-          f" {len(images)} images but {len(labels)} labels."
-      )
+  for where in folders:
+    paths = [os.path.join(where, name) for name in FILES[split]]
+    if all(os.path.exists(p) for p in paths):
+      images = read_idx(paths[0], (NATIVE_SIZE, NATIVE_SIZE))
+      labels = read_idx(paths[1], ())
+      if len(images) != len(labels):
+        raise ValueError(
+            f"Fashion-MNIST files {paths[0]!r} and {paths[1]!r} hold"
+            f" {len(images)} images but {len(labels)} labels."
+        )
+      break
   else:
     images, labels = _load_tfds(split, tfds_data_dir)
   if labels.max() >= len(CLASS_NAMES):

@@ -24,6 +24,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from maskgit_edit import artefacts
+from maskgit_edit import files
 from maskgit_edit import metric_writer
 from maskgit_edit import progress as progress_lib
 
@@ -162,6 +163,29 @@ def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
   )
 
 
+def check_workdir(workdir: str, config) -> None:
+  """Refuses a workdir whose saved work this run would overwrite: another
+  trainer's run, or finished weights without checkpoints (an exported run,
+  e.g. pretrained/), which a new run would replace from step 0."""
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.exists(config_path):
+    return
+  with open(config_path) as f:
+    trainer = json.load(f).get("trainer")
+  if trainer != config.trainer:
+    raise ValueError(
+        f"{workdir!r} holds a {trainer!r} run and this config trains a "
+        f"{config.trainer!r} one: give another --workdir."
+    )
+  if os.path.exists(os.path.join(workdir, FINAL_METRICS)) and not (
+      os.path.isdir(os.path.join(workdir, "checkpoints"))
+  ):
+    raise ValueError(
+        f"{workdir!r} holds finished weights without checkpoints (an exported"
+        " run): training there would replace them; give another --workdir."
+    )
+
+
 def restore_latest(manager: ocp.CheckpointManager, abstract_state: PyTree):
   """(state, step) of the latest checkpoint, or (None, 0)."""
   step = manager.latest_step()
@@ -185,7 +209,7 @@ def write_final_metrics(workdir: str, metrics: dict):
   if not artefacts.is_writer():
     return
   path = os.path.join(workdir, FINAL_METRICS)
-  with artefacts.atomic_path(path) as tmp, open(tmp, "w") as f:
+  with files.atomic_path(path) as tmp, open(tmp, "w") as f:
     json.dump(metrics, f, indent=2)
 
 
@@ -205,6 +229,7 @@ def train(
   Returns:
     (final state, final metrics dict).
   """
+  check_workdir(workdir, config)
   mesh = make_mesh()
   replicated = jax.NamedSharding(mesh, jax.P())
   batch_sharded = jax.NamedSharding(mesh, jax.P("data"))

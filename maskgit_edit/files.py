@@ -1,0 +1,32 @@
+"""Files written so that a kill never leaves half of one, and JSON files
+read with errors that name them."""
+
+import contextlib
+import json
+import os
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+  """Yields a temporary path beside `path` (same extension) that replaces
+  `path` when the block ends, so a kill never leaves a half-written file."""
+  root, extension = os.path.splitext(path)
+  tmp = f"{root}.tmp{extension}"
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  except OSError as e:  # A full disk's error names no file.
+    raise OSError(e.errno, f"Cannot write {path}: {e.strerror}") from e
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def read_json(path: str | os.PathLike, what: str):
+  """The content of JSON file `path`; ValueError naming the `what` file when
+  it is not JSON."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
