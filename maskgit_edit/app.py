@@ -62,17 +62,6 @@ MAX_REQUEST_BYTES = 16 * 2**20
 MAX_IMAGE_PIXELS = 25 * 10**6
 # Host names of the loopback address that a local page is reached by.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-# Knob slider ranges: the documented range of bounded knobs; for the
-# unbounded ones (>= 0) the span the editing study covers.
-KNOB_RANGES = {
-    "none": (0.0, 0.0, 0.0),
-    "sdedit": (0.0, 1.0, 0.5),
-    "context": (0.0, 1.0, 0.5),
-    "self_fixed": (0.0, 8.0, 2.0),
-    "self_learned": (0.0, 8.0, 1.0),
-    "iterative": (0.0, 2.0, 1.0),
-    "zero_shot": (0.0, 1.0, 0.5),
-}
 
 
 class RequestError(ValueError):
@@ -216,11 +205,10 @@ class EditRequest:
   @classmethod
   def parse(cls, body: dict, layout) -> "EditRequest":
     variant = body.get("variant", "none")
-    if variant not in guidance_lib.VARIANTS:
-      raise RequestError(
-          f"Unknown variant {variant!r}; expected one of "
-          f"{', '.join(guidance_lib.VARIANTS)}."
-      )
+    try:
+      guidance_lib.variant(variant)
+    except ValueError as e:
+      raise RequestError(str(e)) from e
     try:
       knob, seed = float(body.get("knob", 0.0)), int(body.get("seed", 0))
       alternatives, label = (
@@ -301,7 +289,7 @@ class EditSession:
   ):
     self.editor = editor
     self.layout = editor.layout
-    self.image_size = self.layout.latent * editor.tokenizer.downsample_factor
+    self.image_size = editor.image_size
     # Edits start late in the schedule (EditSettings); samples start at 0.
     self.generator = sampling.Sampler(
         editor.sampler.model,
@@ -362,16 +350,8 @@ class EditSession:
     data_config = artefacts.load_run_config(tokenizer_workdir).get("data")
     return cls(editor, data_config, run_flags)
 
-  def missing_run(self, variant: str) -> str | None:
-    """The trainer whose run `variant` needs and this session lacks."""
-    needs = {
-        "self_learned": ("reweight", self.editor.kernels["self_learned"]),
-        "iterative": ("iterate", self.editor.iterative_params),
-    }
-    trainer, artefact = needs.get(variant, (None, True))
-    return trainer if artefact is None else None
-
   def info(self) -> dict:
+    runs = self.editor.available_runs()
     return {
         "image_size": self.image_size,
         "latent": self.layout.latent,
@@ -381,13 +361,14 @@ class EditSession:
         else [],
         "variants": [
             {
-                "name": v,
+                "name": v.name,
                 "min": lo,
                 "max": hi,
                 "default": default,
-                "available": self.missing_run(v) is None,
+                "available": guidance_lib.missing_run(v.name, runs) is None,
             }
-            for v, (lo, hi, default) in KNOB_RANGES.items()
+            for v in guidance_lib.REGISTRY.values()
+            for lo, hi, default in [v.slider]
         ],
         "num_test": len(self.test_source) if self.test_source else 0,
         "test_unavailable": self.test_unavailable,
@@ -438,12 +419,10 @@ class EditSession:
   def edit(self, body: dict) -> dict:
     """Runs the edit the page asks for (see the module docstring)."""
     request = EditRequest.parse(body, self.layout)
-    missing = self.missing_run(request.variant)
-    if missing:
-      raise RequestError(
-          f"Variant {request.variant!r} needs a run of the {missing} "
-          "trainer, which this page was not started with."
-      )
+    try:
+      guidance_lib.check_runs(request.variant, self.editor.available_runs())
+    except ValueError as e:
+      raise RequestError(str(e)) from e
     source = np.asarray(
         decode_png(body.get("source"), "source").convert("RGB"), np.uint8
     )

@@ -122,7 +122,7 @@ class Editor:
         if settings.kernel == "l2"
         else guidance_lib.identity_kernel(size)
     )
-    self.kernels = {"self_fixed": fixed, "self_learned": learned_kernel}
+    self.kernels = {"fixed": fixed, "learned": learned_kernel}
     self.sampler = sampling.Sampler(transformer, layout, settings.decode)
     self._tokenizer = tokenizing.Tokenizer(tokenizer, tokenizer_params)
 
@@ -203,22 +203,31 @@ class Editor:
   def detokenize(self, tokens_Bxhxw):
     return self._tokenizer.detokenize(tokens_Bxhxw)
 
+  def available_runs(self) -> set[str]:
+    """Trainers (beyond tokenizer and transformer) whose runs it holds."""
+    return {
+        trainer
+        for trainer, artefact in (
+            ("reweight", self.kernels["learned"]),
+            ("iterate", self.iterative_params),
+        )
+        if artefact is not None
+    }
+
   def _variant_inputs(self, variant, tuned):
-    kernel = self.kernels.get(variant)
-    if variant == "self_learned" and kernel is None:
-      raise ValueError(
-          "Variant 'self_learned' needs a kernel trained by the "
-          "reweight trainer (reweight_workdir)."
-      )
-    if kernel is None:
-      kernel = np.zeros((self.layout.codebook_size,) * 2, np.float32)
-    if tuned is None:
-      tuned = variant == "iterative"
+    spec = guidance_lib.variant(variant)
+    guidance_lib.check_runs(variant, self.available_runs())
+    tuned = spec.tuned if tuned is None else tuned
     if tuned and self.iterative_params is None:
       raise ValueError(
-          f"Variant {variant!r} decoded by the tuned transformer needs the "
-          "run of the iterate trainer (iterate_workdir)."
+          f"Variant {variant!r} decoded by the tuned transformer needs a run"
+          " of the iterate trainer: give its folder as iterate_workdir."
       )
+    kernel = (
+        self.kernels[spec.kernel]
+        if spec.kernel
+        else np.zeros((self.layout.codebook_size,) * 2, np.float32)
+    )
     return (self.iterative_params if tuned else self.params), kernel
 
   def edit(
@@ -374,7 +383,7 @@ def define_flags(
       **on,
   )
   flags.DEFINE_enum(
-      "variant", "none", guidance_lib.VARIANTS, "Guidance variant.", **on
+      "variant", "none", guidance_lib.names(), "Guidance variant.", **on
   )
   flags.DEFINE_float("knob", 0.0, "Variant knob (see README).", **on)
   flags.DEFINE_integer("seed", 0, "Sampling seed.", **on)

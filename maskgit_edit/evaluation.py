@@ -178,32 +178,6 @@ REFERENCE_METRICS = (
 # Faithfulness at which a setting is matched to token SDEdit.
 MATCH_METRIC = "l2_stroke"
 
-KNOB_NAMES = {
-    "none": "-",
-    "sdedit": "strength",
-    "context": "rho",
-    "self_fixed": "lambda",
-    "self_learned": "lambda",
-    "iterative": "scale",
-    "zero_shot": "strength",
-}
-# Knob grids of a full run (>= 6 settings per guided variant). The sdedit
-# grid is fine (0.05) everywhere, as every setting is matched on it.
-DEFAULT_KNOBS = {
-    "none": (0.0,),
-    "sdedit": tuple(np.round(np.linspace(0.0, 1.0, 21), 2).tolist()),
-    "context": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
-    "self_fixed": (0.0, 0.5, 1.0, 2.0, 4.0, 8.0),
-    "self_learned": (0.0, 0.5, 1.0, 2.0, 4.0, 1000.0),
-    "iterative": (0.0, 0.4, 0.8, 1.2, 1.6, 2.0),
-    "zero_shot": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
-}
-# Variants that need a trained artefact beyond the base models, and the
-# harness flag that provides it.
-REQUIRED_WORKDIRS = {
-    "self_learned": "reweight_workdir",
-    "iterative": "iterate_workdir",
-}
 # `iterative` decodes with the iterate-tuned transformer, so the study also
 # decodes its baselines with it: settings named "<variant>@tuned".
 TUNED = "@tuned"
@@ -218,7 +192,7 @@ def decode_of(name: str) -> tuple[str, bool | None]:
 
 
 def knob_name(name: str) -> str:
-  return KNOB_NAMES[decode_of(name)[0]]
+  return guidance_lib.variant(decode_of(name)[0]).knob
 
 
 INPUT_COLUMNS = ("source", "stroke")
@@ -239,20 +213,17 @@ class Column:
   knob: float = 0.0
 
 
-# Display knobs: a middle setting of each knob grid; self_learned is shown
-# at its trained operating point (lambda 1) and at full confidence.
-COLUMNS = (
-    Column("Source", "source"),
-    Column("Stroke", "stroke"),
-    Column("No guide", "none"),
-    Column("Token SDEdit", "sdedit", 0.5),
-    Column("Context", "context", 0.6),
-    Column("Self: fixed", "self_fixed", 2.0),
-    Column("Self: learned", "self_learned", 1.0),
-    Column("Self: learned, full confidence", "self_learned", 1000.0),
-    Column("Iterative tuning", "iterative", 1.2),
-    Column("Zero-shot", "zero_shot", 0.6),
-)
+def comparison_columns() -> tuple[Column, ...]:
+  """The grid's columns: the inputs, then each variant's display knobs."""
+  return (
+      Column("Source", "source"),
+      Column("Stroke", "stroke"),
+      *(
+          Column(title, v.name, knob)
+          for v in guidance_lib.REGISTRY.values()
+          for title, knob in v.columns
+      ),
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -260,43 +231,35 @@ COLUMNS = (
 
 
 def select_variants(
-    knobs: Mapping[str, Sequence[float]],
-    *,
-    reweight_workdir: str | None,
-    iterate_workdir: str | None,
-) -> tuple[dict[str, tuple[float, ...]], dict[str, str]]:
-  """Validates knob grids; drops variants whose trained artefact is missing.
+    knobs: Mapping[str, Sequence[float]], runs: set[str]
+) -> dict[str, tuple[float, ...]]:
+  """Validates knob grids against the variants and the runs given.
 
   Args:
     knobs: variant -> knob values to run.
-    reweight_workdir, iterate_workdir: runs of the `reweight` / `iterate`
-      trainers, or None.
+    runs: trainers whose runs are given ("reweight", "iterate").
 
   Returns:
-    (setting name -> knobs to run, variant -> reason it is skipped); with
-    "iterative", its baselines decoded by its tuned transformer too
-    (`TUNED`).
+    setting name -> knobs to run; with "iterative", its baselines decoded by
+    its tuned transformer too (`TUNED`).
+
+  Raises:
+    ValueError: an unknown variant, a knob out of range, or a variant asked
+      for without the run it needs (`guidance.check_runs`).
   """
-  given = {
-      "reweight_workdir": reweight_workdir,
-      "iterate_workdir": iterate_workdir,
-  }
-  kept, skipped = {}, {}
+  kept = {}
   for variant, values in knobs.items():
     if not values:
       raise ValueError(f"No knob values given for variant {variant!r}.")
     for knob in values:
       guidance_lib.validate(variant, float(knob))
-    flag = REQUIRED_WORKDIRS.get(variant)
-    if flag and not given[flag]:
-      skipped[variant] = f"needs --{flag} (not given)"
-    else:
-      kept[variant] = tuple(float(k) for k in values)
+    guidance_lib.check_runs(variant, runs)
+    kept[variant] = tuple(float(k) for k in values)
   if "iterative" in kept:
     for variant in TUNED_BASELINES:
       if variant in kept:
         kept[variant + TUNED] = kept[variant]
-  return kept, skipped
+  return kept
 
 
 # ---------------------------------------------------------------------------

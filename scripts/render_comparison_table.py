@@ -10,7 +10,7 @@ Writes
   columns Source | Stroke | No guide | Token SDEdit | Context | Self: fixed |
   Self: learned | Self: learned, full confidence | Iterative tuning |
   Zero-shot (each variant
-  at its display knob, `evaluation.COLUMNS`; the nearest knob run if that one
+  at its display knob, `evaluation.comparison_columns()`; the nearest knob run if that one
   was not; a grey "n/a" cell for a variant that was skipped);
 * `<output_dir>/comparison.md` (--markdown): the same as a markdown table
   (`--examples_per_mode` inversion and counterfactual strokes, images in
@@ -73,11 +73,14 @@ _PAIRED_COLUMNS = (
     ("class_kept", "class kept"),
     ("psnr_preserve", "preservation PSNR"),
 )
-# Settings drawn, in order: the variants, then iterative's baselines
-# decoded by its tuned transformer.
-_DRAWN = guidance_lib.VARIANTS + tuple(
-    v + evaluation.TUNED for v in evaluation.TUNED_BASELINES
-)
+
+
+def _drawn() -> tuple[str, ...]:
+  """Settings drawn, in order: the variants, then iterative's baselines
+  decoded by its tuned transformer."""
+  return guidance_lib.names() + tuple(
+      v + evaluation.TUNED for v in evaluation.TUNED_BASELINES
+  )
 
 
 def parse_args(argv):
@@ -124,7 +127,7 @@ def column_cells(results, results_dir, stroke_set, rows):
     notes[c] says which knob is shown, or why the column is empty.
   """
   cells, notes = [], []
-  for column in evaluation.COLUMNS:
+  for column in evaluation.comparison_columns():
     if column.variant in evaluation.INPUT_COLUMNS:
       images = (
           stroke_set.sources_NxHxWx3
@@ -365,7 +368,7 @@ def _draw_variants(ax, results, y_metric, *, paired: bool) -> None:
   Means with knob values labelled, or (`paired`) the paired differences to
   none with their 95% bootstrap intervals.
   """
-  for variant in _DRAWN:
+  for variant in _drawn():
     entries = sorted(
         (r for r in results["results"] if r["variant"] == variant),
         key=lambda r: r["knob"],
@@ -493,10 +496,10 @@ def markdown(
 ) -> str:
   """The comparison page: example table, metric table, grid and plot."""
   rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(md_path)))
-  titles = [c.title for c in evaluation.COLUMNS]
+  titles = [c.title for c in evaluation.comparison_columns()]
   shown = "; ".join(
       f"{c.title}: {n}"
-      for c, n in zip(evaluation.COLUMNS, notes)
+      for c, n in zip(evaluation.comparison_columns(), notes)
       if n not in ("", "input")
   )
   lines = [
@@ -610,13 +613,13 @@ def main(argv=None) -> dict[str, str]:
                     f"{slug(column.title)}.png",
                 ),
             )
-            for column, image in zip(evaluation.COLUMNS, images)
+            for column, image in zip(evaluation.comparison_columns(), images)
         ]
     )
 
   titles = [
       c.title if n in ("", "input") else f"{c.title}\n{n}"
-      for c, n in zip(evaluation.COLUMNS, notes)
+      for c, n in zip(evaluation.comparison_columns(), notes)
   ]
   grid = titled_grid(rows_of_images, titles, row_labels, font)
   os.makedirs(os.path.dirname(os.path.abspath(args.grid)), exist_ok=True)

@@ -10,11 +10,13 @@ r"""Runs every guidance variant at every knob setting on a stroke set; scores it
 
 then `python scripts/render_comparison_table.py --results
 runs/shapes/eval/results.json`. Without --reweight_workdir (--iterate_workdir)
-the self_learned (iterative) variant is skipped with a message; with
+the self_learned (iterative) variant is skipped with a message, and asking
+for it with --variants is an error; with
 --iterate_workdir, `none` and `sdedit` are decoded by the tuned transformer
 too ("none@tuned", "sdedit@tuned"), iterative's own baselines. Without
 --judge_workdir the judge metrics are left out. Knob grids
-default to `evaluation.DEFAULT_KNOBS`; override them with e.g.
+default to each variant's `study_knobs` (`decoding.guidance.REGISTRY`);
+override them with e.g.
 `--knobs context=0,0.5 self_fixed=0,2`, and pick variants with `--variants`.
 
 Outputs, metrics and the results schema: see `maskgit_edit.evaluation`.
@@ -63,10 +65,10 @@ def parse_knobs(specs: list[str]) -> dict[str, tuple[float, ...]]:
   knobs = {}
   for spec in specs:
     variant, sep, values = spec.partition("=")
-    if not sep or variant not in guidance_lib.VARIANTS:
+    if not sep or variant not in guidance_lib.REGISTRY:
       raise ValueError(
           f"--knobs entry {spec!r} is not VARIANT=K1,K2,... with "
-          f"VARIANT in {guidance_lib.VARIANTS}."
+          f"VARIANT in {guidance_lib.names()}."
       )
     try:
       knobs[variant] = tuple(float(v) for v in values.split(","))
@@ -89,8 +91,9 @@ def parse_args(argv):
   p.add_argument(
       "--variants",
       nargs="+",
-      default=list(guidance_lib.VARIANTS),
-      choices=guidance_lib.VARIANTS,
+      default=None,
+      choices=guidance_lib.names(),
+      help="Default: every variant whose runs are given.",
   )
   p.add_argument(
       "--knobs",
@@ -229,19 +232,37 @@ def main(argv=None) -> str | None:
   loop.maybe_initialize_distributed(
       {**vars(args), "shutdown_timeout_s": SCORING_WAIT_S}
   )
+  runs = {
+      trainer
+      for trainer in ("reweight", "iterate")
+      if getattr(args, f"{trainer}_workdir")
+  }
   overrides = parse_knobs(args.knobs)
-  unknown = sorted(set(overrides) - set(args.variants))
+  # By default, every variant whose runs are given, and those --knobs names.
+  variants = args.variants or [
+      v
+      for v in guidance_lib.names()
+      if v in overrides or not guidance_lib.missing_run(v, runs)
+  ]
+  skipped = {
+      v: f"needs --{guidance_lib.variant(v).needs}_workdir (not given)"
+      for v in guidance_lib.names()
+      if not args.variants and v not in variants
+  }
+  for variant, reason in skipped.items():
+    print(f"Skipping variant {variant!r}: {reason}.", flush=True)
+  unknown = sorted(set(overrides) - set(variants))
   if unknown:
     raise ValueError(
         f"--knobs given for {unknown}, which --variants leaves out."
     )
-  kept, skipped = evaluation.select_variants(
-      {v: overrides.get(v, evaluation.DEFAULT_KNOBS[v]) for v in args.variants},
-      reweight_workdir=args.reweight_workdir,
-      iterate_workdir=args.iterate_workdir,
+  kept = evaluation.select_variants(
+      {
+          v: overrides.get(v, guidance_lib.variant(v).study_knobs)
+          for v in variants
+      },
+      runs,
   )
-  for variant, reason in skipped.items():
-    print(f"Skipping variant {variant!r}: {reason}.", flush=True)
 
   stroke_set = evaluation.load_stroke_set(args.manifest)
   tok_config = artefacts.load_run_config(args.tokenizer_workdir)

@@ -110,7 +110,13 @@ def _harness_argv(tiny_runs, manifest, out_dir, extra=()):
       "--swd_folds",
       str(SWD_FOLDS),
       "--knobs",
-      *[f"{v}={','.join(map(str, k))}" for v, k in KNOBS.items()],
+      *[
+          f"{v}={','.join(map(str, k))}"
+          for v, k in KNOBS.items()
+          # A variant's knobs ask for it, which needs its run.
+          if f"--{guidance_lib.variant(v).needs}_workdir" in extra
+          or not guidance_lib.variant(v).needs
+      ],
       *extra,
   ]
 
@@ -412,7 +418,9 @@ def test_renderer_writes_every_file(rendered, harness):
   assert len([s for s in strips if s.startswith("strip_inversion")]) == 3
   assert len([s for s in strips if s.startswith("strip_counterfactual")]) == 3
   text = open(paths["markdown"]).read()
-  header = "| " + " | ".join(c.title for c in evaluation.COLUMNS) + " |"
+  header = (
+      "| " + " | ".join(c.title for c in evaluation.comparison_columns()) + " |"
+  )
   assert header == (
       "| Source | Stroke | No guide | Token SDEdit | Context | "
       "Self: fixed | Self: learned | Self: learned, full confidence | "
@@ -423,10 +431,13 @@ def test_renderer_writes_every_file(rendered, harness):
   example_rows = lines[start + 2 : start + 8]
   assert sum("inversion" in r for r in example_rows) == 3
   assert sum("counterfactual" in r for r in example_rows) == 3
-  assert all(r.count("![") == len(evaluation.COLUMNS) for r in example_rows)
+  assert all(
+      r.count("![") == len(evaluation.comparison_columns())
+      for r in example_rows
+  )
   md_dir = os.path.dirname(paths["markdown"])
   links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-  assert len(links) == 6 * len(evaluation.COLUMNS) + 2
+  assert len(links) == 6 * len(evaluation.comparison_columns()) + 2
   for link in links:
     assert not os.path.isabs(link)
     assert os.path.isfile(os.path.join(md_dir, link)), link
@@ -551,27 +562,23 @@ def test_labels_come_from_the_recorded_data_source(manifest, test_source):
     evaluation.stroke_labels(shifted)
 
 
-def test_variants_without_their_workdir_are_skipped():
-  kept, skipped = evaluation.select_variants(
-      evaluation.DEFAULT_KNOBS, reweight_workdir=None, iterate_workdir="it"
+def test_a_variant_without_its_run_is_an_error_naming_the_run():
+  study = {v.name: v.study_knobs for v in guidance_lib.REGISTRY.values()}
+  kept = evaluation.select_variants(
+      {k: v for k, v in study.items() if k != "self_learned"}, {"iterate"}
   )
-  assert set(kept) == set(guidance_lib.VARIANTS) - {"self_learned"} | {
+  assert set(kept) == set(guidance_lib.names()) - {"self_learned"} | {
       "none@tuned",
       "sdedit@tuned",
   }
-  assert skipped == {"self_learned": "needs --reweight_workdir (not given)"}
+  with pytest.raises(ValueError, match="reweight trainer"):
+    evaluation.select_variants(study, {"iterate"})
   assert all(len(v) >= 6 for k, v in kept.items() if "none" not in k)
   # The curve every setting is matched on: steps of 0.05.
   assert np.diff(kept["sdedit"]).max() <= 0.05 + 1e-9
   with pytest.raises(ValueError, match="fraction"):
-    evaluation.select_variants(
-        {"context": (0.0, 2.0)}, reweight_workdir=None, iterate_workdir=None
-    )
-  kept, _ = evaluation.select_variants(
-      {"sdedit": (0.5,), "iterative": (1.0,)},
-      reweight_workdir=None,
-      iterate_workdir=None,
-  )
+    evaluation.select_variants({"context": (0.0, 2.0)}, set())
+  kept = evaluation.select_variants({"sdedit": (0.5,)}, set())
   assert set(kept) == {"sdedit"}  # No tuned baselines without iterative.
 
 
@@ -665,10 +672,9 @@ def test_tuned_baselines_pair_with_their_own_transformer():
   )
   # The tuned transformer's own effect: its unguided decode against the base.
   assert evaluation.baselines_of("none@tuned") == ("none", "")
-  kept, _ = evaluation.select_variants(
+  kept = evaluation.select_variants(
       {"none": (0.0,), "sdedit": (0.5, 1.0), "iterative": (0.0,)},
-      reweight_workdir=None,
-      iterate_workdir="runs/iterate",
+      {"iterate"},
   )
   assert kept["sdedit@tuned"] == (0.5, 1.0) and kept["none@tuned"] == (0.0,)
 

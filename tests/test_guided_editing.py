@@ -1,5 +1,6 @@
 """Editing with every guidance variant, and the reweight / iterate trainers."""
 
+import dataclasses
 import os
 
 import flax.serialization
@@ -13,7 +14,9 @@ from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import train
 from maskgit_edit import trainers
+from maskgit_edit.decoding import guidance as guidance_lib
 
+from conftest import ROOT
 from conftest import tiny_config
 
 pytestmark = pytest.mark.xdist_group("tiny_runs")
@@ -216,7 +219,7 @@ def test_reweight_lowers_its_loss_and_moves_k(tiny_runs, tmp_path, source):
       tiny_runs["maskgit"],
       reweight_workdir=str(tmp_path),
   )
-  assert editor.kernels["self_learned"].shape == kernel.shape
+  assert editor.kernels["learned"].shape == kernel.shape
 
 
 def test_iterate_lowers_its_loss_and_loads_for_editing(
@@ -268,3 +271,43 @@ def test_variants_need_their_runs_and_say_which(tiny_runs, batch):
       run(bare, batch, variant, 1.0)
   with pytest.raises(ValueError, match="iterate"):
     run(bare, batch, "none", tuned=True)
+
+
+def test_a_registered_variant_reaches_the_editor_study_page_and_readme(
+    editor, batch, monkeypatch
+):
+  """A new variant is one registry record (here one that sets an existing
+  field of the decode loop): the editor decodes it, and the study, the page
+  and the README's table list it."""
+  from maskgit_edit import app  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import evaluation  # pylint: disable=g-import-not-at-top
+
+  toy = dataclasses.replace(
+      guidance_lib.REGISTRY["self_fixed"],
+      name="toy",
+      meaning="self-guidance under another name",
+      columns=(("Toy", 2.0),),
+      needs="iterate",
+  )
+  monkeypatch.setitem(guidance_lib.REGISTRY, "toy", toy)
+  np.testing.assert_array_equal(
+      run(editor, batch, "toy", 2.0)["tokens"],
+      run(editor, batch, "self_fixed", 2.0)["tokens"],
+  )
+  assert evaluation.select_variants({"toy": toy.study_knobs}, {"iterate"})
+  with pytest.raises(ValueError, match="'toy' needs a run of the iterate"):
+    evaluation.select_variants({"toy": (1.0,)}, set())
+  assert evaluation.comparison_columns()[-1] == evaluation.Column(
+      "Toy", "toy", 2.0
+  )
+  assert "| `toy` | lambda | >= 0 | self-guidance under" in (
+      guidance_lib.markdown_table()
+  )
+  session = app.EditSession(editor, None, "")
+  offered = {v["name"]: v for v in session.info()["variants"]}
+  assert offered["toy"]["available"] and offered["toy"]["max"] == 8.0
+
+
+def test_the_readme_variant_table_is_the_registry():
+  with open(os.path.join(ROOT, "README.md")) as f:
+    assert guidance_lib.markdown_table() in f.read()

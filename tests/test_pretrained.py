@@ -126,7 +126,7 @@ def test_editor_without_run_folders_edits_with_the_committed_models():
 
   editor = edit.Editor.from_workdirs()
   assert editor.iterative_params is not None
-  assert editor.kernels["self_learned"] is not None
+  assert editor.kernels["learned"] is not None
   data_config = artefacts.load_run_config(
       artefacts.pretrained_runs()["tokenizer"]
   ).data
