@@ -19,7 +19,7 @@ mask's non-zero pixels are edited; `--label` is the source image's class):
 
 Generate (`:generate` holds the release's sampling settings):
 
-  cfg = config_defaults.load("configs/imagenet256.py:generate")
+  cfg = config_files.load("configs/imagenet256.py:generate")
   editor = edit.Editor.from_workdirs(cfg.tokenizer_workdir, cfg.transformer_workdir)
   sampler = sampling.Sampler(editor.sampler.model, editor.layout,
                              sampling.DecodeSettings.from_config(cfg.decode))
@@ -45,8 +45,9 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
-from maskgit_edit import checkpoints
+from maskgit_edit import released
 from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 from maskgit_edit import data
 
 MODES = ("edit", "generate", "reweight", "iterate")
@@ -62,14 +63,14 @@ def released_sections(image_size: int) -> ml_collections.ConfigDict:
     tokenizer section) and `model` (transformer section), the fields that
     `scripts/import_released.py` writes into the imported run folders.
   """
-  released = checkpoints.released_config(image_size)
+  architecture = released.released_config(image_size)
   s = ml_collections.ConfigDict()
   s.image_size = image_size
-  s.num_classes = released["num_classes"]
-  s.tokenizer = config_defaults.tokenizer(**released["tokenizer"])
+  s.num_classes = architecture["num_classes"]
+  s.tokenizer = config_defaults.tokenizer(**architecture["tokenizer"])
   sizes = {
       k: v
-      for k, v in released["transformer"].items()
+      for k, v in architecture["transformer"].items()
       if k not in ("vocab_size", "seq_len")
   }
   s.model = config_defaults.transformer(**sizes, class_conditional=True)
@@ -84,7 +85,7 @@ def fine_tune_config(
   recipe = os.path.join(
       os.path.dirname(os.path.abspath(__file__)), f"{trainer}.py"
   )
-  c = config_defaults.load(recipe)
+  c = config_files.load(recipe)
   c.transformer_workdir = f"runs/imagenet{image_size}/maskgit"
   # The 512 px model's sequence is 4x longer.
   per_image = 1 if image_size == 256 else 4

@@ -14,11 +14,11 @@ in place of 256: the tokenizer is the same architecture, the transformer reads
 
 import os
 
-from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 
 
 def get_config(arg: str = "edit"):
   sibling = os.path.join(
       os.path.dirname(os.path.abspath(__file__)), "imagenet256.py"
   )
-  return config_defaults.load_module(sibling).released_config(512, arg)
+  return config_files.load_module(sibling).released_config(512, arg)

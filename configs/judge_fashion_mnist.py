@@ -11,12 +11,12 @@ run.
 
 import os
 
-from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 
 
 def get_config(arg: str = ""):
   base = os.path.join(os.path.dirname(__file__), "judge_shapes.py")
-  c = config_defaults.load(base + (f":{arg}" if arg else ""))
+  c = config_files.load(base + (f":{arg}" if arg else ""))
   c.data.name = "fashion_mnist"
   c.judge.map_classes = 0  # Fashion-MNIST has no per-cell labels.
   # Mirrored garments in training, and an image's label from its logits and

@@ -12,12 +12,12 @@ passes a step.
 
 import os
 
-from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 
 
 def get_config(arg: str = ""):
   base = os.path.join(os.path.dirname(__file__), "maskgit_shapes.py")
-  c = config_defaults.load(base + (f":{arg}" if arg else ""))
+  c = config_files.load(base + (f":{arg}" if arg else ""))
   c.tokenizer_workdir = c.tokenizer_workdir.replace("shapes", "fashion_mnist")
   c.model.class_dropout = 0.1
   c.sample.class_guidance = 1.5

@@ -12,12 +12,12 @@ token: photo labels name different photographs in the train and test splits
 
 import os
 
-from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 
 
 def get_config(arg: str = ""):
   base = os.path.join(os.path.dirname(__file__), "maskgit_shapes.py")
-  c = config_defaults.load(base + (f":{arg}" if arg else ""))
+  c = config_files.load(base + (f":{arg}" if arg else ""))
   c.model.class_conditional = False
   c.tokenizer_workdir = c.tokenizer_workdir.replace("shapes", "photos")
   return c

@@ -48,7 +48,7 @@ from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.decoding import windows
 
@@ -354,7 +354,7 @@ class EditSession:
     runs = self.editor.available_runs()
     return {
         "image_size": self.image_size,
-        "latent": self.layout.latent,
+        "grid_side": self.layout.grid_side,
         "class_conditional": self.layout.class_conditional,
         "class_names": self.class_names
         if self.layout.class_conditional

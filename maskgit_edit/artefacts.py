@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from maskgit_edit import checkpoints
+from maskgit_edit import released
 from maskgit_edit import data as data_lib
 from maskgit_edit import files
 from maskgit_edit import models
@@ -54,10 +54,21 @@ def load_final_metrics(workdir: str) -> dict:
     return json.load(f)
 
 
+# The time a run first started, written once (a resumed, re-configured or
+# copied run keeps it; file times would not).
+STARTED = "started.txt"
+
+
 def wall_seconds(workdir: str) -> float:
-  """Seconds from a run's start (its config.json) to its last metrics line."""
+  """Seconds from a run's first start to its last metrics line."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     last = json.loads(f.read().splitlines()[-1])["time"]
+  started = os.path.join(workdir, STARTED)
+  if os.path.exists(started):
+    with open(started) as f:
+      return last - float(f.read())
+  # Runs from before STARTED: their config.json's time, which a rewritten
+  # config moves.
   return last - os.path.getmtime(os.path.join(workdir, "config.json"))
 
 
@@ -114,8 +125,8 @@ def load_token_cache(workdir: str, split: str):
 def load_params(workdir: str, name: str, abstract_params):
   """Reads `<name>_params.msgpack` and checks it against `abstract_params`."""
   path = params_path(workdir, name)
-  params = checkpoints.read_msgpack_params(path)
-  checkpoints.check_params_fit(params, abstract_params, source=path)
+  params = released.read_msgpack_params(path)
+  released.check_params_fit(params, abstract_params, source=path)
   # Committed runs store float16 (scripts/export_pretrained.py); models
   # compute in float32.
   return jax.tree.map(
@@ -172,7 +183,7 @@ def kernel_path(workdir: str) -> str:
 
 def load_kernel(workdir: str):
   """Learned self-guidance kernel K [C, C] of a `reweight` run."""
-  params = checkpoints.read_msgpack_params(kernel_path(workdir))
+  params = released.read_msgpack_params(kernel_path(workdir))
   if "kernel" not in params or np.ndim(params["kernel"]) != 2:
     raise ValueError(f"{kernel_path(workdir)!r} holds no [C, C] 'kernel'.")
   return np.asarray(params["kernel"], np.float32)

@@ -1,7 +1,6 @@
 """Config sections shared by the files in configs/ (big_vision style)."""
 
 import dataclasses
-import os
 
 import ml_collections
 from ml_collections import config_dict
@@ -118,7 +117,7 @@ def transformer(**overrides) -> ml_collections.ConfigDict:
 def decode(**overrides) -> ml_collections.ConfigDict:
   """A `decode` / `sample` section: `sampling.DecodeSettings` and its
   defaults, as config fields."""
-  from maskgit_edit import sampling  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.decoding import sampling  # pylint: disable=g-import-not-at-top
 
   d = ml_collections.ConfigDict(
       {
@@ -128,25 +127,3 @@ def decode(**overrides) -> ml_collections.ConfigDict:
   )
   d.update(overrides)
   return d
-
-
-def load_module(path: str):
-  """Imports a Python file by path (config files and scripts are not in a
-  package)."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-
-  module_spec = importlib.util.spec_from_file_location(
-      os.path.splitext(os.path.basename(path))[0], path
-  )
-  if module_spec is None or not os.path.isfile(path):
-    raise FileNotFoundError(f"No config file {path!r}.")
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module
-
-
-def load(spec: str) -> ml_collections.ConfigDict:
-  """Loads `path/to/config.py[:arg]` the way `--config` does."""
-  path, _, arg = spec.partition(":")
-  module = load_module(path)
-  return module.get_config(arg) if arg else module.get_config()

@@ -39,7 +39,7 @@ from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import images as images_lib
 from maskgit_edit import regions
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from maskgit_edit import tokenizing
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.decoding import windows
@@ -195,7 +195,7 @@ class Editor:
   @property
   def image_size(self) -> int:
     """Side in pixels of the images the models edit."""
-    return self.layout.latent * self._tokenizer.downsample_factor
+    return self.layout.grid_side * self._tokenizer.downsample_factor
 
   def tokenize(self, images_BxHxWx3):
     return self._tokenizer.tokenize(images_BxHxWx3)
@@ -273,7 +273,7 @@ class Editor:
     if strokes_BxHxWx3 is None and variant != "none":
       raise ValueError(f"Variant {variant!r} needs stroke images.")
     kinds = regions.validate_edit_inputs(
-        sources, strokes_BxHxWx3, masks, self.layout.latent
+        sources, strokes_BxHxWx3, masks, self.layout.grid_side
     )
     if sources.shape[1] != self.image_size:
       raise ValueError(
@@ -288,7 +288,7 @@ class Editor:
           "is returned unchanged."
       )
     edited = regions.pixel_to_token_mask(
-        masks, self.layout.latent, self.settings.dilation
+        masks, self.layout.grid_side, self.settings.dilation
     )
     if source_tokens_Bxhxw is None:
       source_tokens_Bxhxw = self.tokenize(sources)

@@ -18,7 +18,7 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from maskgit_edit import data
+from maskgit_edit import batching
 from maskgit_edit import images as images_lib
 
 # Outputs of a setting: uint8 images [N, H, W, 3], int32 tokens [N, h, w],
@@ -87,7 +87,7 @@ class EditWorkers:
     Returns:
       {name: array [N, ...]} for `OUTPUT_NAMES`.
     """
-    batches = data.padded_batches(len(stroke_set), batch_size)
+    batches = batching.padded_batches(len(stroke_set), batch_size)
     key = jax.random.key(seed)
 
     def edit_batches(editor, owned):
@@ -122,15 +122,15 @@ class EditWorkers:
       for outputs in pool.map(edit_batches, self.editors, owned):
         by_batch.update(outputs)
     if jax.process_count() > 1:
-      size, latent = stroke_set.image_size, self.editors[0].layout.latent
+      size, side = stroke_set.image_size, self.editors[0].layout.grid_side
       by_batch = self._gather(
           by_batch,
           len(batches),
           {
               "images": np.zeros((batch_size, size, size, 3), np.uint8),
               "decoded": np.zeros((batch_size, size, size, 3), np.uint8),
-              "tokens": np.zeros((batch_size, latent, latent), np.int32),
-              "edited": np.zeros((batch_size, latent, latent), bool),
+              "tokens": np.zeros((batch_size, side, side), np.int32),
+              "edited": np.zeros((batch_size, side, side), bool),
           },
       )
     n = len(stroke_set)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from maskgit_edit import artefacts
+from maskgit_edit import batching
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import metrics
@@ -89,7 +90,7 @@ class Judge:
           f"The judge takes [N, {self.image_size}, {self.image_size}, 3] "
           f"images, got shape {images.shape}."
       )
-    return data_lib.map_in_batches(
+    return batching.map_in_batches(
         lambda x: fn(self.params, x), images, self.batch_size
     )
 

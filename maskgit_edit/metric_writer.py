@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from maskgit_edit import artefacts
+from maskgit_edit import files
 
 
 def _jsonable(value):
@@ -36,8 +37,10 @@ class MetricWriter:
     os.makedirs(workdir, exist_ok=True)
     text = config.to_json_best_effort(indent=2)
     config_path = os.path.join(workdir, "config.json")
-    # A resumed run keeps its config.json, whose time marks the run's start
-    # (`artefacts.wall_seconds`).
+    started = os.path.join(workdir, artefacts.STARTED)
+    if not os.path.exists(started):
+      with files.atomic_path(started) as tmp, open(tmp, "w") as f:
+        f.write(f"{time.time()}\n")
     if not os.path.exists(config_path) or open(config_path).read() != text:
       with open(config_path, "w") as f:
         f.write(text)

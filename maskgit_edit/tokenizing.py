@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from maskgit_edit import artefacts
-from maskgit_edit import data as data_lib
+from maskgit_edit import batching
 
 
 class Tokenizer:
@@ -43,7 +43,7 @@ class Tokenizer:
     return self._detokenize(self.params, tokens_Bxhxw)
 
   def _batched(self, fn, inputs_N) -> np.ndarray:
-    return data_lib.map_in_batches(
+    return batching.map_in_batches(
         lambda x: fn(self.params, x), inputs_N, self.batch_size
     )
 

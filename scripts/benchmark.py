@@ -50,12 +50,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from maskgit_edit import checkpoints
+from maskgit_edit import released
 from maskgit_edit import cli
-from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 from maskgit_edit import data as data_lib
 from maskgit_edit import models
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.decoding import windows
 from maskgit_edit.trainers import maskgit as maskgit_trainer
@@ -283,7 +283,9 @@ def random_token_task(tokenizer_config, transformer_config):
   )
   num = transformer_config.batch_size
   rng = np.random.default_rng(0)
-  tokens_Nxhw = rng.integers(0, layout.codebook_size, (num, layout.latent**2))
+  tokens_Nxhw = rng.integers(
+      0, layout.codebook_size, (num, layout.grid_side**2)
+  )
   labels_N = np.arange(num) % max(num_classes, 1)
   transformer_config = transformer_config.copy_and_resolve_references()
   transformer_config.mvtm.init_words = "random"
@@ -331,7 +333,7 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
   mask_BxN = maskgit_trainer.random_mask(
       jax.random.key(3),
       batch,
-      layout.latent**2,
+      layout.grid_side**2,
       jnp.full((batch,), UNKNOWN_FRACTION),
   )
   inputs_BxL = layout.inputs(example["tokens"], example["labels"], mask_BxN)
@@ -353,7 +355,7 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
 def decode_inputs(layout, batch: int, seed: int):
   """Random token grids, masks with 30% unknown per row, and labels."""
   tokens_rng, mask_rng = jax.random.split(jax.random.key(seed))
-  side = layout.latent
+  side = layout.grid_side
   tokens_Bxhxw = jax.random.randint(
       tokens_rng, (batch, side, side), 0, layout.codebook_size
   )
@@ -585,7 +587,7 @@ def edit_latency_benchmark(
   if size is None:
     config = load_config(TRANSFORMER_CONFIG, quick=True).model
     layout = models.TokenLayout(
-        codebook_size=16, num_classes=4, latent=8, class_conditional=True
+        codebook_size=16, num_classes=4, grid_side=8, class_conditional=True
     )
     model = models.build_transformer(config, layout)
     transformer_kwargs = dict(
@@ -602,15 +604,15 @@ def edit_latency_benchmark(
         },
     )
   else:
-    released = checkpoints.released_config(size)
+    architecture = released.released_config(size)
     layout = models.TokenLayout(
-        released["codebook_size"],
-        released["num_classes"],
-        released["latent_size"],
+        architecture["codebook_size"],
+        architecture["num_classes"],
+        architecture["latent_size"],
         True,
     )
-    transformer_kwargs = released["transformer"]
-    model = checkpoints.build_released_transformer(size)
+    transformer_kwargs = architecture["transformer"]
+    model = released.build_released_transformer(size)
   params = jax.jit(model.init)(
       init_key(), jnp.zeros((1, layout.seq_len), jnp.int32)
   )["params"]
@@ -626,7 +628,7 @@ def edit_latency_benchmark(
   ]
   tokens_1xhxw = jax.random.randint(
       jax.random.key(1),
-      (1, layout.latent, layout.latent),
+      (1, layout.grid_side, layout.grid_side),
       0,
       layout.codebook_size,
   )
@@ -638,7 +640,7 @@ def edit_latency_benchmark(
   )
   rows = []
   for number, area in enumerate(areas):
-    mask = edit_mask(layout.latent, area)
+    mask = edit_mask(layout.grid_side, area)
     window = windows.window_size(mask, ring)
     _log(
         f"edit latency: area {area:.0%} ({mask.sum()} tokens, window "
@@ -676,7 +678,7 @@ def edit_latency_benchmark(
     rows.append(row)
   return {
       "size": size or "runlocal",
-      "grid": layout.latent,
+      "grid": layout.grid_side,
       "ring": ring,
       "full_pass_every": full_pass_every,
       "num_steps": NUM_DECODE_STEPS,
@@ -927,7 +929,7 @@ def parse_args(argv):
 
 
 def load_config(path: str, quick: bool):
-  return config_defaults.load(
+  return config_files.load(
       os.path.join(REPO_ROOT, path) + (":runlocal" if quick else "")
   )
 

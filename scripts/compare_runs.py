@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
+from maskgit_edit import batching
 from maskgit_edit import cli
-from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
 from maskgit_edit.decoding import windows
 
@@ -49,7 +49,7 @@ def decoded_share(results: dict, path: str) -> float | None:
   with np.load(npz) as f:
     edited_Nxhxw = f["edited"]
   shares = []
-  for indices in data_lib.padded_batches(
+  for indices in batching.padded_batches(
       len(edited_Nxhxw), results["batch_size"]
   ):
     height, width = windows.window_size(edited_Nxhxw[indices], ring)

@@ -28,11 +28,11 @@ import jax
 import numpy as np
 
 from maskgit_edit import artefacts
-from maskgit_edit import checkpoints
+from maskgit_edit import released
 from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from maskgit_edit import tokenizing
 from maskgit_edit.trainers import maskgit
 
@@ -117,7 +117,7 @@ def export_run(
       os.path.join(source, "final_metrics.json"),
       os.path.join(target, "final_metrics.json"),
   )
-  params = checkpoints.read_msgpack_params(
+  params = released.read_msgpack_params(
       artefacts.params_path(source, params_name)
   )
   half = jax.tree.map(

@@ -41,7 +41,7 @@ from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import regions
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from maskgit_edit.decoding import schedules
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -58,36 +58,16 @@ def parse_args(argv):
   parser.add_argument(
       "--out", default="output/generate", help="Folder for the PNG grids."
   )
-  parser.add_argument(
-      "--num_steps", type=int, default=defaults.decode.num_steps
-  )
-  parser.add_argument(
-      "--schedule",
-      default=defaults.decode.schedule,
-      help=f"Mask schedule: {', '.join(schedules.NAMES)}.",
-  )
-  parser.add_argument(
-      "--choice_temperature",
-      type=float,
-      default=defaults.decode.choice_temperature,
-  )
-  parser.add_argument(
-      "--start_iter",
-      type=int,
-      default=defaults.decode.start_iter,
-      help="First decode step of edits (not of generation).",
-  )
-  parser.add_argument(
-      "--stop_iter",
-      type=int,
-      default=None,
-      help="Sweet spot: stop after this step, argmax the rest.",
-  )
-  parser.add_argument(
-      "--class_guidance",
-      type=float,
-      default=defaults.decode.class_guidance,
-      help="w of sampling.logits_fn_for (0: none).",
+  sampling.add_decode_flags(
+      parser,
+      (
+          "num_steps",
+          "schedule",
+          "choice_temperature",
+          "start_iter",
+          "stop_iter",
+          "class_guidance",
+      ),
   )
   parser.add_argument(
       "--dilation",
@@ -147,13 +127,9 @@ def parse_args(argv):
 
 
 def decode_settings(args) -> sampling.DecodeSettings:
-  return sampling.DecodeSettings(
-      num_steps=args.num_steps,
-      schedule=args.schedule,
-      choice_temperature=args.choice_temperature,
-      start_iter=args.start_iter,
-      stop_iter=args.stop_iter,
-      class_guidance=args.class_guidance,
+  """The editor's decode settings with the flags given."""
+  return dataclasses.replace(
+      edit_lib.EditSettings().decode, **sampling.decode_overrides(args)
   )
 
 

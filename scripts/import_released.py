@@ -43,9 +43,10 @@ sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from maskgit_edit import artefacts
-from maskgit_edit import checkpoints
+from maskgit_edit import released
 from maskgit_edit import cli
 from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
@@ -137,7 +138,7 @@ def sizes_from_json(path: str) -> ml_collections.ConfigDict:
         # The release's config.json leaves GroupNorm at its default.
         norm_groups=tok.get(
             "norm_groups",
-            checkpoints.released_config(256)["tokenizer"]["norm_groups"],
+            released.released_config(256)["tokenizer"]["norm_groups"],
         ),
     )
     s.model = config_defaults.transformer(
@@ -168,7 +169,7 @@ def sizes_from_json(path: str) -> ml_collections.ConfigDict:
 
 
 def released_sizes(image_size: int) -> ml_collections.ConfigDict:
-  return config_defaults.load(
+  return config_files.load(
       os.path.join(REPO_ROOT, "configs", f"imagenet{image_size}.py:edit")
   )
 
@@ -193,9 +194,9 @@ def load_checked(transformer_path: str, tokenizer_path: str, sizes):
       checkpoint, or does not fit (the message names the file and parameter).
   """
   tokenizer = models.build_tokenizer(sizes.tokenizer)
-  tokenizer_params = checkpoints.load_params(tokenizer_path, tokenizer)
+  tokenizer_params = released.load_params(tokenizer_path, tokenizer)
   transformer = models.build_transformer(sizes.model, token_layout(sizes))
-  transformer_params = checkpoints.load_params(transformer_path, transformer)
+  transformer_params = released.load_params(transformer_path, transformer)
   return tokenizer, tokenizer_params, transformer_params
 
 

@@ -149,10 +149,10 @@ def held_out_images(data: str, arg: str) -> int:
   """Images in the held-out (test) split of user data `data`, as its
   tokenizer config splits them."""
   # pylint: disable=g-import-not-at-top
-  from maskgit_edit import config_defaults
+  from maskgit_edit import config_files
   from maskgit_edit import data as data_lib
 
-  config = config_defaults.load(
+  config = config_files.load(
       os.path.join(ROOT, _config("tokenizer", data, arg))
   )
   config.data.name = data

@@ -42,14 +42,15 @@ from jax.experimental import multihost_utils
 import numpy as np
 
 from maskgit_edit import artefacts
+from maskgit_edit import batching
 from maskgit_edit import cli
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import edit_workers
-from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
 from maskgit_edit import judging
 from maskgit_edit import progress as progress_lib
 from maskgit_edit.decoding import guidance as guidance_lib
+from maskgit_edit.decoding import sampling
 from maskgit_edit.trainers import loop
 
 RECOMMENDED_MIN_STROKES = 100
@@ -108,14 +109,7 @@ def parse_args(argv):
       help="Windowed decoding: the context ring in tokens around "
       "the edited ones (default: the whole grid).",
   )
-  p.add_argument(
-      "--full_pass_every",
-      type=int,
-      default=1,
-      help="Key/value reuse: the transformer runs over every "
-      "token every this many steps, in between over the "
-      "edited ones only (default 1: no reuse).",
-  )
+  sampling.add_decode_flags(p, ("full_pass_every",))
   p.add_argument("--seed", type=int, default=0)
   p.add_argument(
       "--distributed",
@@ -195,7 +189,7 @@ def run_pending(
       flush=True,
   )
   owned = workers.owned_batches(
-      len(data_lib.padded_batches(len(stroke_set), args.batch_size))
+      len(batching.padded_batches(len(stroke_set), args.batch_size))
   )
   progress = progress_lib.Progress(len(pending) * sum(map(len, owned)))
   start = time.monotonic()
@@ -285,7 +279,7 @@ def main(argv=None) -> str | None:
     )
 
   decode = dataclasses.replace(
-      edit_lib.EditSettings().decode, full_pass_every=args.full_pass_every
+      edit_lib.EditSettings().decode, **sampling.decode_overrides(args)
   )
   editor = _load_editor(
       args.tokenizer_workdir,

@@ -35,7 +35,7 @@ from maskgit_edit import evaluation
 from maskgit_edit import files
 from maskgit_edit import images as images_lib
 from maskgit_edit import judging
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from maskgit_edit import tokenizing
 
 # Real train images behind FID / KID, and behind the realism score's k-NN
@@ -77,25 +77,8 @@ def parse_args(argv):
   )
   parser.add_argument("--num_images", type=int, default=1000)
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument(
-      "--choice_temperature",
-      type=float,
-      default=None,
-      help="Override the transformer run's sampling setting.",
-  )
-  parser.add_argument(
-      "--num_steps",
-      type=int,
-      default=None,
-      help="Override the transformer run's decoding steps.",
-  )
-  parser.add_argument(
-      "--class_guidance",
-      type=float,
-      default=None,
-      help="Override the transformer run's class guidance "
-      "(sampling.logits_fn_for).",
-  )
+  # Overrides of the transformer run's sampling settings.
+  sampling.add_decode_flags(parser, DECODE_OVERRIDES)
   parser.add_argument("--out_dir", required=True)
   args = parser.parse_args(argv)
   if args.num_images < 2:
@@ -170,11 +153,7 @@ def image_sets(args, data_config):
             stroke_labels,
         ),
     ]
-  overrides = {
-      k: getattr(args, k)
-      for k in DECODE_OVERRIDES
-      if getattr(args, k) is not None
-  }
+  overrides = sampling.decode_overrides(args)
   for name, workdir in (
       (WEAK, args.weak_transformer_workdir),
       (SAMPLES, args.transformer_workdir),

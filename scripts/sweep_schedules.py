@@ -69,7 +69,7 @@ from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import metrics
 from maskgit_edit import regions
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -328,9 +328,9 @@ def build_problem(editor: edit_lib.Editor, tokenizer_workdir: str, args):
   box_HxW = regions.box_mask(size, regions.centre_box(size, args.box_fraction))
   unknown_Nxhxw = np.broadcast_to(
       regions.pixel_to_token_mask(
-          box_HxW[None], editor.layout.latent, args.dilation
+          box_HxW[None], editor.layout.grid_side, args.dilation
       ),
-      (args.num_images, editor.layout.latent, editor.layout.latent),
+      (args.num_images, editor.layout.grid_side, editor.layout.grid_side),
   )
   tokens_Nxhxw = batched(
       lambda _, x: editor.tokenize(x),

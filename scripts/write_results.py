@@ -7,10 +7,8 @@ Quickstart, runs/<data>_reference for the reference), the trainers'
 final_metrics.json and wall times and the judge's quality table
 (quality/quality.md); from runs/<data>_pretrained the editing study
 (output/comparison.md); and any extra tokenizer runs named with --compare
-(a side-by-side of tokenizers, e.g. the convolutional encoder). The models
-and sample-quality tables also replace the README's block between the
-`write_results.py` markers. Nothing is typed in by hand: rerun it after the
-runs change.
+(a side-by-side of tokenizers, e.g. the convolutional encoder). Nothing is
+typed in by hand: rerun it after the runs change.
 """
 
 import datetime
@@ -26,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 from maskgit_edit import artefacts
 from maskgit_edit import cli
-from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGETS = {"Quickstart": "", "reference": "_reference"}
@@ -39,7 +37,7 @@ LOAD_RUNS = {
     " --out runs/load_page/mixed.json",
 }
 # The runs of scripts/main.py, in its order.
-TRAINERS = config_defaults.load_module(
+TRAINERS = config_files.load_module(
     os.path.join(ROOT, "scripts", "main.py")
 ).TRAINERS
 
@@ -288,24 +286,6 @@ def _tables_only(markdown: str) -> str:
   )
 
 
-README_BEGIN = "<!-- write_results.py: begin -->"
-README_END = "<!-- write_results.py: end -->"
-
-
-def update_readme(path: str, runs_dir: str, data: str) -> None:
-  """Replaces the README's block between the markers by the models table
-  and the sample-quality tables."""
-  with open(path) as f:
-    text = f.read()
-  if README_BEGIN not in text or README_END not in text:
-    raise ValueError(f"{path} has no {README_BEGIN} ... {README_END} block.")
-  head, rest = text.split(README_BEGIN, 1)
-  _, tail = rest.split(README_END, 1)
-  block = "\n".join(model_sections(runs_dir, data, "imgs"))
-  with open(path, "w") as f:
-    f.write(f"{head}{README_BEGIN}\n{block}\n{README_END}{tail}")
-
-
 def main(argv=None):
   parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data", default=artefacts.DEFAULT_DATA)
@@ -322,21 +302,12 @@ def main(argv=None):
       help="Tokenizer runs to compare side by side (each with a maskgit/ and"
       " quality/ beside it, as main.py leaves them).",
   )
-  parser.add_argument(
-      "--readme",
-      default=os.path.join(ROOT, "README.md"),
-      help="README whose marked block gets the models and quality tables"
-      " ('' for none).",
-  )
   args = parser.parse_args(argv)
   text = results(args.runs_dir, args.data, args.compare)
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     f.write(text)
   print(f"Wrote {args.out}")
-  if args.readme:
-    update_readme(args.readme, args.runs_dir, args.data)
-    print(f"Updated {args.readme}")
 
 
 if __name__ == "__main__":

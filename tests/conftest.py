@@ -17,15 +17,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def load_script(relative_path):
   """Imports a script of the repo (e.g. "scripts/run_edits.py") as a module."""
-  from maskgit_edit import config_defaults  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import config_files  # pylint: disable=g-import-not-at-top
 
-  return config_defaults.load_module(os.path.join(ROOT, relative_path))
+  return config_files.load_module(os.path.join(ROOT, relative_path))
 
 
 def tiny_config(name, **overrides):
-  from maskgit_edit import config_defaults  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import config_files  # pylint: disable=g-import-not-at-top
 
-  c = config_defaults.load(os.path.join(ROOT, "configs", name) + ":runlocal")
+  c = config_files.load(os.path.join(ROOT, "configs", name) + ":runlocal")
   c.update(overrides)
   return c
 

@@ -384,7 +384,7 @@ def test_a_browser_paints_a_stroke_and_sees_the_edit(session, tmp_path):
   assert len(edited) == 2 and 20 <= mask.sum() <= 200
   assert token_mask.shape == (SIZE, SIZE, 3)
   edited_tokens = regions.pixel_to_token_mask(
-      mask[None], session.layout.latent, session.editor.settings.dilation
+      mask[None], session.layout.grid_side, session.editor.settings.dilation
   )
   outside = ~regions.token_to_pixel_mask(edited_tokens, SIZE)[0]
   for image in edited:

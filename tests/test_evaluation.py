@@ -16,6 +16,7 @@ from PIL import Image
 import pytest
 
 from maskgit_edit import artefacts
+from maskgit_edit import batching
 from maskgit_edit import data as data_lib
 from maskgit_edit import evaluation
 from maskgit_edit import metrics
@@ -680,7 +681,7 @@ def test_tuned_baselines_pair_with_their_own_transformer():
 
 
 def test_batches_are_padded_to_one_shape():
-  batches = data_lib.padded_batches(5, 2)
+  batches = batching.padded_batches(5, 2)
   np.testing.assert_array_equal(np.stack(batches), [[0, 1], [2, 3], [4, 4]])
 
 

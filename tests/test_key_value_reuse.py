@@ -9,7 +9,7 @@ import pytest
 
 from maskgit_edit import edit
 from maskgit_edit import models
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from maskgit_edit.models.transformer import Transformer
 
 from conftest import load_script, pretrained_test_images
@@ -66,7 +66,7 @@ def test_reuse_is_exact_where_no_cached_key_can_be_stale(window, num_layers):
   still attend to them. Reuse must then decode exactly as full passes do
   (0 layers: no attention at all)."""
   layout = models.TokenLayout(
-      codebook_size=16, num_classes=3, latent=8, class_conditional=True
+      codebook_size=16, num_classes=3, grid_side=8, class_conditional=True
   )
   model = _transformer(
       num_layers=num_layers,

@@ -317,11 +317,11 @@ def test_sdedit_remasks_the_scheduled_share_of_the_edit_nested():
 
 
 def test_class_guidance_pushes_the_class_away_from_the_marginal():
-  from maskgit_edit import sampling
+  from maskgit_edit.decoding import sampling
   from maskgit_edit.models import TokenLayout
 
   layout = TokenLayout(
-      codebook_size=6, num_classes=3, latent=2, class_conditional=True
+      codebook_size=6, num_classes=3, grid_side=2, class_conditional=True
   )
   table_KxC = jax.random.normal(jax.random.key(0), (3, 6))
 
@@ -356,7 +356,7 @@ def test_class_guidance_pushes_the_class_away_from_the_marginal():
 
 
 def test_null_class_guidance_runs_two_passes_against_the_null_class():
-  from maskgit_edit import sampling
+  from maskgit_edit.decoding import sampling
   from maskgit_edit.models import TokenLayout
 
   layout = TokenLayout(6, 3, 2, class_conditional=True, null_class=True)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from maskgit_edit import artefacts
-from maskgit_edit import checkpoints
+from maskgit_edit import released
 from maskgit_edit import edit
 from maskgit_edit import train
 
@@ -44,7 +44,7 @@ def test_export_writes_half_precision_runs_that_link_to_each_other(
   assert artefacts.load_run_config(os.path.join(out, "maskgit")).to_dict()[
       "tokenizer_workdir"
   ] == os.path.join(out, "tokenizer")
-  raw = checkpoints.read_msgpack_params(
+  raw = released.read_msgpack_params(
       artefacts.params_path(os.path.join(out, "maskgit"), "transformer")
   )
   assert {np.asarray(x).dtype for x in jax_leaves(raw)} == {np.dtype("float16")}

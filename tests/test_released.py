@@ -16,14 +16,14 @@ from flax import serialization, traverse_util
 from PIL import Image
 
 from maskgit_edit import artefacts
-from maskgit_edit import checkpoints
+from maskgit_edit import released
 from maskgit_edit import cli
-from maskgit_edit import config_defaults
+from maskgit_edit import config_files
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from conftest import load_script
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -86,7 +86,7 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def editor(runs):
   settings = edit.EditSettings.from_config(
-      config_defaults.load(f"{ROOT}/configs/imagenet256.py:edit")
+      config_files.load(f"{ROOT}/configs/imagenet256.py:edit")
   )
   return edit.Editor.from_workdirs(runs["tokenizer"], runs["maskgit"], settings)
 
@@ -179,7 +179,7 @@ def test_editor_on_imported_runs(editor, scene, variant, knob):
 
 
 def test_generation_on_imported_runs(editor):
-  cfg = config_defaults.load(f"{ROOT}/configs/imagenet256.py:generate")
+  cfg = config_files.load(f"{ROOT}/configs/imagenet256.py:generate")
   settings = sampling.DecodeSettings.from_config(cfg.decode)
   assert (settings.num_steps, settings.start_iter) == (16, 0)
   sampler = sampling.Sampler(editor.sampler.model, editor.layout, settings)
@@ -296,14 +296,14 @@ def test_existing_out_and_bad_data_are_refused(tmp_path):
 
 
 def _shapes(model):
-  flat = traverse_util.flatten_dict(checkpoints.abstract_params(model), sep="/")
+  flat = traverse_util.flatten_dict(released.abstract_params(model), sep="/")
   return {path: list(spec.shape) for path, spec in flat.items()}
 
 
 @pytest.mark.parametrize("image_size", [256, 512])
 def test_imagenet_configs_describe_the_released_models(image_size):
   for mode in ("edit", "generate"):
-    cfg = config_defaults.load(f"{ROOT}/configs/imagenet{image_size}.py:{mode}")
+    cfg = config_files.load(f"{ROOT}/configs/imagenet{image_size}.py:{mode}")
     assert (cfg.image_size, cfg.num_classes, tuple(cfg.pixel_range)) == (
         image_size,
         1000,
@@ -311,21 +311,19 @@ def test_imagenet_configs_describe_the_released_models(image_size):
     )
     assert cfg.transformer_workdir == f"runs/imagenet{image_size}/maskgit"
   for trainer in ("reweight", "iterate"):
-    cfg = config_defaults.load(
-        f"{ROOT}/configs/imagenet{image_size}.py:{trainer}"
-    )
+    cfg = config_files.load(f"{ROOT}/configs/imagenet{image_size}.py:{trainer}")
     assert (cfg.trainer, cfg.transformer_workdir) == (
         trainer,
         f"runs/imagenet{image_size}/maskgit",
     )
-  released = checkpoints.released_config(image_size)
+  architecture = released.released_config(image_size)
   sizes = import_released.released_sizes(image_size)
   layout = import_released.token_layout(sizes)
   assert (layout.vocab_size, layout.seq_len) == (
-      released["vocab_size"],
-      released["seq_len"],
+      architecture["vocab_size"],
+      architecture["seq_len"],
   )
-  # Shapes of the released files (test_checkpoints matches released_config's modules to them).
+  # Shapes of the released files (test_released_import matches released_config's modules to them).
   files = json.loads(
       (ROOT / "tests" / "data" / "param_shapes.json").read_text()
   )
@@ -346,7 +344,7 @@ def test_imagenet_configs_describe_the_released_models(image_size):
 
 
 def test_edit_config_settings_and_knob_grids():
-  cfg = config_defaults.load(f"{ROOT}/configs/imagenet512.py:edit")
+  cfg = config_files.load(f"{ROOT}/configs/imagenet512.py:edit")
   settings = edit.EditSettings.from_config(cfg)
   assert settings.decode == sampling.DecodeSettings(
       num_steps=12, start_iter=2, choice_temperature=4.5, schedule="cosine"
@@ -361,7 +359,7 @@ def test_edit_config_settings_and_knob_grids():
       dilation=0
   )
   with pytest.raises(ValueError, match="Unknown mode 'train'"):
-    config_defaults.load(f"{ROOT}/configs/imagenet256.py:train")
+    config_files.load(f"{ROOT}/configs/imagenet256.py:train")
 
 
 def _run_cli(argv):

@@ -38,12 +38,17 @@ def test_tokenizer_run_writes_its_artefacts(tokenizer_run):
   for name in (
       "config.json",
       "metrics.jsonl",
+      artefacts.STARTED,
       "tokenizer_params.msgpack",
       "tokens_train.npz",
       "tokens_test.npz",
       "reconstructions.png",
   ):
     assert os.path.exists(os.path.join(workdir, name)), name
+  # From the run's first start, which a later rewrite of config.json keeps.
+  seconds = artefacts.wall_seconds(workdir)
+  os.utime(os.path.join(workdir, "config.json"))
+  assert 0 < artefacts.wall_seconds(workdir) == seconds
   tokens, labels = artefacts.load_token_cache(workdir, "train")
   assert tokens.shape == (64, 8, 8) and labels.shape == (64,)
   assert 0 <= tokens.min() and tokens.max() < 16
@@ -152,7 +157,7 @@ def test_informed_init_keeps_codebook_geometry_and_grid_locality(tokenizer_run):
   )
   # Grid positions: the nearer along a row or a column, the more similar.
   positions = np.asarray(informed["position_embeddings"]["embedding"])
-  offset, side = task.layout.offset, task.layout.latent
+  offset, side = task.layout.offset, task.layout.grid_side
   grid = positions[offset:].reshape(side, side, -1)
   along_row = grid[0] @ grid[0, 0]
   along_column = grid[:, 0] @ grid[0, 0]
@@ -252,8 +257,8 @@ def test_non_finite_state_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 _MULTI_DEVICE_SCRIPT = """
 import json, sys
-from maskgit_edit import config_defaults, train
-c = config_defaults.load(sys.argv[1])
+from maskgit_edit import config_files, train
+c = config_files.load(sys.argv[1])
 c.tokenizer_workdir = sys.argv[2]
 c.shard_params, c.shard_min_size = sys.argv[4] == "shard", 64
 _, m = train.train_and_evaluate(c, sys.argv[3])

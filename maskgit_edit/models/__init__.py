@@ -55,16 +55,24 @@ class TokenLayout:
       self,
       codebook_size: int,
       num_classes: int,
-      latent: int,
+      grid_side: int,
       class_conditional: bool,
       null_class: bool = False,
       class_names: tuple[str, ...] = (),
   ):
+    """Args:
+    codebook_size: C.
+    num_classes: K (ignored unless class-conditional).
+    grid_side: side of the square token grid (h = w).
+    class_conditional: a class token leads the sequence.
+    null_class: a null class for classifier-free guidance.
+    class_names: the classes' names, if the data name them.
+    """
     if null_class and not class_conditional:
       raise ValueError("A null class needs a class-conditional model.")
     self.codebook_size = codebook_size
     self.num_classes = num_classes if class_conditional else 0
-    self.latent = latent
+    self.grid_side = grid_side
     self.class_conditional = class_conditional
     self.null_class = null_class
     self.class_names = tuple(class_names)  # () when the data names none.
@@ -72,7 +80,7 @@ class TokenLayout:
     self.vocab_size = codebook_size + self.num_classes + null_class + 1
     self.mask_id = self.vocab_size - 1
     self.offset = 1 if class_conditional else 0
-    self.seq_len = latent * latent + self.offset
+    self.seq_len = grid_side * grid_side + self.offset
 
   @classmethod
   def of_tokenizer(

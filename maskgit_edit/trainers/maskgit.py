@@ -24,7 +24,7 @@ from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
-from maskgit_edit import sampling
+from maskgit_edit.decoding import sampling
 from maskgit_edit import tokenizing
 from maskgit_edit.decoding import schedules
 from maskgit_edit.models import transformer as transformer_lib
@@ -110,7 +110,7 @@ def informed_init(
     positions_LxH = embed["position_embeddings"]["embedding"]
     embed["position_embeddings"] = {
         "embedding": positions_LxH.at[layout.offset :].set(
-            sincos2d_positions(layout.latent, hidden_size)
+            sincos2d_positions(layout.grid_side, hidden_size)
         )
     }
   return {**params, "Embed_0": embed}
@@ -430,7 +430,7 @@ def save_sample_grid(
   return images_lib.save_png(
       grid,
       path,
-      scale=max(1, 128 // (layout.latent * tokenizer.downsample_factor)),
+      scale=max(1, 128 // (layout.grid_side * tokenizer.downsample_factor)),
   )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import optax
 
 from maskgit_edit import artefacts
+from maskgit_edit import batching
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import metrics as metrics_lib
@@ -264,7 +265,7 @@ class TokenizerTask:
     size = self.config.eval_batch_size
     # Fixed-size batches (the last one padded) compile once.
     for start, idx in zip(
-        range(0, num, size), data_lib.padded_batches(num, size)
+        range(0, num, size), batching.padded_batches(num, size)
     ):
       images, y = source.get(idx)
       images = images_lib.to_float(images)

@@ -63,6 +63,44 @@ class DecodeSettings:
     )
 
 
+# The command-line spelling of every `DecodeSettings` field: --<field>.
+DECODE_FLAGS = {
+    "num_steps": (int, "Decode steps."),
+    "schedule": (str, f"Mask schedule: {', '.join(schedules.NAMES)}."),
+    "choice_temperature": (float, "Temperature of the confidence noise."),
+    "start_iter": (int, "First decode step of an edit (not of generation)."),
+    "stop_iter": (int, "Sweet spot: stop after this step, argmax the rest."),
+    "class_guidance": (float, "w of logits_fn_for (0: none)."),
+    "full_pass_every": (
+        int,
+        "Key/value reuse: every token runs through the transformer every"
+        " this many steps, the unknown ones only in between (1: no reuse).",
+    ),
+}
+
+
+def add_decode_flags(parser, names=tuple(DECODE_FLAGS)) -> None:
+  """Adds --<name> for the `DecodeSettings` fields `names` to an argparse
+  parser; unset flags (None) keep the settings they override."""
+  for name in names:
+    kind, help_text = DECODE_FLAGS[name]
+    parser.add_argument(
+        f"--{name}",
+        type=kind,
+        default=None,
+        help=help_text + " (default: " "the run's or the tool's setting)",
+    )
+
+
+def decode_overrides(args) -> dict:
+  """{field: value} of the decode flags given on the command line."""
+  return {
+      name: getattr(args, name)
+      for name in DECODE_FLAGS
+      if getattr(args, name, None) is not None
+  }
+
+
 # Class guidance runs the transformer once per class at every step.
 MAX_GUIDED_CLASSES = 16
 
@@ -395,7 +433,7 @@ class Sampler:
           f"tokens {tokens_Bxhxw.shape} and unknown mask "
           f"{unknown_Bxhxw.shape} differ in shape."
       )
-    side = self.layout.latent
+    side = self.layout.grid_side
     if tuple(tokens_Bxhxw.shape[1:]) != (side, side):
       raise ValueError(
           f"Token grids must be {side}x{side} for this model, "
@@ -429,7 +467,7 @@ class Sampler:
     if self.settings.full_pass_every == 1:
       return None
     length = (
-        self.layout.latent**2 if window_BxW is None else window_BxW.shape[1]
+        self.layout.grid_side**2 if window_BxW is None else window_BxW.shape[1]
     )
     most = int(np.max(np.sum(np.asarray(unknown_Bxhxw, bool), axis=(1, 2))))
     bucket = windows.bucket_for(length)
@@ -438,7 +476,7 @@ class Sampler:
 
   def generate(self, params, rng, batch: int, labels_B=None):
     """Unconditional / class-conditional generation: all tokens unknown."""
-    side = self.layout.latent
+    side = self.layout.grid_side
     tokens = jnp.zeros((batch, side, side), jnp.int32)
     return self(
         params, tokens, jnp.ones_like(tokens, bool), rng, labels_B=labels_B

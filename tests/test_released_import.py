@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from flax import serialization, traverse_util
 
-from maskgit_edit import checkpoints
+from maskgit_edit import released
 from maskgit_edit.models.transformer import Transformer
 from maskgit_edit.models.vqgan import VQGAN
 
@@ -37,17 +37,17 @@ def golden():
 
 
 def test_released_config_sizes():
-  config = checkpoints.released_config(512)
+  config = released.released_config(512)
   assert (config["latent_size"], config["seq_len"], config["vocab_size"]) == (
       32,
       1025,
       2025,
   )
-  assert checkpoints.released_config(256)["seq_len"] == 257
+  assert released.released_config(256)["seq_len"] == 257
   config["transformer"]["hidden_size"] = 1  # Callers get a fresh copy.
-  assert checkpoints.released_config(512)["transformer"]["hidden_size"] == 768
+  assert released.released_config(512)["transformer"]["hidden_size"] == 768
   with pytest.raises(ValueError, match="384"):
-    checkpoints.released_config(384)
+    released.released_config(384)
 
 
 @pytest.mark.parametrize(
@@ -60,19 +60,19 @@ def test_released_config_sizes():
     ],
 )
 def test_module_trees_equal_released_files(name):
-  released = json.loads((DATA / "param_shapes.json").read_text())[name]
+  shapes = json.loads((DATA / "param_shapes.json").read_text())[name]
   image_size = int(name.split("_")[1].removeprefix("imagenet"))
   if name.startswith("maskgit"):
-    model = checkpoints.build_released_transformer(image_size)
+    model = released.build_released_transformer(image_size)
   else:
-    model = checkpoints.build_released_tokenizer()
-  flat = traverse_util.flatten_dict(checkpoints.abstract_params(model), sep="/")
-  assert {path: list(spec.shape) for path, spec in flat.items()} == released
+    model = released.build_released_tokenizer()
+  flat = traverse_util.flatten_dict(released.abstract_params(model), sep="/")
+  assert {path: list(spec.shape) for path, spec in flat.items()} == shapes
 
 
 def test_golden_transformer_logits(golden):
   transformer, _, reference = golden
-  params = checkpoints.load_params(GOLDEN / "maskgit_checkpoint", transformer)
+  params = released.load_params(GOLDEN / "maskgit_checkpoint", transformer)
   input_ids = reference["transformer_input_ids"]
   assert (input_ids == -1).any()  # The release's mask convention is exercised.
   logits = jax.jit(transformer.apply)(
@@ -86,7 +86,7 @@ def test_golden_transformer_logits(golden):
 
 def test_golden_tokenizer(golden):
   _, tokenizer, reference = golden
-  params = checkpoints.load_params(GOLDEN / "tokenizer_checkpoint", tokenizer)
+  params = released.load_params(GOLDEN / "tokenizer_checkpoint", tokenizer)
   apply = jax.jit(tokenizer.apply, static_argnames="method")
   indices = apply(
       {"params": params},
@@ -107,7 +107,7 @@ def test_golden_tokenizer(golden):
 
 def test_loaded_params_are_float32_device_arrays(golden):
   transformer, _, _ = golden
-  params = checkpoints.load_params(GOLDEN / "maskgit_checkpoint", transformer)
+  params = released.load_params(GOLDEN / "maskgit_checkpoint", transformer)
   leaves = jax.tree.leaves(params)
   assert all(
       isinstance(x, jax.Array) and x.dtype == jnp.float32 for x in leaves
@@ -117,7 +117,7 @@ def test_loaded_params_are_float32_device_arrays(golden):
 def test_missing_file_names_path(tmp_path, golden):
   path = tmp_path / "nowhere_checkpoint"
   with pytest.raises(FileNotFoundError, match="nowhere_checkpoint"):
-    checkpoints.load_params(path, golden[0])
+    released.load_params(path, golden[0])
 
 
 @pytest.mark.parametrize(
@@ -134,13 +134,13 @@ def test_non_checkpoint_file_names_path(tmp_path, golden, payload):
   with pytest.raises(
       ValueError, match="junk_checkpoint.*not a Flax msgpack checkpoint"
   ):
-    checkpoints.load_params(path, golden[0])
+    released.load_params(path, golden[0])
 
 
 def test_wrong_size_checkpoint_names_first_path_and_both_shapes(golden):
   narrow = golden[0].clone(hidden_size=32)
   with pytest.raises(ValueError) as error:
-    checkpoints.load_params(GOLDEN / "maskgit_checkpoint", narrow)
+    released.load_params(GOLDEN / "maskgit_checkpoint", narrow)
   message = str(error.value)
   assert "maskgit_checkpoint" in message
   assert (
@@ -170,7 +170,7 @@ def test_missing_and_unexpected_parameters_are_named(tmp_path, golden):
   with pytest.raises(
       ValueError, match=r"missing parameter MlmLayer_0/mlm_bias/bias .*\(75,\)"
   ):
-    checkpoints.load_params(path, transformer)
+    released.load_params(path, transformer)
 
   extra = {
       **flat,
@@ -183,7 +183,7 @@ def test_missing_and_unexpected_parameters_are_named(tmp_path, golden):
       ValueError,
       match=r"unexpected parameter TransformerLayer_2/Mlp_0/layer_output/bias",
   ):
-    checkpoints.load_params(path, transformer)
+    released.load_params(path, transformer)
 
 
 def test_check_params_fit_accepts_exact_tree(golden):
@@ -191,9 +191,9 @@ def test_check_params_fit_accepts_exact_tree(golden):
   raw = serialization.msgpack_restore(
       (GOLDEN / "tokenizer_checkpoint").read_bytes()
   )["params"]
-  checkpoints.check_params_fit(raw, checkpoints.abstract_params(tokenizer))
+  released.check_params_fit(raw, released.abstract_params(tokenizer))
   raw["quantizer"]["codebook"] = raw["quantizer"]["codebook"][:, :8]
   with pytest.raises(
       ValueError, match=r"quantizer/codebook has shape \(64, 8\).*\(64, 16\)"
   ):
-    checkpoints.check_params_fit(raw, checkpoints.abstract_params(tokenizer))
+    released.check_params_fit(raw, released.abstract_params(tokenizer))
