@@ -129,18 +129,19 @@ def _train(runs, trainer, data, arg, **links):
 
 
 def figures_dir(workdir: str, budget: str, kind: str) -> str:
-  """Where a budget's figures go: the README's (imgs/) or the run's own.
+  """Where a budget's figures go: the committed imgs/ (shown by the README
+  and docs/results.md) or the run's own.
 
   `kind` "models" (reconstructions, samples) comes from the runs that train
-  models, "edits" (grid, plot) from those whose edits the README shows.
+  models, "edits" (grid, plot) from those whose edits the docs show.
   """
-  readme = {
+  shown = {
       "models": ("default", "reference"),
       "edits": ("default", "pretrained"),
   }[kind]
   return (
       os.path.join(ROOT, "imgs")
-      if budget in readme
+      if budget in shown
       else os.path.join(workdir, "imgs")
   )
 
