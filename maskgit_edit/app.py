@@ -362,13 +362,10 @@ class EditSession:
         "variants": [
             {
                 "name": v.name,
-                "min": lo,
-                "max": hi,
-                "default": default,
+                **dict(zip(("min", "max", "default"), v.slider)),
                 "available": guidance_lib.missing_run(v.name, runs) is None,
             }
             for v in guidance_lib.REGISTRY.values()
-            for lo, hi, default in [v.slider]
         ],
         "num_test": len(self.test_source) if self.test_source else 0,
         "test_unavailable": self.test_unavailable,

@@ -446,16 +446,16 @@ def claim_out_dir(out_dir: str, identity: Mapping[str, Any]) -> None:
   outputs would otherwise be resumed as this run's)."""
   path = os.path.join(out_dir, RUN_NAME)
   identity = json.loads(json.dumps(identity))  # Tuples as lists.
-  if os.path.exists(path):
-    with open(path) as f:
-      found = json.load(f)
-    for key in sorted(set(found) | set(identity)):
-      if found.get(key) != identity.get(key):
-        raise ValueError(
-            f"{out_dir} holds edits of another run: its {key} is "
-            f"{found.get(key)!r}, this run's {identity.get(key)!r}. Use "
-            "another --out_dir."
-        )
+  differ = files.differing_keys(path, identity)
+  if differ:
+    key = differ[0]
+    found = files.read_json(path, "Run record")
+    raise ValueError(
+        f"{out_dir} holds edits of another run: its {key} is "
+        f"{found.get(key)!r}, this run's {identity.get(key)!r}. Use "
+        "another --out_dir."
+    )
+  if differ is not None:
     return
   os.makedirs(out_dir, exist_ok=True)
   with files.atomic_path(path) as tmp, open(tmp, "w") as f:

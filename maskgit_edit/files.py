@@ -1,5 +1,5 @@
 """Files written so that a kill never leaves half of one, and JSON files
-read with errors that name them."""
+read with errors that name them (and compared with what would be written)."""
 
 import contextlib
 import json
@@ -30,3 +30,17 @@ def read_json(path: str | os.PathLike, what: str):
       return json.load(f)
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
+
+
+def differing_keys(path: str | os.PathLike, content: dict) -> list[str] | None:
+  """Top-level keys whose values differ between JSON file `path` and
+  `content` (compared as JSON, so tuples equal lists); None if there is no
+  such file."""
+  if not os.path.exists(path):
+    return None
+  found, content = read_json(path, "File"), json.loads(json.dumps(content))
+  if not isinstance(found, dict):
+    return sorted(content)
+  return sorted(
+      k for k in found.keys() | content.keys() if found.get(k) != content.get(k)
+  )

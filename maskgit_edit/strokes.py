@@ -511,16 +511,8 @@ def write_stroke_set(
 def _check_same_set(manifest_path: pathlib.Path, manifest: dict) -> None:
   """Refuses to overwrite a stroke set made with other settings (a rerun of
   the same command rewrites the same files)."""
-  if not manifest_path.exists():
-    return
-  # Through JSON, so that tuples and lists compare equal.
-  old, new = json.loads(manifest_path.read_text()), json.loads(
-      json.dumps(manifest)
-  )
-  if old != new:
-    differ = sorted(
-        k for k in old.keys() | new.keys() if old.get(k) != new.get(k)
-    )
+  differ = files.differing_keys(manifest_path, manifest)
+  if differ:
     raise ValueError(
         f"{manifest_path.parent} holds a stroke set made otherwise (its "
         f"{', '.join(differ)} differ): give another --out or remove it."

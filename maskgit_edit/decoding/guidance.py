@@ -6,7 +6,7 @@ knob 0 reproduces the unguided baseline exactly (same rng => same output;
 sdedit: strength 1). `REGISTRY` holds one `Variant` record per variant: its
 knob, the study's grid, the grid's columns, the page's slider, the runs it
 needs and the `Guidance` fields it sets. The editor, the study, the page and
-the CLIs read it, so a new variant is a record here (`register`) plus, if it
+the CLIs read it, so a new variant is a record in `REGISTRY` plus, if it
 needs one, a new field of the decode loop; `markdown_table` is the README's
 table of variants.
 """
