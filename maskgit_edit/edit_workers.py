@@ -76,7 +76,7 @@ class EditWorkers:
     """Edits every stroke with one (variant, knob); every process calls it.
 
     Args:
-      stroke_set: an `evaluation.StrokeSet`.
+      stroke_set: an `stroke_sets.StrokeSet`.
       labels_N: class labels (ignored by unconditional models).
       variant, knob: the setting.
       seed: base seed shared by every setting (paired samples).

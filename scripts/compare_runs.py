@@ -18,8 +18,8 @@ import numpy as np
 
 from maskgit_edit import batching
 from maskgit_edit import cli
-from maskgit_edit import evaluation
 from maskgit_edit.decoding import windows
+from maskgit_edit.study import pairing
 
 COLUMNS = (
     ("l2_stroke", "L2 in mask"),
@@ -85,7 +85,7 @@ def table(
     lines.append(
         f"| {row['variant']} | {knob} | "
         + " | ".join(
-            evaluation.format_paired(row["metrics"].get(m)) for m, _ in COLUMNS
+            pairing.format_paired(row["metrics"].get(m)) for m, _ in COLUMNS
         )
         + " |"
     )
@@ -113,7 +113,7 @@ def main(argv=None) -> str:
   ]
   for path in args.runs:
     results = load(path)
-    rows = evaluation.paired_between_runs(results, baseline)
+    rows = pairing.paired_between_runs(results, baseline)
     if not rows:
       raise ValueError(
           f"{path} shares no (variant, knob) setting with the baseline."

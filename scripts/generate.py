@@ -42,7 +42,6 @@ from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import regions
 from maskgit_edit.decoding import sampling
-from maskgit_edit.decoding import schedules
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
 

@@ -162,9 +162,9 @@ def held_out_images(data: str, arg: str) -> int:
 
 def min_stroked_images() -> int:
   """Fewest images to stroke: SWD's folds need one stroke each."""
-  from maskgit_edit import evaluation  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.study import scoring  # pylint: disable=g-import-not-at-top
 
-  return -(-evaluation.SwdSettings().folds // STROKES_PER_IMAGE)
+  return -(-scoring.SwdSettings().folds // STROKES_PER_IMAGE)
 
 
 def fit_num_images(

@@ -31,12 +31,12 @@ import numpy as np
 from maskgit_edit import artefacts
 from maskgit_edit import cli
 from maskgit_edit import data as data_lib
-from maskgit_edit import evaluation
 from maskgit_edit import files
 from maskgit_edit import images as images_lib
 from maskgit_edit import judging
-from maskgit_edit.decoding import sampling
 from maskgit_edit import tokenizing
+from maskgit_edit.decoding import sampling
+from maskgit_edit.study import stroke_sets
 
 # Real train images behind FID / KID, and behind the realism score's k-NN
 # balls (R^2 distances).
@@ -136,14 +136,14 @@ def image_sets(args, data_config):
       (RECONSTRUCTED, tokenizer.reconstruct_all(test_images), test_labels),
   ]
   if args.strokes:
-    stroke_set = evaluation.load_stroke_set(args.strokes)
+    stroke_set = stroke_sets.load_stroke_set(args.strokes)
     if len(stroke_set) < num:
       raise ValueError(
           f"{args.strokes} has {len(stroke_set)} strokes; "
           f"--num_images is {num}."
       )
     stroke_images = stroke_set.strokes_NxHxWx3[:num]
-    stroke_labels = evaluation.stroke_labels(stroke_set)[:num]
+    stroke_labels = stroke_sets.stroke_labels(stroke_set)[:num]
     # Edits pass through the tokenizer: compare them at its level.
     sets += [
         (STROKES, stroke_images, stroke_labels),

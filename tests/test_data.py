@@ -439,8 +439,6 @@ def test_load_images():
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
-  from maskgit_edit import artefacts  # pylint: disable=g-import-not-at-top
-
   path = tmp_path / "results.json"
   path.write_text("old")
   with pytest.raises(RuntimeError):

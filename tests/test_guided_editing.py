@@ -280,7 +280,7 @@ def test_a_registered_variant_reaches_the_editor_study_page_and_readme(
   field of the decode loop): the editor decodes it, and the study, the page
   and the README's table list it."""
   from maskgit_edit import app  # pylint: disable=g-import-not-at-top
-  from maskgit_edit import evaluation  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.study import settings as settings_lib  # pylint: disable=g-import-not-at-top
 
   toy = dataclasses.replace(
       guidance_lib.REGISTRY["self_fixed"],
@@ -294,10 +294,10 @@ def test_a_registered_variant_reaches_the_editor_study_page_and_readme(
       run(editor, batch, "toy", 2.0)["tokens"],
       run(editor, batch, "self_fixed", 2.0)["tokens"],
   )
-  assert evaluation.select_variants({"toy": toy.study_knobs}, {"iterate"})
+  assert settings_lib.select_variants({"toy": toy.study_knobs}, {"iterate"})
   with pytest.raises(ValueError, match="'toy' needs a run of the iterate"):
-    evaluation.select_variants({"toy": (1.0,)}, set())
-  assert evaluation.comparison_columns()[-1] == evaluation.Column(
+    settings_lib.select_variants({"toy": (1.0,)}, set())
+  assert settings_lib.comparison_columns()[-1] == settings_lib.Column(
       "Toy", "toy", 2.0
   )
   assert "| `toy` | lambda | >= 0 | self-guidance under" in (

@@ -240,8 +240,9 @@ def test_edits_split_over_processes_and_devices_equal_one_device(tmp_path):
   one-device run, bit for bit."""
   from maskgit_edit import artefacts  # pylint: disable=g-import-not-at-top
   from maskgit_edit import data as data_lib  # pylint: disable=g-import-not-at-top
-  from maskgit_edit import evaluation  # pylint: disable=g-import-not-at-top
   from maskgit_edit import strokes  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.study import outputs as outputs_lib  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.study import schema  # pylint: disable=g-import-not-at-top
   from conftest import load_script  # pylint: disable=g-import-not-at-top
 
   runs = artefacts.pretrained_runs()
@@ -308,14 +309,14 @@ def test_edits_split_over_processes_and_devices_equal_one_device(tmp_path):
   assert "Process 0 refused the outputs" in outs[1]
   for variant, knob in (("none", 0.0), ("context", 0.5)):
     with (
-        np.load(evaluation.output_path(single, variant, knob)) as a,
-        np.load(evaluation.output_path(pair, variant, knob)) as b,
+        np.load(outputs_lib.output_path(single, variant, knob)) as a,
+        np.load(outputs_lib.output_path(pair, variant, knob)) as b,
     ):
       assert sorted(a.files) == sorted(b.files)
       for name in a.files:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
   results = [
-      evaluation.load_results(os.path.join(out, "results.json"))
+      schema.load_results(os.path.join(out, "results.json"))
       for out in (single, pair)
   ]
   assert results[0]["results"] == results[1]["results"]

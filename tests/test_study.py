@@ -1,4 +1,4 @@
-"""The evaluation harness (scripts/run_edits.py) and renderer, on tiny runs."""
+"""The study (maskgit_edit.study, scripts/run_edits.py) and renderer, on tiny runs."""
 
 import dataclasses
 import json
@@ -18,10 +18,15 @@ import pytest
 from maskgit_edit import artefacts
 from maskgit_edit import batching
 from maskgit_edit import data as data_lib
-from maskgit_edit import evaluation
 from maskgit_edit import metrics
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
+from maskgit_edit.study import grid as grid_lib
+from maskgit_edit.study import outputs as outputs_lib
+from maskgit_edit.study import pairing
+from maskgit_edit.study import schema
+from maskgit_edit.study import settings as settings_lib
+from maskgit_edit.study import stroke_sets
 from conftest import ROOT, load_script
 
 pytestmark = pytest.mark.xdist_group("tiny_runs")
@@ -164,14 +169,14 @@ def rendered(harness, tmp_path_factory):
 def _settings():
   """The harness's settings: KNOBS, then iterative's tuned baselines."""
   return [(v, k) for v, knobs in KNOBS.items() for k in knobs] + [
-      (v + evaluation.TUNED, k)
-      for v in evaluation.TUNED_BASELINES
+      (v + settings_lib.TUNED, k)
+      for v in settings_lib.TUNED_BASELINES
       for k in KNOBS[v]
   ]
 
 
 def _npz(out_dir, variant, knob):
-  with np.load(evaluation.output_path(out_dir, variant, knob)) as f:
+  with np.load(outputs_lib.output_path(out_dir, variant, knob)) as f:
     return {name: f[name] for name in f.files}
 
 
@@ -183,19 +188,19 @@ def test_harness_writes_every_setting_and_the_csv(harness):
   _, out_dir, json_path = harness
   ids = [e["id"] for e in json.load(open(json_path))["strokes"]]
   for variant, knob in _settings():
-    path = evaluation.output_path(out_dir, variant, knob)
+    path = outputs_lib.output_path(out_dir, variant, knob)
     outputs = _npz(out_dir, variant, knob)
     assert outputs["images"].shape == (NUM_STROKES, 16, 16, 3)
     assert outputs["images"].dtype == np.uint8
     for stroke_id in ids:
       assert os.path.isfile(
-          os.path.join(evaluation.png_dir(path), f"{stroke_id}.png")
+          os.path.join(outputs_lib.png_dir(path), f"{stroke_id}.png")
       )
-  with open(os.path.join(out_dir, evaluation.CSV_NAME)) as f:
+  with open(os.path.join(out_dir, schema.CSV_NAME)) as f:
     lines = f.read().splitlines()
   assert len(lines) == 1 + len(_settings())
   header = lines[0].split(",")
-  for name in evaluation.METRICS:
+  for name in schema.METRICS:
     assert {f"{name}_mean", f"{name}_ci", f"{name}_n"} <= set(header)
 
 
@@ -218,7 +223,7 @@ def test_results_json_has_the_documented_schema(harness, test_source):
       "references",
       "results",
   }
-  assert results["schema_version"] == evaluation.SCHEMA_VERSION
+  assert results["schema_version"] == schema.SCHEMA_VERSION
   assert results["num_strokes"] == NUM_STROKES
   assert results["image_size"] == 16
   assert results["skipped"] == {}
@@ -238,7 +243,7 @@ def test_results_json_has_the_documented_schema(harness, test_source):
   )
   assert set(results["references"]) == {"source", "stroke"}
   for reference in results["references"].values():
-    assert set(reference) == set(evaluation.REFERENCE_METRICS)
+    assert set(reference) == set(schema.REFERENCE_METRICS)
   assert results["references"]["stroke"]["l2_stroke"]["mean"] == 0.0
   assert [(r["variant"], r["knob"]) for r in results["results"]] == _settings()
   for r in results["results"]:
@@ -256,7 +261,7 @@ def test_results_json_has_the_documented_schema(harness, test_source):
     }
     assert os.path.isfile(os.path.join(out_dir, r["outputs"]))
     assert os.path.isdir(os.path.join(out_dir, r["pngs"]))
-    assert set(r["metrics"]) == set(evaluation.METRICS)
+    assert set(r["metrics"]) == set(schema.METRICS)
     for name, summary in r["metrics"].items():
       expected_n = SWD_FOLDS if name == "swd" else NUM_STROKES
       assert summary["n"] == expected_n, name
@@ -267,11 +272,11 @@ def test_results_json_has_the_documented_schema(harness, test_source):
       else:
         assert set(summary) == {"mean", "ci", "n"}
         assert summary["ci"] >= 0
-    assert set(r["per_stroke"]) == set(evaluation.PER_STROKE_METRICS)
+    assert set(r["per_stroke"]) == set(schema.PER_STROKE_METRICS)
     assert all(len(v) == NUM_STROKES for v in r["per_stroke"].values())
     assert len(r["swd_folds"]) == SWD_FOLDS
     expected_paired = (
-        set() if r["variant"] == "none" else set(evaluation.PER_STROKE_METRICS)
+        set() if r["variant"] == "none" else set(schema.PER_STROKE_METRICS)
     )
     if r["variant"] == "none@tuned":  # The iterate stand-in's base params.
       assert r["paired_vs_none"]["l2"]["mean"] == 0.0
@@ -285,9 +290,9 @@ def test_results_json_has_the_documented_schema(harness, test_source):
       matched = r["paired_vs_sdedit"]
       assert matched["knobs"] == [0.5, 1.0] and matched["gap"] == 0.5
       assert sum(matched["weights"]) == pytest.approx(1.0)
-      assert set(matched["metrics"]) == set(evaluation.PER_STROKE_METRICS)
+      assert set(matched["metrics"]) == set(schema.PER_STROKE_METRICS)
       assert 0.0 <= matched["in_range_share"] <= 1.0
-  evaluation.load_results(json_path)
+  schema.load_results(json_path)
 
 
 def test_knob_zero_reproduces_none_with_paired_seeds(harness):
@@ -311,8 +316,8 @@ def test_knob_zero_reproduces_none_with_paired_seeds(harness):
 def test_resume_recomputes_only_missing_settings(harness, capsys):
   argv, out_dir, json_path = harness
   before = json.load(open(json_path))
-  deleted = evaluation.output_path(out_dir, "context", 0.5)
-  kept = evaluation.output_path(out_dir, "zero_shot", 0.5)
+  deleted = outputs_lib.output_path(out_dir, "context", 0.5)
+  kept = outputs_lib.output_path(out_dir, "zero_shot", 0.5)
   old_outputs = _npz(out_dir, "context", 0.5)
   kept_mtime = os.stat(kept).st_mtime_ns
   os.remove(deleted)
@@ -370,11 +375,11 @@ def test_a_run_killed_three_times_resumes_to_the_same_files(harness, tmp_path):
     process.wait()
   # The kills fell mid-way: some settings saved, the results not written.
   assert list(out_dir.glob("edits/*/*.npz"))
-  assert not (out_dir / evaluation.RESULTS_NAME).exists()
+  assert not (out_dir / schema.RESULTS_NAME).exists()
   subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=True)
   reference = pathlib.Path(reference_dir)
-  assert (out_dir / evaluation.RESULTS_NAME).read_text() == (
-      (reference / evaluation.RESULTS_NAME)
+  assert (out_dir / schema.RESULTS_NAME).read_text() == (
+      (reference / schema.RESULTS_NAME)
       .read_text()
       .replace(str(reference), str(out_dir))
   )
@@ -394,7 +399,7 @@ def test_a_run_killed_three_times_resumes_to_the_same_files(harness, tmp_path):
 
 def test_edits_of_other_strokes_or_models_are_refused(harness):
   argv, out_dir, _ = harness
-  run_json = os.path.join(out_dir, evaluation.RUN_NAME)
+  run_json = os.path.join(out_dir, outputs_lib.RUN_NAME)
   recorded = json.load(open(run_json))
   assert recorded["models"]["tokenizer_workdir"].startswith("/")
   for key, value in (("manifest", "/elsewhere/manifest.json"), ("models", {})):
@@ -420,7 +425,9 @@ def test_renderer_writes_every_file(rendered, harness):
   assert len([s for s in strips if s.startswith("strip_counterfactual")]) == 3
   text = open(paths["markdown"]).read()
   header = (
-      "| " + " | ".join(c.title for c in evaluation.comparison_columns()) + " |"
+      "| "
+      + " | ".join(c.title for c in settings_lib.comparison_columns())
+      + " |"
   )
   assert header == (
       "| Source | Stroke | No guide | Token SDEdit | Context | "
@@ -433,12 +440,12 @@ def test_renderer_writes_every_file(rendered, harness):
   assert sum("inversion" in r for r in example_rows) == 3
   assert sum("counterfactual" in r for r in example_rows) == 3
   assert all(
-      r.count("![") == len(evaluation.comparison_columns())
+      r.count("![") == len(settings_lib.comparison_columns())
       for r in example_rows
   )
   md_dir = os.path.dirname(paths["markdown"])
   links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-  assert len(links) == 6 * len(evaluation.comparison_columns()) + 2
+  assert len(links) == 6 * len(settings_lib.comparison_columns()) + 2
   for link in links:
     assert not os.path.isabs(link)
     assert os.path.isfile(os.path.join(md_dir, link)), link
@@ -492,7 +499,7 @@ def test_renderer_marks_skipped_variants(harness, tmp_path):
   cell = np.asarray(
       Image.open(tmp_path / "out" / "cells" / "0000_0" / "iterative_tuning.png")
   )
-  assert np.median(cell) == render._PLACEHOLDER_GREY  # pylint: disable=protected-access
+  assert np.median(cell) == grid_lib._PLACEHOLDER_GREY  # pylint: disable=protected-access
 
 
 def test_renderer_rejects_a_foreign_results_file(tmp_path):
@@ -545,14 +552,14 @@ def test_images_of_the_wrong_size_for_the_tokenizer_are_reported(
 
 
 def test_labels_come_from_the_recorded_data_source(manifest, test_source):
-  stroke_set = evaluation.load_stroke_set(manifest)
+  stroke_set = stroke_sets.load_stroke_set(manifest)
   _, source = test_source
   np.testing.assert_array_equal(
-      evaluation.stroke_labels(stroke_set),
+      stroke_sets.stroke_labels(stroke_set),
       source.get(stroke_set.image_indices_N)[1],
   )
   with pytest.warns(UserWarning, match="label 0"):
-    labels = evaluation.stroke_labels(
+    labels = stroke_sets.stroke_labels(
         dataclasses.replace(stroke_set, data_config=None)
     )
   np.testing.assert_array_equal(labels, np.zeros(NUM_STROKES))
@@ -560,12 +567,12 @@ def test_labels_come_from_the_recorded_data_source(manifest, test_source):
       stroke_set, image_indices_N=stroke_set.image_indices_N + 1
   )
   with pytest.raises(ValueError, match="labels are unknown"):
-    evaluation.stroke_labels(shifted)
+    stroke_sets.stroke_labels(shifted)
 
 
 def test_a_variant_without_its_run_is_an_error_naming_the_run():
   study = {v.name: v.study_knobs for v in guidance_lib.REGISTRY.values()}
-  kept = evaluation.select_variants(
+  kept = settings_lib.select_variants(
       {k: v for k, v in study.items() if k != "self_learned"}, {"iterate"}
   )
   assert set(kept) == set(guidance_lib.names()) - {"self_learned"} | {
@@ -573,13 +580,13 @@ def test_a_variant_without_its_run_is_an_error_naming_the_run():
       "sdedit@tuned",
   }
   with pytest.raises(ValueError, match="reweight trainer"):
-    evaluation.select_variants(study, {"iterate"})
+    settings_lib.select_variants(study, {"iterate"})
   assert all(len(v) >= 6 for k, v in kept.items() if "none" not in k)
   # The curve every setting is matched on: steps of 0.05.
   assert np.diff(kept["sdedit"]).max() <= 0.05 + 1e-9
   with pytest.raises(ValueError, match="fraction"):
-    evaluation.select_variants({"context": (0.0, 2.0)}, set())
-  kept = evaluation.select_variants({"sdedit": (0.5,)}, set())
+    settings_lib.select_variants({"context": (0.0, 2.0)}, set())
+  kept = settings_lib.select_variants({"sdedit": (0.5,)}, set())
   assert set(kept) == {"sdedit"}  # No tuned baselines without iterative.
 
 
@@ -594,15 +601,15 @@ def test_knob_flags_are_parsed_and_checked():
 
 
 def test_summaries_skip_non_finite_values():
-  summary = evaluation.summarize([1.0, 2.0, np.nan, 4.0])
+  summary = schema.summarize([1.0, 2.0, np.nan, 4.0])
   mean, ci = metrics.mean_ci([1.0, 2.0, 4.0])
   assert summary == {"mean": mean, "ci": ci, "n": 3}
-  assert evaluation.summarize([3.0, np.inf]) == {
+  assert schema.summarize([3.0, np.inf]) == {
       "mean": 3.0,
       "ci": None,
       "n": 1,
   }
-  paired = evaluation.summarize_paired(
+  paired = schema.summarize_paired(
       [2.0, 5.0, np.nan], [1.0, 1.0, 1.0], [0, 1, 2]
   )
   assert paired["mean"] == 2.5 and paired["n"] == 2
@@ -611,7 +618,7 @@ def test_summaries_skip_non_finite_values():
 
 def _result(variant, knob, l2_stroke, realism):
   """A results entry with per-stroke values (8 strokes, 2 per image)."""
-  per_stroke = {name: [1.0] * 8 for name in evaluation.PER_STROKE_METRICS}
+  per_stroke = {name: [1.0] * 8 for name in schema.PER_STROKE_METRICS}
   per_stroke.update(
       l2_stroke=np.broadcast_to(l2_stroke, 8).tolist(),
       realism=np.broadcast_to(realism, 8).tolist(),
@@ -627,7 +634,7 @@ def test_sdedit_is_matched_at_the_first_crossing_in_knob_order():
       for k, f, r in ((0.0, 1.0, 10.0), (1 / 3, 3.0, 20.0), (2 / 3, 2.0, 0.0))
   ] + [_result("sdedit", 1.0, 4.0, 40.0)]
   clusters = np.arange(8) // 2
-  matched = evaluation.matched_sdedit(
+  matched = pairing.matched_sdedit(
       _result("self_fixed", 2.0, 2.5, 25.0), curve[::-1], clusters
   )
   assert matched["knobs"] == [0.0, 1 / 3] and matched["in_range"]
@@ -637,7 +644,7 @@ def test_sdedit_is_matched_at_the_first_crossing_in_knob_order():
   assert realism["mean"] == pytest.approx(25.0 - 17.5)
   assert realism["lo"] == pytest.approx(7.5) == realism["hi"]
   assert matched["metrics"]["l2_stroke"]["mean"] == pytest.approx(0.0)
-  outside = evaluation.matched_sdedit(
+  outside = pairing.matched_sdedit(
       _result("self_fixed", 2.0, 9.0, 25.0), curve, clusters
   )
   assert not outside["in_range"] and outside["in_range_share"] == 0.0
@@ -656,7 +663,7 @@ def test_sdedit_matching_is_redone_in_every_bootstrap_replicate():
       _result("sdedit", k, k * slope_N, 5.0 * k * slope_N)
       for k in (0.0, 0.5, 1.0)
   ]
-  realism = evaluation.matched_sdedit(
+  realism = pairing.matched_sdedit(
       _result("context", 0.5, 0.6, 3.0), curve, np.arange(8) // 2
   )["metrics"]["realism"]
   assert realism["mean"] == pytest.approx(0.0, abs=1e-9)
@@ -665,15 +672,18 @@ def test_sdedit_matching_is_redone_in_every_bootstrap_replicate():
 
 
 def test_tuned_baselines_pair_with_their_own_transformer():
-  assert evaluation.baselines_of("self_fixed") == ("none", "sdedit")
-  assert evaluation.baselines_of("iterative") == ("none@tuned", "sdedit@tuned")
-  assert evaluation.baselines_of("sdedit@tuned") == (
+  assert settings_lib.baselines_of("self_fixed") == ("none", "sdedit")
+  assert settings_lib.baselines_of("iterative") == (
+      "none@tuned",
+      "sdedit@tuned",
+  )
+  assert settings_lib.baselines_of("sdedit@tuned") == (
       "none@tuned",
       "sdedit@tuned",
   )
   # The tuned transformer's own effect: its unguided decode against the base.
-  assert evaluation.baselines_of("none@tuned") == ("none", "")
-  kept = evaluation.select_variants(
+  assert settings_lib.baselines_of("none@tuned") == ("none", "")
+  kept = settings_lib.select_variants(
       {"none": (0.0,), "sdedit": (0.5, 1.0), "iterative": (0.0,)},
       {"iterate"},
   )
@@ -703,7 +713,7 @@ def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs():
                 "knob": k,
                 "knob_name": "lambda",
                 "per_stroke": {
-                    name: list(l2) for name in evaluation.PER_STROKE_METRICS
+                    name: list(l2) for name in schema.PER_STROKE_METRICS
                 },
             }
             for (v, k), l2 in l2_by_setting.items()
@@ -713,10 +723,10 @@ def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs():
   base = np.arange(8.0)
   baseline = run({("none", 0.0): base, ("self_fixed", 2.0): base})
   windowed = run({("self_fixed", 2.0): base + 1.0, ("sdedit", 0.5): base})
-  (row,) = evaluation.paired_between_runs(windowed, baseline)
+  (row,) = pairing.paired_between_runs(windowed, baseline)
   assert (row["variant"], row["knob"]) == ("self_fixed", 2.0)
   paired = row["metrics"]["l2_stroke"]
   assert paired["mean"] == pytest.approx(1.0) and paired["n"] == 8
-  assert evaluation.format_paired(paired).startswith("**+1")
+  assert pairing.format_paired(paired).startswith("**+1")
   with pytest.raises(ValueError, match="seed"):
-    evaluation.paired_between_runs(run({}, seed=1), baseline)
+    pairing.paired_between_runs(run({}, seed=1), baseline)
