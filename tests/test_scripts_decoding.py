@@ -10,6 +10,8 @@ from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import regions
+from maskgit_edit.study import schedule_sweep
+from maskgit_edit.study import scoring
 
 from conftest import load_script
 
@@ -79,7 +81,7 @@ def test_edit_tasks_masks_and_labels():
 
 
 def test_sweep_settings_map_fractions_to_stop_iters():
-  grid = sweep.sweep_settings(
+  grid = schedule_sweep.sweep_settings(
       ["cosine", "pow3"],
       [4, 12],
       [0.25, 0.3, 1.0],
@@ -97,39 +99,35 @@ def test_sweep_settings_map_fractions_to_stop_iters():
   # 0.2 and 0.25 of T = 4 are both k = 1: one setting.
   assert (
       len(
-          sweep.sweep_settings(
+          schedule_sweep.sweep_settings(
               ["linear"], [4], [0.2, 0.25], choice_temperature=1.0, start_iter=0
           )
       )
       == 1
   )
   with pytest.raises(ValueError, match="fraction"):
-    sweep.sweep_settings(
+    schedule_sweep.sweep_settings(
         ["linear"], [4], [0.0], choice_temperature=1.0, start_iter=0
     )
   with pytest.raises(ValueError, match="start_iter = 1"):
-    sweep.sweep_settings(
+    schedule_sweep.sweep_settings(
         ["linear"], [4], [0.25], choice_temperature=1.0, start_iter=1
     )
   with pytest.raises(ValueError, match="schedule"):
-    sweep.sweep_settings(
+    schedule_sweep.sweep_settings(
         ["cosin"], [4], [1.0], choice_temperature=1.0, start_iter=0
     )
 
 
-def test_swd_options_for_small_images():
-  assert sweep.swd_options(16) == dict(
-      min_resolution=8, num_descriptors=32, patch_size=7
-  )
-  assert sweep.swd_options(256) == dict(
-      min_resolution=16, num_descriptors=128, patch_size=7
-  )
-  assert sweep.swd_options(8)["min_resolution"] == 7
-  assert sweep.swd_options(32, 32, 5) == dict(
-      min_resolution=32, num_descriptors=5, patch_size=7
-  )
+def test_swd_settings_for_small_images():
+  fit = scoring.SwdSettings.for_image_size
+  assert (fit(16).min_resolution, fit(16).num_descriptors) == (8, 32)
+  assert (fit(256).min_resolution, fit(256).num_descriptors) == (16, 128)
+  assert fit(8).min_resolution == 7
+  given = fit(32, min_resolution=32, num_descriptors=5, seed=3)
+  assert (given.min_resolution, given.num_descriptors, given.seed) == (32, 5, 3)
   with pytest.raises(ValueError, match="4 px"):
-    sweep.swd_options(4)
+    fit(4)
 
 
 def test_generate_writes_grids(tiny_runs, tmp_path):
@@ -210,7 +208,10 @@ def test_sweep_csv_plots_and_reproducibility(tiny_runs, tmp_path):
       ]
   )
   columns, written = _read_csv(tmp_path / "a" / "sweep.csv")
-  assert tuple(columns) == sweep.SETTING_COLUMNS + sweep.METRIC_COLUMNS
+  assert (
+      tuple(columns)
+      == schedule_sweep.SETTING_COLUMNS + schedule_sweep.METRIC_COLUMNS
+  )
   settings = [(r["schedule"], r["stop_iter"], r["sweet_spot"]) for r in written]
   assert settings == [
       ("cosine", "2", "0.5"),
@@ -220,15 +221,15 @@ def test_sweep_csv_plots_and_reproducibility(tiny_runs, tmp_path):
   ]
   assert len(rows) == 4
   values = np.array(
-      [[float(r[c]) for c in sweep.METRIC_COLUMNS] for r in written]
+      [[float(r[c]) for c in schedule_sweep.METRIC_COLUMNS] for r in written]
   )
   assert np.isfinite(values).all() and (values[:, 0] > 0).all()
-  accuracy = values[:, sweep.METRIC_COLUMNS.index("token_accuracy")]
+  accuracy = values[:, schedule_sweep.METRIC_COLUMNS.index("token_accuracy")]
   assert ((0 <= accuracy) & (accuracy <= 1)).all()
   _, baselines = _read_csv(tmp_path / "a" / "baseline.csv")
   assert [b["fill"] for b in baselines] == ["true_tokens", "real_images"]
   assert float(baselines[0]["token_accuracy"]) == 1.0
-  for metric in sweep.METRIC_LABELS:
+  for metric in schedule_sweep.METRIC_LABELS:
     with Image.open(tmp_path / "a" / f"{metric}.png") as plot:
       assert min(plot.size) > 100
   # Same seed, another set of combinations: the shared one is identical.

@@ -693,6 +693,17 @@ def test_tuned_baselines_pair_with_their_own_transformer():
 def test_batches_are_padded_to_one_shape():
   batches = batching.padded_batches(5, 2)
   np.testing.assert_array_equal(np.stack(batches), [[0, 1], [2, 3], [4, 4]])
+  shapes = []
+
+  def fn(b, x_B, y_B):
+    shapes.append(x_B.shape)
+    return 10 * b + x_B + y_B
+
+  out = batching.map_in_batches(
+      fn, (np.arange(5), np.ones(5, int)), 2, indexed=True
+  )
+  np.testing.assert_array_equal(out, [1, 2, 13, 14, 25])
+  assert shapes == [(2,)] * 3
 
 
 def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs():

@@ -1,4 +1,5 @@
-"""The faithfulness-realism plot of a study: a curve per variant."""
+"""The studies' plots: faithfulness against realism, a curve per variant;
+the schedule sweep's metrics against the sweet spot."""
 
 import os
 
@@ -179,4 +180,58 @@ def plot_tradeoff(results, path: str) -> str:
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=150)
+  return path
+
+
+def plot_sweep_metric(
+    rows: list[dict], baselines: list[dict], metric: str, label: str, path: str
+) -> str:
+  """A metric of the schedule sweep (`schedule_sweep`) against the sweet spot
+  k/T: one panel per T, one curve per schedule, the baselines dashed."""
+  steps = sorted({r["num_steps"] for r in rows})
+  schedules = list(dict.fromkeys(r["schedule"] for r in rows))
+  fig = mpl_figure.Figure(figsize=(3.2 * len(steps) + 1, 3.2))
+  backend_agg.FigureCanvasAgg(fig)
+  axes = fig.subplots(
+      1,
+      len(steps),
+      sharey=True,
+      squeeze=False,
+  )
+  for ax, num_steps in zip(axes[0], steps):
+    for schedule in schedules:
+      curve = sorted(
+          (
+              r
+              for r in rows
+              if r["schedule"] == schedule and r["num_steps"] == num_steps
+          ),
+          key=lambda r: r["sweet_spot"],
+      )
+      ax.errorbar(
+          [r["sweet_spot"] for r in curve],
+          [r[metric] for r in curve],
+          yerr=[r.get(f"{metric}_ci", 0.0) for r in curve],
+          marker="o",
+          markersize=3,
+          capsize=2,
+          label=schedule,
+      )
+    for baseline, style in zip(baselines, ("--", ":")):
+      if np.isfinite(baseline[metric]):
+        ax.axhline(
+            baseline[metric],
+            color="k",
+            linestyle=style,
+            linewidth=1,
+            label=baseline["fill"].replace("_", " "),
+        )
+    ax.set_title(f"T = {num_steps}")
+    ax.set_xlabel("sweet spot k/T")
+    ax.set_xlim(0, 1.05)
+    ax.grid(alpha=0.3)
+  axes[0, 0].set_ylabel(label)
+  axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
   return path

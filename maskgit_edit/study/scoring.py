@@ -66,6 +66,9 @@ from maskgit_edit.study import schema
 from maskgit_edit.study import settings as settings_lib
 from maskgit_edit.study import stroke_sets as stroke_sets_lib
 
+# The SWD patch side of Karras et al.
+_PATCH_SIZE = 7
+
 
 @dataclasses.dataclass(frozen=True)
 class SwdSettings:
@@ -77,6 +80,36 @@ class SwdSettings:
   folds: int = 5
   seed: int = 0
 
+  @classmethod
+  def for_image_size(
+      cls,
+      image_size: int,
+      *,
+      min_resolution: int | None = None,
+      num_descriptors: int | None = None,
+      **fields,
+  ) -> "SwdSettings":
+    """Settings that suit `image_size` px images, unless given.
+
+    Karras et al.'s coarsest level of 16 px and 128 7x7 patches per image
+    and level leave a 16 px image one pyramid level and draw 128 patches
+    from only 10x10 positions. Here the coarsest level is min(16, H / 2) px
+    (>= the 7 px patch), so 16 px images get two levels (16, 8) and 32 px
+    images the original two; below 64 px, 32 patches per image are drawn.
+    """
+    if min_resolution is None:
+      min_resolution = max(_PATCH_SIZE, min(16, image_size // 2))
+    if num_descriptors is None:
+      num_descriptors = 128 if image_size >= 64 else 32
+    if image_size < min_resolution:
+      raise ValueError(
+          f"Images of {image_size} px are smaller than the SWD "
+          f"coarsest level of {min_resolution} px."
+      )
+    return cls(
+        num_descriptors=num_descriptors, min_resolution=min_resolution, **fields
+    )
+
   def descriptors(self, images_NxHxWx3) -> list[np.ndarray]:
     return metrics.swd_descriptors(
         images_NxHxWx3,
@@ -84,6 +117,15 @@ class SwdSettings:
         num_descriptors=self.num_descriptors,
         min_resolution=self.min_resolution,
     )
+
+  def distance(self, images_NxHxWx3, real_descriptors) -> float:
+    """SWD (x1e3) of a whole image set to the real set."""
+    return metrics.swd_from_descriptors(
+        self.descriptors(images_NxHxWx3),
+        real_descriptors,
+        self.seed,
+        num_projections=self.num_projections,
+    )["mean"]
 
   def fold_distances(
       self,
