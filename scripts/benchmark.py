@@ -31,16 +31,13 @@ Results go to `--out` as JSON and to stdout as markdown tables. `--quick`
 uses the configs' `runlocal` sizes (seconds of work; for the smoke test).
 """
 
-import dataclasses
 import json
 import math
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -50,11 +47,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from maskgit_edit import released
 from maskgit_edit import cli
 from maskgit_edit import config_files
 from maskgit_edit import data as data_lib
 from maskgit_edit import models
+from maskgit_edit import released
+from maskgit_edit.benchmarking import timing
 from maskgit_edit.decoding import sampling
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.decoding import windows
@@ -72,8 +70,6 @@ GUIDANCE_VARIANTS = (("context", 0.5), ("self_fixed", 2.0), ("iterative", 1.0))
 # Parameters are random either way; with the default threefry keys XLA:CPU
 # spends tens of seconds compiling the initialisers of the tokenizer alone.
 INIT_PRNG_IMPL = "unsafe_rbg"
-# jax.monitoring event recorded once per XLA backend compilation.
-_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
 
 def _log(message: str) -> None:
@@ -84,160 +80,21 @@ def init_key() -> jax.Array:
   return jax.random.key(0, impl=INIT_PRNG_IMPL)
 
 
-def num_cores() -> int:
-  if hasattr(os, "sched_getaffinity"):
-    return len(os.sched_getaffinity(0))
-  return os.cpu_count() or 1
-
-
-# --- measurement primitives ---------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Timing:
-  """Seconds of one call: wall clock and CPU time of this process."""
-
-  wall_s: float
-  cpu_s: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Peak:
-  """Matmul FLOP/s of one core and of the whole machine."""
-
-  per_core: float
-  machine: float
-
-
-def measure(fns: list[Callable[[], Any]], reps: int) -> list[list[Timing]]:
-  """Timings of `reps` rounds of calls, one call of each of `fns` per round.
-
-  Every fn is called once to warm up. Each call is blocked on its outputs, so
-  asynchronous dispatch cannot hide work in the next call. Interleaving the
-  fns exposes them to the same load from other processes, so their ratios
-  stay meaningful on a shared machine.
-
-  Returns:
-    timings[i][r]: the call of fns[i] in round r.
-  """
-  if reps < 1:
-    raise ValueError(f"reps must be >= 1, got {reps}.")
-  for fn in fns:
-    jax.block_until_ready(fn())
-  timings = [[] for _ in fns]
-  for _ in range(reps):
-    for fn, fn_timings in zip(fns, timings):
-      wall, cpu = time.perf_counter(), time.process_time()
-      jax.block_until_ready(fn())
-      fn_timings.append(
-          Timing(time.perf_counter() - wall, time.process_time() - cpu)
-      )
-  return timings
-
-
-def _median(timings: list[Timing]) -> Timing:
-  return Timing(
-      statistics.median(t.wall_s for t in timings),
-      statistics.median(t.cpu_s for t in timings),
-  )
-
-
-def time_calls(fn: Callable[[], Any], reps: int) -> Timing:
-  """Median wall and CPU seconds of `fn()` (see `measure`)."""
-  return _median(measure([fn], reps)[0])
-
-
-def time_interleaved(fns: list[Callable[[], Any]], reps: int) -> list[Timing]:
-  """Median timings of each of `fns`, called in interleaved rounds."""
-  return [_median(timings) for timings in measure(fns, reps)]
-
-
-def compiled_flops(jitted, *args, **kwargs) -> float:
-  """FLOPs of one call of `jitted(*args)` from XLA's compiled cost analysis."""
-  cost = jitted.lower(*args, **kwargs).compile().cost_analysis()
-  if isinstance(cost, (list, tuple)):  # One entry per device in older jax.
-    cost = cost[0]
-  return float(cost["flops"])
-
-
-def compiled_bytes(jitted, *args, **kwargs) -> int:
-  """Arguments + outputs + temporaries of the compiled program, in bytes."""
-  stats = jitted.lower(*args, **kwargs).compile().memory_analysis()
-  return int(
-      stats.argument_size_in_bytes
-      + stats.output_size_in_bytes
-      + stats.temp_size_in_bytes
-  )
-
-
-class CompileCounter:
-  """Counts XLA backend compilations inside a `with` block."""
-
-  def __init__(self):
-    self.count = 0
-
-  def _listener(self, event: str, duration_secs: float, **kwargs) -> None:
-    del duration_secs, kwargs
-    if event == _COMPILE_EVENT:
-      self.count += 1
-
-  def __enter__(self) -> "CompileCounter":
-    jax.monitoring.register_event_duration_secs_listener(self._listener)
-    return self
-
-  def __exit__(self, *exc_info) -> None:
-    jax.monitoring.unregister_event_duration_listener(self._listener)
-
-
-def threaded(step_fn, state, *args) -> Callable[[], Any]:
-  """fn() running `state, aux = step_fn(state, *args)` on a carried state.
-
-  Lets a donating train step be timed like any other call.
-  """
-  carried = [state]
-
-  def run():
-    carried[0], aux = step_fn(carried[0], *args)
-    return carried[0], aux
-
-  return run
-
-
-def throughput(
-    timing: Timing, items: int, flops: float, peak: Peak, unit: str
-) -> dict:
-  """Record of one workload: ms, items/s, GFLOP, MFU (see module doc)."""
-  return {
-      "ms": 1e3 * timing.wall_s,
-      "cpu_ms": 1e3 * timing.cpu_s,
-      f"{unit}_per_s": items / timing.wall_s,
-      "gflop": flops / 1e9,
-      "gflop_per_s": flops / timing.wall_s / 1e9,
-      "mfu": flops / timing.wall_s / peak.machine,
-      "threads": timing.cpu_s / timing.wall_s,
-      "core_efficiency": flops / timing.cpu_s / peak.per_core,
-  }
-
-
-def peak_rss_mb() -> float:
-  """Peak resident memory of this process so far (ru_maxrss is KiB on Linux)."""
-  scale = 2**20 if sys.platform == "darwin" else 2**10
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-
-
 # --- sections -----------------------------------------------------------------
 def matmul_peak(size: int, reps: int) -> dict:
   """Best f32 rates of a jitted [size, size] @ [size, size]."""
   keys = jax.random.split(jax.random.key(0))
   a_NxN, b_NxN = (jax.random.normal(k, (size, size), jnp.float32) for k in keys)
   matmul = jax.jit(jnp.matmul)
-  (timings,) = measure([lambda: matmul(a_NxN, b_NxN)], reps)
+  (timings,) = timing.measure([lambda: matmul(a_NxN, b_NxN)], reps)
   flops = 2.0 * size**3
   per_core = flops / min(t.cpu_s for t in timings)
   return {
       "size": size,
       "reps": reps,
-      "cores": num_cores(),
+      "cores": timing.num_cores(),
       "per_core_gflop_per_s": per_core / 1e9,
-      "peak_gflop_per_s": per_core * num_cores() / 1e9,
+      "peak_gflop_per_s": per_core * timing.num_cores() / 1e9,
       "best_wall_gflop_per_s": flops / min(t.wall_s for t in timings) / 1e9,
       "median_wall_gflop_per_s": flops
       / statistics.median(t.wall_s for t in timings)
@@ -245,8 +102,8 @@ def matmul_peak(size: int, reps: int) -> dict:
   }
 
 
-def tokenizer_benchmark(config, reps: int, peak: Peak) -> dict:
-  """Train step and encode+decode throughput of the tokenizer."""
+def tokenizer_benchmark(config, reps: int, peak: timing.Peak) -> dict:
+  """Train step and encode+decode timing.throughput of the tokenizer."""
   task = tokenizer_trainer.TokenizerTask(config)
   batch, size = config.batch_size, config.data.image_size
   images_BxSxSx3 = jax.random.uniform(jax.random.key(1), (batch, size, size, 3))
@@ -254,20 +111,20 @@ def tokenizer_benchmark(config, reps: int, peak: Peak) -> dict:
   # Inference first: the train step donates (consumes) the state's params.
   params = state["params"]
   reconstruct = jax.jit(task.reconstruct)
-  infer_flops = compiled_flops(reconstruct, params, images_BxSxSx3)
+  infer_flops = timing.compiled_flops(reconstruct, params, images_BxSxSx3)
   _log(f"tokenizer encode+decode: batch {batch}, {size} px")
-  infer = time_calls(lambda: reconstruct(params, images_BxSxSx3), reps)
+  infer = timing.time_calls(lambda: reconstruct(params, images_BxSxSx3), reps)
 
   step = jax.jit(task.train_step, donate_argnums=0)
   batch_dict, rng = {"images": images_BxSxSx3}, jax.random.key(2)
-  train_flops = compiled_flops(step, state, batch_dict, rng)
+  train_flops = timing.compiled_flops(step, state, batch_dict, rng)
   _log(f"tokenizer train step: batch {batch}, {size} px")
-  train = time_calls(threaded(step, state, batch_dict, rng), reps)
+  train = timing.time_calls(timing.threaded(step, state, batch_dict, rng), reps)
   return {
       "batch_size": batch,
       "image_size": size,
-      "train": throughput(train, batch, train_flops, peak, "images"),
-      "inference": throughput(infer, batch, infer_flops, peak, "images"),
+      "train": timing.throughput(train, batch, train_flops, peak, "images"),
+      "inference": timing.throughput(infer, batch, infer_flops, peak, "images"),
   }
 
 
@@ -297,7 +154,9 @@ def random_token_task(tokenizer_config, transformer_config):
   )
 
 
-def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
+def transformer_benchmark(
+    task, reps: int, peak: timing.Peak, prng_impls
+) -> dict:
   """MVTM train step (per PRNG implementation) and forward throughput.
 
   "train" is the step with jax's default PRNG implementation, which the
@@ -319,13 +178,13 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
   for impl in impls:
     # A state per impl: the step donates (consumes) it.
     state, rng = init(init_key()), jax.random.key(1, impl=impl)
-    flops.append(compiled_flops(step, state, example, rng))
-    steps.append(threaded(step, state, example, rng))
+    flops.append(timing.compiled_flops(step, state, example, rng))
+    steps.append(timing.threaded(step, state, example, rng))
   _log(f"transformer train step: batch {batch}, rng {', '.join(impls)}")
   train = {
-      impl: throughput(timing, tokens, impl_flops, peak, "tokens")
+      impl: timing.throughput(timing, tokens, impl_flops, peak, "tokens")
       for impl, timing, impl_flops in zip(
-          impls, time_interleaved(steps, reps), flops
+          impls, timing.time_interleaved(steps, reps), flops
       )
   }
 
@@ -338,9 +197,9 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
   )
   inputs_BxL = layout.inputs(example["tokens"], example["labels"], mask_BxN)
   forward = jax.jit(task.logits)
-  forward_flops = compiled_flops(forward, params, inputs_BxL)
+  forward_flops = timing.compiled_flops(forward, params, inputs_BxL)
   _log(f"transformer forward: batch {batch}")
-  timing = time_calls(lambda: forward(params, inputs_BxL), reps)
+  forward_time = timing.time_calls(lambda: forward(params, inputs_BxL), reps)
   return {
       "batch_size": batch,
       "seq_len": layout.seq_len,
@@ -348,7 +207,9 @@ def transformer_benchmark(task, reps: int, peak: Peak, prng_impls) -> dict:
       "num_params": sum(x.size for x in jax.tree.leaves(params)),
       "train": train[default_impl],
       "train_by_prng_impl": train,
-      "forward": throughput(timing, tokens, forward_flops, peak, "tokens"),
+      "forward": timing.throughput(
+          forward_time, tokens, forward_flops, peak, "tokens"
+      ),
   }
 
 
@@ -368,14 +229,16 @@ def decode_inputs(layout, batch: int, seed: int):
   return tokens_Bxhxw, unknown_Bxhxw, labels_B
 
 
-def decode_batch(sampler, params, batch: int, reps: int, peak: Peak) -> dict:
+def decode_batch(
+    sampler, params, batch: int, reps: int, peak: timing.Peak
+) -> dict:
   """Decode latency at one batch size against one jitted forward per step."""
   model, layout = sampler.model, sampler.layout
   tokens_Bxhxw, unknown_Bxhxw, labels_B = decode_inputs(layout, batch, 0)
   rng = jax.random.key(4)
   # Compiled ahead of the first call (which then reuses the program), with the
   # arguments `Sampler.__call__` passes.
-  program_bytes = compiled_bytes(
+  program_bytes = timing.compiled_bytes(
       sampler._decode,
       params,
       tokens_Bxhxw,  # pylint: disable=protected-access
@@ -404,8 +267,8 @@ def decode_batch(sampler, params, batch: int, reps: int, peak: Peak) -> dict:
       jnp.full_like(inputs_BxL, -1),
       jnp.zeros((batch,), jnp.float32),
   )
-  forward_flops = compiled_flops(forward, *forward_args)
-  decode, one_forward = time_interleaved(
+  forward_flops = timing.compiled_flops(forward, *forward_args)
+  decode, one_forward = timing.time_interleaved(
       [
           lambda: sampler(
               params, tokens_Bxhxw, unknown_Bxhxw, rng, labels_B=labels_B
@@ -419,7 +282,7 @@ def decode_batch(sampler, params, batch: int, reps: int, peak: Peak) -> dict:
   masks = [
       decode_inputs(layout, batch, seed)[1] for seed in range(1, NUM_MASKS + 1)
   ]
-  with CompileCounter() as counter:
+  with timing.CompileCounter() as counter:
     for new_unknown_Bxhxw in masks:
       jax.block_until_ready(
           sampler(
@@ -459,8 +322,8 @@ def guidance_benchmark(sampler, params, batch: int, reps: int) -> dict:
   }
   rng = jax.random.key(5)
   _log(f"decode with {', '.join(guidances)} guidance: batch {batch}")
-  with CompileCounter() as counter:
-    timings = time_interleaved(
+  with timing.CompileCounter() as counter:
+    timings = timing.time_interleaved(
         [
             lambda g=guidance: sampler(
                 params,
@@ -487,7 +350,7 @@ def guidance_benchmark(sampler, params, batch: int, reps: int) -> dict:
 
 
 def decoding_benchmark(
-    model_config, layout, batch_sizes, reps: int, peak: Peak
+    model_config, layout, batch_sizes, reps: int, peak: timing.Peak
 ) -> dict:
   model = models.build_transformer(model_config, layout)
   params = jax.jit(model.init)(
@@ -509,7 +372,7 @@ def decoding_benchmark(
   }
 
 
-# --- edit latency: windowed vs full decoding, and the PyTorch peer -------------
+# --- edit latency: windowed vs full decoding ---------------------------------
 EDIT_AREAS = (0.05, 0.10, 0.25, 0.50, 1.0)
 
 
@@ -524,44 +387,7 @@ def edit_mask(side: int, area: float) -> np.ndarray:
   return mask
 
 
-def torch_peer(transformer_kwargs: dict, layout, tokens_1xhxw, labels_1):
-  """fn(mask [1, h, w]) -> a full decode by the PyTorch peer, or None when
-  torch is not installed (`pip install -e '.[peer]'`)."""
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-    from benchmarks import torch_maskgit  # pylint: disable=import-outside-toplevel
-  except ImportError:
-    return None
-  torch.manual_seed(0)
-  model = torch_maskgit.MaskGitTransformer(**transformer_kwargs).eval()
-  class_ids = torch.as_tensor(np.asarray(layout.class_ids(labels_1)))[:, None]
-  tokens_1xL = torch.cat(
-      [class_ids, torch.as_tensor(np.array(tokens_1xhxw).reshape(1, -1))], 1
-  ).long()
-  generator = torch.Generator().manual_seed(0)
-
-  def decode(mask_1xhxw):
-    unknown_1xL = torch.cat(
-        [
-            torch.zeros(1, 1, dtype=torch.bool),
-            torch.as_tensor(mask_1xhxw.reshape(1, -1)),
-        ],
-        1,
-    )
-    return torch_maskgit.decode(
-        model,
-        tokens_1xL,
-        unknown_1xL,
-        mask_id=layout.mask_id,
-        num_codes=layout.codebook_size,
-        num_steps=NUM_DECODE_STEPS,
-        generator=generator,
-    )
-
-  return decode
-
-
-def _spread(timings: list[Timing]) -> dict:
+def _spread(timings: list[timing.Timing]) -> dict:
   walls = [t.wall_s for t in timings]
   return {
       "median_ms": 1e3 * statistics.median(walls),
@@ -578,7 +404,8 @@ def edit_latency_benchmark(
     full_pass_every: int = 1,
 ) -> dict:
   """Batch-1 edit decode time against edit area: windowed decoding (context
-  ring `ring`) against the full decode and the PyTorch peer's, interleaved.
+  ring `ring`) against the full decode, interleaved. (The PyTorch peer is
+  timed in its own process: `benchmarking.peer`.)
 
   size: 256 or 512 for the released ImageNet architecture with random
   weights; None for the shapes `runlocal` sizes (smoke test).
@@ -590,19 +417,6 @@ def edit_latency_benchmark(
         codebook_size=16, num_classes=4, grid_side=8, class_conditional=True
     )
     model = models.build_transformer(config, layout)
-    transformer_kwargs = dict(
-        vocab_size=layout.vocab_size,
-        seq_len=layout.seq_len,
-        **{
-            k: config[k]
-            for k in (
-                "hidden_size",
-                "num_layers",
-                "num_heads",
-                "intermediate_size",
-            )
-        },
-    )
   else:
     architecture = released.released_config(size)
     layout = models.TokenLayout(
@@ -611,7 +425,6 @@ def edit_latency_benchmark(
         architecture["latent_size"],
         True,
     )
-    transformer_kwargs = architecture["transformer"]
     model = released.build_released_transformer(size)
   params = jax.jit(model.init)(
       init_key(), jnp.zeros((1, layout.seq_len), jnp.int32)
@@ -633,7 +446,6 @@ def edit_latency_benchmark(
       layout.codebook_size,
   )
   labels_1 = np.zeros(1, np.int32)
-  peer = torch_peer(transformer_kwargs, layout, tokens_1xhxw, labels_1)
   rng = jax.random.key(2)
   decode = lambda mask, window=None, sampler=samplers[0]: sampler(
       params, tokens_1xhxw, mask, rng, labels_B=labels_1, window=window
@@ -647,8 +459,8 @@ def edit_latency_benchmark(
         f"{window[0]}x{window[1]})"
     )
     # A full decode runs the transformer over the whole grid whatever the
-    # area, so the full and the peer's decodes are timed at the first area
-    # only, in the same rounds as its windowed decode.
+    # area, so it is timed at the first area only, in the same rounds as its
+    # windowed decode.
     reuse = samplers[-1]
     fns = {"windowed": lambda m=mask: decode(m, ring)}
     if full_pass_every > 1:
@@ -656,11 +468,11 @@ def edit_latency_benchmark(
       fns["full_reuse"] = lambda m=mask: decode(m, None, reuse)
     if number == 0:
       fns["full"] = lambda m=mask: decode(m)
-      if peer is not None:
-        fns["peer"] = lambda m=mask: peer(m)
-    timings = dict(zip(fns, map(_spread, measure(list(fns.values()), reps))))
+    timings = dict(
+        zip(fns, map(_spread, timing.measure(list(fns.values()), reps)))
+    )
     if number == 0:
-      full, peer_spread = timings.pop("full"), timings.pop("peer", None)
+      full = timings.pop("full")
     row = {
         "area": area,
         "edited_tokens": int(mask.sum()),
@@ -671,10 +483,6 @@ def edit_latency_benchmark(
             for name, t in timings.items()
         },
     }
-    if peer_spread is not None:
-      row["windowed_vs_peer"] = (
-          peer_spread["median_ms"] / timings["windowed"]["median_ms"]
-      )
     rows.append(row)
   return {
       "size": size or "runlocal",
@@ -684,12 +492,6 @@ def edit_latency_benchmark(
       "num_steps": NUM_DECODE_STEPS,
       "reps": reps,
       "full": full,
-      "peer": peer_spread,
-      "full_vs_peer": (
-          None
-          if peer_spread is None
-          else peer_spread["median_ms"] / full["median_ms"]
-      ),
       "rows": rows,
   }
 
@@ -717,22 +519,14 @@ def edit_latency_markdown(results: dict) -> str:
           else ""
       )
       + f"; median (range) of {r['reps']} "
-      "interleaved calls, ms. Full decode: "
-      + ranged(r["full"])
-      + (
-          ""
-          if r["peer"] is None
-          else f"; the PyTorch peer's full decode: {ranged(r['peer'])} "
-          f"(ours {r['full_vs_peer']:.2f}x its speed)"
-      )
-      + ".",
+      "interleaved calls, ms. Full decode: " + ranged(r["full"]) + ".",
       "",
       "| edit area | edited tokens | window tokens | "
       + "".join(
           f"{DECODE_LABELS[name]} | speed-up over full | " for name in names
       )
-      + "windowed vs the PyTorch peer |",
-      "|---|---|---|" + "---|---|" * len(names) + "---|",
+      + "",
+      "|---|---|---|" + "---|---|" * len(names),
   ]
   for row in r["rows"]:
     cells = [
@@ -742,9 +536,6 @@ def edit_latency_markdown(results: dict) -> str:
     ]
     for name in names:
       cells += [ranged(row["decodes"][name]), f"{row['speedups'][name]:.2f}x"]
-    cells.append(
-        f"{row['windowed_vs_peer']:.2f}x" if "windowed_vs_peer" in row else "-"
-    )
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -753,7 +544,7 @@ def edit_latency_markdown(results: dict) -> str:
 def machine_info() -> dict:
   return {
       "platform": platform.platform(),
-      "cores": num_cores(),
+      "cores": timing.num_cores(),
       "jax_version": jax.__version__,
       "backend": jax.default_backend(),
       "devices": [str(d) for d in jax.devices()],
@@ -777,7 +568,7 @@ def markdown(results: dict) -> str:
       f"(1/5/15 min) before {_load(results['machine']['load_average'])}, "
       f"after {_load(results['load_average_after'])}.",
       "",
-      "| workload | batch | ms/call | throughput | GFLOP/call | MFU | "
+      "| workload | batch | ms/call | timing.throughput | GFLOP/call | MFU | "
       "threads | core eff. |",
       "|---|---|---|---|---|---|---|---|",
   ]
@@ -878,7 +669,7 @@ def parse_args(argv):
       choices=("256", "512", "runlocal"),
       help="Only time edits against their area at this "
       "released architecture (or the runlocal sizes): full "
-      "vs windowed decoding vs the PyTorch peer.",
+      "vs windowed decoding.",
   )
   parser.add_argument(
       "--areas",
@@ -954,7 +745,7 @@ def main(argv=None) -> dict:
       f"{_load(os.getloadavg())}"
   )
   results["matmul"] = matmul_peak(args.matmul_size, max(args.reps, 5))
-  peak = Peak(
+  peak = timing.Peak(
       per_core=results["matmul"]["per_core_gflop_per_s"] * 1e9,
       machine=results["matmul"]["peak_gflop_per_s"] * 1e9,
   )
@@ -971,7 +762,7 @@ def main(argv=None) -> dict:
       transformer_config.model, task.layout, args.batch_sizes, args.reps, peak
   )
 
-  results["peak_rss_mb"] = peak_rss_mb()
+  results["peak_rss_mb"] = timing.peak_rss_mb()
   results["load_average_after"] = os.getloadavg()
   with open(args.out, "w") as f:
     json.dump(results, f, indent=2)

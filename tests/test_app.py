@@ -20,10 +20,11 @@ from maskgit_edit import app
 from maskgit_edit import edit
 from maskgit_edit import models
 from maskgit_edit import regions
+from maskgit_edit.benchmarking import timing
 
 from conftest import load_script
 
-CompileCounter = load_script("scripts/benchmark.py").CompileCounter
+CompileCounter = timing.CompileCounter
 SIZE = 32
 
 

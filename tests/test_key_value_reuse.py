@@ -9,12 +9,13 @@ import pytest
 
 from maskgit_edit import edit
 from maskgit_edit import models
+from maskgit_edit.benchmarking import timing
 from maskgit_edit.decoding import sampling
 from maskgit_edit.models.transformer import Transformer
 
-from conftest import load_script, pretrained_test_images
+from conftest import pretrained_test_images
 
-CompileCounter = load_script("scripts/benchmark.py").CompileCounter
+CompileCounter = timing.CompileCounter
 
 
 def _transformer(num_layers, seq_len=17, vocab_size=20):

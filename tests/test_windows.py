@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from maskgit_edit import edit
+from maskgit_edit.benchmarking import timing
 from maskgit_edit.decoding import windows
 from maskgit_edit.models.transformer import Transformer
 
-from conftest import load_script, pretrained_test_images
+from conftest import pretrained_test_images
 
-CompileCounter = load_script("scripts/benchmark.py").CompileCounter
+CompileCounter = timing.CompileCounter
 
 
 def grid_mask(side, *boxes):

@@ -1,0 +1,56 @@
+"""One measurement of the PyTorch peer (see `maskgit_edit.benchmarking.peer`).
+
+  python -m benchmarks.torch_worker SPEC_JSON
+
+Eager ("torch_eager") or `torch.compile`d ("torch_compile") under
+`torch.inference_mode`, with as many intra-op threads as the spec's.
+Prints the record as its last line.
+"""
+
+import json
+import sys
+
+import torch
+
+from benchmarks import torch_maskgit
+from maskgit_edit.benchmarking import peer
+
+
+def main(spec: peer.Spec) -> dict:
+  torch.set_num_threads(spec.threads)
+  torch.manual_seed(spec.seed)
+  m = spec.model
+  model = torch_maskgit.MaskGitTransformer(**m).eval()
+  if spec.implementation == "torch_compile":
+    model = torch.compile(model)
+  generator = torch.Generator().manual_seed(spec.seed)
+  ids_BxL = torch.randint(
+      0, m["codebook_size"], (spec.batch, m["seq_len"]), generator=generator
+  )
+  # The class token first, then every grid token unknown.
+  unknown_BxL = torch.ones(spec.batch, m["seq_len"], dtype=torch.bool)
+  unknown_BxL[:, 0] = False
+  tokens_BxL = torch.zeros_like(ids_BxL)
+  tokens_BxL[:, 0] = m["codebook_size"]  # Class 0.
+
+  def forward():
+    with torch.inference_mode():
+      model(ids_BxL)
+
+  def decode():
+    with torch.inference_mode():
+      torch_maskgit.decode(
+          model,
+          tokens_BxL,
+          unknown_BxL,
+          mask_id=m["vocab_size"] - 1,
+          num_codes=m["codebook_size"],
+          num_steps=spec.num_steps,
+          generator=generator,
+      )
+
+  return peer.time_worker(spec, forward, decode, f"torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+  print(json.dumps(main(peer.Spec.from_json(sys.argv[1]))), flush=True)

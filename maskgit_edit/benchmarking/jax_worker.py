@@ -1,0 +1,61 @@
+"""One measurement of this project's transformer and `Sampler` (see `peer`).
+
+  python -m maskgit_edit.benchmarking.jax_worker SPEC_JSON
+
+Prints the record as its last line.
+"""
+
+import json
+import sys
+
+import jax
+import numpy as np
+
+from maskgit_edit import models
+from maskgit_edit.benchmarking import peer
+from maskgit_edit.decoding import sampling
+
+
+def main(spec: peer.Spec) -> dict:
+  m = spec.model
+  layout = models.TokenLayout(
+      m["codebook_size"], m["num_classes"], m["grid_side"], True
+  )
+  model = models.Transformer(
+      vocab_size=layout.vocab_size,
+      seq_len=layout.seq_len,
+      hidden_size=m["hidden_size"],
+      num_layers=m["num_layers"],
+      num_heads=m["num_heads"],
+      intermediate_size=m["intermediate_size"],
+      dropout_rate=0.0,
+  )
+  keys = jax.random.split(jax.random.key(spec.seed), 3)
+  ids_BxL = jax.random.randint(
+      keys[0], (spec.batch, layout.seq_len), 0, layout.codebook_size
+  )
+  params = jax.jit(model.init)(keys[1], ids_BxL[:1])["params"]
+  forward = jax.jit(
+      lambda p, ids: model.apply({"params": p}, ids, deterministic=True)
+  )
+  sampler = sampling.Sampler(
+      model, layout, sampling.DecodeSettings(num_steps=spec.num_steps)
+  )
+  side = layout.grid_side
+  tokens_Bxhxw = np.zeros((spec.batch, side, side), np.int32)
+  unknown_Bxhxw = np.ones((spec.batch, side, side), bool)
+  labels_B = np.zeros(spec.batch, np.int32)
+  return peer.time_worker(
+      spec,
+      lambda: jax.block_until_ready(forward(params, ids_BxL)),
+      lambda: jax.block_until_ready(
+          sampler(
+              params, tokens_Bxhxw, unknown_Bxhxw, keys[2], labels_B=labels_B
+          )
+      ),
+      f"jax {jax.__version__}",
+  )
+
+
+if __name__ == "__main__":
+  print(json.dumps(main(peer.Spec.from_json(sys.argv[1]))), flush=True)

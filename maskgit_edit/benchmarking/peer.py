@@ -1,0 +1,403 @@
+"""This project's decode against a plain PyTorch MaskGIT, in separate processes.
+
+Each measurement is one fresh process of one implementation at one (size,
+batch): `jax_worker` (this project's `Sampler` and transformer) or the
+checkout's `benchmarks/torch_worker.py` (eager or `torch.compile`, under
+`torch.inference_mode`). Processes of the implementations alternate, in a
+reversed order every round, so that a slow spell of a shared machine falls
+on all of them. Both sides use every core of the machine, one at a time.
+
+A worker builds the transformer with random weights, warms up (compiles),
+then times `reps` forward passes over the whole sequence and `reps` decodes
+(`NUM_STEPS` steps, every token unknown, class-conditional). Within
+`budget_s` per measurement: a forward or decode whose warm-up shows that its
+reps would not fit gets fewer reps (at least one), and a decode projected
+from the forward to take longer than the whole budget is not run.
+"""
+
+from collections.abc import Sequence
+import dataclasses
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+NUM_STEPS = 12
+# name -> (layers, hidden, heads, MLP width, token grid side, codebook,
+# classes). "reference" is the committed Fashion-MNIST model's transformer,
+# "8x512" a mid-size one, "imagenet256/512" the released architectures.
+SIZES = {
+    "reference": (6, 256, 8, 1024, 8, 512, 10),
+    "8x512": (8, 512, 8, 2048, 16, 1024, 10),
+    "imagenet256": (24, 768, 16, 3072, 16, 1024, 1000),
+    "imagenet512": (24, 768, 16, 3072, 32, 1024, 1000),
+}
+IMPLEMENTATIONS = ("jax", "torch_eager", "torch_compile")
+PEERS = ("torch_eager", "torch_compile")
+REPO_ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """One measurement: what a worker builds and times (JSON on its argv)."""
+
+  implementation: str
+  size: str
+  batch: int
+  reps: int
+  budget_s: float
+  threads: int
+  num_steps: int = NUM_STEPS
+  seed: int = 0
+
+  @property
+  def model(self) -> dict[str, int]:
+    layers, hidden, heads, mlp, side, codes, classes = SIZES[self.size]
+    return {
+        "num_layers": layers,
+        "hidden_size": hidden,
+        "num_heads": heads,
+        "intermediate_size": mlp,
+        "grid_side": side,
+        "codebook_size": codes,
+        "num_classes": classes,
+        # Codes, then classes, then [MASK] (`models.TokenLayout`).
+        "vocab_size": codes + classes + 1,
+        "seq_len": side * side + 1,
+    }
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self))
+
+  @classmethod
+  def from_json(cls, text: str) -> "Spec":
+    return cls(**json.loads(text))
+
+
+def memory_bytes(size: str, batch: int) -> int:
+  """A bound on a decode's activations: the attention scores and the MLP
+  and logit activations of one layer, float32, times 4 for the temporaries
+  XLA and torch keep alive."""
+  m = Spec("jax", size, batch, 1, 0.0, 1).model
+  length = m["seq_len"]
+  per_layer = (
+      batch
+      * length
+      * (m["num_heads"] * length + m["intermediate_size"] + m["vocab_size"])
+  )
+  return 4 * 4 * per_layer
+
+
+def available_bytes() -> int:
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check(sizes: Sequence[str], batches: Sequence[int], implementations):
+  """Raises ValueError naming the first cell that cannot run."""
+  for size in sizes:
+    if size not in SIZES:
+      raise ValueError(f"Unknown size {size!r}; known: {', '.join(SIZES)}.")
+  for implementation in implementations:
+    if implementation not in IMPLEMENTATIONS:
+      raise ValueError(
+          f"Unknown implementation {implementation!r}; known: "
+          f"{', '.join(IMPLEMENTATIONS)}."
+      )
+  if any(b < 1 for b in batches):
+    raise ValueError(f"Batch sizes must be >= 1, got {list(batches)}.")
+  for size in sizes:
+    for batch in batches:
+      need, have = memory_bytes(size, batch), available_bytes()
+      if need > have:
+        raise ValueError(
+            f"Batch {batch} at size {size} needs about {need / 2**30:.1f} "
+            f"GiB, {have / 2**30:.1f} GiB are free: use a smaller batch."
+        )
+  if set(implementations) & set(PEERS) and not importlib.util.find_spec(
+      "torch"
+  ):
+    raise ValueError("The PyTorch peer needs torch: pip install -e '.[peer]'.")
+
+
+def run_worker(spec: Spec) -> dict[str, Any]:
+  """Runs one measurement in a fresh process; returns its record."""
+  module = (
+      "maskgit_edit.benchmarking.jax_worker"
+      if spec.implementation == "jax"
+      else "benchmarks.torch_worker"
+  )
+  env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+  done = subprocess.run(
+      [sys.executable, "-m", module, spec.to_json()],
+      cwd=REPO_ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      check=False,
+  )
+  if done.returncode != 0:
+    tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+    raise RuntimeError(
+        f"The {spec.implementation} worker at {spec.size}, batch "
+        f"{spec.batch} failed (exit {done.returncode}): {tail}"
+    )
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _summary(seconds: Sequence[float]) -> dict[str, Any] | None:
+  if not seconds:
+    return None
+  return {
+      "median_s": statistics.median(seconds),
+      "min_s": min(seconds),
+      "max_s": max(seconds),
+      "n": len(seconds),
+  }
+
+
+def measure_cell(
+    size: str,
+    batch: int,
+    *,
+    implementations: Sequence[str],
+    reps: int,
+    rounds: int,
+    budget_s: float,
+    threads: int,
+    log=print,
+) -> dict[str, Any]:
+  """Every implementation at one (size, batch), in alternating processes.
+
+  Returns:
+    {"size", "batch", "model", "by_implementation": {implementation:
+    {"forward": Summary, "decode": Summary or None, "skipped_decode": reason
+    or None, "compile_s", "threads", "version"}}}; a Summary is
+    {"median_s", "min_s", "max_s", "n"} over every rep of every round.
+  """
+  samples = {i: {"forward": [], "decode": []} for i in implementations}
+  records = {}
+  seconds = lambda values: "/".join(f"{v:.3g}" for v in values)
+  for round_number in range(rounds):
+    order = list(implementations)
+    if round_number % 2:
+      order.reverse()
+    for implementation in order:
+      spec = Spec(implementation, size, batch, reps, budget_s, threads)
+      record = run_worker(spec)
+      decoded = (
+          f"{seconds(record['decode_s'])} s"
+          if record["decode_s"]
+          else record["skipped_decode"]
+      )
+      log(
+          f"[{size} batch {batch}, round {round_number + 1}/{rounds}] "
+          f"{implementation}: forward {seconds(record['forward_s'])} s, "
+          f"decode {decoded} (warm-up {record['compile_s']:.1f} s)"
+      )
+      for kind in ("forward", "decode"):
+        samples[implementation][kind] += record[f"{kind}_s"]
+      records[implementation] = record
+  return {
+      "size": size,
+      "batch": batch,
+      "model": Spec("jax", size, batch, 1, 0.0, 1).model,
+      "by_implementation": {
+          i: {
+              "forward": _summary(samples[i]["forward"]),
+              "decode": _summary(samples[i]["decode"]),
+              "skipped_decode": records[i]["skipped_decode"],
+              "compile_s": records[i]["compile_s"],
+              "threads": records[i]["threads"],
+              "version": records[i]["version"],
+          }
+          for i in implementations
+      },
+  }
+
+
+def compare(
+    sizes: Sequence[str],
+    batches: Sequence[int],
+    *,
+    implementations: Sequence[str] = IMPLEMENTATIONS,
+    reps: int = 3,
+    rounds: int = 2,
+    budget_s: float = 60.0,
+    results: dict[str, Any] | None = None,
+    on_cell=None,
+    log=print,
+) -> dict[str, Any]:
+  """Times every implementation at every (size, batch) (`measure_cell`).
+
+  Args:
+    sizes, batches: the cells, every size at every batch.
+    implementations, reps, rounds, budget_s: see the module doc.
+    results: earlier results of the same settings, whose cells are kept and
+      not measured again (a long comparison resumes).
+    on_cell: called with the results after each new cell (to save them).
+    log: progress lines.
+
+  Returns:
+    {"settings": {...}, "cells": [cell, ...]}.
+  """
+  check(sizes, batches, implementations)
+  settings = {
+      "num_steps": NUM_STEPS,
+      "reps": reps,
+      "rounds": rounds,
+      "budget_s": budget_s,
+      "threads": len(os.sched_getaffinity(0)),
+      "implementations": list(implementations),
+  }
+  if results is None:
+    results = {"settings": settings, "cells": []}
+  elif results.get("settings") != settings:
+    raise ValueError(
+        f"The results to resume have other settings ({results.get('settings')}"
+        f", now {settings}): use another --out."
+    )
+  done = {(c["size"], c["batch"]) for c in results["cells"]}
+  for size in sizes:
+    for batch in batches:
+      if (size, batch) in done:
+        log(f"[{size} batch {batch}] measured before; kept")
+        continue
+      results["cells"].append(
+          measure_cell(
+              size,
+              batch,
+              implementations=implementations,
+              reps=reps,
+              rounds=rounds,
+              budget_s=budget_s,
+              threads=settings["threads"],
+              log=log,
+          )
+      )
+      if on_cell:
+        on_cell(results)
+  return results
+
+
+def _best_peer(by_implementation, kind: str):
+  """(name, summary) of the faster PyTorch variant at `kind`, if any ran."""
+  timed = [
+      (by_implementation[p][kind]["median_s"], p)
+      for p in PEERS
+      if p in by_implementation and by_implementation[p][kind]
+  ]
+  if not timed:
+    return None, None
+  _, name = min(timed)
+  return name, by_implementation[name][kind]
+
+
+def markdown(results: dict[str, Any]) -> str:
+  """The comparison table: medians (ranges) and our speed over the best peer."""
+  ranged = lambda s: (
+      "-"
+      if s is None
+      else f"{s['median_s']:.3g} ({s['min_s']:.3g}-{s['max_s']:.3g})"
+  )
+  settings = results["settings"]
+  lines = [
+      f"Forward and {settings['num_steps']}-step decode (every token "
+      "unknown), seconds: median (range) over "
+      f"{settings['rounds']} alternating processes x up to "
+      f"{settings['reps']} calls each, {settings['threads']} threads per "
+      "process. Peer: the faster of PyTorch eager and torch.compile; "
+      "speed > 1: ours is faster.",
+      "",
+      "| size | batch | ours forward | peer forward | forward speed | "
+      "ours decode | peer decode | decode speed | decode / (steps x "
+      "forward), ours / peer |",
+      "|---|---|---|---|---|---|---|---|---|",
+  ]
+  for cell in results["cells"]:
+    by = cell["by_implementation"]
+    ours = by.get("jax")
+    row = [cell["size"], str(cell["batch"])]
+    for kind in ("forward", "decode"):
+      name, peer = _best_peer(by, kind)
+      mine = ours and ours[kind]
+      speed = (
+          f"{peer['median_s'] / mine['median_s']:.2f}x"
+          if mine and peer
+          else "-"
+      )
+      label = f" {name.removeprefix('torch_')}" if name else ""
+      row += [ranged(mine), ranged(peer) + label, speed]
+    overhead = []
+    for name in ("jax", _best_peer(by, "decode")[0]):
+      record = by.get(name) if name else None
+      if record and record["decode"] and record["forward"]:
+        ratio = record["decode"]["median_s"] / (
+            settings["num_steps"] * record["forward"]["median_s"]
+        )
+        overhead.append(f"{ratio:.2f}")
+      else:
+        overhead.append("-")
+    row.append(" / ".join(overhead))
+    lines.append("| " + " | ".join(row) + " |")
+  skipped = [
+      f"{c['size']} batch {c['batch']} {i}: {r['skipped_decode']}"
+      for c in results["cells"]
+      for i, r in c["by_implementation"].items()
+      if r["skipped_decode"]
+  ]
+  if skipped:
+    lines += ["", "Decodes not run: " + "; ".join(skipped) + "."]
+  return "\n".join(lines)
+
+
+def _timed_calls(fn, reps: int, budget_s: float) -> tuple[list[float], float]:
+  """Wall seconds of up to `reps` calls of fn (which blocks on its work),
+  stopping when one more would pass `budget_s`; and CPU / wall seconds."""
+  walls, cpu = [], time.process_time()
+  while len(walls) < reps:
+    start = time.perf_counter()
+    fn()
+    walls.append(time.perf_counter() - start)
+    if sum(walls) + walls[-1] > budget_s:
+      break
+  return walls, (time.process_time() - cpu) / sum(walls)
+
+
+def time_worker(spec: Spec, forward, decode, version: str) -> dict[str, Any]:
+  """The worker's side: warm-up, then the timed forwards and decodes.
+
+  Args:
+    spec: the measurement.
+    forward, decode: functions that run one call and block on its result.
+    version: the implementation's library version.
+
+  Returns:
+    The record `compare` reads (printed as the worker's last line).
+  """
+  start = time.perf_counter()
+  forward()
+  warmup_s = time.perf_counter() - start
+  forward_s, threads = _timed_calls(forward, spec.reps, spec.budget_s)
+  projected_s = spec.num_steps * statistics.median(forward_s)
+  decode_s, skipped = [], None
+  if projected_s > spec.budget_s:
+    skipped = f"about {projected_s:.0f} s each"
+  else:
+    start = time.perf_counter()
+    decode()
+    warmup_s += time.perf_counter() - start
+    decode_s, threads = _timed_calls(decode, spec.reps, spec.budget_s)
+  return {
+      "forward_s": forward_s,
+      "decode_s": decode_s,
+      "skipped_decode": skipped,
+      "compile_s": warmup_s,
+      "threads": threads,
+      "version": version,
+  }

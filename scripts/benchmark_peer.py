@@ -1,0 +1,114 @@
+r"""This project's decode against the PyTorch peer, each in its own process.
+
+  pip install -e '.[peer]'
+  python scripts/benchmark_peer.py [--sizes reference,8x512,imagenet256] \
+      [--batches 1,8,32] [--reps 3] [--rounds 2] [--budget_s 60] \
+      [--out runs/benchmark/peer.json] [--markdown docs/speed.md]
+
+The protocol: `maskgit_edit.benchmarking.peer`. Writes the records as JSON
+after every cell (a rerun with the same --out measures only the cells it
+lacks, so cells of several commands share one table) and the table as
+markdown, naming the commands and the commit.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+# Runnable as `python scripts/benchmark_peer.py` without install.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from maskgit_edit import cli
+from maskgit_edit import files
+from maskgit_edit.benchmarking import peer
+
+
+def _names(text: str) -> list[str]:
+  return [v for v in text.split(",") if v]
+
+
+def parse_args(argv):
+  p = cli.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument(
+      "--sizes",
+      type=_names,
+      default=list(peer.SIZES),
+      help=", ".join(peer.SIZES),
+  )
+  p.add_argument(
+      "--batches",
+      type=lambda t: [int(v) for v in _names(t)],
+      default=[1, 8, 32],
+  )
+  p.add_argument(
+      "--implementations", type=_names, default=list(peer.IMPLEMENTATIONS)
+  )
+  p.add_argument("--reps", type=int, default=3, help="Calls per process.")
+  p.add_argument("--rounds", type=int, default=2, help="Processes per cell.")
+  p.add_argument(
+      "--budget_s",
+      type=float,
+      default=60.0,
+      help="Seconds of timed calls per process and kind (see peer).",
+  )
+  p.add_argument("--out", default="runs/benchmark/peer.json")
+  p.add_argument("--markdown", default=None, help="e.g. docs/speed.md.")
+  return p.parse_args(argv)
+
+
+def _write(results: dict, args, command: str) -> None:
+  if command not in results.setdefault("commands", []):
+    results["commands"].append(command)
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with files.atomic_path(args.out) as tmp, open(tmp, "w") as f:
+    json.dump(results, f, indent=1)
+  if args.markdown:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=peer.REPO_ROOT,
+    ).stdout.strip()
+    commands = "; ".join(f"`{c}`" for c in results["commands"])
+    with files.atomic_path(args.markdown) as tmp, open(tmp, "w") as f:
+      f.write(
+          "# Speed against the PyTorch peer\n\n"
+          f"Written by {commands} (at commit `{commit}`).\n\n"
+          + peer.markdown(results)
+          + "\n"
+      )
+
+
+def main(argv=None) -> dict:
+  """Measures the cells not yet in --out, writing after each; returns all."""
+  args = parse_args(argv)
+  results = (
+      files.read_json(args.out, "Peer results")
+      if os.path.exists(args.out)
+      else None
+  )
+  command = " ".join(
+      ["python scripts/benchmark_peer.py"]
+      + (sys.argv[1:] if argv is None else list(argv))
+  )
+  results = peer.compare(
+      args.sizes,
+      args.batches,
+      implementations=args.implementations,
+      reps=args.reps,
+      rounds=args.rounds,
+      budget_s=args.budget_s,
+      results=results,
+      on_cell=lambda r: _write(r, args, command),
+      log=lambda line: print(line, flush=True),
+  )
+  _write(results, args, command)
+  print(peer.markdown(results), flush=True)
+  return results
+
+
+if __name__ == "__main__":
+  cli.run(main)
