@@ -1,12 +1,26 @@
 r"""Edit images from pixel masks (and strokes) with a trained MaskGIT.
 
-Python (no run folders: the committed reference Fashion-MNIST models):
-  editor = Editor.from_workdirs("runs/fashion_mnist/tokenizer",
-                                "runs/fashion_mnist/maskgit")
-  editor = Editor.from_workdirs()
-  out = editor.edit(sources_BxHxWx3, masks_BxHxW, jax.random.key(0),
-                    strokes_BxHxWx3=strokes_BxHxWx3, labels_B=labels_B,
-                    variant="self_fixed", knob=2.0)
+Python (no run folders: the committed reference Fashion-MNIST models; give
+`Editor.from_workdirs` a tokenizer and a transformer run folder for yours):
+
+  >>> import jax
+  >>> import numpy as np
+  >>> from maskgit_edit import artefacts, data, images
+  >>> editor = Editor.from_workdirs()
+  >>> config = artefacts.load_run_config(artefacts.pretrained_runs()["tokenizer"])
+  >>> pixels, labels_B = data.get_source(config.data, "test").get(np.arange(2))
+  >>> sources_BxHxWx3 = images.to_float(pixels)
+  >>> masks_BxHxW = np.zeros((2, 32, 32), bool)
+  >>> masks_BxHxW[:, 8:20, 8:20] = True
+  >>> red = np.array([1.0, 0.0, 0.0], np.float32)
+  >>> strokes_BxHxWx3 = np.where(masks_BxHxW[..., None], red, sources_BxHxWx3)
+  >>> out = editor.edit(sources_BxHxWx3, masks_BxHxW, jax.random.key(0),
+  ...                   strokes_BxHxWx3=strokes_BxHxWx3, labels_B=labels_B,
+  ...                   variant="self_fixed", knob=2.0)
+  >>> out["images"].shape, out["tokens"].shape
+  ((2, 32, 32, 3), (2, 8, 8))
+  >>> bool((out["images"][:, :4] == sources_BxHxWx3[:, :4]).all())  # Far rows.
+  True
 
 CLI (PNG files, one edit; images in [0, 1] RGB, mask: non-zero = edit):
   python -m maskgit_edit.edit --tokenizer_workdir runs/fashion_mnist/tokenizer \

@@ -1,7 +1,13 @@
-"""Smoke test of scripts/benchmark.py at its `--quick` sizes (no timing checks)."""
+"""Smoke tests of scripts/benchmark.py at its `--quick` sizes and of the
+process-isolated peer comparison (no timing checks)."""
 
 import json
 import math
+
+import pytest
+
+from maskgit_edit.benchmarking import peer
+
 from conftest import load_script
 
 
@@ -93,3 +99,69 @@ def test_edit_latency_section_times_full_and_windowed(tmp_path):
     assert set(row["decodes"]) == {"windowed", "windowed_reuse", "full_reuse"}
     assert row["speedups"]["windowed"] > 0
   assert all(math.isfinite(x) for x in _numbers(results))
+
+
+def test_peer_comparison_runs_each_implementation_in_its_own_process():
+  lines = []
+  results = peer.compare(
+      ["reference"],
+      [2],
+      implementations=("jax",),
+      reps=2,
+      rounds=2,
+      budget_s=30.0,
+      log=lines.append,
+  )
+  (cell,) = results["cells"]
+  record = cell["by_implementation"]["jax"]
+  assert record["forward"]["n"] == record["decode"]["n"] == 4
+  assert record["forward"]["min_s"] <= record["forward"]["median_s"]
+  assert record["decode"]["median_s"] <= record["decode"]["max_s"]
+  assert len(lines) == 2 and "round 2/2" in lines[1]
+  assert "| reference | 2 |" in peer.markdown(results)
+  # A second run keeps the measured cell; other settings are refused.
+  assert (
+      peer.compare(
+          ["reference"],
+          [2],
+          implementations=("jax",),
+          reps=2,
+          rounds=2,
+          budget_s=30.0,
+          results=results,
+          log=lines.append,
+      )
+      is results
+  )
+  assert lines[-1].endswith("measured before; kept")
+  with pytest.raises(ValueError, match="other settings"):
+    peer.compare(
+        ["reference"],
+        [2],
+        implementations=("jax",),
+        reps=1,
+        results=results,
+        log=lines.append,
+    )
+
+
+@pytest.mark.parametrize(
+    "sizes, batches, implementations, message",
+    [
+        (["huge"], [1], ("jax",), "Unknown size 'huge'"),
+        (["imagenet512"], [10**6], ("jax",), "use a smaller batch"),
+        (["reference"], [0], ("jax",), "Batch sizes must be >= 1"),
+        (["reference"], [1], ("mxnet",), "Unknown implementation 'mxnet'"),
+    ],
+)
+def test_peer_comparison_refuses_cells_that_cannot_run(
+    sizes, batches, implementations, message
+):
+  with pytest.raises(ValueError, match=message):
+    peer.check(sizes, batches, implementations)
+
+
+def test_peer_comparison_without_torch_says_what_to_install(monkeypatch):
+  monkeypatch.setattr(peer.importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(ValueError, match=r"pip install -e '\.\[peer\]'"):
+    peer.check(["reference"], [1], ("jax", "torch_eager"))
