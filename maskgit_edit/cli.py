@@ -16,6 +16,8 @@ from typing import NoReturn
 
 from absl import flags
 
+from maskgit_edit.decoding import sampling
+
 # JAX reports at INFO that there is no TPU on every start of a CLI (absl
 # logs INFO): not news on a CPU or GPU machine.
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
@@ -53,3 +55,32 @@ def parse_absl_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
   except flags.Error as e:
     fail(e)
+
+
+def add_decode_flags(parser, names=tuple(sampling.DECODE_FLAGS)) -> None:
+  """Adds --<name> for the `DecodeSettings` fields `names`
+  (`sampling.DECODE_FLAGS`) to an argparse parser or an absl `FlagValues`:
+  one spelling in every tool. Unset flags (None) keep the settings they
+  override (`decode_overrides`)."""
+  for name in names:
+    kind, help_text = sampling.DECODE_FLAGS[name]
+    help_text += " (default: the run's, the config's or the tool's setting)"
+    if isinstance(parser, flags.FlagValues):
+      define = {
+          int: flags.DEFINE_integer,
+          float: flags.DEFINE_float,
+          str: flags.DEFINE_string,
+      }[kind]
+      define(name, None, help_text, flag_values=parser)
+    else:
+      parser.add_argument(f"--{name}", type=kind, default=None, help=help_text)
+
+
+def decode_overrides(args) -> dict:
+  """{field: value} of the decode flags given on the command line, from
+  argparse's namespace or absl's `FlagValues`."""
+  if isinstance(args, flags.FlagValues):
+    values = {n: args[n].value for n in sampling.DECODE_FLAGS if n in args}
+  else:
+    values = {n: getattr(args, n, None) for n in sampling.DECODE_FLAGS}
+  return {name: value for name, value in values.items() if value is not None}

@@ -409,14 +409,7 @@ def define_flags(
       "around the edited ones.",
       **on,
   )
-  flags.DEFINE_integer(
-      "full_pass_every",
-      None,
-      "Key/value reuse: the transformer runs over every token every this "
-      "many steps, over the edited ones only in between (default: the "
-      "config's decode.full_pass_every, else 1: no reuse).",
-      **on,
-  )
+  cli.add_decode_flags(flag_values)
   flags.DEFINE_string("out", "edited.png", "Output PNG.", **on)
 
 
@@ -446,14 +439,12 @@ def run(flag_values: flags.FlagValues) -> str:
   settings = dataclasses.replace(
       settings, window=windows.parse_ring(setting("window"))
   )
-  if flag_values["full_pass_every"].value is not None:
-    settings = dataclasses.replace(
-        settings,
-        decode=dataclasses.replace(
-            settings.decode,
-            full_pass_every=flag_values["full_pass_every"].value,
-        ),
-    )
+  settings = dataclasses.replace(
+      settings,
+      decode=dataclasses.replace(
+          settings.decode, **cli.decode_overrides(flag_values)
+      ),
+  )
   editor = Editor.from_workdirs(
       tokenizer_workdir,
       transformer_workdir,

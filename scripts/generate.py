@@ -57,7 +57,7 @@ def parse_args(argv):
   parser.add_argument(
       "--out", default="output/generate", help="Folder for the PNG grids."
   )
-  sampling.add_decode_flags(
+  cli.add_decode_flags(
       parser,
       (
           "num_steps",
@@ -128,7 +128,7 @@ def parse_args(argv):
 def decode_settings(args) -> sampling.DecodeSettings:
   """The editor's decode settings with the flags given."""
   return dataclasses.replace(
-      edit_lib.EditSettings().decode, **sampling.decode_overrides(args)
+      edit_lib.EditSettings().decode, **cli.decode_overrides(args)
   )
 
 

@@ -38,7 +38,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from maskgit_edit import cli
 from maskgit_edit import edit as edit_lib
 from maskgit_edit.decoding import guidance as guidance_lib
-from maskgit_edit.decoding import sampling
 from maskgit_edit.study import run
 from maskgit_edit.study import scoring
 from maskgit_edit.trainers import loop
@@ -94,7 +93,7 @@ def parse_args(argv):
       help="Windowed decoding: the context ring in tokens around "
       "the edited ones (default: the whole grid).",
   )
-  sampling.add_decode_flags(p, ("full_pass_every",))
+  cli.add_decode_flags(p, ("full_pass_every",))
   p.add_argument("--seed", type=int, default=0)
   p.add_argument(
       "--distributed",
@@ -138,7 +137,7 @@ def main(argv=None) -> str | None:
       {**vars(args), "shutdown_timeout_s": SCORING_WAIT_S}
   )
   decode = dataclasses.replace(
-      edit_lib.EditSettings().decode, **sampling.decode_overrides(args)
+      edit_lib.EditSettings().decode, **cli.decode_overrides(args)
   )
   return run.run_study(
       args.manifest,

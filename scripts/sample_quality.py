@@ -78,7 +78,7 @@ def parse_args(argv):
   parser.add_argument("--num_images", type=int, default=1000)
   parser.add_argument("--seed", type=int, default=0)
   # Overrides of the transformer run's sampling settings.
-  sampling.add_decode_flags(parser, DECODE_OVERRIDES)
+  cli.add_decode_flags(parser, DECODE_OVERRIDES)
   parser.add_argument("--out_dir", required=True)
   args = parser.parse_args(argv)
   if args.num_images < 2:
@@ -153,7 +153,7 @@ def image_sets(args, data_config):
             stroke_labels,
         ),
     ]
-  overrides = sampling.decode_overrides(args)
+  overrides = cli.decode_overrides(args)
   for name, workdir in (
       (WEAK, args.weak_transformer_workdir),
       (SAMPLES, args.transformer_workdir),

@@ -17,7 +17,6 @@ sys.path.insert(0, REPO_ROOT)  # Runs from a checkout without installing.
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from maskgit_edit import cli
-from maskgit_edit.decoding import sampling
 from maskgit_edit.study import schedule_sweep
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -59,7 +58,7 @@ def parse_args(argv):
     default = getattr(DEFAULTS, name)
     kind = int if default is None else type(default)
     parser.add_argument(f"--{name}", type=kind, default=default)
-  sampling.add_decode_flags(parser, ("choice_temperature", "start_iter"))
+  cli.add_decode_flags(parser, ("choice_temperature", "start_iter"))
   return parser.parse_args(argv)
 
 

@@ -79,28 +79,6 @@ DECODE_FLAGS = {
 }
 
 
-def add_decode_flags(parser, names=tuple(DECODE_FLAGS)) -> None:
-  """Adds --<name> for the `DecodeSettings` fields `names` to an argparse
-  parser; unset flags (None) keep the settings they override."""
-  for name in names:
-    kind, help_text = DECODE_FLAGS[name]
-    parser.add_argument(
-        f"--{name}",
-        type=kind,
-        default=None,
-        help=help_text + " (default: " "the run's or the tool's setting)",
-    )
-
-
-def decode_overrides(args) -> dict:
-  """{field: value} of the decode flags given on the command line."""
-  return {
-      name: getattr(args, name)
-      for name in DECODE_FLAGS
-      if getattr(args, name, None) is not None
-  }
-
-
 # Class guidance runs the transformer once per class at every step.
 MAX_GUIDED_CLASSES = 16
 

@@ -12,6 +12,12 @@ order a study uses them:
                SDEdit at the same faithfulness, with bootstrap intervals.
   schema       the results file (typed, versioned), its writing and reading.
   run          decode every pending setting, score them all, write results.
+  grid, plot, report
+               the comparison grid, the faithfulness-realism plot and the
+               markdown page of a study's results (`report.render`).
+
+`schedule_sweep` is the other study: inpainting quality over mask schedule,
+steps and sweet spot (`scripts/sweep_schedules.py`).
 
 Paired seeds: batch b of the strokes (in manifest order, `batch_size` per
 batch, the last one padded by repeating its last stroke) is decoded with

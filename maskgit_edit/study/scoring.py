@@ -5,7 +5,7 @@ without a judge):
   l2, l2_stroke    faithfulness: SDEdit L2 of the composited output to the
                    stroke image, whole image / inside the stroke mask
                    (`metrics.faithfulness`); lower = more faithful.
-  psnr_preserve,   preservation: PSNR (capped at `PSNR_CAP` dB) / L2 of the
+  psnr_preserve,   preservation: PSNR (capped at `schema.PSNR_CAP`) / L2 of the
   l2_preserve      decoded output (before compositing, which copies the
                    source outside the edited region exactly) to the source
                    outside the edited token region upsampled to pixels
