@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 from maskgit_edit import artefacts
 from maskgit_edit import cli
-from maskgit_edit import config_files
+from maskgit_edit import pipeline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUDGETS = {"Quickstart": "", "reference": "_reference"}
@@ -36,10 +36,6 @@ LOAD_RUNS = {
     "mixed": "python scripts/load_page.py --clients 16 --requests 160 --mixed"
     " --out runs/load_page/mixed.json",
 }
-# The runs of scripts/main.py, in its order.
-TRAINERS = config_files.load_module(
-    os.path.join(ROOT, "scripts", "main.py")
-).TRAINERS
 
 
 def _metrics(run: str) -> dict:
@@ -96,7 +92,7 @@ def model_row(name: str, folder: str) -> str:
   judge = _metrics(os.path.join(folder, "judge"))
   minutes = {
       t: artefacts.wall_seconds(os.path.join(folder, t)) / 60
-      for t in TRAINERS
+      for t in pipeline.TRAINERS
       if os.path.exists(os.path.join(folder, t, "metrics.jsonl"))
   }
   quality = _quality(folder)

@@ -1,4 +1,4 @@
-"""scripts/main.py runs the whole pipeline on a user's folder of images,
+"""scripts/main.py (maskgit_edit.pipeline) runs the whole pipeline on a user's folder of images,
 and resumes after a kill."""
 
 import json
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from maskgit_edit import pipeline
 from maskgit_edit.data import fashion_mnist
 from maskgit_edit.data import shapes
 
@@ -112,12 +113,9 @@ def test_quick_pipeline_on_fashion_mnist_and_its_results_page(tmp_path):
 
 
 def test_window_study_stages_pair_every_run_with_the_full_decode():
-  from conftest import load_script  # pylint: disable=g-import-not-at-top
-
-  main = load_script("scripts/main.py")
   stages = {
       name: command
-      for name, command, _ in main.stages(
+      for name, command, _ in pipeline.stages(
           "/w",
           "shapes",
           "pretrained",

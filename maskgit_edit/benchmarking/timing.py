@@ -20,6 +20,9 @@ from typing import Any, Callable
 
 import jax
 
+# Parameters are random either way; with the default threefry keys XLA:CPU
+# spends tens of seconds compiling the initialisers of the tokenizer alone.
+INIT_PRNG_IMPL = "unsafe_rbg"
 # jax.monitoring event recorded once per XLA backend compilation.
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 
@@ -160,3 +163,11 @@ def peak_rss_mb() -> float:
   """Peak resident memory of this process so far (ru_maxrss is KiB on Linux)."""
   scale = 2**20 if sys.platform == "darwin" else 2**10
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def log(message: str) -> None:
+  print(f"[benchmark {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def init_key() -> jax.Array:
+  return jax.random.key(0, impl=INIT_PRNG_IMPL)
