@@ -8,6 +8,7 @@ from PIL import Image
 
 from maskgit_edit import artefacts
 from maskgit_edit import data as data_lib
+from maskgit_edit import generation
 from maskgit_edit import images as images_lib
 from maskgit_edit import regions
 from maskgit_edit.study import schedule_sweep
@@ -64,7 +65,7 @@ def _workdir_flags(tiny_runs):
 
 def test_edit_tasks_masks_and_labels():
   labels_N = np.array([0, 3, 1])
-  tasks = generate.edit_tasks(16, 0.5, labels_N, 4, None)
+  tasks = generation.edit_tasks(16, 0.5, labels_N, 4, None)
   inpaint_HxW, inpaint_labels = tasks["inpaint"]
   outpaint_HxW, _ = tasks["outpaint"]
   np.testing.assert_array_equal(inpaint_HxW[4:12, 4:12], True)
@@ -73,11 +74,11 @@ def test_edit_tasks_masks_and_labels():
   np.testing.assert_array_equal(inpaint_labels, labels_N)
   np.testing.assert_array_equal(tasks["relabel"][1], [1, 0, 2])
   np.testing.assert_array_equal(
-      generate.edit_tasks(16, 0.5, labels_N, 4, 2)["relabel"][1], [2, 2, 2]
+      generation.edit_tasks(16, 0.5, labels_N, 4, 2)["relabel"][1], [2, 2, 2]
   )
-  assert "relabel" not in generate.edit_tasks(16, 0.5, labels_N, 0, None)
+  assert "relabel" not in generation.edit_tasks(16, 0.5, labels_N, 0, None)
   with pytest.raises(ValueError, match="new_label 4"):
-    generate.edit_tasks(16, 0.5, labels_N, 4, 4)
+    generation.edit_tasks(16, 0.5, labels_N, 4, 4)
 
 
 def test_sweep_settings_map_fractions_to_stop_iters():
@@ -171,7 +172,7 @@ def test_generate_writes_grids(tiny_runs, tmp_path):
     assert cells.shape[:2] == (num_images, 2 + num_seeds), name
     np.testing.assert_array_equal(cells[:, 0], sources)
     np.testing.assert_array_equal(
-        cells[:, 1][:, edited_HxW], images_lib.to_uint8(generate.MASK_GREY)
+        cells[:, 1][:, edited_HxW], images_lib.to_uint8(generation.MASK_GREY)
     )
     np.testing.assert_array_equal(
         cells[:, 1][:, ~edited_HxW], sources[:, ~edited_HxW]
