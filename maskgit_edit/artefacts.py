@@ -189,9 +189,7 @@ def load_kernel(workdir: str):
   return np.asarray(params["kernel"], np.float32)
 
 
-PRETRAINED_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained"
-)
+PRETRAINED_DIR = os.path.join(files.CHECKOUT, "pretrained")
 
 
 # The data of the committed reference models that edit by default.

@@ -5,6 +5,10 @@ import contextlib
 import json
 import os
 
+# The checkout the package runs from: its configs/, scripts/, pretrained/ and
+# benchmarks/ (the package is used from a checkout, installed editable).
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 @contextlib.contextmanager
 def atomic_path(path: str):

@@ -23,9 +23,8 @@ import subprocess
 import sys
 import time
 
-# The checkout: its scripts run the stages, its pretrained/ and output/ are
-# read and written.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from maskgit_edit import files
+
 TRAINERS = (
     "tokenizer",
     "maskgit",
@@ -52,14 +51,14 @@ NUM_IMAGES = {"fashion_mnist": 32, "shapes": 64, "photos": 60, "user": 60}
 # images, a dozen examples rendered into the committed top-level output/.
 REFERENCE_NUM_IMAGES = 128
 REFERENCE_NUM_REAL = 1024
-REFERENCE_OUTPUT = os.path.join(ROOT, "output")
+REFERENCE_OUTPUT = os.path.join(files.CHECKOUT, "output")
 # Variants edited again with windowed decoding by `--windows`.
 WINDOW_VARIANTS = ("none", "sdedit", "self_fixed")
 NUM_QUALITY_IMAGES = 1000
 
 
 def pretrained_dir(data: str) -> str:
-  return os.path.join(ROOT, "pretrained", data)
+  return os.path.join(files.CHECKOUT, "pretrained", data)
 
 
 def data_kind(data: str) -> str:
@@ -132,7 +131,7 @@ def figures_dir(workdir: str, budget: str, kind: str) -> str:
       "edits": ("default", "pretrained"),
   }[kind]
   return (
-      os.path.join(ROOT, "imgs")
+      os.path.join(files.CHECKOUT, "imgs")
       if budget in shown
       else os.path.join(workdir, "imgs")
   )
@@ -146,7 +145,7 @@ def held_out_images(data: str, arg: str) -> int:
   from maskgit_edit import data as data_lib
 
   config = config_files.load(
-      os.path.join(ROOT, _config("tokenizer", data, arg))
+      os.path.join(files.CHECKOUT, _config("tokenizer", data, arg))
   )
   config.data.name = data
   return len(data_lib.get_source(config.data, "test"))
@@ -407,7 +406,7 @@ def run(
       continue
     print(f"[{name}] $ {shlex.join(command)}", flush=True)
     t0 = time.time()
-    returncode = subprocess.run(command, cwd=ROOT, env=env).returncode
+    returncode = subprocess.run(command, cwd=files.CHECKOUT, env=env).returncode
     if returncode:
       # The stage printed its error; a rerun resumes where it stopped.
       sys.exit(

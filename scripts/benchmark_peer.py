@@ -70,7 +70,7 @@ def _write(results: dict, args, command: str) -> None:
         capture_output=True,
         text=True,
         check=False,
-        cwd=peer.REPO_ROOT,
+        cwd=files.CHECKOUT,
     ).stdout.strip()
     commands = "; ".join(f"`{c}`" for c in results["commands"])
     with files.atomic_path(args.markdown) as tmp, open(tmp, "w") as f:

@@ -16,13 +16,14 @@ from flax import serialization, traverse_util
 from PIL import Image
 
 from maskgit_edit import artefacts
-from maskgit_edit import released
 from maskgit_edit import cli
 from maskgit_edit import config_files
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit
 from maskgit_edit import images as images_lib
 from maskgit_edit import models
+from maskgit_edit import released
+from maskgit_edit import released_runs
 from maskgit_edit.decoding import sampling
 from conftest import load_script
 
@@ -317,8 +318,8 @@ def test_imagenet_configs_describe_the_released_models(image_size):
         f"runs/imagenet{image_size}/maskgit",
     )
   architecture = released.released_config(image_size)
-  sizes = import_released.released_sizes(image_size)
-  layout = import_released.token_layout(sizes)
+  sizes = released_runs.released_sizes(image_size)
+  layout = released_runs.token_layout(sizes)
   assert (layout.vocab_size, layout.seq_len) == (
       architecture["vocab_size"],
       architecture["seq_len"],
@@ -339,7 +340,7 @@ def test_imagenet_configs_describe_the_released_models(image_size):
   else:
     assert (
         sizes.tokenizer.to_dict()
-        == import_released.released_sizes(256).tokenizer.to_dict()
+        == released_runs.released_sizes(256).tokenizer.to_dict()
     )
 
 

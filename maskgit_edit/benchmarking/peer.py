@@ -26,6 +26,8 @@ import sys
 import time
 from typing import Any
 
+from maskgit_edit import files
+
 NUM_STEPS = 12
 # name -> (layers, hidden, heads, MLP width, token grid side, codebook,
 # classes). "reference" is the committed Fashion-MNIST model's transformer,
@@ -38,9 +40,6 @@ SIZES = {
 }
 IMPLEMENTATIONS = ("jax", "torch_eager", "torch_compile")
 PEERS = ("torch_eager", "torch_compile")
-REPO_ROOT = os.path.dirname(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,10 +131,10 @@ def run_worker(spec: Spec) -> dict[str, Any]:
       if spec.implementation == "jax"
       else "benchmarks.torch_worker"
   )
-  env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+  env = dict(os.environ, PYTHONPATH=files.CHECKOUT)
   done = subprocess.run(
       [sys.executable, "-m", module, spec.to_json()],
-      cwd=REPO_ROOT,
+      cwd=files.CHECKOUT,
       env=env,
       capture_output=True,
       text=True,

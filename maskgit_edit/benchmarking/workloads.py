@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from maskgit_edit import config_files
+from maskgit_edit import files
 from maskgit_edit import data as data_lib
 from maskgit_edit import models
 from maskgit_edit.benchmarking import decode_speed
-from maskgit_edit.benchmarking import peer
 from maskgit_edit.benchmarking import timing
 from maskgit_edit.trainers import maskgit as maskgit_trainer
 from maskgit_edit.trainers import tokenizer as tokenizer_trainer
@@ -38,7 +38,7 @@ TRANSFORMER_CONFIG = "configs/maskgit_shapes.py"
 
 def load_config(path: str, quick: bool):
   return config_files.load(
-      os.path.join(peer.REPO_ROOT, path) + (":runlocal" if quick else "")
+      os.path.join(files.CHECKOUT, path) + (":runlocal" if quick else "")
   )
 
 
