@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from maskgit_edit import artefacts
-from maskgit_edit import released
 from maskgit_edit import edit
+from maskgit_edit import export as export_lib
+from maskgit_edit import released
 from maskgit_edit import train
 
 from conftest import load_script, tiny_config
@@ -59,8 +60,8 @@ def test_export_writes_half_precision_runs_that_link_to_each_other(
   for a, b in zip(jax_leaves(editor.params), jax_leaves(original)):
     assert a.dtype == np.float32
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
-  check = json.loads(open(os.path.join(out, export.CHECK_NAME)).read())
-  assert check == export.check_figures(out, check["num_images"])
+  check = json.loads(open(os.path.join(out, export_lib.CHECK_NAME)).read())
+  assert check == export_lib.check_figures(out, check["num_images"])
   assert os.path.exists(os.path.join(out, "MODEL_CARD.md"))
 
 
@@ -85,8 +86,10 @@ def test_missing_pretrained_folder_says_how_to_make_it():
 
 def test_committed_weights_keep_their_recorded_accuracy():
   folder = os.path.join(artefacts.PRETRAINED_DIR, artefacts.DEFAULT_DATA)
-  recorded = json.loads(open(os.path.join(folder, export.CHECK_NAME)).read())
-  measured = export.check_figures(folder, recorded["num_images"])
+  recorded = json.loads(
+      open(os.path.join(folder, export_lib.CHECK_NAME)).read()
+  )
+  measured = export_lib.check_figures(folder, recorded["num_images"])
   # Float noise may flip a near-tie argmax: allow 2 of the masked tokens.
   masked = recorded["num_images"] * 64 // 2
   assert (
@@ -108,7 +111,7 @@ def test_committed_models_edit_without_the_dataset(monkeypatch):
   for name in ("tokenizer", "judge"):
     config = artefacts.load_run_config(runs[name]).data
     test = data_lib.get_source(config, "test")
-    assert len(test) == export.NUM_HELD_OUT
+    assert len(test) == export_lib.NUM_HELD_OUT
     with pytest.raises(FileNotFoundError, match="apt-get install"):
       data_lib.get_source(config, "train")
 
