@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from maskgit_edit import data
+from maskgit_edit.data import base as data_base
 from maskgit_edit import files
 from maskgit_edit.data import fashion_mnist
 from maskgit_edit.data import photos
@@ -157,7 +158,9 @@ def test_photo_label_names_the_cropped_photo():
   for image, label in zip(images, labels):
     photo = photos.load_photo(source.photo_names[label])
     if photo.width == photo.height:
-      expected = data.crop_resize(photo, (0, 0, photo.width, photo.height), 16)
+      expected = data_base.crop_resize(
+          photo, (0, 0, photo.width, photo.height), 16
+      )
       np.testing.assert_array_equal(image, expected)
 
 

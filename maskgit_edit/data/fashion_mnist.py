@@ -17,7 +17,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from maskgit_edit import data
+from maskgit_edit.data import base
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 CLASS_NAMES = (
@@ -57,7 +57,7 @@ class FashionMnistSource:
       folder: str | None = None,
       tfds_data_dir: str | None = None,
   ):
-    data.split_index(split)
+    base.split_index(split)
     self.image_size = image_size
     folders = tuple(dict.fromkeys((folder or DEBIAN_DIR, DEBIAN_DIR)))
     self._images_Nx28x28, self._labels_N = _load_split(
@@ -69,7 +69,7 @@ class FashionMnistSource:
 
   def get(self, indices_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (images_NxSxSx3 uint8, labels_N int32)."""
-    indices_N = data.check_indices(indices_N, len(self))
+    indices_N = base.check_indices(indices_N, len(self))
     grey_NxSxS = to_size(self._images_Nx28x28[indices_N], self.image_size)
     return np.repeat(grey_NxSxS[..., None], 3, axis=-1), self._labels_N[
         indices_N

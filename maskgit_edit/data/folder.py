@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
-from maskgit_edit import data
+from maskgit_edit.data import base
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -42,7 +42,7 @@ class FolderSource:
       test_fraction: float,
       allow_upscale: bool,
   ):
-    data.split_index(split)
+    base.split_index(split)
     if not 0 < test_fraction < 1:
       raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
     self.image_size = image_size
@@ -66,7 +66,7 @@ class FolderSource:
 
   def get(self, indices_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (images_NxSxSx3 uint8, labels_N int32)."""
-    indices_N = data.check_indices(indices_N, len(self.files))
+    indices_N = base.check_indices(indices_N, len(self.files))
     size = self.image_size
     images_NxSxSx3 = np.empty((len(indices_N), size, size, 3), np.uint8)
     for n, index in enumerate(indices_N):
@@ -92,8 +92,8 @@ def load_square(file: pathlib.Path, image_size: int) -> np.ndarray:
     with Image.open(file) as image:
       # Phone photos store their orientation in EXIF instead of the pixels.
       upright = ImageOps.exif_transpose(image)
-      return data.crop_resize(
-          upright, data.center_square(*upright.size), image_size
+      return base.crop_resize(
+          upright, base.center_square(*upright.size), image_size
       )
   except OSError as e:
     raise OSError(f"Cannot decode image {str(file)!r}: {e}") from e

@@ -19,7 +19,7 @@ import skimage.data
 from PIL import Image
 from sklearn import datasets as sklearn_datasets
 
-from maskgit_edit import data
+from maskgit_edit.data import base
 
 
 def _sklearn_sample(file_name: str) -> np.ndarray:
@@ -52,7 +52,7 @@ TEST_PHOTOS = ("chelsea", "flower")
 
 def photo_names(split: str) -> tuple[str, ...]:
   """Names of the photos of a split, in label order."""
-  is_test = data.split_index(split) == data.SPLITS.index("test")
+  is_test = base.split_index(split) == base.SPLITS.index("test")
   return tuple(
       name for name in _PHOTO_LOADERS if (name in TEST_PHOTOS) == is_test
   )
@@ -100,7 +100,7 @@ class PhotosSource:
 
   def get(self, indices_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (images_NxSxSx3 uint8, labels_N int32)."""
-    indices_N = data.check_indices(indices_N, self._num_examples)
+    indices_N = base.check_indices(indices_N, self._num_examples)
     labels_N = (indices_N % self.num_classes).astype(np.int32)
     size = self.image_size
     images_NxSxSx3 = np.empty((len(indices_N), size, size, 3), np.uint8)
@@ -109,14 +109,14 @@ class PhotosSource:
     return images_NxSxSx3, labels_N
 
   def _crop(self, index: int, label: int) -> np.ndarray:
-    rng = data.example_rng(self._seed, self._split, index)
+    rng = base.example_rng(self._seed, self._split, index)
     photo = self._photos[label]
     width, height = photo.size
     shorter = min(width, height)
     side = shorter * np.exp(rng.uniform(*self._log_scale_range))
     side = max(side, min(self.image_size, shorter))
     left, upper = rng.uniform(0, width - side), rng.uniform(0, height - side)
-    crop_SxSx3 = data.crop_resize(
+    crop_SxSx3 = base.crop_resize(
         photo, (left, upper, left + side, upper + side), self.image_size
     )
     if self._flip and rng.random() < 0.5:

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from maskgit_edit import data
+from maskgit_edit.data import base
 
 SHAPE_NAMES = ("circle", "square", "triangle", "ellipse")
 MIN_OBJECTS, MAX_OBJECTS = 1, 3
@@ -134,7 +134,7 @@ class ShapesSource:
       raise ValueError(
           f"shapes needs image_size >= {MIN_IMAGE_SIZE}; got {image_size}."
       )
-    data.split_index(split)
+    base.split_index(split)
     self.image_size = image_size
     self._num_examples = num_examples
     self._seed = seed
@@ -145,7 +145,7 @@ class ShapesSource:
 
   def get(self, indices_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (images_NxSxSx3 uint8, labels_N int32)."""
-    indices_N = data.check_indices(indices_N, self._num_examples)
+    indices_N = base.check_indices(indices_N, self._num_examples)
     scenes = [describe_scene(self._seed, self._split, i) for i in indices_N]
     labels_N = np.array([scene.label for scene in scenes], dtype=np.int32)
     return render_scenes(scenes, self.image_size), labels_N
@@ -157,7 +157,7 @@ class ShapesSource:
       int32 [N, side, side]: 0 for background, 1 + kind (index into
       SHAPE_NAMES) of the front-most object over the cell's centre.
     """
-    indices_N = data.check_indices(indices_N, self._num_examples)
+    indices_N = base.check_indices(indices_N, self._num_examples)
     scenes = [describe_scene(self._seed, self._split, i) for i in indices_N]
     maps_NxSxS = np.zeros((len(scenes), side, side), np.int32)
     for depth in range(MAX_OBJECTS):
@@ -176,7 +176,7 @@ class ShapesSource:
 
 def describe_scene(seed: int, split: str, index: int) -> Scene:
   """The scene of example `index` of `split`: what `ShapesSource` renders."""
-  rng = data.example_rng(seed, split, index)
+  rng = base.example_rng(seed, split, index)
   ends = rng.choice(len(BACKGROUND_PALETTE), size=2)
   colors = tuple(BACKGROUND_PALETTE[i] for i in ends.tolist())
   angle = rng.uniform(0, 2 * np.pi)

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from maskgit_edit import data
+from maskgit_edit.data import base
 
 
 class TfdsSource:
@@ -51,15 +51,15 @@ class TfdsSource:
 
   def get(self, indices_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns (images_NxSxSx3 uint8, labels_N int32)."""
-    indices_N = data.check_indices(indices_N, len(self._examples))
+    indices_N = base.check_indices(indices_N, len(self._examples))
     size = self.image_size
     images_NxSxSx3 = np.empty((len(indices_N), size, size, 3), np.uint8)
     labels_N = np.zeros(len(indices_N), np.int32)
     for n, index in enumerate(indices_N):
       example = self._examples[int(index)]
       image = _to_pil(np.asarray(example["image"]))
-      images_NxSxSx3[n] = data.crop_resize(
-          image, data.center_square(*image.size), size
+      images_NxSxSx3[n] = base.crop_resize(
+          image, base.center_square(*image.size), size
       )
       if self._has_label:
         labels_N[n] = example["label"]
