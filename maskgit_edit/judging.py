@@ -18,8 +18,9 @@ import numpy as np
 from maskgit_edit import artefacts
 from maskgit_edit import batching
 from maskgit_edit import data as data_lib
+from maskgit_edit import feature_distances
 from maskgit_edit import images as images_lib
-from maskgit_edit import metrics
+from maskgit_edit import intervals
 from maskgit_edit.models import judge as judge_lib
 
 JUDGE_NAME = "judge"
@@ -163,7 +164,7 @@ def set_difference(
   sigma_r = np.cov(reference_RxD, rowvar=False)
 
   def fid(features):
-    return metrics.frechet_distance(
+    return feature_distances.frechet_distance(
         features.mean(0), np.cov(features, rowvar=False), mu_r, sigma_r
     )
 
@@ -196,7 +197,7 @@ def kid_with_spread(
   """Judge-KID (mean, std) over subsets of half the smaller set, so that
   the subsets differ and the std shows the estimate's spread."""
   size = max(2, min(len(features_NxD), len(reference_RxD)) // 2)
-  return metrics.kid_from_features(
+  return feature_distances.kid_from_features(
       features_NxD,
       reference_RxD,
       num_subsets=num_subsets,
@@ -257,7 +258,7 @@ def set_quality(
   whose k-NN balls score realism; keep it to a few thousand (it costs
   R^2 distances).
   """
-  fid = metrics.fid_from_features(features_NxD, reference_RxD)
+  fid = feature_distances.fid_from_features(features_NxD, reference_RxD)
   kid, kid_std = kid_with_spread(
       features_NxD, reference_RxD, num_subsets=num_kid_subsets, rng=rng
   )
@@ -265,7 +266,7 @@ def set_quality(
       features_NxD,
       reference_RxD if realism_reference_RxD is None else realism_reference_RxD,
   )
-  realism, realism_half = metrics.mean_ci(realism_N)
+  realism, realism_half = intervals.mean_ci(realism_N)
   out = {
       "num_images": len(features_NxD),
       "fid": fid,
@@ -276,7 +277,7 @@ def set_quality(
       "realism_scores": realism_N.tolist(),
   }
   if map_entropy_N is not None:
-    entropy, entropy_half = metrics.mean_ci(map_entropy_N)
+    entropy, entropy_half = intervals.mean_ci(map_entropy_N)
     out.update(
         map_entropy=entropy,
         map_entropy_ci=entropy_half,

@@ -6,7 +6,10 @@ import scipy.linalg
 import scipy.ndimage
 import scipy.stats
 
+from maskgit_edit import feature_distances
+from maskgit_edit import intervals
 from maskgit_edit import metrics
+from maskgit_edit import swd as swd_lib
 
 
 def _textured_images(num_images, size=32, seed=0):
@@ -164,16 +167,16 @@ def image_sets():
 
 def test_swd_of_a_set_with_itself_is_zero(image_sets):
   images, _ = image_sets
-  result = metrics.swd(images, images, rng_seed=3, **_SWD_KWARGS)
+  result = swd_lib.swd(images, images, rng_seed=3, **_SWD_KWARGS)
   assert len(result["per_level"]) == 2  # 32 px and 16 px.
   assert result["per_level"] == [0.0, 0.0] and result["mean"] == 0.0
 
 
 def test_swd_grows_with_blur(image_sets):
   images, held_out = image_sets
-  same_distribution = metrics.swd(images, held_out, **_SWD_KWARGS)["mean"]
+  same_distribution = swd_lib.swd(images, held_out, **_SWD_KWARGS)["mean"]
   shifted = [
-      metrics.swd(images, _blur(held_out, sigma), **_SWD_KWARGS)["mean"]
+      swd_lib.swd(images, _blur(held_out, sigma), **_SWD_KWARGS)["mean"]
       for sigma in (1.0, 2.0, 4.0)
   ]
   assert 0 < same_distribution < shifted[0] < shifted[1] < shifted[2]
@@ -185,7 +188,7 @@ def test_swd_grows_with_noise(image_sets):
   rng = np.random.default_rng(1)
   noise = rng.normal(size=held_out.shape)
   shifted = [
-      metrics.swd(images, held_out + scale * noise, **_SWD_KWARGS)["mean"]
+      swd_lib.swd(images, held_out + scale * noise, **_SWD_KWARGS)["mean"]
       for scale in (0.05, 0.1, 0.2)
   ]
   assert shifted[0] < shifted[1] < shifted[2]
@@ -195,7 +198,7 @@ def test_swd_descriptors_reused_match_swd(image_sets):
   images, held_out = image_sets
   position_seed, direction_seed = np.random.SeedSequence(5).spawn(2)
   desc = [
-      metrics.swd_descriptors(
+      swd_lib.swd_descriptors(
           x,
           np.random.default_rng(position_seed),
           num_descriptors=64,
@@ -213,10 +216,10 @@ def test_swd_descriptors_reused_match_swd(image_sets):
   np.testing.assert_allclose(
       channels.std(axis=(0, 1, 2), dtype=np.float64), 1, atol=1e-5
   )
-  from_desc = metrics.swd_from_descriptors(
+  from_desc = swd_lib.swd_from_descriptors(
       *desc, rng=np.random.default_rng(direction_seed), num_projections=256
   )
-  direct = metrics.swd(images, held_out, rng_seed=5, **_SWD_KWARGS)
+  direct = swd_lib.swd(images, held_out, rng_seed=5, **_SWD_KWARGS)
   np.testing.assert_allclose(
       from_desc["per_level"], direct["per_level"], rtol=1e-6
   )
@@ -226,7 +229,7 @@ def test_swd_one_dimensional_matches_scipy_wasserstein():
   rng = np.random.default_rng(0)
   a = rng.normal(size=50)
   b = rng.normal(loc=0.7, scale=2.0, size=37)  # Unequal set sizes.
-  result = metrics.swd_from_descriptors(
+  result = swd_lib.swd_from_descriptors(
       [a[:, None]], [b[:, None]], num_projections=3
   )
   np.testing.assert_allclose(
@@ -238,30 +241,30 @@ def test_swd_one_dimensional_matches_scipy_wasserstein():
 
 def test_swd_handles_unequal_set_sizes(image_sets):
   images, held_out = image_sets
-  result = metrics.swd(images, held_out[:10], **_SWD_KWARGS)
+  result = swd_lib.swd(images, held_out[:10], **_SWD_KWARGS)
   assert np.isfinite(result["mean"]) and result["mean"] > 0
 
 
 def test_swd_level_count_and_small_images():
-  assert metrics.swd_num_levels(256, 256) == 5
-  assert metrics.swd_num_levels(32, 48) == 2
-  assert metrics.swd_num_levels(64, 64, min_resolution=8) == 4
+  assert swd_lib.swd_num_levels(256, 256) == 5
+  assert swd_lib.swd_num_levels(32, 48) == 2
+  assert swd_lib.swd_num_levels(64, 64, min_resolution=8) == 4
   images = _textured_images(4, size=64)
-  result = metrics.swd(
+  result = swd_lib.swd(
       images, images[::-1], num_descriptors=8, num_projections=8
   )
   assert len(result["per_level"]) == 3
   with pytest.raises(ValueError, match="smaller than min_resolution"):
-    metrics.swd_descriptors(np.zeros((2, 8, 8, 3)))
+    swd_lib.swd_descriptors(np.zeros((2, 8, 8, 3)))
   with pytest.raises(ValueError, match="non-empty image set"):
-    metrics.swd_descriptors(np.zeros((0, 32, 32, 3)))
+    swd_lib.swd_descriptors(np.zeros((0, 32, 32, 3)))
   with pytest.raises(ValueError, match="same, non-zero number of levels"):
-    metrics.swd(images, images[:, :32, :32])
+    swd_lib.swd(images, images[:, :32, :32])
 
 
 def test_laplacian_pyramid_of_constant_image():
   images = np.full((2, 32, 32, 3), 0.7)
-  levels = metrics.laplacian_pyramid(images, num_levels=3)
+  levels = swd_lib.laplacian_pyramid(images, num_levels=3)
   assert [level.shape for level in levels] == [
       (2, 32, 32, 3),
       (2, 16, 16, 3),
@@ -308,10 +311,12 @@ def test_frechet_distance_diagonal_closed_form():
   s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([2.0, 1.0, 0.25])
   expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
   np.testing.assert_allclose(
-      metrics.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)), expected
+      feature_distances.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)),
+      expected,
   )
   np.testing.assert_allclose(
-      metrics.frechet_distance(0.0, 4.0, 1.0, 1.0), 1.0 + 4.0 + 1.0 - 2.0 * 2.0
+      feature_distances.frechet_distance(0.0, 4.0, 1.0, 1.0),
+      1.0 + 4.0 + 1.0 - 2.0 * 2.0,
   )
 
 
@@ -328,24 +333,28 @@ def test_frechet_distance_matches_sqrtm_formula():
       - 2 * np.trace(covmean)
   )
   np.testing.assert_allclose(
-      metrics.frechet_distance(mu1, sigma1, mu2, sigma2), expected, rtol=1e-8
+      feature_distances.frechet_distance(mu1, sigma1, mu2, sigma2),
+      expected,
+      rtol=1e-8,
   )
   with pytest.raises(ValueError, match="sigma2"):
-    metrics.frechet_distance(mu1, sigma1, mu2, sigma2[:5, :5])
+    feature_distances.frechet_distance(mu1, sigma1, mu2, sigma2[:5, :5])
 
 
 def test_fid_from_features_self_and_known_gaussians():
   rng = np.random.default_rng(0)
   features = rng.normal(size=(200, 8))
-  assert abs(metrics.fid_from_features(features, features)) < 1e-8
+  assert abs(feature_distances.fid_from_features(features, features)) < 1e-8
   # Large samples of N(0, I) and N(1, 4 I) in 2-D: FID -> 2 * 1 + 2 * 1.
   f1 = rng.normal(size=(20000, 2))
   f2 = 1.0 + 2.0 * rng.normal(size=(20000, 2))
-  np.testing.assert_allclose(metrics.fid_from_features(f1, f2), 4.0, atol=0.1)
+  np.testing.assert_allclose(
+      feature_distances.fid_from_features(f1, f2), 4.0, atol=0.1
+  )
   with pytest.raises(ValueError, match="dimension"):
-    metrics.fid_from_features(features, features[:, :4])
+    feature_distances.fid_from_features(features, features[:, :4])
   with pytest.raises(ValueError, match="N >= 2"):
-    metrics.fid_from_features(features[:1], features)
+    feature_distances.fid_from_features(features[:1], features)
 
 
 def test_fid_and_kid_with_a_feature_function():
@@ -354,15 +363,17 @@ def test_fid_and_kid_with_a_feature_function():
   def mean_colour(batch):
     return batch.mean(axis=(1, 2))
 
-  expected = metrics.fid_from_features(
+  expected = feature_distances.fid_from_features(
       mean_colour(images), mean_colour(images[::-1] * 0.5)
   )
   np.testing.assert_allclose(
-      metrics.fid(images, images[::-1] * 0.5, mean_colour, batch_size=5),
+      feature_distances.fid(
+          images, images[::-1] * 0.5, mean_colour, batch_size=5
+      ),
       expected,
   )
   assert expected > 0
-  kid_mean, _ = metrics.kid(
+  kid_mean, _ = feature_distances.kid(
       images,
       images * 0.5,
       mean_colour,
@@ -376,16 +387,16 @@ def test_fid_and_kid_with_a_feature_function():
 def test_kid_same_and_shifted_distributions():
   rng = np.random.default_rng(0)
   f1, f2 = rng.normal(size=(2, 400, 16))
-  same_mean, same_std = metrics.kid_from_features(
+  same_mean, same_std = feature_distances.kid_from_features(
       f1, f2, num_subsets=20, subset_size=200
   )
-  shifted_mean, _ = metrics.kid_from_features(
+  shifted_mean, _ = feature_distances.kid_from_features(
       f1, f2 + 0.5, num_subsets=20, subset_size=200
   )
   assert abs(same_mean) < 0.02 and same_std > 0
   assert shifted_mean > 10 * max(abs(same_mean), same_std)
   with pytest.raises(ValueError, match="subset_size"):
-    metrics.kid_from_features(f1, f2[:50], subset_size=100)
+    feature_distances.kid_from_features(f1, f2[:50], subset_size=100)
 
 
 # ---------------------------------------------------------------------------
@@ -393,39 +404,39 @@ def test_kid_same_and_shifted_distributions():
 
 
 def test_mean_ci_hand_computation():
-  mean, half_width = metrics.mean_ci([1.0, 2.0, 3.0, 4.0])
+  mean, half_width = intervals.mean_ci([1.0, 2.0, 3.0, 4.0])
   # t_{0.975, 3} = 3.182446; sample std = sqrt(5 / 3).
   assert mean == 2.5
   np.testing.assert_allclose(
       half_width, 3.182446 * np.sqrt(5 / 3) / 2, rtol=1e-6
   )
-  _, narrower = metrics.mean_ci([1.0, 2.0, 3.0, 4.0], confidence=0.5)
+  _, narrower = intervals.mean_ci([1.0, 2.0, 3.0, 4.0], confidence=0.5)
   assert narrower < half_width
 
 
 def test_mean_ci_rejects_bad_inputs():
   with pytest.raises(ValueError, match="at least 2"):
-    metrics.mean_ci([1.0])
+    intervals.mean_ci([1.0])
   with pytest.raises(ValueError, match="not finite"):
-    metrics.mean_ci([1.0, np.inf])
+    intervals.mean_ci([1.0, np.inf])
 
 
 def test_cluster_bootstrap_resamples_whole_clusters():
   rng = np.random.default_rng(0)
   values = rng.normal(size=30)
-  single = metrics.cluster_bootstrap_ci(values, np.arange(30), rng=1)
+  single = intervals.cluster_bootstrap_ci(values, np.arange(30), rng=1)
   # Each value twice in its cluster: the same clusters, so the same interval.
-  doubled = metrics.cluster_bootstrap_ci(
+  doubled = intervals.cluster_bootstrap_ci(
       np.repeat(values, 2), np.repeat(np.arange(30), 2), rng=1
   )
   np.testing.assert_allclose(doubled, single)
   # Treating the duplicates as independent would narrow it.
-  naive = metrics.cluster_bootstrap_ci(
+  naive = intervals.cluster_bootstrap_ci(
       np.repeat(values, 2), np.arange(60), rng=1
   )
   assert naive[2] - naive[1] < 0.8 * (single[2] - single[1])
   assert single[1] < single[0] < single[2]
   with pytest.raises(ValueError, match="finite"):
-    metrics.cluster_bootstrap_ci([1.0, np.nan], [0, 1])
+    intervals.cluster_bootstrap_ci([1.0, np.nan], [0, 1])
   with pytest.raises(ValueError, match="one shape"):
-    metrics.cluster_bootstrap_ci([1.0, 2.0], [0, 1, 2])
+    intervals.cluster_bootstrap_ci([1.0, 2.0], [0, 1, 2])

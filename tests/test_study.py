@@ -18,7 +18,7 @@ import pytest
 from maskgit_edit import artefacts
 from maskgit_edit import batching
 from maskgit_edit import data as data_lib
-from maskgit_edit import metrics
+from maskgit_edit import intervals
 from maskgit_edit import strokes
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.study import grid as grid_lib
@@ -602,7 +602,7 @@ def test_knob_flags_are_parsed_and_checked():
 
 def test_summaries_skip_non_finite_values():
   summary = schema.summarize([1.0, 2.0, np.nan, 4.0])
-  mean, ci = metrics.mean_ci([1.0, 2.0, 4.0])
+  mean, ci = intervals.mean_ci([1.0, 2.0, 4.0])
   assert summary == {"mean": mean, "ci": ci, "n": 3}
   assert schema.summarize([3.0, np.inf]) == {
       "mean": 3.0,

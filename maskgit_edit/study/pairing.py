@@ -2,7 +2,7 @@
 
 Differences per stroke (on strokes where both are finite), with 95%
 bootstrap intervals over source images, since the strokes of one image are
-not independent (`metrics.cluster_bootstrap_ci`): paired_vs_none, to
+not independent (`intervals.cluster_bootstrap_ci`): paired_vs_none, to
 the unguided decode; paired_vs_sdedit, to token SDEdit at the same mean
 faithfulness (`MATCH_METRIC`), found on the sdedit curve inside every
 bootstrap replicate (`matched_sdedit`). Both baselines are decoded by the
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from maskgit_edit import metrics
+from maskgit_edit import intervals
 from maskgit_edit.study import schema
 from maskgit_edit.study import settings as settings_lib
 from maskgit_edit.study import stroke_sets as stroke_sets_lib
@@ -89,7 +89,7 @@ def matched_sdedit(
     weights_RxN = np.concatenate(
         [
             np.ones((1, n)),
-            metrics.cluster_bootstrap_weights(
+            intervals.cluster_bootstrap_weights(
                 np.asarray(clusters_N)[finite], num_resamples, rng
             ),
         ]

@@ -55,6 +55,7 @@ from maskgit_edit import batching
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
+from maskgit_edit import intervals
 from maskgit_edit import metrics
 from maskgit_edit import regions
 from maskgit_edit.decoding import sampling
@@ -303,7 +304,7 @@ def score(
       )
   }
   for name, values_N in per_image.items():
-    row[name], row[f"{name}_ci"] = metrics.mean_ci(values_N)
+    row[name], row[f"{name}_ci"] = intervals.mean_ci(values_N)
   return row
 
 

@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from maskgit_edit import files
-from maskgit_edit import metrics
+from maskgit_edit import intervals
 from maskgit_edit.study import stroke_sets as stroke_sets_lib
 
 SCHEMA_VERSION = 3
@@ -130,7 +130,7 @@ def summarize(values) -> Summary:
   values = np.asarray(values, np.float64)
   finite = values[np.isfinite(values)]
   if len(finite) >= 2:
-    mean, ci = metrics.mean_ci(finite)
+    mean, ci = intervals.mean_ci(finite)
   else:
     mean, ci = (float(finite[0]) if len(finite) else None), None
   return {"mean": mean, "ci": ci, "n": int(len(finite))}
@@ -152,7 +152,7 @@ def summarize_paired(values, baseline, clusters) -> Paired:
         "hi": None,
         "n": n,
     }
-  mean, low, high = metrics.cluster_bootstrap_ci(diff[finite], clusters)
+  mean, low, high = intervals.cluster_bootstrap_ci(diff[finite], clusters)
   return {"mean": mean, "lo": low, "hi": high, "n": n}
 
 

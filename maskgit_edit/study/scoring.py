@@ -28,7 +28,7 @@ without a judge):
 and per setting:
   swd              realism: sliced Wasserstein distance (x1e3) of the
                    composited outputs to held-out real images. Descriptors
-                   (`metrics.swd_descriptors`) are computed once for the
+                   (`swd_lib.swd_descriptors`) are computed once for the
                    real set and once per setting; strokes and real images
                    are split into `folds` equal contiguous folds, SWD is
                    computed fold against fold, and the fold values give the
@@ -44,7 +44,7 @@ and per setting:
                    the same real images, mean and std over subsets; absent
                    without a judge.
 
-Summaries: mean and 95% t-interval half-width (`metrics.mean_ci`) over the
+Summaries: mean and 95% t-interval half-width (`intervals.mean_ci`) over the
 finite values (`schema.summarize`). Paired differences: `study.pairing`.
 """
 
@@ -60,6 +60,7 @@ from maskgit_edit import judging
 from maskgit_edit import metrics
 from maskgit_edit import progress as progress_lib
 from maskgit_edit import regions
+from maskgit_edit import swd as swd_lib
 from maskgit_edit.study import outputs as outputs_lib
 from maskgit_edit.study import pairing
 from maskgit_edit.study import schema
@@ -72,7 +73,7 @@ _PATCH_SIZE = 7
 
 @dataclasses.dataclass(frozen=True)
 class SwdSettings:
-  """SWD settings (`metrics.swd_descriptors` / `swd_from_descriptors`)."""
+  """SWD settings (`swd_lib.swd_descriptors` / `swd_from_descriptors`)."""
 
   num_descriptors: int = 128
   min_resolution: int = 16
@@ -111,7 +112,7 @@ class SwdSettings:
     )
 
   def descriptors(self, images_NxHxWx3) -> list[np.ndarray]:
-    return metrics.swd_descriptors(
+    return swd_lib.swd_descriptors(
         images_NxHxWx3,
         self.seed,
         num_descriptors=self.num_descriptors,
@@ -120,7 +121,7 @@ class SwdSettings:
 
   def distance(self, images_NxHxWx3, real_descriptors) -> float:
     """SWD (x1e3) of a whole image set to the real set."""
-    return metrics.swd_from_descriptors(
+    return swd_lib.swd_from_descriptors(
         self.descriptors(images_NxHxWx3),
         real_descriptors,
         self.seed,
@@ -151,7 +152,7 @@ class SwdSettings:
             ]
         )
     return [
-        metrics.swd_from_descriptors(
+        swd_lib.swd_from_descriptors(
             a, b, self.seed, num_projections=self.num_projections
         )["mean"]
         for a, b in zip(*per_fold)
