@@ -4,6 +4,7 @@ read with errors that name them (and compared with what would be written)."""
 import contextlib
 import json
 import os
+import subprocess
 
 # The checkout the package runs from: its configs/, scripts/, pretrained/ and
 # benchmarks/ (the package is used from a checkout, installed editable).
@@ -48,3 +49,31 @@ def differing_keys(path: str | os.PathLike, content: dict) -> list[str] | None:
   return sorted(
       k for k in found.keys() | content.keys() if found.get(k) != content.get(k)
   )
+
+
+def checkout_commit() -> str:
+  """The checkout's short commit hash, which documents written by scripts
+  name ("unknown" outside git)."""
+  return (
+      subprocess.run(
+          ["git", "rev-parse", "--short", "HEAD"],
+          cwd=CHECKOUT,
+          capture_output=True,
+          text=True,
+          check=False,
+      ).stdout.strip()
+      or "unknown"
+  )
+
+
+def write_doc(path: str, title: str, commands, body: str) -> str:
+  """Writes a markdown document made by `commands` (the command lines that
+  measured it) at this commit, atomically; returns its path."""
+  made_by = "; ".join(f"`{c}`" for c in commands)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with atomic_path(path) as tmp, open(tmp, "w") as f:
+    f.write(
+        f"# {title}\n\nWritten by {made_by} at commit "
+        f"`{checkout_commit()}`.\n\n{body.rstrip()}\n"
+    )
+  return path

@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 import re
-import subprocess
 
 from maskgit_edit import artefacts
 from maskgit_edit import files
@@ -63,19 +62,6 @@ def _quality(folder: str) -> dict:
 
 def _figure(figures: dict, key: str, fmt: str) -> str:
   return fmt.format(figures[key]) if key in figures else "–"
-
-
-def _commit() -> str:
-  return (
-      subprocess.run(
-          ["git", "rev-parse", "--short", "HEAD"],
-          cwd=files.CHECKOUT,
-          capture_output=True,
-          text=True,
-          check=False,
-      ).stdout.strip()
-      or "unknown"
-  )
 
 
 def model_row(name: str, folder: str) -> str:
@@ -164,7 +150,7 @@ def results(runs_dir: str, data: str, compare: list[str]) -> str:
       f"# Results on `{data}`",
       "",
       f"Written by `python scripts/write_results.py --data {data}` at commit"
-      f" `{_commit()}` on {datetime.date.today()}, from the runs of"
+      f" `{files.checkout_commit()}` on {datetime.date.today()}, from the runs of"
       f" `python scripts/main.py --data {data}` (Quickstart) and `... --reference`;"
       " every figure below is read from those runs' files.",
       "",

@@ -1,7 +1,8 @@
 r"""Speed of this machine on the project's workloads, with MFU.
 
   python scripts/benchmark.py [--out benchmark.json] [--reps 5] \
-      [--batch_sizes 1,8,32] [--prng_impls rbg,unsafe_rbg] [--quick]
+      [--batch_sizes 1,8,32] [--prng_impls rbg,unsafe_rbg] [--quick] \
+      [--configs fashion_mnist:reference]
   python scripts/benchmark.py --edit_latency 256 [--areas 0.05,0.1] \
       [--full_pass_every 2]
 
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from maskgit_edit import cli
+from maskgit_edit import files
 from maskgit_edit.benchmarking import edit_latency
 from maskgit_edit.benchmarking import workloads
 
@@ -39,6 +41,13 @@ def parse_args(argv):
       "--quick",
       action="store_true",
       help="Tiny `runlocal` sizes and 2 reps (smoke test).",
+  )
+  parser.add_argument(
+      "--configs",
+      default=None,
+      help="The configs timed: DATA[:ARG], configs/{tokenizer,maskgit}_DATA.py"
+      "[:ARG] (default shapes; quick shapes:runlocal), e.g. "
+      "fashion_mnist:reference.",
   )
   parser.add_argument(
       "--reps",
@@ -87,6 +96,9 @@ def parse_args(argv):
       "many steps.",
   )
   parser.add_argument(
+      "--markdown", default=None, help="Also write the tables here."
+  )
+  parser.add_argument(
       "--matmul_size",
       type=int,
       default=None,
@@ -94,6 +106,7 @@ def parse_args(argv):
   )
   args = parser.parse_args(argv)
   args.reps = args.reps or (2 if args.quick else 11)
+  args.configs = args.configs or ("shapes:runlocal" if args.quick else "shapes")
   batch_sizes = args.batch_sizes or ("1" if args.quick else "1,8,32")
   args.batch_sizes = [int(b) for b in batch_sizes.split(",")]
   impls = args.prng_impls
@@ -130,7 +143,7 @@ def main(argv=None) -> dict:
   else:
     results = workloads.run(
         reps=args.reps,
-        quick=args.quick,
+        configs=args.configs,
         batch_sizes=args.batch_sizes,
         prng_impls=args.prng_impls,
         matmul_size=args.matmul_size,
@@ -140,6 +153,11 @@ def main(argv=None) -> dict:
   with open(args.out, "w") as f:
     json.dump(results, f, indent=2)
   print(table, flush=True)
+  if args.markdown:
+    command = "python scripts/benchmark.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    files.write_doc(args.markdown, "Throughput", [command], table)
   workloads.log(f"wrote {args.out}")
   return results
 

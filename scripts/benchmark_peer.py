@@ -13,7 +13,6 @@ markdown, naming the commands and the commit.
 
 import json
 import os
-import subprocess
 import sys
 
 # Runnable as `python scripts/benchmark_peer.py` without install.
@@ -65,21 +64,12 @@ def _write(results: dict, args, command: str) -> None:
   with files.atomic_path(args.out) as tmp, open(tmp, "w") as f:
     json.dump(results, f, indent=1)
   if args.markdown:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=files.CHECKOUT,
-    ).stdout.strip()
-    commands = "; ".join(f"`{c}`" for c in results["commands"])
-    with files.atomic_path(args.markdown) as tmp, open(tmp, "w") as f:
-      f.write(
-          "# Speed against the PyTorch peer\n\n"
-          f"Written by {commands} (at commit `{commit}`).\n\n"
-          + peer.markdown(results)
-          + "\n"
-      )
+    files.write_doc(
+        args.markdown,
+        "Speed against the PyTorch peer",
+        results["commands"],
+        peer.markdown(results),
+    )
 
 
 def main(argv=None) -> dict:

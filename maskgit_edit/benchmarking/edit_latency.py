@@ -56,9 +56,7 @@ def edit_latency_benchmark(
   full_pass_every: > 1 also times windowed decoding with key/value reuse.
   """
   if size is None:
-    config = workloads.load_config(
-        workloads.TRANSFORMER_CONFIG, quick=True
-    ).model
+    config = workloads.load_config("maskgit", "shapes:runlocal").model
     layout = models.TokenLayout(
         codebook_size=16, num_classes=4, grid_side=8, class_conditional=True
     )

@@ -2,9 +2,9 @@
 
 Randomly initialised models of the default configs:
   1. the machine's f32 matmul peak, the denominator of every MFU;
-  2. tokenizer (configs/tokenizer_shapes.py): images/s of the real jitted
+  2. tokenizer (configs/tokenizer_<data>.py): images/s of the real jitted
      `TokenizerTask.train_step` and of encode+decode inference;
-  3. transformer (configs/maskgit_shapes.py): tokens/s of the real jitted
+  3. transformer (configs/maskgit_<data>.py): tokens/s of the real jitted
      `MaskGitTask.train_step` (MVTM: forward + backward + AdamW), also with
      its rng from other PRNG implementations, and of a forward pass;
   4. decoding with `sampling.Sampler` (`decode_speed`; 12 steps, 30% of the
@@ -32,14 +32,16 @@ from maskgit_edit.benchmarking import timing
 from maskgit_edit.trainers import maskgit as maskgit_trainer
 from maskgit_edit.trainers import tokenizer as tokenizer_trainer
 
-TOKENIZER_CONFIG = "configs/tokenizer_shapes.py"
-TRANSFORMER_CONFIG = "configs/maskgit_shapes.py"
 
-
-def load_config(path: str, quick: bool):
-  return config_files.load(
-      os.path.join(files.CHECKOUT, path) + (":runlocal" if quick else "")
-  )
+def load_config(trainer: str, configs: str):
+  """The config of `trainer` ("tokenizer", "maskgit") for `configs`, a data
+  set and an optional config argument: "shapes", "fashion_mnist:reference",
+  "shapes:runlocal" -> configs/<trainer>_<data>.py[:arg]."""
+  data, _, arg = configs.partition(":")
+  path = os.path.join(files.CHECKOUT, "configs", f"{trainer}_{data}.py")
+  if not os.path.exists(path):
+    raise ValueError(f"No config {path} for --configs {configs!r}.")
+  return config_files.load(path + (f":{arg}" if arg else ""))
 
 
 def matmul_peak(size: int, reps: int) -> dict:
@@ -269,13 +271,13 @@ def markdown(results: dict) -> str:
 def run(
     *,
     reps: int,
-    quick: bool,
+    configs: str,
     batch_sizes,
     prng_impls,
     matmul_size: int,
 ) -> dict:
   """Times every workload (see the module doc); returns the records."""
-  results = {"machine": machine_info(), "reps": reps, "quick": quick}
+  results = {"machine": machine_info(), "reps": reps, "configs": configs}
   timing.log(
       f"matmul peak at {matmul_size}^2, load average {_load(os.getloadavg())}"
   )
@@ -284,9 +286,9 @@ def run(
       per_core=results["matmul"]["per_core_gflop_per_s"] * 1e9,
       machine=results["matmul"]["peak_gflop_per_s"] * 1e9,
   )
-  tokenizer_config = load_config(TOKENIZER_CONFIG, quick)
+  tokenizer_config = load_config("tokenizer", configs)
   results["tokenizer"] = tokenizer_benchmark(tokenizer_config, reps, peak)
-  transformer_config = load_config(TRANSFORMER_CONFIG, quick)
+  transformer_config = load_config("maskgit", configs)
   task = random_token_task(tokenizer_config, transformer_config)
   results["transformer"] = transformer_benchmark(task, reps, peak, prng_impls)
   results["decoding"] = decode_speed.decoding_benchmark(
