@@ -103,15 +103,8 @@ def test_edit_latency_section_times_full_and_windowed(tmp_path):
 
 def test_peer_comparison_runs_each_implementation_in_its_own_process():
   lines = []
-  results = peer.compare(
-      ["reference"],
-      [2],
-      implementations=("jax",),
-      reps=2,
-      rounds=2,
-      budget_s=30.0,
-      log=lines.append,
-  )
+  settings = dict(implementations=("jax",), reps=2, rounds=2, budget_s=30.0)
+  results = peer.compare(["reference"], [2], log=lines.append, **settings)
   (cell,) = results["cells"]
   record = cell["by_implementation"]["jax"]
   assert record["forward"]["n"] == record["decode"]["n"] == 4
@@ -120,28 +113,17 @@ def test_peer_comparison_runs_each_implementation_in_its_own_process():
   assert len(lines) == 2 and "round 2/2" in lines[1]
   assert "| reference | 2 |" in peer.markdown(results)
   # A second run keeps the measured cell; other settings are refused.
-  assert (
-      peer.compare(
-          ["reference"],
-          [2],
-          implementations=("jax",),
-          reps=2,
-          rounds=2,
-          budget_s=30.0,
-          results=results,
-          log=lines.append,
-      )
-      is results
+  again = peer.compare(
+      ["reference"], [2], results=results, log=lines.append, **settings
   )
-  assert lines[-1].endswith("measured before; kept")
+  assert again is results and lines[-1].endswith("measured before; kept")
   with pytest.raises(ValueError, match="other settings"):
     peer.compare(
         ["reference"],
         [2],
-        implementations=("jax",),
-        reps=1,
         results=results,
         log=lines.append,
+        **dict(settings, reps=1),
     )
 
 
