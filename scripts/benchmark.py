@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from maskgit_edit import cli
 from maskgit_edit import files
 from maskgit_edit.benchmarking import edit_latency
+from maskgit_edit.benchmarking import timing
 from maskgit_edit.benchmarking import workloads
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -139,6 +140,7 @@ def main(argv=None) -> dict:
             size, args.window_ring, args.reps, args.areas, args.full_pass_every
         ),
     }
+    results["load_average_after"] = os.getloadavg()
     table = edit_latency.edit_latency_markdown(results["edit_latency"])
   else:
     results = workloads.run(
@@ -148,8 +150,8 @@ def main(argv=None) -> dict:
         prng_impls=args.prng_impls,
         matmul_size=args.matmul_size,
     )
+    results["load_average_after"] = os.getloadavg()
     table = workloads.markdown(results)
-  results["load_average_after"] = os.getloadavg()
   with open(args.out, "w") as f:
     json.dump(results, f, indent=2)
   print(table, flush=True)
@@ -158,7 +160,7 @@ def main(argv=None) -> dict:
         sys.argv[1:] if argv is None else argv
     )
     files.write_doc(args.markdown, "Throughput", [command], table)
-  workloads.log(f"wrote {args.out}")
+  timing.log(f"wrote {args.out}")
   return results
 
 

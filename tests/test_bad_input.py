@@ -137,6 +137,12 @@ CASES = [
         [*EDIT_OK, "--out={d}/afile/out.png"],
         ["afile"],
     ),
+    (
+        "edit",
+        "a decode setting out of range",
+        [*EDIT_OK, "--num_steps=0"],
+        ["num_steps must be >= 1"],
+    ),
     ("edit", "full disk", EDIT_OK, ["File too large"]),
     (
         "app",
@@ -330,6 +336,29 @@ CASES = [
         "unwritable --out_dir",
         [*QUALITY_OK, "--out_dir={d}/afile/quality"],
         ["afile"],
+    ),
+    (
+        "benchmark.py",
+        "configs that do not exist",
+        ["scripts/benchmark.py", "--configs=nope", "--out={d}/bench.json"],
+        ["No config", "tokenizer_nope.py"],
+    ),
+    (
+        "benchmark_peer.py",
+        "unknown size",
+        ["scripts/benchmark_peer.py", "--sizes=huge", "--out={d}/peer.json"],
+        ["Unknown size 'huge'"],
+    ),
+    (
+        "benchmark_peer.py",
+        "a batch that does not fit in memory",
+        [
+            "scripts/benchmark_peer.py",
+            "--sizes=imagenet512",
+            "--batches=1000000",
+            "--out={d}/peer.json",
+        ],
+        ["GiB", "use a smaller batch"],
     ),
     (
         "main.py",

@@ -277,6 +277,9 @@ def run(
     matmul_size: int,
 ) -> dict:
   """Times every workload (see the module doc); returns the records."""
+  # Loaded first, so that a config that does not load fails before any work.
+  tokenizer_config = load_config("tokenizer", configs)
+  transformer_config = load_config("maskgit", configs)
   results = {"machine": machine_info(), "reps": reps, "configs": configs}
   timing.log(
       f"matmul peak at {matmul_size}^2, load average {_load(os.getloadavg())}"
@@ -286,9 +289,7 @@ def run(
       per_core=results["matmul"]["per_core_gflop_per_s"] * 1e9,
       machine=results["matmul"]["peak_gflop_per_s"] * 1e9,
   )
-  tokenizer_config = load_config("tokenizer", configs)
   results["tokenizer"] = tokenizer_benchmark(tokenizer_config, reps, peak)
-  transformer_config = load_config("maskgit", configs)
   task = random_token_task(tokenizer_config, transformer_config)
   results["transformer"] = transformer_benchmark(task, reps, peak, prng_impls)
   results["decoding"] = decode_speed.decoding_benchmark(
