@@ -116,7 +116,7 @@ def check(sizes: Sequence[str], batches: Sequence[int], implementations):
       if need > have:
         raise ValueError(
             f"Batch {batch} at size {size} needs about {need / 2**30:.1f} "
-            f"GiB, {have / 2**30:.1f} GiB are free: use a smaller batch."
+            "GiB, more than this machine has free: use a smaller batch."
         )
   if set(implementations) & set(PEERS) and not importlib.util.find_spec(
       "torch"
