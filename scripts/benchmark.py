@@ -74,7 +74,8 @@ def parse_args(argv):
       choices=("256", "512", "runlocal"),
       help="Only time edits against their area at this "
       "released architecture (or the runlocal sizes): full "
-      "vs windowed decoding.",
+      "vs windowed decoding; with --full_pass_every > 1, also with key/value "
+      "reuse.",
   )
   parser.add_argument(
       "--areas",
@@ -88,14 +89,7 @@ def parse_args(argv):
       default=2,
       help="Context ring of the windowed decode.",
   )
-  parser.add_argument(
-      "--full_pass_every",
-      type=int,
-      default=1,
-      help="With --edit_latency: > 1 also times windowed "
-      "decoding with key/value reuse, a full pass every this "
-      "many steps.",
-  )
+  cli.add_decode_flags(parser, ("full_pass_every",))
   parser.add_argument(
       "--markdown", default=None, help="Also write the tables here."
   )
@@ -137,7 +131,11 @@ def main(argv=None) -> dict:
         "machine": workloads.machine_info(),
         "reps": args.reps,
         "edit_latency": edit_latency.edit_latency_benchmark(
-            size, args.window_ring, args.reps, args.areas, args.full_pass_every
+            size,
+            args.window_ring,
+            args.reps,
+            args.areas,
+            args.full_pass_every or 1,
         ),
     }
     results["load_average_after"] = os.getloadavg()

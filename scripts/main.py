@@ -60,16 +60,12 @@ def main(argv=None):
       default="",
       help="Comma-separated context rings: also edit with "
       "windowed decoding at each and compare with the full "
-      "decode (output/windows.md), e.g. 1,2,4.",
+      "decode (output/windows.md), e.g. 1,2,4; with --full_pass_every, "
+      "also with key/value reuse on the whole grid and at each ring.",
   )
-  parser.add_argument(
-      "--full_pass_every",
-      type=int,
-      default=1,
-      help="With --windows: also edit with key/value reuse, "
-      "a full pass every this many steps, on the whole grid "
-      "and at each ring (compared in output/windows.md).",
-  )
+  # With --windows: also edit with key/value reuse, on the whole grid and at
+  # each ring (compared in output/windows.md).
+  cli.add_decode_flags(parser, ("full_pass_every",))
   parser.add_argument(
       "--only", default="", help="Comma-separated stages to run (default all)."
   )
@@ -132,7 +128,8 @@ def main(argv=None):
       )
     num_images = fitted
   window_rings = tuple(int(r) for r in args.windows.split(",") if r)
-  if args.full_pass_every != 1 and not window_rings:
+  full_pass_every = args.full_pass_every or 1
+  if full_pass_every != 1 and not window_rings:
     parser.error(
         "--full_pass_every adds runs to the --windows study: give "
         "--windows too."
@@ -144,7 +141,7 @@ def main(argv=None):
         budget,
         num_images,
         window_rings=window_rings,
-        full_pass_every=args.full_pass_every,
+        full_pass_every=full_pass_every,
         only=set(filter(None, args.only.split(","))),
     )
   except ValueError as e:
