@@ -23,6 +23,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LAYERNORM_EPSILON = 1e-12
 INIT_STDDEV = 0.02
@@ -45,37 +46,79 @@ def truncated_normal_init(
   return init
 
 
+# Query rows per block of `blocked_attention`: its scores [B, heads, 64, L]
+# stay in cache (measured on 2 cores: 64 beat 32, 128 and 256 at L = 257 and
+# L = 1025).
+ATTENTION_BLOCK = 64
+
+
+def blocked_attention(query_BxQxNxD, key_BxLxNxD, value_BxLxNxD, block=None):
+  """Softmax attention over blocks of query rows, normalised after the
+  value product.
+
+  The same function as `jax.nn.dot_product_attention` (to float rounding),
+  but XLA:CPU then never writes the whole [B, heads, Q, L] score tensor to
+  memory: 2-4x faster at the released sizes on a CPU (docs/speed.md).
+
+  Args:
+    query_BxQxNxD, key_BxLxNxD, value_BxLxNxD: flax layout [B, len, heads,
+      head_dim].
+    block: query rows per block (default `ATTENTION_BLOCK`, at most Q).
+
+  Returns:
+    [B, Q, heads, head_dim].
+  """
+  batch, length_q, heads, depth = query_BxQxNxD.shape
+  block = min(block or ATTENTION_BLOCK, length_q)
+  pad = -length_q % block
+  scale = jnp.asarray(1.0 / np.sqrt(depth), query_BxQxNxD.dtype)
+  query_BxNxQxD = jnp.transpose(query_BxQxNxD * scale, (0, 2, 1, 3))
+  key_BxNxLxD = jnp.transpose(key_BxLxNxD, (0, 2, 1, 3))
+  value_BxNxLxD = jnp.transpose(value_BxLxNxD, (0, 2, 1, 3))
+  query_BxNxQxD = jnp.pad(query_BxNxQxD, ((0, 0), (0, 0), (0, pad), (0, 0)))
+  blocks_KxBxNxbxD = jnp.moveaxis(
+      query_BxNxQxD.reshape(batch, heads, -1, block, depth), 2, 0
+  )
+
+  def attend(query_BxNxbxD):
+    scores_BxNxbxL = jnp.einsum("bnqd,bnld->bnql", query_BxNxbxD, key_BxNxLxD)
+    weights_BxNxbxL = jnp.exp(
+        scores_BxNxbxL - scores_BxNxbxL.max(-1, keepdims=True)
+    )
+    out_BxNxbxD = jnp.einsum("bnql,bnld->bnqd", weights_BxNxbxL, value_BxNxLxD)
+    return out_BxNxbxD / weights_BxNxbxL.sum(-1, keepdims=True)
+
+  out_KxBxNxbxD = jax.lax.map(attend, blocks_KxBxNxbxD)
+  out_BxNxQxD = jnp.moveaxis(out_KxBxNxbxD, 0, 2).reshape(
+      batch, heads, -1, depth
+  )[:, :, :length_q]
+  return jnp.transpose(out_BxNxQxD, (0, 2, 1, 3))
+
+
 def _attention(
     query,
     key,
     value,
-    mask=None,
     dropout_rng=None,
     dropout_rate=0.0,
-    broadcast_dropout=True,
     deterministic=True,
     dtype=None,
-    precision=None,
 ):
-  """Attention for `nn.MultiHeadDotProductAttention` taking the fused path when possible.
+  """Attention for `nn.MultiHeadDotProductAttention`: `blocked_attention`
+  without attention dropout, else flax's reference kernel.
 
-  Without dropout, `jax.nn.dot_product_attention` lets XLA fuse softmax and both
-  matmuls; with attention dropout it falls back to flax's reference kernel.
   Shapes follow flax: query/key/value [B, L, heads, head_dim].
   """
   if deterministic or dropout_rate == 0.0:
-    return jax.nn.dot_product_attention(query, key, value, mask=mask)
+    return blocked_attention(query, key, value)
   return nn.dot_product_attention(
       query,
       key,
       value,
-      mask=mask,
       dropout_rng=dropout_rng,
       dropout_rate=dropout_rate,
-      broadcast_dropout=broadcast_dropout,
       deterministic=deterministic,
       dtype=dtype,
-      precision=precision,
   )
 
 
