@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
+from maskgit_edit.models import transformer as transformer_lib
 from maskgit_edit.models.transformer import Embed, Transformer
 from maskgit_edit import models
 from maskgit_edit.models.vqgan import VQGAN, depth_to_space, entropy_loss, space_to_depth
@@ -486,3 +487,17 @@ def test_vqgan_bfloat16_compute_keeps_output_types(vqgan):
   assert (
       quantized.dtype == jnp.bfloat16
   )  # The codes are handed on in the compute dtype.
+
+
+@pytest.mark.parametrize(
+    "length_q, length_k", [(1, 7), (5, 65), (65, 65), (257, 257), (130, 300)]
+)
+def test_blocked_attention_is_softmax_attention(length_q, length_k):
+  keys = jax.random.split(jax.random.key(0), 3)
+  query = jax.random.normal(keys[0], (2, length_q, 4, 8))
+  key, value = (jax.random.normal(k, (2, length_k, 4, 8)) for k in keys[1:])
+  np.testing.assert_allclose(
+      transformer_lib.blocked_attention(query, key, value, block=64),
+      jax.nn.dot_product_attention(query, key, value),
+      atol=2e-6,
+  )

@@ -63,14 +63,17 @@ def blocked_attention(query_BxQxNxD, key_BxLxNxD, value_BxLxNxD, block=None):
   Args:
     query_BxQxNxD, key_BxLxNxD, value_BxLxNxD: flax layout [B, len, heads,
       head_dim].
-    block: query rows per block (default `ATTENTION_BLOCK`, at most Q).
+    block: the most query rows per block (default `ATTENTION_BLOCK`).
 
   Returns:
     [B, Q, heads, head_dim].
   """
   batch, length_q, heads, depth = query_BxQxNxD.shape
-  block = min(block or ATTENTION_BLOCK, length_q)
-  pad = -length_q % block
+  # Equal blocks of at most `block` rows, so that little is padding (65
+  # rows: two blocks of 33, not 64 + 64).
+  num_blocks = -(-length_q // (block or ATTENTION_BLOCK))
+  block = -(-length_q // num_blocks)
+  pad = num_blocks * block - length_q
   scale = jnp.asarray(1.0 / np.sqrt(depth), query_BxQxNxD.dtype)
   query_BxNxQxD = jnp.transpose(query_BxQxNxD * scale, (0, 2, 1, 3))
   key_BxNxLxD = jnp.transpose(key_BxLxNxD, (0, 2, 1, 3))
