@@ -8,25 +8,15 @@ import pathlib
 from conftest import ROOT
 
 PACKAGE = pathlib.Path(ROOT) / "maskgit_edit"
+# What the layers below the editor may not import.
+_ABOVE_DECODING = tuple(
+    f"maskgit_edit.{name}"
+    for name in ("study", "app", "edit", "pipeline", "benchmarking", "trainers")
+)
 # Lower layers and what they may not import.
 FORBIDDEN = {
-    "maskgit_edit.models": (
-        "maskgit_edit.decoding",
-        "maskgit_edit.study",
-        "maskgit_edit.app",
-        "maskgit_edit.edit",
-        "maskgit_edit.pipeline",
-        "maskgit_edit.benchmarking",
-        "maskgit_edit.trainers",
-    ),
-    "maskgit_edit.decoding": (
-        "maskgit_edit.study",
-        "maskgit_edit.app",
-        "maskgit_edit.edit",
-        "maskgit_edit.pipeline",
-        "maskgit_edit.benchmarking",
-        "maskgit_edit.trainers",
-    ),
+    "maskgit_edit.models": ("maskgit_edit.decoding", *_ABOVE_DECODING),
+    "maskgit_edit.decoding": _ABOVE_DECODING,
     "maskgit_edit.study": ("maskgit_edit.app", "maskgit_edit.pipeline"),
 }
 

@@ -42,6 +42,23 @@ IMPLEMENTATIONS = ("jax", "torch_eager", "torch_compile")
 PEERS = ("torch_eager", "torch_compile")
 
 
+def model_sizes(size: str) -> dict[str, int]:
+  """The transformer and token layout of a size of `SIZES`."""
+  layers, hidden, heads, mlp, side, codes, classes = SIZES[size]
+  return {
+      "num_layers": layers,
+      "hidden_size": hidden,
+      "num_heads": heads,
+      "intermediate_size": mlp,
+      "grid_side": side,
+      "codebook_size": codes,
+      "num_classes": classes,
+      # Codes, then classes, then [MASK] (`models.TokenLayout`).
+      "vocab_size": codes + classes + 1,
+      "seq_len": side * side + 1,
+  }
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
   """One measurement: what a worker builds and times (JSON on its argv)."""
@@ -57,19 +74,7 @@ class Spec:
 
   @property
   def model(self) -> dict[str, int]:
-    layers, hidden, heads, mlp, side, codes, classes = SIZES[self.size]
-    return {
-        "num_layers": layers,
-        "hidden_size": hidden,
-        "num_heads": heads,
-        "intermediate_size": mlp,
-        "grid_side": side,
-        "codebook_size": codes,
-        "num_classes": classes,
-        # Codes, then classes, then [MASK] (`models.TokenLayout`).
-        "vocab_size": codes + classes + 1,
-        "seq_len": side * side + 1,
-    }
+    return model_sizes(self.size)
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self))
@@ -83,7 +88,7 @@ def memory_bytes(size: str, batch: int) -> int:
   """A bound on a decode's activations: the attention scores and the MLP
   and logit activations of one layer, float32, times 4 for the temporaries
   XLA and torch keep alive."""
-  m = Spec("jax", size, batch, 1, 0.0, 1).model
+  m = model_sizes(size)
   length = m["seq_len"]
   per_layer = (
       batch
@@ -205,7 +210,7 @@ def measure_cell(
   return {
       "size": size,
       "batch": batch,
-      "model": Spec("jax", size, batch, 1, 0.0, 1).model,
+      "model": model_sizes(size),
       "by_implementation": {
           i: {
               "forward": _summary(samples[i]["forward"]),
