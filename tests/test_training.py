@@ -263,7 +263,12 @@ c.tokenizer_workdir = sys.argv[2]
 c.shard_params, c.shard_min_size = sys.argv[4] == "shard", 64
 _, m = train.train_and_evaluate(c, sys.argv[3])
 import jax
-print(json.dumps({"devices": jax.device_count(),
+from maskgit_edit.trainers import loop
+mesh = loop.make_mesh()
+whole = jax.device_put(jax.numpy.ones(8), jax.NamedSharding(mesh, jax.P()))
+split = jax.device_put(jax.numpy.ones(8), jax.NamedSharding(mesh, jax.P("data")))
+copies = [len(loop.single_copy(t)[0].devices()) for t in ([whole], [whole, split])]
+print(json.dumps({"devices": jax.device_count(), "copy_devices": copies,
                   "loss": [json.loads(l)["loss"] for l in open(sys.argv[3] + "/metrics.jsonl") if '"loss"' in l]}))
 """
 
@@ -301,6 +306,8 @@ def test_four_devices_match_one_device(tokenizer_run, tmp_path):
       4, tokenizer_run[0], str(tmp_path / "fsdp"), shard=True
   )
   assert (one["devices"], four["devices"]) == (1, 4)
+  # Evaluation sees a replicated state once, a sharded one as it is.
+  assert (one["copy_devices"], four["copy_devices"]) == ([1, 1], [1, 4])
   np.testing.assert_allclose(one["loss"], four["loss"], rtol=1e-5)
   np.testing.assert_allclose(one["loss"], sharded["loss"], rtol=1e-5)
 

@@ -154,7 +154,27 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
+def single_copy(state: PyTree) -> PyTree:
+  """A replicated state as one copy on one local device, else unchanged.
+
+  Host-side evaluation with replicated parameters would otherwise compute
+  the same result once per device: on simulated host devices, that
+  multiplies its time by their number.
+  """
+  if all(x.sharding.is_fully_replicated for x in jax.tree.leaves(state)):
+    return jax.tree.map(lambda x: x.addressable_data(0), state)
+  return state
+
+
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  # Orbax's default splits each replicated array among its replicas to save
+  # in parallel, compiling a slice program per leaf shape: with 4 host
+  # devices the judge's first save took 2.7 s instead of 0.3 s.
+  ocp.type_handlers.register_type_handler(
+      jax.Array,
+      ocp.type_handlers.ArrayHandler(use_replica_parallel=False),
+      override=True,
+  )
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, "checkpoints")),
       options=ocp.CheckpointManagerOptions(
@@ -299,7 +319,7 @@ def train(
             f" in {workdir} is kept."
         )
       if eval_every and (done % eval_every == 0 or done == total):
-        metrics.update(task.evaluate(state))
+        metrics.update(task.evaluate(single_copy(state)))
       writer.write(done, metrics)
       progress.done = done
       if artefacts.is_writer():
@@ -314,7 +334,7 @@ def train(
       manager.save(done, args=ocp.args.StandardSave(state))
   manager.wait_until_finished()
   if last == total:
-    final = task.finish(state, workdir)
+    final = task.finish(single_copy(state), workdir)
     if final:
       writer.write(total, final)
       metrics = {**metrics, **final}
