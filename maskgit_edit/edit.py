@@ -63,7 +63,7 @@ from maskgit_edit.decoding import windows
 class EditSettings:
   """Editing defaults (those of the released MaskGIT editing demo)."""
 
-  decode: sampling.DecodeSettings = sampling.DecodeSettings(start_iter=2)
+  decode: sampling.DecodeSettings = sampling.EDIT_DECODE
   dilation: int = 1
   composite: str = "feather"
   feather_sigma_px: float = 1.0

@@ -4,16 +4,19 @@ r"""Speed of this machine on the project's workloads, with MFU.
       [--batch_sizes 1,8,32] [--prng_impls rbg,unsafe_rbg] [--quick] \
       [--configs fashion_mnist:reference]
   python scripts/benchmark.py --edit_latency 256 [--areas 0.05,0.1] \
-      [--full_pass_every 2]
+      [--full_pass_every 2] [--num_steps 12 --start_iter 2]
 
 The workloads: `maskgit_edit.benchmarking.workloads` (timing and MFU:
-`benchmarking.timing`); --edit_latency: `benchmarking.edit_latency`. Every
+`benchmarking.timing`); --edit_latency: `benchmarking.edit_latency`, with
+an edit's decode settings (`sampling.EDIT_DECODE`) unless the flags change
+them. Every
 timing is the median of `--reps` calls after a warm-up call. Results go to
 `--out` as JSON and to stdout as markdown tables. `--quick` uses the
 configs' `runlocal` sizes (seconds of work; for the smoke test). Against the
 PyTorch peer: `scripts/benchmark_peer.py`.
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -27,6 +30,7 @@ from maskgit_edit import files
 from maskgit_edit.benchmarking import edit_latency
 from maskgit_edit.benchmarking import timing
 from maskgit_edit.benchmarking import workloads
+from maskgit_edit.decoding import sampling
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -89,7 +93,7 @@ def parse_args(argv):
       default=2,
       help="Context ring of the windowed decode.",
   )
-  cli.add_decode_flags(parser, ("full_pass_every",))
+  cli.add_decode_flags(parser, ("num_steps", "start_iter", "full_pass_every"))
   parser.add_argument(
       "--markdown", default=None, help="Also write the tables here."
   )
@@ -135,7 +139,9 @@ def main(argv=None) -> dict:
             args.window_ring,
             args.reps,
             args.areas,
-            args.full_pass_every or 1,
+            dataclasses.replace(
+                sampling.EDIT_DECODE, **cli.decode_overrides(args)
+            ),
         ),
     }
     results["load_average_after"] = os.getloadavg()

@@ -85,10 +85,15 @@ def test_edit_latency_section_times_full_and_windowed(tmp_path):
           "0.1,1",
           "--full_pass_every",
           "2",
+          "--num_steps",
+          "6",
+          "--start_iter",
+          "1",
           "--out",
           str(out),
       ]
   )["edit_latency"]
+  assert (results["num_steps"], results["start_iter"]) == (6, 1)
   assert [row["area"] for row in results["rows"]] == [0.1, 1.0]
   small, whole = results["rows"]
   assert small["edited_tokens"] == 6 and whole["edited_tokens"] == 64

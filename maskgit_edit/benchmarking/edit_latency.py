@@ -2,6 +2,7 @@
 against the full decode, in one process (both are this project's). The
 PyTorch peer is timed in its own processes: `peer`."""
 
+import dataclasses
 import math
 import statistics
 
@@ -11,7 +12,6 @@ import numpy as np
 
 from maskgit_edit import models
 from maskgit_edit import released
-from maskgit_edit.benchmarking import decode_speed
 from maskgit_edit.benchmarking import timing
 from maskgit_edit.benchmarking import workloads
 from maskgit_edit.decoding import sampling
@@ -45,7 +45,7 @@ def edit_latency_benchmark(
     ring: int,
     reps: int,
     areas=EDIT_AREAS,
-    full_pass_every: int = 1,
+    settings: sampling.DecodeSettings = sampling.EDIT_DECODE,
 ) -> dict:
   """Batch-1 edit decode time against edit area: windowed decoding (context
   ring `ring`) against the full decode, interleaved. (The PyTorch peer is
@@ -53,7 +53,8 @@ def edit_latency_benchmark(
 
   size: 256 or 512 for the released ImageNet architecture with random
   weights; None for the shapes `runlocal` sizes (smoke test).
-  full_pass_every: > 1 also times windowed decoding with key/value reuse.
+  settings: the decode (steps start_iter..num_steps, as an edit runs them);
+    `full_pass_every` > 1 also times it with key/value reuse.
   """
   if size is None:
     config = workloads.load_config("maskgit", "shapes:runlocal").model
@@ -73,13 +74,12 @@ def edit_latency_benchmark(
   params = jax.jit(model.init)(
       timing.init_key(), jnp.zeros((1, layout.seq_len), jnp.int32)
   )["params"]
+  full_pass_every = settings.full_pass_every
   samplers = [
       sampling.Sampler(
           model,
           layout,
-          sampling.DecodeSettings(
-              num_steps=decode_speed.NUM_DECODE_STEPS, full_pass_every=every
-          ),
+          dataclasses.replace(settings, full_pass_every=every),
       )
       for every in sorted({1, full_pass_every})
   ]
@@ -133,7 +133,8 @@ def edit_latency_benchmark(
       "grid": layout.grid_side,
       "ring": ring,
       "full_pass_every": full_pass_every,
-      "num_steps": decode_speed.NUM_DECODE_STEPS,
+      "num_steps": settings.num_steps,
+      "start_iter": settings.start_iter,
       "reps": reps,
       "full": full,
       "rows": rows,
@@ -155,7 +156,9 @@ def edit_latency_markdown(results: dict) -> str:
   )
   lines = [
       f"Edit latency, {r['size']} architecture ({r['grid']}x{r['grid']} "
-      f"tokens), random weights, batch 1, {r['num_steps']} steps, "
+      f"tokens), random weights, batch 1, "
+      f"{r['num_steps'] - r['start_iter']} steps (from step {r['start_iter']}"
+      f" of {r['num_steps']}), "
       f"window ring {r['ring']}"
       + (
           f", reuse: a full pass every {r['full_pass_every']} steps"

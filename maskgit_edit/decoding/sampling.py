@@ -63,6 +63,9 @@ class DecodeSettings:
     )
 
 
+# An edit's decode: the released MaskGIT editing demo starts at step 2 of 12.
+EDIT_DECODE = DecodeSettings(start_iter=2)
+
 # The command-line spelling of every `DecodeSettings` field: --<field>.
 DECODE_FLAGS = {
     "num_steps": (int, "Decode steps."),
