@@ -13,11 +13,13 @@ outside the edited region before compositing). E.g. windowed against full decodi
 
 import json
 import os
+import sys
 
 import numpy as np
 
 from maskgit_edit import batching
 from maskgit_edit import cli
+from maskgit_edit import files
 from maskgit_edit.decoding import windows
 from maskgit_edit.study import pairing
 
@@ -57,10 +59,15 @@ def decoded_share(results: dict, path: str) -> float | None:
   return float(np.mean(shares))
 
 
-def table(
-    name: str, rows, share: float | None, full_pass_every: int
-) -> list[str]:
-  lines = [f"### {name}", ""]
+def table(name: str, rows, share: float | None, decode: dict) -> list[str]:
+  start, total = decode.get("start_iter", 0), decode["num_steps"]
+  lines = [
+      f"### {name}",
+      "",
+      f"Decode: {total - start} steps (from step {start} of {total}).",
+      "",
+  ]
+  full_pass_every = decode.get("full_pass_every", 1)
   if share is not None:
     lines += [
         f"Decoded share of the token grid: {share:.0%} per stroke on "
@@ -122,11 +129,14 @@ def main(argv=None) -> str:
         path,
         rows,
         decoded_share(results, path),
-        results["edit_settings"]["decode"].get("full_pass_every", 1),
+        results["edit_settings"]["decode"],
     )
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  with open(args.out, "w") as f:
-    f.write("\n".join(lines))
+  command = "python scripts/compare_runs.py " + " ".join(
+      sys.argv[1:] if argv is None else argv
+  )
+  files.write_doc(
+      args.out, "Paired comparison of edit runs", [command], "\n".join(lines)
+  )
   print("\n".join(lines), flush=True)
   return args.out
 

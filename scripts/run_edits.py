@@ -93,7 +93,7 @@ def parse_args(argv):
       help="Windowed decoding: the context ring in tokens around "
       "the edited ones (default: the whole grid).",
   )
-  cli.add_decode_flags(p, ("full_pass_every",))
+  cli.add_decode_flags(p, ("num_steps", "start_iter", "full_pass_every"))
   p.add_argument("--seed", type=int, default=0)
   p.add_argument(
       "--distributed",

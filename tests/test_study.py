@@ -706,8 +706,8 @@ def test_batches_are_padded_to_one_shape():
   assert shapes == [(2,)] * 3
 
 
-def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs():
-  def run(l2_by_setting, seed=0):
+def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs(tmp_path):
+  def run(l2_by_setting, seed=0, num_steps=12, start_iter=2):
     strokes = [
         {"id": str(i), "mode": "m", "image_index": i // 2, "label": 0}
         for i in range(8)
@@ -718,6 +718,10 @@ def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs():
         "batch_size": 4,
         "num_strokes": 8,
         "strokes": strokes,
+        "edit_settings": {
+            "window": None,
+            "decode": {"num_steps": num_steps, "start_iter": start_iter},
+        },
         "results": [
             {
                 "variant": v,
@@ -741,3 +745,20 @@ def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs():
   assert pairing.format_paired(paired).startswith("**+1")
   with pytest.raises(ValueError, match="seed"):
     pairing.paired_between_runs(run({}, seed=1), baseline)
+
+  # The script's document: each run's decode and its paired differences.
+  fast = run({("self_fixed", 2.0): base + 1.0}, num_steps=4, start_iter=1)
+  paths = []
+  for name, results in (("baseline", baseline), ("fast", fast)):
+    paths.append(str(tmp_path / f"{name}.json"))
+    with open(paths[-1], "w") as f:
+      json.dump(results, f)
+  out = str(tmp_path / "compare.md")
+  load_script("scripts/compare_runs.py").main(
+      ["--baseline", paths[0], "--runs", paths[1], "--out", out]
+  )
+  with open(out) as f:
+    doc = f.read()
+  assert "Written by `python scripts/compare_runs.py --baseline" in doc
+  assert "Decode: 3 steps (from step 1 of 4)." in doc
+  assert "| self_fixed | lambda=2 | **+1" in doc

@@ -169,10 +169,10 @@ def edit_latency_markdown(results: dict) -> str:
       "interleaved calls, ms. Full decode: " + ranged(r["full"]) + ".",
       "",
       "| edit area | edited tokens | window tokens | "
-      + "".join(
-          f"{DECODE_LABELS[name]} | speed-up over full | " for name in names
+      + " | ".join(
+          f"{DECODE_LABELS[name]} | speed-up over full" for name in names
       )
-      + "",
+      + " |",
       "|---|---|---|" + "---|---|" * len(names),
   ]
   for row in r["rows"]:
