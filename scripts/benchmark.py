@@ -163,7 +163,8 @@ def main(argv=None) -> dict:
     command = "python scripts/benchmark.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    files.write_doc(args.markdown, "Throughput", [command], table)
+    title = "Edit latency" if args.edit_latency else "Throughput"
+    files.write_doc(args.markdown, title, [command], table)
   timing.log(f"wrote {args.out}")
   return results
 

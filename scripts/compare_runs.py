@@ -64,7 +64,8 @@ def table(name: str, rows, share: float | None, decode: dict) -> list[str]:
   lines = [
       f"### {name}",
       "",
-      f"Decode: {total - start} steps (from step {start} of {total}).",
+      f"Decode: {total - start} step{'s' * (total - start != 1)} (from step"
+      f" {start} of {total}).",
       "",
   ]
   full_pass_every = decode.get("full_pass_every", 1)
