@@ -167,14 +167,6 @@ def single_copy(state: PyTree) -> PyTree:
 
 
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
-  # Orbax's default splits each replicated array among its replicas to save
-  # in parallel, compiling a slice program per leaf shape: with 4 host
-  # devices the judge's first save took 2.7 s instead of 0.3 s.
-  ocp.type_handlers.register_type_handler(
-      jax.Array,
-      ocp.type_handlers.ArrayHandler(use_replica_parallel=False),
-      override=True,
-  )
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, "checkpoints")),
       options=ocp.CheckpointManagerOptions(
