@@ -108,11 +108,16 @@ def _attention(
     dtype=None,
 ):
   """Attention for `nn.MultiHeadDotProductAttention`: `blocked_attention`
-  without attention dropout, else flax's reference kernel.
+  at inference, flax's reference kernel in training.
+
+  The blocked forward is faster on XLA:CPU, but its backward (through a
+  loop over blocks) is slower: at the reference size (batch 32, 65 tokens,
+  8 heads of 32) forward and backward took 24 ms per layer blocked against
+  16 ms with flax's kernel, which also applies attention dropout.
 
   Shapes follow flax: query/key/value [B, L, heads, head_dim].
   """
-  if deterministic or dropout_rate == 0.0:
+  if deterministic:
     return blocked_attention(query, key, value)
   return nn.dot_product_attention(
       query,
