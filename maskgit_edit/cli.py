@@ -36,6 +36,12 @@ def run(main: Callable, *args):
     fail(e)
 
 
+def command_line(script: str, argv=None) -> str:
+  """How a document names its making: `python <script> <args>`, the args
+  being `argv` or, when None, this process's."""
+  return " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)])
+
+
 def fail(message) -> NoReturn:
   """Exits with `error: <message>` on one line of stderr, status 2."""
   print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)

@@ -9,8 +9,7 @@ r"""Speed of this machine on the project's workloads, with MFU.
 The workloads: `maskgit_edit.benchmarking.workloads` (timing and MFU:
 `benchmarking.timing`); --edit_latency: `benchmarking.edit_latency`, with
 an edit's decode settings (`sampling.EDIT_DECODE`) unless the flags change
-them. Every
-timing is the median of `--reps` calls after a warm-up call. Results go to
+them. Every timing is the median of `--reps` calls after a warm-up call. Results go to
 `--out` as JSON and to stdout as markdown tables. `--quick` uses the
 configs' `runlocal` sizes (seconds of work; for the smoke test). Against the
 PyTorch peer: `scripts/benchmark_peer.py`.
@@ -160,10 +159,8 @@ def main(argv=None) -> dict:
     json.dump(results, f, indent=2)
   print(table, flush=True)
   if args.markdown:
-    command = "python scripts/benchmark.py " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
     title = "Edit latency" if args.edit_latency else "Throughput"
+    command = cli.command_line("scripts/benchmark.py", argv)
     files.write_doc(args.markdown, title, [command], table)
   timing.log(f"wrote {args.out}")
   return results

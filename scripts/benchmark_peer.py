@@ -80,10 +80,7 @@ def main(argv=None) -> dict:
       if os.path.exists(args.out)
       else None
   )
-  command = " ".join(
-      ["python scripts/benchmark_peer.py"]
-      + (sys.argv[1:] if argv is None else list(argv))
-  )
+  command = cli.command_line("scripts/benchmark_peer.py", argv)
   results = peer.compare(
       args.sizes,
       args.batches,

@@ -13,7 +13,6 @@ outside the edited region before compositing). E.g. windowed against full decodi
 
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -132,9 +131,7 @@ def main(argv=None) -> str:
         decoded_share(results, path),
         results["edit_settings"]["decode"],
     )
-  command = "python scripts/compare_runs.py " + " ".join(
-      sys.argv[1:] if argv is None else argv
-  )
+  command = cli.command_line("scripts/compare_runs.py", argv)
   files.write_doc(
       args.out, "Paired comparison of edit runs", [command], "\n".join(lines)
   )
