@@ -7,12 +7,19 @@ one worker trains them once.
 
 import os
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["WANDB_MODE"] = "disabled"
+# The tests build the same programs many times, here and in the scripts they
+# run as subprocesses (which inherit this): XLA's persistent cache compiles
+# each once. Its keys hash the program, the jax version and the flags.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    os.path.join(ROOT, ".pytest_cache", "jax_compilation_cache"),
+)
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_script(relative_path):

@@ -4,6 +4,7 @@ process-isolated peer comparison (no timing checks)."""
 import json
 import math
 
+import numpy as np
 import pytest
 
 from maskgit_edit.benchmarking import peer
@@ -152,3 +153,27 @@ def test_peer_comparison_without_torch_says_what_to_install(monkeypatch):
   monkeypatch.setattr(peer.importlib.util, "find_spec", lambda name: None)
   with pytest.raises(ValueError, match=r"pip install -e '\.\[peer\]'"):
     peer.check(["reference"], [1], ("jax", "torch_eager"))
+
+
+def test_compile_counter_counts_programs_loaded_from_the_persistent_cache(
+    tmp_path,
+):
+  """A program rebuilt from XLA's persistent cache (which the tests turn on)
+  still counts, so the "never recompiles" checks hold with the cache."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.benchmarking import timing  # pylint: disable=g-import-not-at-top
+
+  assert jax.config.jax_compilation_cache_dir
+  f = jax.jit(lambda x: jnp.cumsum(x * 3.0 + 1.0))
+  x = np.arange(7, dtype=np.float32)  # No program builds it.
+  minimum = jax.config.jax_persistent_cache_min_compile_time_secs
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  try:
+    with timing.CompileCounter() as counter:
+      f(x).block_until_ready()
+      jax.clear_caches()  # Only the persistent cache can serve it now.
+      f(x).block_until_ready()
+  finally:
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", minimum)
+  assert counter.count == 2
