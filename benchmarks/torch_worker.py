@@ -16,9 +16,32 @@ from benchmarks import torch_maskgit
 from maskgit_edit.benchmarking import peer
 
 
+def gemm_chain(spec: peer.Spec):
+  """`jax_worker.gemm_chain` in torch."""
+  shapes = peer.gemm_shapes(spec.size)
+  generator = torch.Generator().manual_seed(spec.seed)
+  weights = [
+      torch.randn(*shape, generator=generator) * shape[0] ** -0.5
+      for shape in shapes
+  ]
+  rows = spec.batch * spec.model["seq_len"]
+  x_RxH = torch.randn(rows, shapes[0][0], generator=generator)
+
+  def run():
+    with torch.inference_mode():
+      h = x_RxH
+      for w_KxN in weights:
+        h = h[:, : w_KxN.shape[0]] @ w_KxN
+
+  return run
+
+
 def main(spec: peer.Spec) -> dict:
   torch.set_num_threads(spec.threads)
   torch.manual_seed(spec.seed)
+  version = f"torch {torch.__version__}"
+  if spec.gemms:
+    return peer.time_worker(spec, gemm_chain(spec), None, version)
   m = spec.model
   model = torch_maskgit.MaskGitTransformer(**m).eval()
   if spec.implementation == "torch_compile":
@@ -49,7 +72,7 @@ def main(spec: peer.Spec) -> dict:
           generator=generator,
       )
 
-  return peer.time_worker(spec, forward, decode, f"torch {torch.__version__}")
+  return peer.time_worker(spec, forward, decode, version)
 
 
 if __name__ == "__main__":

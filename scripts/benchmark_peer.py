@@ -4,6 +4,7 @@ r"""This project's decode against the PyTorch peer, each in its own process.
   python scripts/benchmark_peer.py [--sizes reference,8x512,imagenet256] \
       [--batches 1,8,32] [--reps 3] [--rounds 2] [--budget_s 60] \
       [--out runs/benchmark/peer.json] [--markdown docs/speed.md]
+  python scripts/benchmark_peer.py --gemms ...   # the forward's GEMMs alone
 
 The protocol: `maskgit_edit.benchmarking.peer`. Writes the records as JSON
 after every cell (a rerun with the same --out measures only the cells it
@@ -42,7 +43,18 @@ def parse_args(argv):
       default=[1, 8, 32],
   )
   p.add_argument(
-      "--implementations", type=_names, default=list(peer.IMPLEMENTATIONS)
+      "--implementations",
+      type=_names,
+      default=None,
+      help=f"Default {','.join(peer.IMPLEMENTATIONS)}; with --gemms"
+      f" {','.join(peer.GEMM_IMPLEMENTATIONS)}.",
+  )
+  p.add_argument(
+      "--gemms",
+      action="store_true",
+      help="Time only a chain of the dense layers' matrix products, the"
+      " same on both sides (how much of a forward's gap is the GEMM"
+      " library?).",
   )
   p.add_argument("--reps", type=int, default=3, help="Calls per process.")
   p.add_argument("--rounds", type=int, default=2, help="Processes per cell.")
@@ -52,9 +64,21 @@ def parse_args(argv):
       default=60.0,
       help="Seconds of timed calls per process and kind (see peer).",
   )
-  p.add_argument("--out", default="runs/benchmark/peer.json")
-  p.add_argument("--markdown", default=None, help="e.g. docs/speed.md.")
-  return p.parse_args(argv)
+  p.add_argument(
+      "--out",
+      default=None,
+      help="Default runs/benchmark/peer.json, with --gemms peer_gemms.json.",
+  )
+  p.add_argument(
+      "--markdown",
+      default=None,
+      help="e.g. docs/speed.md, with --gemms docs/speed_gemms.md.",
+  )
+  args = p.parse_args(argv)
+  args.out = args.out or (
+      f"runs/benchmark/peer{'_gemms' if args.gemms else ''}.json"
+  )
+  return args
 
 
 def _write(results: dict, args, command: str) -> None:
@@ -66,7 +90,9 @@ def _write(results: dict, args, command: str) -> None:
   if args.markdown:
     files.write_doc(
         args.markdown,
-        "Speed against the PyTorch peer",
+        "Matrix products against the PyTorch peer"
+        if args.gemms
+        else "Speed against the PyTorch peer",
         results["commands"],
         peer.markdown(results),
     )
@@ -88,6 +114,7 @@ def main(argv=None) -> dict:
       reps=args.reps,
       rounds=args.rounds,
       budget_s=args.budget_s,
+      gemms=args.gemms,
       results=results,
       on_cell=lambda r: _write(r, args, command),
       log=lambda line: print(line, flush=True),

@@ -13,11 +13,15 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["WANDB_MODE"] = "disabled"
 # The tests build the same programs many times, here and in the scripts they
 # run as subprocesses (which inherit this): XLA's persistent cache compiles
-# each once. Its keys hash the program, the jax version and the flags.
+# each once. Its keys hash the program, the jax version and the flags. A
+# size bound turns on its file lock (parallel workers never read a
+# half-written entry) and evicts the least recently used entries; delete
+# the folder to start afresh.
 os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR",
     os.path.join(ROOT, ".pytest_cache", "jax_compilation_cache"),
 )
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -361,6 +361,17 @@ CASES = [
         ["GiB", "use a smaller batch"],
     ),
     (
+        "benchmark_peer.py",
+        "GEMMs of torch.compile",
+        [
+            "scripts/benchmark_peer.py",
+            "--gemms",
+            "--implementations=jax,torch_compile",
+            "--out={d}/peer.json",
+        ],
+        ["--implementations jax,torch_eager"],
+    ),
+    (
         "main.py",
         "unknown data",
         [*MAIN, "--data=foo", "--workdir={d}/pipeline"],

@@ -133,6 +133,83 @@ def test_peer_comparison_runs_each_implementation_in_its_own_process():
     )
 
 
+def test_the_gemm_comparison_times_the_forwards_matrix_products():
+  results = peer.compare(
+      ["reference"],
+      [2],
+      implementations=("jax",),
+      reps=2,
+      rounds=1,
+      budget_s=30.0,
+      gemms=True,
+      log=lambda line: None,
+  )
+  (cell,) = results["cells"]
+  record = cell["by_implementation"]["jax"]
+  assert record["forward"]["n"] == 2 and record["decode"] is None
+  assert cell["gemm_flops"] == peer.gemm_flops("reference", 2)
+  (row,) = [r for r in peer.markdown(results).splitlines() if "| reference" in r]
+  gflop_per_s = cell["gemm_flops"] / 1e9 / record["forward"]["median_s"]
+  assert row.endswith(f"| {gflop_per_s:.0f} | - |")
+
+
+def test_the_jax_gemm_chain_does_every_flop_of_its_shapes():
+  """XLA's own count of the compiled chain: nothing trimmed or reordered."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.benchmarking import jax_worker  # pylint: disable=g-import-not-at-top
+
+  for size in ("reference", "8x512"):
+    shapes = peer.gemm_shapes(size)
+    rows = 3 * peer.model_sizes(size)["seq_len"]
+    args = (
+        jax.ShapeDtypeStruct((rows, shapes[0][0]), np.float32),
+        [jax.ShapeDtypeStruct(shape, np.float32) for shape in shapes],
+    )
+    compiled = jax.jit(jax_worker.chain_products).lower(*args).compile()
+    flops = compiled.cost_analysis()["flops"]
+    np.testing.assert_allclose(flops, peer.gemm_flops(size, 3), rtol=1e-3)
+
+
+def test_the_torch_gemm_chain_runs_in_its_own_process():
+  pytest.importorskip("torch")
+  results = peer.compare(
+      ["reference"], [1], reps=1, rounds=1, gemms=True, log=lambda line: None
+  )
+  (cell,) = results["cells"]
+  assert set(cell["by_implementation"]) == {"jax", "torch_eager"}
+  assert cell["by_implementation"]["torch_eager"]["forward"]["n"] == 1
+
+
+def test_the_gemm_shapes_are_every_weight_matrix_of_the_transformer():
+  """Their K x N sum to the kernels' parameters plus the word embeddings
+  (the logits): the chain has the FLOPs of the forward's dense layers."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from maskgit_edit import models  # pylint: disable=g-import-not-at-top
+
+  for size in ("reference", "8x512"):
+    m = peer.model_sizes(size)
+    model = models.Transformer(
+        vocab_size=m["vocab_size"],
+        seq_len=m["seq_len"],
+        hidden_size=m["hidden_size"],
+        num_layers=m["num_layers"],
+        num_heads=m["num_heads"],
+        intermediate_size=m["intermediate_size"],
+        dropout_rate=0.0,
+    )
+    shapes = jax.eval_shape(
+        model.init, jax.random.key(0), jnp.zeros((1, m["seq_len"]), jnp.int32)
+    )["params"]
+    matrices = sum(
+        np.prod(leaf.shape)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(shapes)
+        if "kernel" in jax.tree_util.keystr(path)
+    )
+    matrices += m["vocab_size"] * m["hidden_size"]
+    assert sum(k * n for k, n in peer.gemm_shapes(size)) == matrices
+
+
 @pytest.mark.parametrize(
     "sizes, batches, implementations, message",
     [
@@ -149,26 +226,31 @@ def test_peer_comparison_refuses_cells_that_cannot_run(
     peer.check(sizes, batches, implementations)
 
 
+def test_the_gemm_comparison_refuses_torch_compile():
+  with pytest.raises(ValueError, match="jax,torch_eager"):
+    peer.check(["reference"], [1], ("jax", "torch_compile"), gemms=True)
+
+
 def test_peer_comparison_without_torch_says_what_to_install(monkeypatch):
   monkeypatch.setattr(peer.importlib.util, "find_spec", lambda name: None)
   with pytest.raises(ValueError, match=r"pip install -e '\.\[peer\]'"):
     peer.check(["reference"], [1], ("jax", "torch_eager"))
 
 
-def test_compile_counter_counts_programs_loaded_from_the_persistent_cache(
-    tmp_path,
-):
-  """A program rebuilt from XLA's persistent cache (which the tests turn on)
-  still counts, so the "never recompiles" checks hold with the cache."""
+def test_compile_counter_counts_programs_loaded_from_the_persistent_cache():
+  """The tests turn XLA's persistent cache on: it serves a program again,
+  and the compile counter still counts it (so "never recompiles" holds)."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from maskgit_edit.benchmarking import timing  # pylint: disable=g-import-not-at-top
 
-  assert jax.config.jax_compilation_cache_dir
+  hits = []
+  record_hit = lambda event, **kwargs: hits.append(event)
   f = jax.jit(lambda x: jnp.cumsum(x * 3.0 + 1.0))
   x = np.arange(7, dtype=np.float32)  # No program builds it.
   minimum = jax.config.jax_persistent_cache_min_compile_time_secs
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax.monitoring.register_event_listener(record_hit)
   try:
     with timing.CompileCounter() as counter:
       f(x).block_until_ready()
@@ -176,4 +258,6 @@ def test_compile_counter_counts_programs_loaded_from_the_persistent_cache(
       f(x).block_until_ready()
   finally:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", minimum)
+    jax.monitoring.unregister_event_listener(record_hit)
+  assert "/jax/compilation_cache/cache_hits" in hits
   assert counter.count == 2

@@ -16,7 +16,36 @@ from maskgit_edit.benchmarking import peer
 from maskgit_edit.decoding import sampling
 
 
+def chain_products(x_RxH, weights):
+  """`peer.gemm_shapes`' products in order, each on the first K columns of
+  the previous product. The barriers keep XLA from reordering or trimming
+  the chain (the peer computes every column)."""
+  h = x_RxH
+  for w_KxN in weights:
+    h = jax.lax.optimization_barrier(h[:, : w_KxN.shape[0]] @ w_KxN)
+  return h
+
+
+def gemm_chain(spec: peer.Spec):
+  """One call of `chain_products` on random inputs (weights scaled by
+  K^-1/2), blocking on its result."""
+  shapes = peer.gemm_shapes(spec.size)
+  keys = jax.random.split(jax.random.key(spec.seed), len(shapes) + 1)
+  weights = [
+      jax.random.normal(key, shape) * shape[0] ** -0.5
+      for key, shape in zip(keys[1:], shapes)
+  ]
+  rows = spec.batch * spec.model["seq_len"]
+  x_RxH = jax.random.normal(keys[0], (rows, shapes[0][0]))
+  chain = jax.jit(chain_products)
+  return lambda: jax.block_until_ready(chain(x_RxH, weights))
+
+
 def main(spec: peer.Spec) -> dict:
+  if spec.gemms:
+    return peer.time_worker(
+        spec, gemm_chain(spec), None, f"jax {jax.__version__}"
+    )
   m = spec.model
   layout = models.TokenLayout(
       m["codebook_size"], m["num_classes"], m["grid_side"], True

@@ -9,7 +9,11 @@ on all of them. Both sides use every core of the machine, one at a time.
 
 A worker builds the transformer with random weights, warms up (compiles),
 then times `reps` forward passes over the whole sequence and `reps` decodes
-(`NUM_STEPS` steps, every token unknown, class-conditional). Within
+(`NUM_STEPS` steps, every token unknown, class-conditional). With `gemms`,
+the "forward" is instead a chain of the dense layers' and logits' matrix
+products at the peer's shapes (`gemm_shapes`: the same work on both sides,
+torch eager only; attention's products are left out): where our forward
+trails, it tells how much of the gap the GEMM library explains. Within
 `budget_s` per measurement: a forward or decode whose warm-up shows that its
 reps would not fit gets fewer reps (at least one), and a decode projected
 from the forward to take longer than the whole budget is not run.
@@ -40,6 +44,7 @@ SIZES = {
 }
 IMPLEMENTATIONS = ("jax", "torch_eager", "torch_compile")
 PEERS = ("torch_eager", "torch_compile")
+GEMM_IMPLEMENTATIONS = ("jax", "torch_eager")
 
 
 def model_sizes(size: str) -> dict[str, int]:
@@ -71,6 +76,7 @@ class Spec:
   threads: int
   num_steps: int = NUM_STEPS
   seed: int = 0
+  gemms: bool = False
 
   @property
   def model(self) -> dict[str, int]:
@@ -82,6 +88,24 @@ class Spec:
   @classmethod
   def from_json(cls, text: str) -> "Spec":
     return cls(**json.loads(text))
+
+
+def gemm_shapes(size: str) -> list[tuple[int, int]]:
+  """(K, N) of the weight matrices a forward multiplies its [B*L, K]
+  activations by, in the peer's order: per layer the fused query/key/value
+  (ours runs three H x H products, the same FLOPs), the attention output
+  and the two MLP products; then the head's dense layer and the logits
+  against the word embeddings."""
+  m = model_sizes(size)
+  hidden, mlp = m["hidden_size"], m["intermediate_size"]
+  layer = [(hidden, 3 * hidden), (hidden, hidden), (hidden, mlp), (mlp, hidden)]
+  return layer * m["num_layers"] + [(hidden, hidden), (hidden, m["vocab_size"])]
+
+
+def gemm_flops(size: str, batch: int) -> int:
+  """FLOPs of the `gemm_shapes` chain on `batch` sequences."""
+  rows = batch * model_sizes(size)["seq_len"]
+  return sum(2 * rows * k * n for k, n in gemm_shapes(size))
 
 
 def memory_bytes(size: str, batch: int) -> int:
@@ -102,7 +126,12 @@ def available_bytes() -> int:
   return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def check(sizes: Sequence[str], batches: Sequence[int], implementations):
+def check(
+    sizes: Sequence[str],
+    batches: Sequence[int],
+    implementations,
+    gemms: bool = False,
+):
   """Raises ValueError naming the first cell that cannot run."""
   for size in sizes:
     if size not in SIZES:
@@ -113,6 +142,11 @@ def check(sizes: Sequence[str], batches: Sequence[int], implementations):
           f"Unknown implementation {implementation!r}; known: "
           f"{', '.join(IMPLEMENTATIONS)}."
       )
+  if gemms and set(implementations) - set(GEMM_IMPLEMENTATIONS):
+    raise ValueError(
+        "With --gemms, torch runs its matrix products eagerly (compiling"
+        " changes nothing there): use --implementations jax,torch_eager."
+    )
   if any(b < 1 for b in batches):
     raise ValueError(f"Batch sizes must be >= 1, got {list(batches)}.")
   for size in sizes:
@@ -174,6 +208,7 @@ def measure_cell(
     rounds: int,
     budget_s: float,
     threads: int,
+    gemms: bool = False,
     log=print,
 ) -> dict[str, Any]:
   """Every implementation at one (size, batch), in alternating processes.
@@ -192,7 +227,9 @@ def measure_cell(
     if round_number % 2:
       order.reverse()
     for implementation in order:
-      spec = Spec(implementation, size, batch, reps, budget_s, threads)
+      spec = Spec(
+          implementation, size, batch, reps, budget_s, threads, gemms=gemms
+      )
       record = run_worker(spec)
       decoded = (
           f"{seconds(record['decode_s'])} s"
@@ -211,6 +248,7 @@ def measure_cell(
       "size": size,
       "batch": batch,
       "model": model_sizes(size),
+      **({"gemm_flops": gemm_flops(size, batch)} if gemms else {}),
       "by_implementation": {
           i: {
               "forward": _summary(samples[i]["forward"]),
@@ -229,10 +267,11 @@ def compare(
     sizes: Sequence[str],
     batches: Sequence[int],
     *,
-    implementations: Sequence[str] = IMPLEMENTATIONS,
+    implementations: Sequence[str] | None = None,
     reps: int = 3,
     rounds: int = 2,
     budget_s: float = 60.0,
+    gemms: bool = False,
     results: dict[str, Any] | None = None,
     on_cell=None,
     log=print,
@@ -241,7 +280,9 @@ def compare(
 
   Args:
     sizes, batches: the cells, every size at every batch.
-    implementations, reps, rounds, budget_s: see the module doc.
+    implementations: default IMPLEMENTATIONS, or GEMM_IMPLEMENTATIONS with
+      gemms.
+    reps, rounds, budget_s, gemms: see the module doc.
     results: earlier results of the same settings, whose cells are kept and
       not measured again (a long comparison resumes).
     on_cell: called with the results after each new cell (to save them).
@@ -250,7 +291,9 @@ def compare(
   Returns:
     {"settings": {...}, "cells": [cell, ...]}.
   """
-  check(sizes, batches, implementations)
+  if implementations is None:
+    implementations = GEMM_IMPLEMENTATIONS if gemms else IMPLEMENTATIONS
+  check(sizes, batches, implementations, gemms)
   settings = {
       "num_steps": NUM_STEPS,
       "reps": reps,
@@ -258,6 +301,7 @@ def compare(
       "budget_s": budget_s,
       "threads": len(os.sched_getaffinity(0)),
       "implementations": list(implementations),
+      **({"gemms": True} if gemms else {}),
   }
   if results is None:
     results = {"settings": settings, "cells": []}
@@ -281,6 +325,7 @@ def compare(
               rounds=rounds,
               budget_s=budget_s,
               threads=settings["threads"],
+              gemms=gemms,
               log=log,
           )
       )
@@ -302,14 +347,54 @@ def _best_peer(by_implementation, kind: str):
   return name, by_implementation[name][kind]
 
 
+def _ranged(summary) -> str:
+  if summary is None:
+    return "-"
+  return (
+      f"{summary['median_s']:.3g} ({summary['min_s']:.3g}-"
+      f"{summary['max_s']:.3g})"
+  )
+
+
+def gemm_markdown(results: dict[str, Any]) -> str:
+  """The table of a `gemms` comparison: time and GFLOP/s of each side."""
+  settings = results["settings"]
+  lines = [
+      "The matrix products of one forward alone (`peer.gemm_shapes`: the"
+      " dense layers and logits, float32, the same shapes in the same order"
+      " on both sides), seconds: median (range) over"
+      f" {settings['rounds']} alternating processes x up to"
+      f" {settings['reps']} calls each, {settings['threads']} threads per"
+      " process. Peer: PyTorch eager; speed > 1: ours is faster.",
+      "",
+      "| size | batch | GFLOP | ours | peer | speed | ours GFLOP/s | peer"
+      " GFLOP/s |",
+      "|---|---|---|---|---|---|---|---|",
+  ]
+  for cell in results["cells"]:
+    by = cell["by_implementation"]
+    gflop = cell["gemm_flops"] / 1e9
+    ours = (by.get("jax") or {}).get("forward")
+    theirs = (by.get("torch_eager") or {}).get("forward")
+    rate = lambda s: f"{gflop / s['median_s']:.0f}" if s else "-"
+    speed = (
+        f"{theirs['median_s'] / ours['median_s']:.2f}x"
+        if ours and theirs
+        else "-"
+    )
+    lines.append(
+        f"| {cell['size']} | {cell['batch']} | {gflop:.3g} |"
+        f" {_ranged(ours)} | {_ranged(theirs)} | {speed} | {rate(ours)} |"
+        f" {rate(theirs)} |"
+    )
+  return "\n".join(lines)
+
+
 def markdown(results: dict[str, Any]) -> str:
   """The comparison table: medians (ranges) and our speed over the best peer."""
-  ranged = lambda s: (
-      "-"
-      if s is None
-      else f"{s['median_s']:.3g} ({s['min_s']:.3g}-{s['max_s']:.3g})"
-  )
   settings = results["settings"]
+  if settings.get("gemms"):
+    return gemm_markdown(results)
   lines = [
       f"Forward and {settings['num_steps']}-step decode (every token "
       "unknown), seconds: median (range) over "
@@ -336,7 +421,7 @@ def markdown(results: dict[str, Any]) -> str:
           else "-"
       )
       label = f" {name.removeprefix('torch_')}" if name else ""
-      row += [ranged(mine), ranged(peer) + label, speed]
+      row += [_ranged(mine), _ranged(peer) + label, speed]
     overhead = []
     for name in ("jax", _best_peer(by, "decode")[0]):
       record = by.get(name) if name else None
@@ -378,7 +463,9 @@ def time_worker(spec: Spec, forward, decode, version: str) -> dict[str, Any]:
 
   Args:
     spec: the measurement.
-    forward, decode: functions that run one call and block on its result.
+    forward, decode: functions that run one call and block on its result
+      (with `spec.gemms`, forward runs the matrix products and decode is
+      None).
     version: the implementation's library version.
 
   Returns:
@@ -390,7 +477,9 @@ def time_worker(spec: Spec, forward, decode, version: str) -> dict[str, Any]:
   forward_s, threads = _timed_calls(forward, spec.reps, spec.budget_s)
   projected_s = spec.num_steps * statistics.median(forward_s)
   decode_s, skipped = [], None
-  if projected_s > spec.budget_s:
+  if decode is None:
+    skipped = "not timed (matrix products only)"
+  elif projected_s > spec.budget_s:
     skipped = f"about {projected_s:.0f} s each"
   else:
     start = time.perf_counter()
