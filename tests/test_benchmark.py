@@ -148,7 +148,9 @@ def test_the_gemm_comparison_times_the_forwards_matrix_products():
   record = cell["by_implementation"]["jax"]
   assert record["forward"]["n"] == 2 and record["decode"] is None
   assert cell["gemm_flops"] == peer.gemm_flops("reference", 2)
-  (row,) = [r for r in peer.markdown(results).splitlines() if "| reference" in r]
+  (row,) = [
+      r for r in peer.markdown(results).splitlines() if "| reference" in r
+  ]
   gflop_per_s = cell["gemm_flops"] / 1e9 / record["forward"]["median_s"]
   assert row.endswith(f"| {gflop_per_s:.0f} | - |")
 
