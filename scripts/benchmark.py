@@ -9,10 +9,10 @@ r"""Speed of this machine on the project's workloads, with MFU.
 The workloads: `maskgit_edit.benchmarking.workloads` (timing and MFU:
 `benchmarking.timing`); --edit_latency: `benchmarking.edit_latency`, with
 an edit's decode settings (`sampling.EDIT_DECODE`) unless the flags change
-them. Every timing is the median of `--reps` calls after a warm-up call. Results go to
-`--out` as JSON and to stdout as markdown tables. `--quick` uses the
-configs' `runlocal` sizes (seconds of work; for the smoke test). Against the
-PyTorch peer: `scripts/benchmark_peer.py`.
+them. Every timing is the median of `--reps` calls after a warm-up call.
+Results go to `--out` as JSON and to stdout as markdown tables. `--quick`
+uses the configs' `runlocal` sizes (seconds of work; for the smoke test).
+Against the PyTorch peer: `scripts/benchmark_peer.py`.
 """
 
 import dataclasses

@@ -187,19 +187,11 @@ def test_the_gemm_shapes_are_every_weight_matrix_of_the_transformer():
   (the logits): the chain has the FLOPs of the forward's dense layers."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from maskgit_edit import models  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.benchmarking import jax_worker  # pylint: disable=g-import-not-at-top
 
   for size in ("reference", "8x512"):
     m = peer.model_sizes(size)
-    model = models.Transformer(
-        vocab_size=m["vocab_size"],
-        seq_len=m["seq_len"],
-        hidden_size=m["hidden_size"],
-        num_layers=m["num_layers"],
-        num_heads=m["num_heads"],
-        intermediate_size=m["intermediate_size"],
-        dropout_rate=0.0,
-    )
+    model = jax_worker.transformer(m)
     shapes = jax.eval_shape(
         model.init, jax.random.key(0), jnp.zeros((1, m["seq_len"]), jnp.int32)
     )["params"]

@@ -41,24 +41,28 @@ def gemm_chain(spec: peer.Spec):
   return lambda: jax.block_until_ready(chain(x_RxH, weights))
 
 
-def main(spec: peer.Spec) -> dict:
-  if spec.gemms:
-    return peer.time_worker(
-        spec, gemm_chain(spec), None, f"jax {jax.__version__}"
-    )
-  m = spec.model
-  layout = models.TokenLayout(
-      m["codebook_size"], m["num_classes"], m["grid_side"], True
-  )
-  model = models.Transformer(
-      vocab_size=layout.vocab_size,
-      seq_len=layout.seq_len,
+def transformer(m: dict[str, int]) -> models.Transformer:
+  """The transformer of `peer.model_sizes`' sizes `m`, without dropout."""
+  return models.Transformer(
+      vocab_size=m["vocab_size"],
+      seq_len=m["seq_len"],
       hidden_size=m["hidden_size"],
       num_layers=m["num_layers"],
       num_heads=m["num_heads"],
       intermediate_size=m["intermediate_size"],
       dropout_rate=0.0,
   )
+
+
+def main(spec: peer.Spec) -> dict:
+  version = f"jax {jax.__version__}"
+  if spec.gemms:
+    return peer.time_worker(spec, gemm_chain(spec), None, version)
+  m = spec.model
+  layout = models.TokenLayout(
+      m["codebook_size"], m["num_classes"], m["grid_side"], True
+  )
+  model = transformer(m)
   keys = jax.random.split(jax.random.key(spec.seed), 3)
   ids_BxL = jax.random.randint(
       keys[0], (spec.batch, layout.seq_len), 0, layout.codebook_size
@@ -82,7 +86,7 @@ def main(spec: peer.Spec) -> dict:
               params, tokens_Bxhxw, unknown_Bxhxw, keys[2], labels_B=labels_B
           )
       ),
-      f"jax {jax.__version__}",
+      version,
   )
 
 

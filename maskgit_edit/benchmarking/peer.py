@@ -356,6 +356,13 @@ def _ranged(summary) -> str:
   )
 
 
+def _speed(ours, theirs) -> str:
+  """The peer's median over ours ("-" unless both ran)."""
+  if not (ours and theirs):
+    return "-"
+  return f"{theirs['median_s'] / ours['median_s']:.2f}x"
+
+
 def gemm_markdown(results: dict[str, Any]) -> str:
   """The table of a `gemms` comparison: time and GFLOP/s of each side."""
   settings = results["settings"]
@@ -377,14 +384,10 @@ def gemm_markdown(results: dict[str, Any]) -> str:
     ours = (by.get("jax") or {}).get("forward")
     theirs = (by.get("torch_eager") or {}).get("forward")
     rate = lambda s: f"{gflop / s['median_s']:.0f}" if s else "-"
-    speed = (
-        f"{theirs['median_s'] / ours['median_s']:.2f}x"
-        if ours and theirs
-        else "-"
-    )
     lines.append(
         f"| {cell['size']} | {cell['batch']} | {gflop:.3g} |"
-        f" {_ranged(ours)} | {_ranged(theirs)} | {speed} | {rate(ours)} |"
+        f" {_ranged(ours)} | {_ranged(theirs)} | {_speed(ours, theirs)} |"
+        f" {rate(ours)} |"
         f" {rate(theirs)} |"
     )
   return "\n".join(lines)
@@ -415,13 +418,8 @@ def markdown(results: dict[str, Any]) -> str:
     for kind in ("forward", "decode"):
       name, peer = _best_peer(by, kind)
       mine = ours and ours[kind]
-      speed = (
-          f"{peer['median_s'] / mine['median_s']:.2f}x"
-          if mine and peer
-          else "-"
-      )
       label = f" {name.removeprefix('torch_')}" if name else ""
-      row += [_ranged(mine), _ranged(peer) + label, speed]
+      row += [_ranged(mine), _ranged(peer) + label, _speed(mine, peer)]
     overhead = []
     for name in ("jax", _best_peer(by, "decode")[0]):
       record = by.get(name) if name else None
