@@ -62,14 +62,17 @@ STARTED = "started.txt"
 def wall_seconds(workdir: str) -> float:
   """Seconds from a run's first start to its last metrics line."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    last = json.loads(f.read().splitlines()[-1])["time"]
+    lines = f.read().splitlines()
+  first, last = (json.loads(lines[i])["time"] for i in (0, -1))
   started = os.path.join(workdir, STARTED)
   if os.path.exists(started):
     with open(started) as f:
       return last - float(f.read())
-  # Runs from before STARTED: their config.json's time, which a rewritten
-  # config moves.
-  return last - os.path.getmtime(os.path.join(workdir, "config.json"))
+  # Runs from before STARTED: their config.json's time, unless a rewrite
+  # moved it past the first metrics line.
+  return last - min(
+      first, os.path.getmtime(os.path.join(workdir, "config.json"))
+  )
 
 
 def load_run_config(workdir: str) -> ml_collections.ConfigDict:

@@ -2,17 +2,18 @@
 
 Stages (each a command printed before it runs, so any one can be re-run by
 hand): train the tokenizer, the transformer, the judge, a deliberately weak
-transformer (100 steps, for the judge's validation), the `reweight` kernel
-and the `iterate` fine-tune; make auto-strokes on the held-out split (a
-small set to edit, a large one to validate the judge); measure sample
-quality with the judge; run every variant over its knob on every stroke;
-render the grid, the metric table and the faithfulness/realism plot. A
-finished stage (its `final_metrics.json` or output file exists) is skipped,
-and training resumes from its last checkpoint, so a killed run continues
-where it stopped. The "pretrained" budget takes the trained runs from
-`pretrained/<data>/` (see scripts/export_pretrained.py) and runs strokes,
-edits and rendering. The "reference" budget edits 256 strokes on 128 images
-and renders the study into the committed top-level `output/`.
+transformer (100 steps, or the quick budget's few, for the judge's
+validation), the `reweight` kernel and the `iterate` fine-tune; make
+auto-strokes on the held-out split (a small set to edit, a large one to validate
+the judge); measure sample quality with the judge; run every variant over
+its knob on every stroke; render the grid, the metric table and the
+faithfulness/realism plot. A finished stage (its `final_metrics.json` or
+output file exists) is skipped, and training resumes from its last
+checkpoint, so a killed run continues where it stopped. The "pretrained"
+budget takes the trained runs from `pretrained/<data>/` (see
+scripts/export_pretrained.py) and runs strokes, edits and rendering. The
+"reference" budget edits 256 strokes on 128 images and renders the study
+into the committed top-level `output/`.
 """
 
 import os
@@ -114,7 +115,8 @@ def _train(runs, trainer, data, arg, **links):
   ]
   args += [f"--config.{k}={runs[v]}" for k, v in links.items()]
   args += data_overrides(data, trainer.removesuffix("_weak"))
-  if trainer == "maskgit_weak":
+  # The quick budget's transformer already trains only a few steps.
+  if trainer == "maskgit_weak" and arg != "runlocal":
     args.append(f"--config.total_steps={WEAK_STEPS}")
   return args, os.path.join(runs[trainer], "final_metrics.json")
 

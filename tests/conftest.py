@@ -25,6 +25,22 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+# Under `pytest -n 2 --dist loadgroup` a worker takes a group whole. The
+# longest groups start first, so that neither is the tail of the run.
+LONGEST_GROUPS_FIRST = ("multihost", "tiny_runs")
+
+
+def _group_rank(item):
+  groups = {mark.args[0] for mark in item.iter_markers("xdist_group")}
+  ranks = [
+      LONGEST_GROUPS_FIRST.index(g) for g in groups if g in LONGEST_GROUPS_FIRST
+  ]
+  return min(ranks, default=len(LONGEST_GROUPS_FIRST))
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=_group_rank)  # stable: modules keep their order
+
 
 def load_script(relative_path):
   """Imports a script of the repo (e.g. "scripts/run_edits.py") as a module."""

@@ -192,12 +192,15 @@ def test_full_mask_is_plain_generation(editor, batch):
 
 def _loss_before_after(config, workdir):
   task = trainers.make_task(config, workdir)
-  initial = task.init_state(jax.random.key(config.seed), task.initial_params())
+  initial = jax.jit(task.init_state)(
+      jax.random.key(config.seed), task.initial_params()
+  )
   final, _ = train.train_and_evaluate(config, workdir)
   batch = task.batch(0)
   rng = jax.random.key(1)
-  before = float(task.train_step(initial, batch, rng)[1]["loss"])
-  after = float(task.train_step(final, batch, rng)[1]["loss"])
+  step = jax.jit(task.train_step)
+  before = float(step(initial, batch, rng)[1]["loss"])
+  after = float(step(final, batch, rng)[1]["loss"])
   return before, after, initial, final
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,7 +34,7 @@ def maskgit_config(tokenizer_workdir, **overrides):
   )
 
 
-def test_tokenizer_run_writes_its_artefacts(tokenizer_run):
+def test_tokenizer_run_writes_its_artefacts(tokenizer_run, tmp_path):
   workdir, metrics = tokenizer_run
   for name in (
       "config.json",
@@ -49,6 +50,12 @@ def test_tokenizer_run_writes_its_artefacts(tokenizer_run):
   seconds = artefacts.wall_seconds(workdir)
   os.utime(os.path.join(workdir, "config.json"))
   assert 0 < artefacts.wall_seconds(workdir) == seconds
+  # A run from before started.txt whose config.json was rewritten later.
+  old_run = tmp_path / "old_run"
+  shutil.copytree(workdir, old_run)
+  os.remove(old_run / artefacts.STARTED)
+  os.utime(old_run / "config.json", (2e9, 2e9))
+  assert 0 < artefacts.wall_seconds(str(old_run)) <= seconds
   tokens, labels = artefacts.load_token_cache(workdir, "train")
   assert tokens.shape == (64, 8, 8) and labels.shape == (64,)
   assert 0 <= tokens.min() and tokens.max() < 16
