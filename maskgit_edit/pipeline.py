@@ -4,10 +4,10 @@ Stages (each a command printed before it runs, so any one can be re-run by
 hand): train the tokenizer, the transformer, the judge, a deliberately weak
 transformer (100 steps, or the quick budget's few, for the judge's
 validation), the `reweight` kernel and the `iterate` fine-tune; make
-auto-strokes on the held-out split (a small set to edit, a large one to validate
-the judge); measure sample quality with the judge; run every variant over
-its knob on every stroke; render the grid, the metric table and the
-faithfulness/realism plot. A finished stage (its `final_metrics.json` or
+auto-strokes on the held-out split (a small set to edit, a large one to
+validate the judge); measure sample quality with the judge; run every
+variant over its knob on every stroke; render the grid, the metric table and
+the faithfulness/realism plot. A finished stage (its `final_metrics.json` or
 output file exists) is skipped, and training resumes from its last
 checkpoint, so a killed run continues where it stopped. The "pretrained"
 budget takes the trained runs from `pretrained/<data>/` (see
