@@ -11,6 +11,7 @@ import json
 import sys
 
 import torch
+from torch.nn import functional as F
 
 from benchmarks import torch_maskgit
 from maskgit_edit.benchmarking import peer
@@ -36,12 +37,39 @@ def gemm_chain(spec: peer.Spec):
   return run
 
 
+def attention_chain(spec: peer.Spec):
+  """`jax_worker.attention_chain` in torch, each layer's attention as
+  `torch_maskgit.Block` runs it (heads-first views, then [B, L, H])."""
+  m = spec.model
+  batch, length, heads = spec.batch, m["seq_len"], m["num_heads"]
+  generator = torch.Generator().manual_seed(spec.seed)
+  q, k, v = (
+      torch.randn(
+          batch, length, heads, m["hidden_size"] // heads, generator=generator
+      )
+      for _ in range(3)
+  )
+
+  def run():
+    with torch.inference_mode():
+      query = q
+      for _ in range(m["num_layers"]):
+        attended = F.scaled_dot_product_attention(
+            query.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        )
+        query = attended.transpose(1, 2).reshape(batch, length, -1)
+        query = query.view(batch, length, heads, -1)
+
+  return run
+
+
 def main(spec: peer.Spec) -> dict:
   torch.set_num_threads(spec.threads)
   torch.manual_seed(spec.seed)
   version = f"torch {torch.__version__}"
-  if spec.gemms:
-    return peer.time_worker(spec, gemm_chain(spec), None, version)
+  if spec.part != "model":
+    part = {"gemms": gemm_chain, "attention": attention_chain}[spec.part]
+    return peer.time_worker(spec, part(spec), None, version)
   m = spec.model
   model = torch_maskgit.MaskGitTransformer(**m).eval()
   if spec.implementation == "torch_compile":

@@ -5,6 +5,7 @@ r"""This project's decode against the PyTorch peer, each in its own process.
       [--batches 1,8,32] [--reps 3] [--rounds 2] [--budget_s 60] \
       [--out runs/benchmark/peer.json] [--markdown docs/speed.md]
   python scripts/benchmark_peer.py --gemms ...   # the forward's GEMMs alone
+  python scripts/benchmark_peer.py --attention ...   # its attention alone
 
 The protocol: `maskgit_edit.benchmarking.peer`. Writes the records as JSON
 after every cell (a rerun with the same --out measures only the cells it
@@ -46,15 +47,26 @@ def parse_args(argv):
       "--implementations",
       type=_names,
       default=None,
-      help=f"Default {','.join(peer.IMPLEMENTATIONS)}; with --gemms"
-      f" {','.join(peer.GEMM_IMPLEMENTATIONS)}.",
+      help=f"Default {','.join(peer.IMPLEMENTATIONS)}; with a part"
+      f" {','.join(peer.PARTS['gemms'])}.",
   )
-  p.add_argument(
+  part = p.add_mutually_exclusive_group()
+  part.set_defaults(part="model")
+  part.add_argument(
       "--gemms",
-      action="store_true",
+      dest="part",
+      action="store_const",
+      const="gemms",
       help="Time only a chain of the dense layers' matrix products, the"
       " same on both sides (how much of a forward's gap is the GEMM"
       " library?).",
+  )
+  part.add_argument(
+      "--attention",
+      dest="part",
+      action="store_const",
+      const="attention",
+      help="Time only every layer's attention, on both sides.",
   )
   p.add_argument("--reps", type=int, default=3, help="Calls per process.")
   p.add_argument("--rounds", type=int, default=2, help="Processes per cell.")
@@ -67,7 +79,8 @@ def parse_args(argv):
   p.add_argument(
       "--out",
       default=None,
-      help="Default runs/benchmark/peer.json, with --gemms peer_gemms.json.",
+      help="Default runs/benchmark/peer.json, with --gemms peer_gemms.json"
+      " (and so on).",
   )
   p.add_argument(
       "--markdown",
@@ -75,10 +88,16 @@ def parse_args(argv):
       help="e.g. docs/speed.md, with --gemms docs/speed_gemms.md.",
   )
   args = p.parse_args(argv)
-  args.out = args.out or (
-      f"runs/benchmark/peer{'_gemms' if args.gemms else ''}.json"
-  )
+  suffix = "" if args.part == "model" else f"_{args.part}"
+  args.out = args.out or f"runs/benchmark/peer{suffix}.json"
   return args
+
+
+_TITLES = {
+    "model": "Speed against the PyTorch peer",
+    "gemms": "Matrix products against the PyTorch peer",
+    "attention": "Attention against the PyTorch peer",
+}
 
 
 def _write(results: dict, args, command: str) -> None:
@@ -90,9 +109,7 @@ def _write(results: dict, args, command: str) -> None:
   if args.markdown:
     files.write_doc(
         args.markdown,
-        "Matrix products against the PyTorch peer"
-        if args.gemms
-        else "Speed against the PyTorch peer",
+        _TITLES[args.part],
         results["commands"],
         peer.markdown(results),
     )
@@ -114,7 +131,7 @@ def main(argv=None) -> dict:
       reps=args.reps,
       rounds=args.rounds,
       budget_s=args.budget_s,
-      gemms=args.gemms,
+      part=args.part,
       results=results,
       on_cell=lambda r: _write(r, args, command),
       log=lambda line: print(line, flush=True),

@@ -372,6 +372,17 @@ CASES = [
         ["--implementations jax,torch_eager"],
     ),
     (
+        "benchmark_peer.py",
+        "two parts at once",
+        [
+            "scripts/benchmark_peer.py",
+            "--gemms",
+            "--attention",
+            "--out={d}/peer.json",
+        ],
+        ["--attention: not allowed with argument --gemms"],
+    ),
+    (
         "main.py",
         "unknown data",
         [*MAIN, "--data=foo", "--workdir={d}/pipeline"],

@@ -141,17 +141,17 @@ def test_the_gemm_comparison_times_the_forwards_matrix_products():
       reps=2,
       rounds=1,
       budget_s=30.0,
-      gemms=True,
+      part="gemms",
       log=lambda line: None,
   )
   (cell,) = results["cells"]
   record = cell["by_implementation"]["jax"]
   assert record["forward"]["n"] == 2 and record["decode"] is None
-  assert cell["gemm_flops"] == peer.gemm_flops("reference", 2)
+  assert cell["flops"] == peer.gemm_flops("reference", 2)
   (row,) = [
       r for r in peer.markdown(results).splitlines() if "| reference" in r
   ]
-  gflop_per_s = cell["gemm_flops"] / 1e9 / record["forward"]["median_s"]
+  gflop_per_s = cell["flops"] / 1e9 / record["forward"]["median_s"]
   assert row.endswith(f"| {gflop_per_s:.0f} | - |")
 
 
@@ -172,14 +172,50 @@ def test_the_jax_gemm_chain_does_every_flop_of_its_shapes():
     np.testing.assert_allclose(flops, peer.gemm_flops(size, 3), rtol=1e-3)
 
 
-def test_the_torch_gemm_chain_runs_in_its_own_process():
+def test_the_jax_attention_chain_is_every_layers_softmax_attention():
+  import jax  # pylint: disable=g-import-not-at-top
+  from maskgit_edit.benchmarking import jax_worker  # pylint: disable=g-import-not-at-top
+
+  keys = jax.random.split(jax.random.key(0), 3)
+  query, key, value = (jax.random.normal(k, (2, 65, 4, 8)) for k in keys)
+  expected = query
+  for _ in range(3):
+    expected = jax.nn.dot_product_attention(expected, key, value)
+  np.testing.assert_allclose(
+      jax_worker.chain_attention(query, key, value, 3), expected, atol=1e-5
+  )
+
+
+def test_the_attention_flops_are_its_score_and_value_products():
+  """XLA's count of one layer's two products, times the layers."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+  def products(q, k, v):
+    scores = jnp.einsum("bqnd,blnd->bnql", q, k)
+    return jnp.einsum("bnql,blnd->bqnd", scores, v)
+
+  for size in ("reference", "imagenet256"):
+    m = peer.model_sizes(size)
+    heads = m["num_heads"]
+    shape = (3, m["seq_len"], heads, m["hidden_size"] // heads)
+    arg = jax.ShapeDtypeStruct(shape, np.float32)
+    compiled = jax.jit(products).lower(arg, arg, arg).compile()
+    flops = compiled.cost_analysis()["flops"] * m["num_layers"]
+    np.testing.assert_allclose(flops, peer.attention_flops(size, 3), rtol=1e-3)
+
+
+@pytest.mark.parametrize("part", ["gemms", "attention"])
+def test_a_part_runs_on_both_sides_in_their_own_processes(part):
   pytest.importorskip("torch")
   results = peer.compare(
-      ["reference"], [1], reps=1, rounds=1, gemms=True, log=lambda line: None
+      ["reference"], [1], reps=1, rounds=1, part=part, log=lambda line: None
   )
   (cell,) = results["cells"]
   assert set(cell["by_implementation"]) == {"jax", "torch_eager"}
   assert cell["by_implementation"]["torch_eager"]["forward"]["n"] == 1
+  assert cell["flops"] == peer.part_flops(part, "reference", 1)
+  assert results["settings"]["part"] == part
 
 
 def test_the_gemm_shapes_are_every_weight_matrix_of_the_transformer():
@@ -220,9 +256,15 @@ def test_peer_comparison_refuses_cells_that_cannot_run(
     peer.check(sizes, batches, implementations)
 
 
-def test_the_gemm_comparison_refuses_torch_compile():
-  with pytest.raises(ValueError, match="jax,torch_eager"):
-    peer.check(["reference"], [1], ("jax", "torch_compile"), gemms=True)
+@pytest.mark.parametrize("part", ["gemms", "attention"])
+def test_a_part_comparison_refuses_torch_compile(part):
+  with pytest.raises(ValueError, match=f"With --{part}.*jax,torch_eager"):
+    peer.check(["reference"], [1], ("jax", "torch_compile"), part=part)
+
+
+def test_peer_comparison_refuses_an_unknown_part():
+  with pytest.raises(ValueError, match="Unknown part 'softmax'"):
+    peer.check(["reference"], [1], ("jax",), part="softmax")
 
 
 def test_peer_comparison_without_torch_says_what_to_install(monkeypatch):

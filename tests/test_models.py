@@ -492,12 +492,22 @@ def test_vqgan_bfloat16_compute_keeps_output_types(vqgan):
 @pytest.mark.parametrize(
     "length_q, length_k", [(1, 7), (5, 65), (65, 65), (257, 257), (130, 300)]
 )
-def test_blocked_attention_is_softmax_attention(length_q, length_k):
+@pytest.mark.parametrize(
+    "max_rows, max_scores",
+    # Every pair in one block; some pairs per block; one pair whose rows
+    # alone pass max_scores; the defaults.
+    [(64, 2**30), (64, 3 * 64 * 65), (16, 1), (256, 2**21)],
+)
+def test_blocked_attention_is_softmax_attention(
+    length_q, length_k, max_rows, max_scores
+):
   keys = jax.random.split(jax.random.key(0), 3)
-  query = jax.random.normal(keys[0], (2, length_q, 4, 8))
-  key, value = (jax.random.normal(k, (2, length_k, 4, 8)) for k in keys[1:])
+  query = jax.random.normal(keys[0], (3, length_q, 4, 8))
+  key, value = (jax.random.normal(k, (3, length_k, 4, 8)) for k in keys[1:])
   np.testing.assert_allclose(
-      transformer_lib.blocked_attention(query, key, value, block=64),
+      transformer_lib.blocked_attention(
+          query, key, value, max_rows, max_scores
+      ),
       jax.nn.dot_product_attention(query, key, value),
       atol=2e-6,
   )

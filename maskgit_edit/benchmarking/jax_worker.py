@@ -14,6 +14,7 @@ import numpy as np
 from maskgit_edit import models
 from maskgit_edit.benchmarking import peer
 from maskgit_edit.decoding import sampling
+from maskgit_edit.models import transformer as transformer_lib
 
 
 def chain_products(x_RxH, weights):
@@ -41,6 +42,41 @@ def gemm_chain(spec: peer.Spec):
   return lambda: jax.block_until_ready(chain(x_RxH, weights))
 
 
+def chain_attention(query_BxLxNxD, key_BxLxNxD, value_BxLxNxD, num_layers):
+  """`num_layers` calls of the forward's attention at inference, each on the
+  previous one's output as queries. The barriers keep XLA from sharing the
+  key and value transposes between layers (the forward has its own per
+  layer)."""
+  batch, length, heads, depth = query_BxLxNxD.shape
+  q, k, v = query_BxLxNxD, key_BxLxNxD, value_BxLxNxD
+  for _ in range(num_layers):
+    out_BxLxH = transformer_lib.blocked_attention(q, k, v).reshape(
+        batch, length, heads * depth
+    )
+    q, k, v = jax.lax.optimization_barrier(
+        (out_BxLxH.reshape(batch, length, heads, depth), k, v)
+    )
+  return q
+
+
+def attention_chain(spec: peer.Spec):
+  """One call of `chain_attention` on random queries, keys and values at
+  the spec's shapes, blocking on its result."""
+  m = spec.model
+  shape = (
+      spec.batch,
+      m["seq_len"],
+      m["num_heads"],
+      m["hidden_size"] // m["num_heads"],
+  )
+  qkv = [
+      jax.random.normal(key, shape)
+      for key in jax.random.split(jax.random.key(spec.seed), 3)
+  ]
+  chain = jax.jit(chain_attention, static_argnums=3)
+  return lambda: jax.block_until_ready(chain(*qkv, m["num_layers"]))
+
+
 def transformer(m: dict[str, int]) -> models.Transformer:
   """The transformer of `peer.model_sizes`' sizes `m`, without dropout."""
   return models.Transformer(
@@ -56,8 +92,9 @@ def transformer(m: dict[str, int]) -> models.Transformer:
 
 def main(spec: peer.Spec) -> dict:
   version = f"jax {jax.__version__}"
-  if spec.gemms:
-    return peer.time_worker(spec, gemm_chain(spec), None, version)
+  if spec.part != "model":
+    part = {"gemms": gemm_chain, "attention": attention_chain}[spec.part]
+    return peer.time_worker(spec, part(spec), None, version)
   m = spec.model
   layout = models.TokenLayout(
       m["codebook_size"], m["num_classes"], m["grid_side"], True

@@ -9,11 +9,13 @@ on all of them. Both sides use every core of the machine, one at a time.
 
 A worker builds the transformer with random weights, warms up (compiles),
 then times `reps` forward passes over the whole sequence and `reps` decodes
-(`NUM_STEPS` steps, every token unknown, class-conditional). With `gemms`,
-the "forward" is instead a chain of the dense layers' and logits' matrix
-products at the peer's shapes (`gemm_shapes`: the same work on both sides,
-torch eager only; attention's products are left out): where our forward
-trails, it tells how much of the gap the GEMM library explains. Within
+(`NUM_STEPS` steps, every token unknown, class-conditional). The other
+`PARTS` time one piece of a forward instead, the same work on both sides
+(torch eager only), to say where a forward's gap lies: "gemms", a chain of
+the dense layers' and logits' matrix products at the peer's shapes
+(`gemm_shapes`), and "attention", every layer's softmax attention on
+projected queries, keys and values (ours `blocked_attention`, the peer's
+`scaled_dot_product_attention`). Within
 `budget_s` per measurement: a forward or decode whose warm-up shows that its
 reps would not fit gets fewer reps (at least one), and a decode projected
 from the forward to take longer than the whole budget is not run.
@@ -44,7 +46,14 @@ SIZES = {
 }
 IMPLEMENTATIONS = ("jax", "torch_eager", "torch_compile")
 PEERS = ("torch_eager", "torch_compile")
-GEMM_IMPLEMENTATIONS = ("jax", "torch_eager")
+# What a worker times -> the implementations that can time it: "model" is
+# the whole forward and decode; the parts run eagerly (one library call per
+# product or attention: compiling them adds nothing).
+PARTS = {
+    "model": IMPLEMENTATIONS,
+    "gemms": ("jax", "torch_eager"),
+    "attention": ("jax", "torch_eager"),
+}
 
 
 def model_sizes(size: str) -> dict[str, int]:
@@ -76,7 +85,7 @@ class Spec:
   threads: int
   num_steps: int = NUM_STEPS
   seed: int = 0
-  gemms: bool = False
+  part: str = "model"
 
   @property
   def model(self) -> dict[str, int]:
@@ -108,6 +117,19 @@ def gemm_flops(size: str, batch: int) -> int:
   return sum(2 * rows * k * n for k, n in gemm_shapes(size))
 
 
+def attention_flops(size: str, batch: int) -> int:
+  """FLOPs of every layer's attention products (scores and values) on
+  `batch` sequences."""
+  m = model_sizes(size)
+  length = m["seq_len"]
+  return 4 * m["num_layers"] * batch * length * length * m["hidden_size"]
+
+
+def part_flops(part: str, size: str, batch: int) -> int:
+  """FLOPs of a part other than "model" (see `PARTS`)."""
+  return {"gemms": gemm_flops, "attention": attention_flops}[part](size, batch)
+
+
 def memory_bytes(size: str, batch: int) -> int:
   """A bound on a decode's activations: the attention scores and the MLP
   and logit activations of one layer, float32, times 4 for the temporaries
@@ -130,9 +152,11 @@ def check(
     sizes: Sequence[str],
     batches: Sequence[int],
     implementations,
-    gemms: bool = False,
+    part: str = "model",
 ):
   """Raises ValueError naming the first cell that cannot run."""
+  if part not in PARTS:
+    raise ValueError(f"Unknown part {part!r}; known: {', '.join(PARTS)}.")
   for size in sizes:
     if size not in SIZES:
       raise ValueError(f"Unknown size {size!r}; known: {', '.join(SIZES)}.")
@@ -142,10 +166,11 @@ def check(
           f"Unknown implementation {implementation!r}; known: "
           f"{', '.join(IMPLEMENTATIONS)}."
       )
-  if gemms and set(implementations) - set(GEMM_IMPLEMENTATIONS):
+  if set(implementations) - set(PARTS[part]):
     raise ValueError(
-        "With --gemms, torch runs its matrix products eagerly (compiling"
-        " changes nothing there): use --implementations jax,torch_eager."
+        f"With --{part}, torch runs eagerly (one library call per product or"
+        " attention: compiling changes nothing there): use"
+        f" --implementations {','.join(PARTS[part])}."
     )
   if any(b < 1 for b in batches):
     raise ValueError(f"Batch sizes must be >= 1, got {list(batches)}.")
@@ -208,7 +233,7 @@ def measure_cell(
     rounds: int,
     budget_s: float,
     threads: int,
-    gemms: bool = False,
+    part: str = "model",
     log=print,
 ) -> dict[str, Any]:
   """Every implementation at one (size, batch), in alternating processes.
@@ -228,7 +253,7 @@ def measure_cell(
       order.reverse()
     for implementation in order:
       spec = Spec(
-          implementation, size, batch, reps, budget_s, threads, gemms=gemms
+          implementation, size, batch, reps, budget_s, threads, part=part
       )
       record = run_worker(spec)
       decoded = (
@@ -248,7 +273,7 @@ def measure_cell(
       "size": size,
       "batch": batch,
       "model": model_sizes(size),
-      **({"gemm_flops": gemm_flops(size, batch)} if gemms else {}),
+      **({"flops": part_flops(part, size, batch)} if part != "model" else {}),
       "by_implementation": {
           i: {
               "forward": _summary(samples[i]["forward"]),
@@ -271,7 +296,7 @@ def compare(
     reps: int = 3,
     rounds: int = 2,
     budget_s: float = 60.0,
-    gemms: bool = False,
+    part: str = "model",
     results: dict[str, Any] | None = None,
     on_cell=None,
     log=print,
@@ -280,9 +305,8 @@ def compare(
 
   Args:
     sizes, batches: the cells, every size at every batch.
-    implementations: default IMPLEMENTATIONS, or GEMM_IMPLEMENTATIONS with
-      gemms.
-    reps, rounds, budget_s, gemms: see the module doc.
+    implementations: default every one that can time `part` (`PARTS`).
+    reps, rounds, budget_s, part: see the module doc.
     results: earlier results of the same settings, whose cells are kept and
       not measured again (a long comparison resumes).
     on_cell: called with the results after each new cell (to save them).
@@ -292,8 +316,8 @@ def compare(
     {"settings": {...}, "cells": [cell, ...]}.
   """
   if implementations is None:
-    implementations = GEMM_IMPLEMENTATIONS if gemms else IMPLEMENTATIONS
-  check(sizes, batches, implementations, gemms)
+    implementations = PARTS.get(part, ())
+  check(sizes, batches, implementations, part)
   settings = {
       "num_steps": NUM_STEPS,
       "reps": reps,
@@ -301,7 +325,7 @@ def compare(
       "budget_s": budget_s,
       "threads": len(os.sched_getaffinity(0)),
       "implementations": list(implementations),
-      **({"gemms": True} if gemms else {}),
+      **({"part": part} if part != "model" else {}),
   }
   if results is None:
     results = {"settings": settings, "cells": []}
@@ -325,7 +349,7 @@ def compare(
               rounds=rounds,
               budget_s=budget_s,
               threads=settings["threads"],
-              gemms=gemms,
+              part=part,
               log=log,
           )
       )
@@ -363,13 +387,22 @@ def _speed(ours, theirs) -> str:
   return f"{theirs['median_s'] / ours['median_s']:.2f}x"
 
 
-def gemm_markdown(results: dict[str, Any]) -> str:
-  """The table of a `gemms` comparison: time and GFLOP/s of each side."""
+# What each part's table says it timed.
+_PART_TEXT = {
+    "gemms": "The matrix products of one forward alone (`peer.gemm_shapes`:"
+    " the dense layers and logits, float32, the same shapes in the same order"
+    " on both sides)",
+    "attention": "The attention of one forward alone (every layer's softmax"
+    " attention on projected queries, keys and values, float32: ours"
+    " `blocked_attention`, the peer's `scaled_dot_product_attention`)",
+}
+
+
+def part_markdown(results: dict[str, Any]) -> str:
+  """The table of a part's comparison: time and GFLOP/s of each side."""
   settings = results["settings"]
   lines = [
-      "The matrix products of one forward alone (`peer.gemm_shapes`: the"
-      " dense layers and logits, float32, the same shapes in the same order"
-      " on both sides), seconds: median (range) over"
+      f"{_PART_TEXT[settings['part']]}, seconds: median (range) over"
       f" {settings['rounds']} alternating processes x up to"
       f" {settings['reps']} calls each, {settings['threads']} threads per"
       " process. Peer: PyTorch eager; speed > 1: ours is faster.",
@@ -380,7 +413,7 @@ def gemm_markdown(results: dict[str, Any]) -> str:
   ]
   for cell in results["cells"]:
     by = cell["by_implementation"]
-    gflop = cell["gemm_flops"] / 1e9
+    gflop = cell["flops"] / 1e9
     ours = (by.get("jax") or {}).get("forward")
     theirs = (by.get("torch_eager") or {}).get("forward")
     rate = lambda s: f"{gflop / s['median_s']:.0f}" if s else "-"
@@ -396,8 +429,8 @@ def gemm_markdown(results: dict[str, Any]) -> str:
 def markdown(results: dict[str, Any]) -> str:
   """The comparison table: medians (ranges) and our speed over the best peer."""
   settings = results["settings"]
-  if settings.get("gemms"):
-    return gemm_markdown(results)
+  if "part" in settings:
+    return part_markdown(results)
   lines = [
       f"Forward and {settings['num_steps']}-step decode (every token "
       "unknown), seconds: median (range) over "
@@ -462,7 +495,7 @@ def time_worker(spec: Spec, forward, decode, version: str) -> dict[str, Any]:
   Args:
     spec: the measurement.
     forward, decode: functions that run one call and block on its result
-      (with `spec.gemms`, forward runs the matrix products and decode is
+      (for a part other than "model", forward runs the part and decode is
       None).
     version: the implementation's library version.
 
@@ -476,7 +509,7 @@ def time_worker(spec: Spec, forward, decode, version: str) -> dict[str, Any]:
   projected_s = spec.num_steps * statistics.median(forward_s)
   decode_s, skipped = [], None
   if decode is None:
-    skipped = "not timed (matrix products only)"
+    skipped = f"not timed (the {spec.part} alone)"
   elif projected_s > spec.budget_s:
     skipped = f"about {projected_s:.0f} s each"
   else:
