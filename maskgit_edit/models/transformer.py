@@ -107,7 +107,7 @@ def blocked_attention(
   )
 
   def attend_group(inputs):
-    query_Kxgxrxd, key_gxLxD, value_gxLxD = inputs
+    query_KxgxrxD, key_gxLxD, value_gxLxD = inputs
 
     def attend(query_gxrxD):
       scores_gxrxL = jnp.einsum("gqd,gld->gql", query_gxrxD, key_gxLxD)
@@ -117,7 +117,7 @@ def blocked_attention(
       out_gxrxD = jnp.einsum("gql,gld->gqd", weights_gxrxL, value_gxLxD)
       return out_gxrxD / weights_gxrxL.sum(-1, keepdims=True)
 
-    return jax.lax.map(attend, query_Kxgxrxd)
+    return jax.lax.map(attend, query_KxgxrxD)
 
   out_GxKxgxrxD = jax.lax.map(
       attend_group,
