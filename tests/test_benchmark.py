@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from maskgit_edit import files
 from maskgit_edit.benchmarking import peer
 
 from conftest import load_script
@@ -118,6 +119,14 @@ def test_peer_comparison_runs_each_implementation_in_its_own_process():
   assert record["decode"]["median_s"] <= record["decode"]["max_s"]
   assert len(lines) == 2 and "round 2/2" in lines[1]
   assert "| reference | 2 |" in peer.markdown(results)
+  # Each cell names its commit; the table lists them where they differ.
+  assert cell["commit"] == files.checkout_commit()
+  assert "Cells by commit" not in peer.markdown(results)
+  mixed = dict(results, cells=[cell, dict(cell, batch=3, commit="0ld0ne")])
+  assert peer.markdown(mixed).endswith(
+      f"Cells by commit: `{cell['commit']}`: reference batch 2;"
+      " `0ld0ne`: reference batch 3."
+  )
   # A second run keeps the measured cell; other settings are refused.
   again = peer.compare(
       ["reference"], [2], results=results, log=lines.append, **settings

@@ -4,6 +4,7 @@ forward per step, per batch size; compilations on new masks and guidance."""
 import jax
 import jax.numpy as jnp
 
+from maskgit_edit import compiling
 from maskgit_edit import models
 from maskgit_edit.benchmarking import timing
 from maskgit_edit.decoding import guidance as guidance_lib
@@ -61,7 +62,9 @@ def decode_batch(
         input_ids_BxL, guide_ids_BxL, guide_scale_B
     )
 
-  forward = jax.jit(forward_impl)
+  forward = compiling.SizedJit(
+      forward_impl, lambda params, input_ids_BxL, *args: input_ids_BxL.size
+  )
   inputs_BxL = layout.inputs(
       tokens_Bxhxw.reshape(batch, -1),
       labels_B,

@@ -11,6 +11,7 @@ import sys
 import jax
 import numpy as np
 
+from maskgit_edit import compiling
 from maskgit_edit import models
 from maskgit_edit.benchmarking import peer
 from maskgit_edit.decoding import sampling
@@ -105,8 +106,9 @@ def main(spec: peer.Spec) -> dict:
       keys[0], (spec.batch, layout.seq_len), 0, layout.codebook_size
   )
   params = jax.jit(model.init)(keys[1], ids_BxL[:1])["params"]
-  forward = jax.jit(
-      lambda p, ids: model.apply({"params": p}, ids, deterministic=True)
+  forward = compiling.SizedJit(
+      lambda p, ids: model.apply({"params": p}, ids, deterministic=True),
+      lambda p, ids_BxL: ids_BxL.size,
   )
   sampler = sampling.Sampler(
       model, layout, sampling.DecodeSettings(num_steps=spec.num_steps)

@@ -239,7 +239,7 @@ def measure_cell(
   """Every implementation at one (size, batch), in alternating processes.
 
   Returns:
-    {"size", "batch", "model", "by_implementation": {implementation:
+    {"size", "batch", "commit", "model", "by_implementation": {implementation:
     {"forward": Summary, "decode": Summary or None, "skipped_decode": reason
     or None, "compile_s", "threads", "version"}}}; a Summary is
     {"median_s", "min_s", "max_s", "n"} over every rep of every round.
@@ -272,6 +272,7 @@ def measure_cell(
   return {
       "size": size,
       "batch": batch,
+      "commit": files.checkout_commit(),
       "model": model_sizes(size),
       **({"flops": part_flops(part, size, batch)} if part != "model" else {}),
       "by_implementation": {
@@ -398,6 +399,24 @@ _PART_TEXT = {
 }
 
 
+def _commits_line(cells) -> list[str]:
+  """A line naming each cell's commit, where the cells come from several
+  (a table resumed or re-measured in part)."""
+  by_commit = {}
+  for cell in cells:
+    by_commit.setdefault(cell.get("commit", "unknown"), []).append(
+        f"{cell['size']} batch {cell['batch']}"
+    )
+  if len(by_commit) < 2:
+    return []
+  return [
+      "",
+      "Cells by commit: "
+      + "; ".join(f"`{c}`: {', '.join(v)}" for c, v in by_commit.items())
+      + ".",
+  ]
+
+
 def part_markdown(results: dict[str, Any]) -> str:
   """The table of a part's comparison: time and GFLOP/s of each side."""
   settings = results["settings"]
@@ -423,7 +442,7 @@ def part_markdown(results: dict[str, Any]) -> str:
         f" {rate(ours)} |"
         f" {rate(theirs)} |"
     )
-  return "\n".join(lines)
+  return "\n".join(lines + _commits_line(results["cells"]))
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -473,7 +492,7 @@ def markdown(results: dict[str, Any]) -> str:
   ]
   if skipped:
     lines += ["", "Decodes not run: " + "; ".join(skipped) + "."]
-  return "\n".join(lines)
+  return "\n".join(lines + _commits_line(results["cells"]))
 
 
 def _timed_calls(fn, reps: int, budget_s: float) -> tuple[list[float], float]:

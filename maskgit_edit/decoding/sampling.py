@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from maskgit_edit import compiling
 from maskgit_edit import images as images_lib
 from maskgit_edit.decoding import parallel_decode
 from maskgit_edit.decoding import schedules
@@ -267,9 +268,29 @@ class Sampler:
     self.model = model
     self.layout = layout
     self.settings = settings
-    self._decode = jax.jit(
-        self._decode_impl, static_argnames=("return_history", "num_queries")
+    self._decode = compiling.SizedJit(
+        self._decode_impl,
+        self._full_pass_rows,
+        static_argnames=("return_history", "num_queries"),
     )
+
+  def _full_pass_rows(
+      self,
+      params,
+      tokens_Bxhxw,
+      unknown_Bxhxw,
+      labels_B,
+      rng,
+      guidance_grid,
+      window_BxW,
+      **static,
+  ) -> int:
+    """Rows (batch x tokens) of one full pass of a `_decode_impl` call."""
+    del params, unknown_Bxhxw, labels_B, rng, guidance_grid, static
+    batch, grid_tokens = tokens_Bxhxw.shape[0], tokens_Bxhxw[0].size
+    if window_BxW is None:
+      return batch * self.layout.seq_len
+    return batch * (self.layout.seq_len - grid_tokens + window_BxW.shape[1])
 
   def _to_sequence(self, grid_Bxhxw, labels_B, class_value):
     seq_BxN = grid_Bxhxw.reshape(grid_Bxhxw.shape[0], -1)

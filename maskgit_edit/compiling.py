@@ -1,0 +1,52 @@
+"""XLA compiler options chosen by how much work a transformer program does.
+
+On CPU, XLA (jax 0.10) hands dense layers to YNNPACK library fusions. From
+4,096 rows per dense layer (batch x tokens) on, it fuses differently (larger
+fusions around the products), and those programs ran 10-25% slower than XLA's
+own kernels at every released size measured (docs/decoding.md); below it,
+YNNPACK's were level or faster. `SizedJit` compiles large calls without them.
+"""
+
+import jax
+
+# Rows (batch x tokens) from which XLA:CPU's YNNPACK fusions are turned off.
+# XLA itself switches to its larger fusions there: a reference-size forward
+# at 4,095 rows compiles to the small-shape fusions, at 4,160 to the large.
+LIBRARY_FUSION_MAX_ROWS = 4096
+LARGE_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def is_large(rows: int, backend: str) -> bool:
+  """Whether a program whose dense layers see `rows` rows on `backend`
+  compiles with `LARGE_CPU_OPTIONS`."""
+  return backend == "cpu" and rows >= LIBRARY_FUSION_MAX_ROWS
+
+
+class SizedJit:
+  """`jax.jit(fn, **jit_kwargs)`, with `LARGE_CPU_OPTIONS` for calls whose
+  `rows(*args, **kwargs)` `is_large`.
+
+  One jit per choice, so small and large calls each keep their own compile
+  cache; `lower` picks the same way (for cost and memory analyses).
+  """
+
+  def __init__(self, fn, rows, **jit_kwargs):
+    self._rows = rows
+    self._jits = {
+        large: jax.jit(
+            fn,
+            compiler_options=LARGE_CPU_OPTIONS if large else None,
+            **jit_kwargs,
+        )
+        for large in (False, True)
+    }
+
+  def _pick(self, args, kwargs):
+    rows = self._rows(*args, **kwargs)
+    return self._jits[is_large(rows, jax.default_backend())]
+
+  def __call__(self, *args, **kwargs):
+    return self._pick(args, kwargs)(*args, **kwargs)
+
+  def lower(self, *args, **kwargs):
+    return self._pick(args, kwargs).lower(*args, **kwargs)
