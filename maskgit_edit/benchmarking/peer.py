@@ -354,6 +354,10 @@ def compare(
               log=log,
           )
       )
+      # In the table's order, whichever command measured a cell.
+      results["cells"].sort(
+          key=lambda c: (list(SIZES).index(c["size"]), c["batch"])
+      )
       if on_cell:
         on_cell(results)
   return results
