@@ -39,7 +39,8 @@ def gemm_chain(spec: peer.Spec):
   ]
   rows = spec.batch * spec.model["seq_len"]
   x_RxH = jax.random.normal(keys[0], (rows, shapes[0][0]))
-  chain = jax.jit(chain_products)
+  # Compiled as the forward's products are at these rows.
+  chain = compiling.SizedJit(chain_products, lambda x_RxH, _: x_RxH.shape[0])
   return lambda: jax.block_until_ready(chain(x_RxH, weights))
 
 
@@ -74,7 +75,11 @@ def attention_chain(spec: peer.Spec):
       jax.random.normal(key, shape)
       for key in jax.random.split(jax.random.key(spec.seed), 3)
   ]
-  chain = jax.jit(chain_attention, static_argnums=3)
+  chain = compiling.SizedJit(
+      chain_attention,
+      lambda q, k, v, layers: q.shape[0] * q.shape[1],
+      static_argnums=3,
+  )
   return lambda: jax.block_until_ready(chain(*qkv, m["num_layers"]))
 
 
