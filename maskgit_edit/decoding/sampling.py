@@ -274,19 +274,11 @@ class Sampler:
         static_argnames=("return_history", "num_queries"),
     )
 
-  def _full_pass_rows(
-      self,
-      params,
-      tokens_Bxhxw,
-      unknown_Bxhxw,
-      labels_B,
-      rng,
-      guidance_grid,
-      window_BxW,
-      **static,
-  ) -> int:
-    """Rows (batch x tokens) of one full pass of a `_decode_impl` call."""
-    del params, unknown_Bxhxw, labels_B, rng, guidance_grid, static
+  def _full_pass_rows(self, params, tokens_Bxhxw, *inputs, **static) -> int:
+    """Rows (batch x tokens) of one full pass of a `_decode_impl` call, whose
+    inputs are all positional, the window last."""
+    del params, static
+    window_BxW = inputs[-1]
     batch, grid_tokens = tokens_Bxhxw.shape[0], tokens_Bxhxw[0].size
     if window_BxW is None:
       return batch * self.layout.seq_len
