@@ -1,5 +1,7 @@
-"""Compiler options by size: large calls skip XLA:CPU's YNNPACK fusions."""
+"""Compiler options by program: large calls skip XLA:CPU's YNNPACK fusions,
+one-off programs compile unoptimised."""
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -97,3 +99,21 @@ def test_decodes_are_sized_by_their_full_passes(
       window_BxW,
   )
   assert ("ynn_fusion" in text) != large
+
+
+def test_one_off_programs_compile_unoptimised_to_the_same_draws():
+  """An initialiser from `one_off_jit` is the unoptimised program: its
+  draws differ from the optimised program's only in the last bits."""
+  model = nn.Dense(64)
+  init = lambda key: model.init(key, np.zeros((1, 64), np.float32))["params"]
+  key = jax.random.key(0)
+  lowered = jax.jit(init).lower(key)
+  unoptimised = lowered.compile(compiling.ONE_OFF_CPU_OPTIONS)(key)
+  optimised = lowered.compile()(key)
+  one_off = compiling.one_off_jit(init)(key)
+  jax.tree.map(np.testing.assert_array_equal, one_off, unoptimised)
+  jax.tree.map(
+      lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7),
+      one_off,
+      optimised,
+  )

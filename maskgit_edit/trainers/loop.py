@@ -24,6 +24,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from maskgit_edit import artefacts
+from maskgit_edit import compiling
 from maskgit_edit import files
 from maskgit_edit import metric_writer
 from maskgit_edit import progress as progress_lib
@@ -266,9 +267,8 @@ def train(
   manager = checkpoint_manager(workdir, config)
   state, start = restore_latest(manager, abstract)
   if state is None:
-    state = jax.jit(task.init_state, out_shardings=state_sharding)(
-        root, initial
-    )
+    init = compiling.one_off_jit(task.init_state, out_shardings=state_sharding)
+    state = init(root, initial)
   else:
     logging.info("Resumed from step %d in %s", start, workdir)
     print(f"Resuming from checkpoint at step {start}", flush=True)
