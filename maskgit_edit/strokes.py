@@ -36,7 +36,6 @@ from PIL import Image
 import skimage.filters
 import skimage.measure
 import skimage.segmentation
-import sklearn.cluster
 import threadpoolctl
 
 from maskgit_edit import files
@@ -161,6 +160,10 @@ def _kmeans_labels(
   ]
   # Fewer distinct colours than clusters would leave empty clusters.
   num_clusters = min(num_colors, len(np.unique(fit_pixels_Fx3, axis=0)))
+  # Imported here: sklearn takes ~1.5 s to import, and most tools that import
+  # this module never colour-cluster.
+  import sklearn.cluster  # pylint: disable=g-import-not-at-top
+
   kmeans = sklearn.cluster.KMeans(
       n_clusters=num_clusters,
       n_init=1,
