@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from maskgit_edit import artefacts
+from maskgit_edit import compiling
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
@@ -192,7 +193,7 @@ def test_full_mask_is_plain_generation(editor, batch):
 
 def _loss_before_after(config, workdir):
   task = trainers.make_task(config, workdir)
-  initial = jax.jit(task.init_state)(
+  initial = compiling.one_off_jit(task.init_state)(
       jax.random.key(config.seed), task.initial_params()
   )
   final, _ = train.train_and_evaluate(config, workdir)

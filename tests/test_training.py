@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from maskgit_edit import artefacts
+from maskgit_edit import compiling
 from maskgit_edit import data as data_lib
 from maskgit_edit import images as images_lib
 from maskgit_edit import train
@@ -195,7 +196,7 @@ def test_class_dropout_trains_on_the_null_class(tokenizer_run):
     cfg.model.class_dropout = class_dropout
     task = maskgit.MaskGitTask.from_runs(cfg)
     assert task.layout.null_class and task.layout.null_label == 4
-    state = jax.jit(task.init_state)(jax.random.key(0))
+    state = compiling.one_off_jit(task.init_state)(jax.random.key(0))
     train_step = jax.jit(task.train_step)
 
     def step(labels_B):
