@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from maskgit_edit import cli
 from maskgit_edit import files
+from maskgit_edit import models
 from maskgit_edit.benchmarking import edit_latency
 from maskgit_edit.benchmarking import timing
 from maskgit_edit.benchmarking import workloads
@@ -94,6 +95,13 @@ def parse_args(argv):
   )
   cli.add_decode_flags(parser, ("num_steps", "start_iter", "full_pass_every"))
   parser.add_argument(
+      "--matmul_dtype",
+      default="float32",
+      choices=models.transformer.MATMUL_DTYPES,
+      help="Operand dtype of the transformer's dense products for "
+      "--edit_latency (bfloat16: accumulated in float32).",
+  )
+  parser.add_argument(
       "--markdown", default=None, help="Also write the tables here."
   )
   parser.add_argument(
@@ -141,6 +149,7 @@ def main(argv=None) -> dict:
             dataclasses.replace(
                 sampling.EDIT_DECODE, **cli.decode_overrides(args)
             ),
+            args.matmul_dtype,
         ),
     }
     results["load_average_after"] = os.getloadavg()

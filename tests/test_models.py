@@ -74,6 +74,39 @@ def test_transformer_bfloat16_compute_gives_float32_logits(transformer):
   np.testing.assert_allclose(logits_bf16, logits_f32, atol=0.2)
 
 
+def test_bfloat16_products_round_only_the_dense_operands(transformer):
+  model, params, apply = transformer
+  fast = model.clone(matmul_dtype="bfloat16")
+  stored = transformer_lib.kernels_in(params, "bfloat16")
+  kinds = {
+      "/".join(k.key for k in path): x.dtype
+      for path, x in jax.tree_util.tree_leaves_with_path(stored)
+  }
+  assert {d for n, d in kinds.items() if n.endswith("kernel")} == {
+      jnp.dtype(jnp.bfloat16)
+  }
+  assert {d for n, d in kinds.items() if not n.endswith("kernel")} == {
+      jnp.dtype(jnp.float32)
+  }
+  logits_f32 = apply({"params": params}, _ids())
+  fast_apply = jax.jit(fast.apply)
+  logits_bf16 = fast_apply({"params": stored}, _ids())
+  assert logits_bf16.dtype == jnp.float32
+  # Kernels stored in bfloat16 once are the kernels rounded at every call.
+  np.testing.assert_array_equal(
+      logits_bf16, fast_apply({"params": params}, _ids())
+  )
+  assert not np.array_equal(logits_bf16, logits_f32)
+  np.testing.assert_allclose(logits_bf16, logits_f32, atol=0.05)
+  assert transformer_lib.kernels_in(params, "float32") is params
+
+
+def test_unknown_matmul_dtype_is_named(transformer):
+  _, params, _ = transformer
+  with pytest.raises(ValueError, match="Unknown matmul_dtype 'int8': float32"):
+    transformer_lib.kernels_in(params, "int8")
+
+
 def test_minus_one_is_the_last_vocab_row(transformer):
   model, params, apply = transformer
   ids = _ids()

@@ -122,13 +122,21 @@ def jax_leaves(tree):
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
-def test_editor_without_run_folders_edits_with_the_committed_models():
+@pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
+def test_editor_without_run_folders_edits_with_the_committed_models(
+    matmul_dtype,
+):
   from maskgit_edit import data as data_lib  # pylint: disable=g-import-not-at-top
   from maskgit_edit import images as images_lib  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
 
-  editor = edit.Editor.from_workdirs()
-  assert editor.iterative_params is not None
+  editor = edit.Editor.from_workdirs(
+      settings=edit.EditSettings(matmul_dtype=matmul_dtype)
+  )
+  assert editor.sampler.model.matmul_dtype == matmul_dtype
+  for params in (editor.params, editor.iterative_params):
+    kernel = params["MlmLayer_0"]["mlm_dense"]["kernel"]
+    assert kernel.dtype == np.dtype(matmul_dtype)
   assert editor.kernels["learned"] is not None
   data_config = artefacts.load_run_config(
       artefacts.pretrained_runs()["tokenizer"]

@@ -46,6 +46,7 @@ def edit_latency_benchmark(
     reps: int,
     areas=EDIT_AREAS,
     settings: sampling.DecodeSettings = sampling.EDIT_DECODE,
+    matmul_dtype: str = "float32",
 ) -> dict:
   """Batch-1 edit decode time against edit area: windowed decoding (context
   ring `ring`) against the full decode, interleaved. (The PyTorch peer is
@@ -55,6 +56,7 @@ def edit_latency_benchmark(
   weights; None for the shapes `runlocal` sizes (smoke test).
   settings: the decode (steps start_iter..num_steps, as an edit runs them);
     `full_pass_every` > 1 also times it with key/value reuse.
+  matmul_dtype: of the dense layers' products (`models.transformer.kernels_in`).
   """
   if size is None:
     config = workloads.load_config("maskgit", "shapes:runlocal").model
@@ -74,6 +76,8 @@ def edit_latency_benchmark(
   params = jax.jit(model.init)(
       timing.init_key(), jnp.zeros((1, layout.seq_len), jnp.int32)
   )["params"]
+  model = model.clone(matmul_dtype=matmul_dtype)
+  params = models.transformer.kernels_in(params, matmul_dtype)
   full_pass_every = settings.full_pass_every
   samplers = [
       sampling.Sampler(
@@ -135,6 +139,8 @@ def edit_latency_benchmark(
       "full_pass_every": full_pass_every,
       "num_steps": settings.num_steps,
       "start_iter": settings.start_iter,
+      "matmul_dtype": matmul_dtype,
+      "cpu": timing.cpu_name(),
       "reps": reps,
       "full": full,
       "rows": rows,
@@ -156,7 +162,7 @@ def edit_latency_markdown(results: dict) -> str:
   )
   lines = [
       f"Edit latency, {r['size']} architecture ({r['grid']}x{r['grid']} "
-      f"tokens), random weights, batch 1, "
+      f"tokens), random weights, {r['matmul_dtype']} products, batch 1, "
       f"{r['num_steps'] - r['start_iter']} steps (from step {r['start_iter']}"
       f" of {r['num_steps']}), "
       f"window ring {r['ring']}"
@@ -166,7 +172,11 @@ def edit_latency_markdown(results: dict) -> str:
           else ""
       )
       + f"; median (range) of {r['reps']} "
-      "interleaved calls, ms. Full decode: " + ranged(r["full"]) + ".",
+      "interleaved calls, ms, on "
+      + r["cpu"]
+      + ". Full decode: "
+      + ranged(r["full"])
+      + ".",
       "",
       "| edit area | edited tokens | window tokens | "
       + " | ".join(
