@@ -96,6 +96,26 @@ def session():
   return app.EditSession.from_runs()
 
 
+def cli_edit(out, source_png, number, folder):
+  """The image of the command the page gives for its edit `number`, run
+  on the PNGs it offers for download."""
+  for name, encoded in (
+      ("source", source_png),
+      ("stroke", out["stroke_png"]),
+      ("mask", out["mask_png"]),
+  ):
+    (folder / f"{name}.png").write_bytes(base64.b64decode(encoded))
+  command = out["edits"][number]["command"].split()
+  assert command[:3] == ["python", "-m", "maskgit_edit.edit"]
+  argv = ["edit"] + [
+      a if not a.endswith(".png") else str(folder / a) for a in command[3:]
+  ]
+  flag_values = flags.FlagValues()
+  edit.define_flags(flag_values, argv)
+  flag_values(argv)
+  return np.asarray(Image.open(edit.run(flag_values)))
+
+
 def test_the_page_edit_is_the_cli_edit_and_never_recompiles(session, tmp_path):
   source_png = session.source({"kind": "test", "index": 5})["png"]
   request = {
@@ -109,23 +129,9 @@ def test_the_page_edit_is_the_cli_edit_and_never_recompiles(session, tmp_path):
   }
   out = session.edit(request)
   assert [e["seed"] for e in out["edits"]] == [7, 8]
-  # Write what the page offers for download and run its command.
-  for name, encoded in (
-      ("source", source_png),
-      ("stroke", out["stroke_png"]),
-      ("mask", out["mask_png"]),
-  ):
-    (tmp_path / f"{name}.png").write_bytes(base64.b64decode(encoded))
-  command = out["edits"][1]["command"].split()
-  assert command[:3] == ["python", "-m", "maskgit_edit.edit"]
-  argv = ["edit"] + [
-      a if not a.endswith(".png") else str(tmp_path / a) for a in command[3:]
-  ]
-  flag_values = flags.FlagValues()
-  edit.define_flags(flag_values, argv)
-  flag_values(argv)
-  cli_png = np.asarray(Image.open(edit.run(flag_values)))
-  np.testing.assert_array_equal(cli_png, from_b64(out["edits"][1]["png"]))
+  np.testing.assert_array_equal(
+      cli_edit(out, source_png, 1, tmp_path), from_b64(out["edits"][1]["png"])
+  )
 
   source = from_b64(source_png)
   edited = from_b64(out["edits"][0]["png"])
@@ -151,6 +157,38 @@ def test_the_page_edit_is_the_cli_edit_and_never_recompiles(session, tmp_path):
           }
       )
   assert counter.count == 0
+
+
+def test_a_page_with_bfloat16_products_gives_its_cli_command(
+    tmp_path, monkeypatch
+):
+  session = app.EditSession.from_runs(matmul_dtype="bfloat16")
+  source_png = session.source({"kind": "test", "index": 5})["png"]
+  out = session.edit(
+      {
+          "source": source_png,
+          "layer": png_b64(paint_layer(), "RGBA"),
+          "variant": "self_fixed",
+          "knob": 2.0,
+          "seed": 3,
+          "alternatives": 1,
+          "label": 1,
+      }
+  )
+  assert "--matmul_dtype bfloat16" in out["edits"][0]["command"]
+  # On these small models the two dtypes may give the same pixels: the
+  # command's editor must multiply in bfloat16 too.
+  built, init = [], edit.Editor.__init__
+
+  def spy(editor, *args, **kwargs):
+    init(editor, *args, **kwargs)
+    built.append(editor.sampler.model.matmul_dtype)
+
+  monkeypatch.setattr(edit.Editor, "__init__", spy)
+  np.testing.assert_array_equal(
+      cli_edit(out, source_png, 0, tmp_path), from_b64(out["edits"][0]["png"])
+  )
+  assert built == ["bfloat16"]
 
 
 def test_bad_requests_leave_the_server_usable(session):
