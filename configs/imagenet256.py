@@ -17,6 +17,9 @@ mask's non-zero pixels are edited; `--label` is the source image's class):
       --source s.png --stroke k.png --mask m.png --label 207 \
       --variant self_fixed --knob 2 --out e.png [--config.decode.num_steps=8]
 
+(`:fast_edit`: fewer steps, a window and bfloat16 products, ~9x faster on a
+CPU with AVX-512 BF16; docs/decoding.md.)
+
 Generate (`:generate` holds the release's sampling settings):
 
   cfg = config_files.load("configs/imagenet256.py:generate")
@@ -50,7 +53,7 @@ from maskgit_edit import config_defaults
 from maskgit_edit import config_files
 from maskgit_edit import data
 
-MODES = ("edit", "generate", "reweight", "iterate")
+MODES = ("edit", "fast_edit", "generate", "reweight", "iterate")
 # Fine-tuning batches on one 80 GB GPU at 256 px (a quarter at 512 px).
 FINE_TUNE_BATCH = {"reweight": 64, "iterate": 32}
 
@@ -130,6 +133,14 @@ def released_config(image_size: int, mode: str) -> ml_collections.ConfigDict:
     c.kernel = (
         "l2"  # self_fixed affinity: "l2" (codebook distances) or "identity".
     )
+  if mode == "fast_edit":
+    # 5 steps over a window of 2 token rings, bfloat16 products: a 15% edit
+    # at 256 px in 0.42 s on 2 cores with AVX-512 BF16, against 3.9 s for
+    # `edit`; the 5-step bfloat16 edit keeps the paired intervals of the
+    # 10-step one on Fashion-MNIST (docs/decoding.md).
+    c.decode = config_defaults.decode(num_steps=6, start_iter=1)
+    c.window = 2
+    c.matmul_dtype = "bfloat16"
   return c
 
 

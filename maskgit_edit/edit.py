@@ -74,7 +74,7 @@ class EditSettings:
   window: int | None = None
   # Operand dtype of the transformer's dense products
   # (`models.transformer.kernels_in`): "bfloat16" is 2-3x faster on CPUs with
-  # AVX-512 BF16 (docs/matmul_dtype.md).
+  # AVX-512 BF16 (docs/decoding.md).
   matmul_dtype: str = "float32"
 
   @classmethod
@@ -388,8 +388,8 @@ def define_flags(
       None,
       "Optional config (e.g. configs/imagenet256.py:edit) "
       "giving the run folders, label, seed and EditSettings (`decode`, "
-      "dilation, composite, feather_sigma_px, kernel); flags given on the "
-      "command line override it.",
+      "dilation, composite, feather_sigma_px, kernel, window, "
+      "matmul_dtype); flags given on the command line override it.",
       flag_values=flag_values,
       sys_argv=argv,
   )

@@ -58,7 +58,10 @@ def decoded_share(results: dict, path: str) -> float | None:
   return float(np.mean(shares))
 
 
-def table(name: str, rows, share: float | None, decode: dict) -> list[str]:
+def table(name: str, rows, share: float | None, settings: dict) -> list[str]:
+  """The run's paired rows under a note of its edit `settings` (the
+  results' `edit_settings`)."""
+  decode = settings["decode"]
   start, total = decode.get("start_iter", 0), decode["num_steps"]
   lines = [
       f"### {name}",
@@ -79,6 +82,9 @@ def table(name: str, rows, share: float | None, decode: dict) -> list[str]:
         f"Key/value reuse: a full pass every {full_pass_every} steps.",
         "",
     ]
+  matmul_dtype = settings.get("matmul_dtype", "float32")
+  if matmul_dtype != "float32":
+    lines += [f"Dense products: {matmul_dtype} operands.", ""]
   lines += [
       "| variant | knob | " + " | ".join(t for _, t in COLUMNS) + " |",
       "|---|---|" + "---|" * len(COLUMNS),
@@ -129,7 +135,7 @@ def main(argv=None) -> str:
         path,
         rows,
         decoded_share(results, path),
-        results["edit_settings"]["decode"],
+        results["edit_settings"],
     )
   command = cli.command_line("scripts/compare_runs.py", argv)
   files.write_doc(

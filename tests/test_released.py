@@ -85,11 +85,23 @@ def runs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def editor(runs):
-  settings = edit.EditSettings.from_config(
-      config_files.load(f"{ROOT}/configs/imagenet256.py:edit")
-  )
-  return edit.Editor.from_workdirs(runs["tokenizer"], runs["maskgit"], settings)
+def editors(runs):
+  """Editors of the imported runs by the `edit` and `fast_edit` configs."""
+  return {
+      mode: edit.Editor.from_workdirs(
+          runs["tokenizer"],
+          runs["maskgit"],
+          edit.EditSettings.from_config(
+              config_files.load(f"{ROOT}/configs/imagenet256.py:{mode}")
+          ),
+      )
+      for mode in ("edit", "fast_edit")
+  }
+
+
+@pytest.fixture(scope="module")
+def editor(editors):
+  return editors["edit"]
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +160,16 @@ def test_imported_runs_load_with_identical_params(runs):
   _assert_trees_equal(params, _raw_params(GOLDEN_TRANSFORMER))
 
 
+@pytest.mark.parametrize("mode", ["edit", "fast_edit"])
 @pytest.mark.parametrize("variant,knob", [("none", 0.0), ("self_fixed", 1e3)])
-def test_editor_on_imported_runs(editor, scene, variant, knob):
+def test_editor_on_imported_runs(editors, scene, mode, variant, knob):
+  editor = editors[mode]
+  if mode == "fast_edit":
+    assert (editor.settings.window, editor.settings.matmul_dtype) == (
+        2,
+        "bfloat16",
+    )
+    assert editor.settings.decode.num_steps == 6
   source_HxWx3, label, mask_HxW, stroke_HxWx3 = scene
   out = editor.edit(
       source_HxWx3[None],

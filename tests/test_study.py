@@ -748,6 +748,7 @@ def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs(tmp_path):
 
   # The script's document: each run's decode and its paired differences.
   fast = run({("self_fixed", 2.0): base + 1.0}, num_steps=4, start_iter=1)
+  fast["edit_settings"]["matmul_dtype"] = "bfloat16"
   paths = []
   for name, results in (("baseline", baseline), ("fast", fast)):
     paths.append(str(tmp_path / f"{name}.json"))
@@ -761,4 +762,5 @@ def test_runs_pair_stroke_by_stroke_and_refuse_unpaired_runs(tmp_path):
     doc = f.read()
   assert "Written by `python scripts/compare_runs.py --baseline" in doc
   assert "Decode: 3 steps (from step 1 of 4)." in doc
+  assert "Dense products: bfloat16 operands." in doc
   assert "| self_fixed | lambda=2 | **+1" in doc

@@ -57,7 +57,7 @@ ATTENTION_SCORES = 2**21
 # Operand dtypes of the dense layers' products (`Transformer.matmul_dtype`).
 # bfloat16 operands are accumulated in float32 and give float32 results: on a
 # CPU with AVX-512 BF16, XLA runs those products 2-3x faster than float32
-# ones (docs/matmul_dtype.md), provided the kernels are stored in bfloat16
+# ones (docs/decoding.md), provided the kernels are stored in bfloat16
 # (`kernels_in`) rather than converted at every call.
 MATMUL_DTYPES = ("float32", "bfloat16")
 
