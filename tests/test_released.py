@@ -166,10 +166,10 @@ def test_editor_on_imported_runs(editors, scene, mode, variant, knob):
   editor = editors[mode]
   if mode == "fast_edit":
     assert (editor.settings.window, editor.settings.matmul_dtype) == (
-        2,
+        1,
         "bfloat16",
     )
-    assert editor.settings.decode.num_steps == 6
+    assert editor.settings.decode.num_steps == 7
   source_HxWx3, label, mask_HxW, stroke_HxWx3 = scene
   out = editor.edit(
       source_HxWx3[None],
