@@ -115,6 +115,12 @@ CASES = [
     ("edit", "unknown variant", [*EDIT_OK, "--variant=foo"], ["--variant=foo"]),
     (
         "edit",
+        "unknown matmul dtype",
+        [*EDIT_OK, "--matmul_dtype=int8"],
+        ["--matmul_dtype=int8", "bfloat16"],
+    ),
+    (
+        "edit",
         "knob out of range",
         [*EDIT_OK, "--stroke={d}/source.png", "--variant=sdedit", "--knob=3"],
         ["[0, 1]"],
