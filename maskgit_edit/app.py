@@ -232,9 +232,11 @@ class EditRequest:
     return cls(variant, knob, seed, alternatives, label, window)
 
 
-def edit_command(request: EditRequest, seed: int, run_flags: str) -> str:
+def edit_command(
+    request: EditRequest, seed: int, run_flags: str, matmul_dtype: str
+) -> str:
   """The `maskgit_edit.edit` command that makes the same edit from the PNGs
-  the page offers for download."""
+  the page offers for download (with the page editor's `matmul_dtype`)."""
   parts = (
       ["python", "-m", "maskgit_edit.edit"]
       + shlex.split(run_flags)
@@ -255,6 +257,7 @@ def edit_command(request: EditRequest, seed: int, run_flags: str) -> str:
           str(request.label),
       ]
       + ([] if request.window is None else ["--window", str(request.window)])
+      + ([] if matmul_dtype == "float32" else ["--matmul_dtype", matmul_dtype])
       + ["--out", f"edited_seed{seed}.png"]
   )
   return " ".join(shlex.quote(p) for p in parts)
@@ -354,8 +357,6 @@ class EditSession:
       editor = edit_lib.Editor.from_workdirs(settings=settings)
       tokenizer_workdir = artefacts.pretrained_runs()["tokenizer"]
       run_flags = ""
-    if matmul_dtype != "float32":
-      run_flags = f"{run_flags} --matmul_dtype {matmul_dtype}".strip()
     data_config = artefacts.load_run_config(tokenizer_workdir).get("data")
     return cls(editor, data_config, run_flags)
 
@@ -479,7 +480,12 @@ class EditSession:
                 "seed": seed,
                 "png": encode_png(out["images"][0]),
                 "steps_png": encode_png(images_lib.grid(history, len(history))),
-                "command": edit_command(request, seed, self.run_flags),
+                "command": edit_command(
+                    request,
+                    seed,
+                    self.run_flags,
+                    self.editor.settings.matmul_dtype,
+                ),
             }
         )
     return {

@@ -73,8 +73,8 @@ class EditSettings:
   # around the edited ones, or None to decode over the whole grid.
   window: int | None = None
   # Operand dtype of the transformer's dense products
-  # (`models.transformer.kernels_in`): "bfloat16" is 2-3x faster on CPUs with
-  # AVX-512 BF16 (docs/decoding.md).
+  # (`models.transformer.kernels_in`): "bfloat16" decoded about 2x faster on a
+  # CPU with AVX-512 BF16 (docs/decoding.md).
   matmul_dtype: str = "float32"
 
   @classmethod
@@ -109,22 +109,23 @@ class Editor:
       learned_kernel=None,
   ):
     """Args:
-    tokenizer, tokenizer_params: VQGAN module and params.
-    transformer, transformer_params: MaskGIT module and params.
-    layout: `models.TokenLayout` of the transformer.
-    settings: `EditSettings`.
-    iterative_params: transformer params tuned by `iterate` (variant
-      "iterative", which is an error without them).
-    learned_kernel: K [C, C] trained by `reweight` ("self_learned").
+      tokenizer, tokenizer_params: VQGAN module and params.
+      transformer, transformer_params: MaskGIT module and params.
+      layout: `models.TokenLayout` of the transformer.
+      settings: `EditSettings`.
+      iterative_params: transformer params tuned by `iterate` (variant
+        "iterative", which is an error without them).
+      learned_kernel: K [C, C] trained by `reweight` ("self_learned").
+
+    `params` and `iterative_params` keep their dense kernels in
+    `settings.matmul_dtype`, for `sampler.model` (which multiplies in it).
     """
     self.tokenizer, self.tokenizer_params = tokenizer, tokenizer_params
     self.layout, self.settings = layout, settings
-    kernels_in = lambda p: models.transformer.kernels_in(
-        p, settings.matmul_dtype
-    )
-    self.params = kernels_in(transformer_params)
+    stored = lambda p: models.transformer.kernels_in(p, settings.matmul_dtype)
+    self.params = stored(transformer_params)
     self.iterative_params = (
-        None if iterative_params is None else kernels_in(iterative_params)
+        None if iterative_params is None else stored(iterative_params)
     )
     transformer = transformer.clone(matmul_dtype=settings.matmul_dtype)
     codebook = tokenizer_params["quantizer"]["codebook"]

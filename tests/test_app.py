@@ -163,6 +163,7 @@ def test_a_page_with_bfloat16_products_gives_its_cli_command(
     tmp_path, monkeypatch
 ):
   session = app.EditSession.from_runs(matmul_dtype="bfloat16")
+  assert session.editor.sampler.model.matmul_dtype == "bfloat16"
   source_png = session.source({"kind": "test", "index": 5})["png"]
   out = session.edit(
       {

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from maskgit_edit import files
+from maskgit_edit.benchmarking import edit_latency
 from maskgit_edit.benchmarking import peer
 
 from conftest import load_script
@@ -91,11 +92,15 @@ def test_edit_latency_section_times_full_and_windowed(tmp_path):
           "6",
           "--start_iter",
           "1",
+          "--matmul_dtype",
+          "bfloat16",
           "--out",
           str(out),
       ]
   )["edit_latency"]
   assert (results["num_steps"], results["start_iter"]) == (6, 1)
+  header = edit_latency.edit_latency_markdown(results).splitlines()[0]
+  assert "bfloat16 products" in header and " cores of " in header
   assert [row["area"] for row in results["rows"]] == [0.1, 1.0]
   small, whole = results["rows"]
   assert small["edited_tokens"] == 6 and whole["edited_tokens"] == 64

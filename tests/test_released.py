@@ -170,6 +170,9 @@ def test_editor_on_imported_runs(editors, scene, mode, variant, knob):
         "bfloat16",
     )
     assert editor.settings.decode.num_steps == 7
+    assert editor.sampler.model.matmul_dtype == "bfloat16"
+    kernel = editor.params["MlmLayer_0"]["mlm_dense"]["kernel"]
+    assert kernel.dtype == jax.numpy.bfloat16
   source_HxWx3, label, mask_HxW, stroke_HxWx3 = scene
   out = editor.edit(
       source_HxWx3[None],

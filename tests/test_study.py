@@ -409,6 +409,12 @@ def test_edits_of_other_strokes_or_models_are_refused(harness):
       run_edits.main(argv)
   with open(run_json, "w") as f:
     json.dump(recorded, f)
+  # Other products are other edits.
+  with pytest.raises(
+      ValueError,
+      match="its edit_settings is .*'float32'.*this run's .*'bfloat16'",
+  ):
+    run_edits.main([*argv, "--matmul_dtype", "bfloat16"])
 
 
 # ---------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def edit_latency_benchmark(
       "num_steps": settings.num_steps,
       "start_iter": settings.start_iter,
       "matmul_dtype": matmul_dtype,
-      "cpu": timing.cpu_name(),
+      "machine": f"{timing.num_cores()} cores of {timing.cpu_name()}",
       "reps": reps,
       "full": full,
       "rows": rows,
@@ -173,7 +173,7 @@ def edit_latency_markdown(results: dict) -> str:
       )
       + f"; median (range) of {r['reps']} "
       "interleaved calls, ms, on "
-      + r["cpu"]
+      + r["machine"]
       + ". Full decode: "
       + ranged(r["full"])
       + ".",

@@ -180,6 +180,7 @@ def machine_info() -> dict:
   return {
       "platform": platform.platform(),
       "cores": timing.num_cores(),
+      "cpu": timing.cpu_name(),
       "jax_version": jax.__version__,
       "backend": jax.default_backend(),
       "devices": [str(d) for d in jax.devices()],

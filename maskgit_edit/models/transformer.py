@@ -56,8 +56,8 @@ ATTENTION_SCORES = 2**21
 
 # Operand dtypes of the dense layers' products (`Transformer.matmul_dtype`).
 # bfloat16 operands are accumulated in float32 and give float32 results: on a
-# CPU with AVX-512 BF16, XLA runs those products 2-3x faster than float32
-# ones (docs/decoding.md), provided the kernels are stored in bfloat16
+# CPU with AVX-512 BF16 an edit's decode ran about 2x faster than with float32
+# products (docs/decoding.md), provided the kernels are stored in bfloat16
 # (`kernels_in`) rather than converted at every call.
 MATMUL_DTYPES = ("float32", "bfloat16")
 
@@ -65,7 +65,9 @@ MATMUL_DTYPES = ("float32", "bfloat16")
 def _bfloat16_dot_general(
     lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None
 ):
-  del preferred_element_type  # Always float32.
+  """`lax.dot_general` of the operands rounded to bfloat16, summed and
+  returned in float32 (whatever the module's compute `dtype`)."""
+  del preferred_element_type
   return jax.lax.dot_general(
       lhs.astype(jnp.bfloat16),
       rhs.astype(jnp.bfloat16),
@@ -92,9 +94,13 @@ def kernels_in(params, matmul_dtype: str):
   if _dense_dot_general(matmul_dtype) is None:
     return params
   dtype = jnp.dtype(matmul_dtype)
+  is_kernel = lambda path, x: (
+      isinstance(path[-1], jax.tree_util.DictKey)
+      and path[-1].key == "kernel"
+      and x.ndim >= 2
+  )
   return jax.tree_util.tree_map_with_path(
-      lambda path, x: x.astype(dtype) if path[-1].key == "kernel" else x,
-      params,
+      lambda path, x: x.astype(dtype) if is_kernel(path, x) else x, params
   )
 
 
@@ -503,7 +509,8 @@ class Transformer(nn.Module):
     dropout_rate: Dropout on embeddings, attention probabilities and block outputs.
     dtype: Compute dtype; parameters stay float32 and logits are float32.
     matmul_dtype: Operand dtype of the dense layers' products, one of
-      `MATMUL_DTYPES` (see `kernels_in`).
+      `MATMUL_DTYPES` (see `kernels_in`); the products are float32 for any
+      `dtype`.
   """
 
   vocab_size: int
