@@ -135,8 +135,8 @@ def released_config(image_size: int, mode: str) -> ml_collections.ConfigDict:
     )
   if mode == "fast_edit":
     # 6 steps over a window of 1 token ring, bfloat16 products: the decode
-    # of a 15% edit at 256 px in 0.43 s on 2 cores with AVX-512 BF16,
-    # against 3.7 s for `edit` (not timed at 512 px); the 6-step bfloat16
+    # of a 15% edit at 256 px in 0.42 s on 2 cores with AVX-512 BF16,
+    # against 3.9 s for `edit` (not timed at 512 px); the 6-step bfloat16
     # edit keeps every paired interval of the 10-step float32 one on
     # Fashion-MNIST (docs/decoding.md).
     c.decode = config_defaults.decode(num_steps=7, start_iter=1)
