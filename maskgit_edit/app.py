@@ -48,7 +48,6 @@ from maskgit_edit import cli
 from maskgit_edit import data as data_lib
 from maskgit_edit import edit as edit_lib
 from maskgit_edit import images as images_lib
-from maskgit_edit import models
 from maskgit_edit.decoding import sampling
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.decoding import windows
@@ -577,13 +576,7 @@ flags.DEFINE_string("tokenizer_workdir", None, "Tokenizer run.")
 flags.DEFINE_string("transformer_workdir", None, "Transformer run.")
 flags.DEFINE_string("host", "127.0.0.1", "Address to serve on.")
 flags.DEFINE_integer("port", 8765, "Port to serve on.")
-flags.DEFINE_enum(
-    "matmul_dtype",
-    "float32",
-    models.transformer.MATMUL_DTYPES,
-    "Operand dtype of the transformer's dense products (bfloat16: "
-    "accumulated in float32, faster on CPUs with AVX-512 BF16).",
-)
+cli.add_matmul_dtype_flag(FLAGS)
 
 
 def start(

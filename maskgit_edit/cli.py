@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from absl import flags
 
+from maskgit_edit import models
 from maskgit_edit.decoding import sampling
 
 # JAX reports at INFO that there is no TPU on every start of a CLI (absl
@@ -80,6 +81,24 @@ def add_decode_flags(parser, names=tuple(sampling.DECODE_FLAGS)) -> None:
       define(name, None, help_text, flag_values=parser)
     else:
       parser.add_argument(f"--{name}", type=kind, default=None, help=help_text)
+
+
+def add_matmul_dtype_flag(parser) -> None:
+  """Adds --matmul_dtype (`models.transformer.MATMUL_DTYPES`, default
+  float32) to an argparse parser or an absl `FlagValues`."""
+  choices = models.transformer.MATMUL_DTYPES
+  help_text = (
+      "Operand dtype of the transformer's dense products (bfloat16: "
+      "accumulated in float32, faster on CPUs with AVX-512 BF16)."
+  )
+  if isinstance(parser, flags.FlagValues):
+    flags.DEFINE_enum(
+        "matmul_dtype", "float32", choices, help_text, flag_values=parser
+    )
+  else:
+    parser.add_argument(
+        "--matmul_dtype", default="float32", choices=choices, help=help_text
+    )
 
 
 def decode_overrides(args) -> dict:

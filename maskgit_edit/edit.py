@@ -421,14 +421,7 @@ def define_flags(
       "around the edited ones.",
       **on,
   )
-  flags.DEFINE_enum(
-      "matmul_dtype",
-      "float32",
-      models.transformer.MATMUL_DTYPES,
-      "Operand dtype of the transformer's dense products (bfloat16: "
-      "accumulated in float32, faster on CPUs with AVX-512 BF16).",
-      **on,
-  )
+  cli.add_matmul_dtype_flag(flag_values)
   cli.add_decode_flags(flag_values)
   flags.DEFINE_string("out", "edited.png", "Output PNG.", **on)
 

@@ -26,7 +26,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from maskgit_edit import cli
 from maskgit_edit import files
-from maskgit_edit import models
 from maskgit_edit.benchmarking import edit_latency
 from maskgit_edit.benchmarking import timing
 from maskgit_edit.benchmarking import workloads
@@ -94,13 +93,7 @@ def parse_args(argv):
       help="Context ring of the windowed decode.",
   )
   cli.add_decode_flags(parser, ("num_steps", "start_iter", "full_pass_every"))
-  parser.add_argument(
-      "--matmul_dtype",
-      default="float32",
-      choices=models.transformer.MATMUL_DTYPES,
-      help="Operand dtype of the transformer's dense products for "
-      "--edit_latency (bfloat16: accumulated in float32).",
-  )
+  cli.add_matmul_dtype_flag(parser)
   parser.add_argument(
       "--markdown", default=None, help="Also write the tables here."
   )

@@ -37,7 +37,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from maskgit_edit import cli
 from maskgit_edit import edit as edit_lib
-from maskgit_edit import models
 from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.study import run
 from maskgit_edit.study import scoring
@@ -95,13 +94,7 @@ def parse_args(argv):
       "the edited ones (default: the whole grid).",
   )
   cli.add_decode_flags(p, ("num_steps", "start_iter", "full_pass_every"))
-  p.add_argument(
-      "--matmul_dtype",
-      default="float32",
-      choices=models.transformer.MATMUL_DTYPES,
-      help="Operand dtype of the transformer's dense products (bfloat16: "
-      "accumulated in float32, faster on CPUs with AVX-512 BF16).",
-  )
+  cli.add_matmul_dtype_flag(p)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument(
       "--distributed",
