@@ -37,15 +37,30 @@ def read_json(path: str | os.PathLike, what: str):
     raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
 
 
-def differing_keys(path: str | os.PathLike, content: dict) -> list[str] | None:
+def _with_defaults(found, defaults):
+  """`found` with the fields of `defaults` it lacks, at every depth."""
+  if not isinstance(found, dict) or not isinstance(defaults, dict):
+    return found
+  return {
+      **defaults,
+      **{k: _with_defaults(v, defaults.get(k)) for k, v in found.items()},
+  }
+
+
+def differing_keys(
+    path: str | os.PathLike, content: dict, defaults: dict | None = None
+) -> list[str] | None:
   """Top-level keys whose values differ between JSON file `path` and
   `content` (compared as JSON, so tuples equal lists); None if there is no
-  such file."""
+  such file. `defaults` (shaped like `content`) fills in fields the file
+  lacks: those added since it was written, with the values they stand for.
+  """
   if not os.path.exists(path):
     return None
   found, content = read_json(path, "File"), json.loads(json.dumps(content))
   if not isinstance(found, dict):
     return sorted(content)
+  found = _with_defaults(found, json.loads(json.dumps(defaults or {})))
   return sorted(
       k for k in found.keys() | content.keys() if found.get(k) != content.get(k)
   )

@@ -24,6 +24,7 @@ from maskgit_edit.decoding import guidance as guidance_lib
 from maskgit_edit.study import grid as grid_lib
 from maskgit_edit.study import outputs as outputs_lib
 from maskgit_edit.study import pairing
+from maskgit_edit.study import run as run_lib
 from maskgit_edit.study import schema
 from maskgit_edit.study import settings as settings_lib
 from maskgit_edit.study import stroke_sets
@@ -415,6 +416,21 @@ def test_edits_of_other_strokes_or_models_are_refused(harness):
       match="its edit_settings is .*'float32'.*this run's .*'bfloat16'",
   ):
     run_edits.main([*argv, "--matmul_dtype", "bfloat16"])
+  # A record written before a setting existed stands for its default.
+  older = json.loads(json.dumps(recorded))
+  del older["edit_settings"]["matmul_dtype"]
+  del older["edit_settings"]["decode"]["full_pass_every"]
+  with open(run_json, "w") as f:
+    json.dump(older, f)
+  outputs_lib.claim_out_dir(out_dir, recorded, run_lib.IDENTITY_DEFAULTS)
+  with pytest.raises(ValueError, match="its edit_settings is"):
+    outputs_lib.claim_out_dir(out_dir, recorded)
+  bfloat16 = json.loads(json.dumps(recorded))
+  bfloat16["edit_settings"]["matmul_dtype"] = "bfloat16"
+  with pytest.raises(ValueError, match="its edit_settings is"):
+    outputs_lib.claim_out_dir(out_dir, bfloat16, run_lib.IDENTITY_DEFAULTS)
+  with open(run_json, "w") as f:
+    json.dump(recorded, f)
 
 
 # ---------------------------------------------------------------------------

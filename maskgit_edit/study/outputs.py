@@ -61,13 +61,19 @@ def save_outputs(
     )
 
 
-def claim_out_dir(out_dir: str, identity: Mapping[str, Any]) -> None:
+def claim_out_dir(
+    out_dir: str,
+    identity: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
   """Records which strokes, models and edit settings `out_dir` holds edits
   of, or raises ValueError naming both when it holds another run's (whose
-  outputs would otherwise be resumed as this run's)."""
+  outputs would otherwise be resumed as this run's). `defaults`: identity
+  fields a record written before they existed stands for (see
+  `files.differing_keys`)."""
   path = os.path.join(out_dir, RUN_NAME)
   identity = json.loads(json.dumps(identity))  # Tuples as lists.
-  differ = files.differing_keys(path, identity)
+  differ = files.differing_keys(path, identity, defaults)
   if differ:
     key = differ[0]
     found = files.read_json(path, "Run record")

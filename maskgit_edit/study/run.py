@@ -37,6 +37,13 @@ RECOMMENDED_MIN_STROKES = 100
 _load_editor = functools.cache(edit_lib.Editor.from_workdirs)
 
 
+# A study folder's record lacks the edit settings added after it was
+# written; they stand for their defaults, which kept the earlier decode.
+IDENTITY_DEFAULTS = {
+    "edit_settings": dataclasses.asdict(edit_lib.EditSettings())
+}
+
+
 def pending_settings(
     settings: Sequence[tuple[str, float]],
     stroke_set: stroke_sets_lib.StrokeSet,
@@ -57,7 +64,7 @@ def pending_settings(
   error = None
   if artefacts.is_writer():
     try:
-      outputs_lib.claim_out_dir(out_dir, identity)
+      outputs_lib.claim_out_dir(out_dir, identity, IDENTITY_DEFAULTS)
       for i, (variant, knob) in enumerate(settings):
         path = outputs_lib.output_path(out_dir, variant, knob)
         if os.path.exists(path):
