@@ -91,7 +91,8 @@ def kernels_in(params, matmul_dtype: str):
   `Transformer(matmul_dtype=...)`: converted once here rather than at every
   call. Embeddings, biases and layer norms stay float32; "float32" returns
   `params` as they are."""
-  if _dense_dot_general(matmul_dtype) is None:
+  _dense_dot_general(matmul_dtype)  # Checks the name.
+  if matmul_dtype == "float32":
     return params
   dtype = jnp.dtype(matmul_dtype)
   is_kernel = lambda path, x: (
