@@ -9,6 +9,7 @@ import pytest
 
 from maskgit_edit import files
 from maskgit_edit.benchmarking import edit_latency
+from maskgit_edit.benchmarking import machine
 from maskgit_edit.benchmarking import peer
 
 from conftest import load_script
@@ -124,6 +125,14 @@ def test_peer_comparison_runs_each_implementation_in_its_own_process():
   assert record["decode"]["median_s"] <= record["decode"]["max_s"]
   assert len(lines) == 2 and "round 2/2" in lines[1]
   assert "| reference | 2 |" in peer.markdown(results)
+  # The table names its CPU; a table of another machine does not resume.
+  assert results["settings"]["cpu"] == machine.cpu_name()
+  assert f"per process on {machine.cpu_name()}." in peer.markdown(results)
+  elsewhere = dict(
+      results, settings=dict(results["settings"], cpu="another CPU")
+  )
+  with pytest.raises(ValueError, match="other settings"):
+    peer.compare(["reference"], [2], results=elsewhere, **settings)
   # Each cell names its commit; the table lists them where they differ.
   assert cell["commit"] == files.checkout_commit()
   assert "Cells by commit" not in peer.markdown(results)

@@ -12,6 +12,7 @@ import numpy as np
 
 from maskgit_edit import models
 from maskgit_edit import released
+from maskgit_edit.benchmarking import machine
 from maskgit_edit.benchmarking import timing
 from maskgit_edit.benchmarking import workloads
 from maskgit_edit.decoding import sampling
@@ -140,7 +141,7 @@ def edit_latency_benchmark(
       "num_steps": settings.num_steps,
       "start_iter": settings.start_iter,
       "matmul_dtype": matmul_dtype,
-      "machine": f"{timing.num_cores()} cores of {timing.cpu_name()}",
+      "machine": f"{machine.num_cores()} cores of {machine.cpu_name()}",
       "reps": reps,
       "full": full,
       "rows": rows,

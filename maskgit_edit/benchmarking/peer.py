@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 from maskgit_edit import files
+from maskgit_edit.benchmarking import machine
 
 NUM_STEPS = 12
 # name -> (layers, hidden, heads, MLP width, token grid side, codebook,
@@ -324,7 +325,10 @@ def compare(
       "reps": reps,
       "rounds": rounds,
       "budget_s": budget_s,
-      "threads": len(os.sched_getaffinity(0)),
+      "threads": machine.num_cores(),
+      # Timings of different CPUs are not comparable: a table resumed on
+      # another machine is refused like any other change of settings.
+      "cpu": machine.cpu_name(),
       "implementations": list(implementations),
       **({"part": part} if part != "model" else {}),
   }
@@ -403,6 +407,11 @@ _PART_TEXT = {
 }
 
 
+def _on_cpu(settings) -> str:
+  """ " on <cpu>" where the settings name it (tables written before did not)."""
+  return f" on {settings['cpu']}" if "cpu" in settings else ""
+
+
 def _commits_line(cells) -> list[str]:
   """A line naming each cell's commit, where the cells come from several
   (a table resumed or re-measured in part)."""
@@ -428,7 +437,8 @@ def part_markdown(results: dict[str, Any]) -> str:
       f"{_PART_TEXT[settings['part']]}, seconds: median (range) over"
       f" {settings['rounds']} alternating processes x up to"
       f" {settings['reps']} calls each, {settings['threads']} threads per"
-      " process. Peer: PyTorch eager; speed > 1: ours is faster.",
+      f" process{_on_cpu(settings)}. Peer: PyTorch eager; speed > 1: ours is"
+      " faster.",
       "",
       "| size | batch | GFLOP | ours | peer | speed | ours GFLOP/s | peer"
       " GFLOP/s |",
@@ -459,7 +469,7 @@ def markdown(results: dict[str, Any]) -> str:
       "unknown), seconds: median (range) over "
       f"{settings['rounds']} alternating processes x up to "
       f"{settings['reps']} calls each, {settings['threads']} threads per "
-      "process. Peer: the faster of PyTorch eager and torch.compile; "
+      f"process{_on_cpu(settings)}. Peer: the faster of PyTorch eager and torch.compile; "
       "speed > 1: ours is faster.",
       "",
       "| size | batch | ours forward | peer forward | forward speed | "

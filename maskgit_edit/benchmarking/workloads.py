@@ -28,6 +28,7 @@ from maskgit_edit import files
 from maskgit_edit import data as data_lib
 from maskgit_edit import models
 from maskgit_edit.benchmarking import decode_speed
+from maskgit_edit.benchmarking import machine
 from maskgit_edit.benchmarking import timing
 from maskgit_edit.trainers import maskgit as maskgit_trainer
 from maskgit_edit.trainers import tokenizer as tokenizer_trainer
@@ -55,9 +56,9 @@ def matmul_peak(size: int, reps: int) -> dict:
   return {
       "size": size,
       "reps": reps,
-      "cores": timing.num_cores(),
+      "cores": machine.num_cores(),
       "per_core_gflop_per_s": per_core / 1e9,
-      "peak_gflop_per_s": per_core * timing.num_cores() / 1e9,
+      "peak_gflop_per_s": per_core * machine.num_cores() / 1e9,
       "best_wall_gflop_per_s": flops / min(t.wall_s for t in timings) / 1e9,
       "median_wall_gflop_per_s": flops
       / statistics.median(t.wall_s for t in timings)
@@ -179,8 +180,8 @@ def transformer_benchmark(
 def machine_info() -> dict:
   return {
       "platform": platform.platform(),
-      "cores": timing.num_cores(),
-      "cpu": timing.cpu_name(),
+      "cores": machine.num_cores(),
+      "cpu": machine.cpu_name(),
       "jax_version": jax.__version__,
       "backend": jax.default_backend(),
       "devices": [str(d) for d in jax.devices()],
@@ -198,6 +199,7 @@ def markdown(results: dict) -> str:
   """Markdown tables of the headline numbers."""
   mm = results["matmul"]
   lines = [
+      f"Machine: {mm['cores']} cores of {results['machine']['cpu']}. "
       f"Matmul {mm['size']}^2 f32: peak {mm['peak_gflop_per_s']:.1f} GFLOP/s "
       f"({mm['cores']} x {mm['per_core_gflop_per_s']:.1f} per core); best "
       f"wall-clock {mm['best_wall_gflop_per_s']:.1f} GFLOP/s. Load average "
