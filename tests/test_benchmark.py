@@ -3,6 +3,7 @@ process-isolated peer comparison (no timing checks)."""
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -154,6 +155,19 @@ def test_peer_comparison_runs_each_implementation_in_its_own_process():
         log=lines.append,
         **dict(settings, reps=1),
     )
+
+
+def test_short_calls_are_warmed_up_before_they_are_timed(monkeypatch):
+  monkeypatch.setattr(peer, "WARM_UP_S", 0.05)
+  calls = []
+  walls, _ = peer._timed_calls(lambda: calls.append(1), reps=3, budget_s=9)
+  # The probe and >= 0.05 s of untimed calls, then 3 timed ones.
+  assert len(walls) == 3 and len(calls) > 10
+  calls.clear()
+  slow = lambda: calls.append(time.sleep(0.06))
+  walls, _ = peer._timed_calls(slow, reps=3, budget_s=9)
+  # A call longer than the warm-up is timed from the first.
+  assert len(walls) == len(calls) == 3 and min(walls) >= 0.06
 
 
 def test_the_gemm_comparison_times_the_forwards_matrix_products():
