@@ -4,7 +4,7 @@ Large transformer programs: on CPU, XLA (jax 0.10.2) hands dense layers to
 YNNPACK library fusions. From 4,096 rows per dense layer (batch x tokens) on,
 it fuses differently (larger fusions around the products), and those programs
 ran 9-20% slower than XLA's own kernels at every released size measured
-(docs/decoding.md); below it, YNNPACK's were level or faster. `SizedJit`
+(docs/performance.md); below it, YNNPACK's were level or faster. `SizedJit`
 compiles large calls without them.
 
 One-off programs (a trainer's initialiser): XLA:CPU's LLVM optimisation of

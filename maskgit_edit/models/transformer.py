@@ -117,7 +117,7 @@ def blocked_attention(
 
   The same function as `jax.nn.dot_product_attention` (to float rounding),
   but XLA:CPU then never writes the whole [B, heads, Q, L] score tensor to
-  memory: 2-4x faster at the released sizes on a CPU (docs/speed.md).
+  memory: 2-4x faster at the released sizes on a CPU (docs/performance.md).
 
   Args:
     query_BxQxNxD, key_BxLxNxD, value_BxLxNxD: flax layout [B, len, heads,
