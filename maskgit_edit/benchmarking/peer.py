@@ -410,11 +410,6 @@ _PART_TEXT = {
 }
 
 
-def _on_cpu(settings) -> str:
-  """ " on <cpu>" where the settings name it (tables written before did not)."""
-  return f" on {settings['cpu']}" if "cpu" in settings else ""
-
-
 def _commits_line(cells) -> list[str]:
   """A line naming each cell's commit, where the cells come from several
   (a table resumed or re-measured in part)."""
@@ -440,8 +435,8 @@ def part_markdown(results: dict[str, Any]) -> str:
       f"{_PART_TEXT[settings['part']]}, seconds: median (range) over"
       f" {settings['rounds']} alternating processes x up to"
       f" {settings['reps']} calls each, {settings['threads']} threads per"
-      f" process{_on_cpu(settings)}. Peer: PyTorch eager; speed > 1: ours is"
-      " faster.",
+      f" process on {settings['cpu']}. Peer: PyTorch eager; speed > 1: ours"
+      " is faster.",
       "",
       "| size | batch | GFLOP | ours | peer | speed | ours GFLOP/s | peer"
       " GFLOP/s |",
@@ -472,8 +467,8 @@ def markdown(results: dict[str, Any]) -> str:
       "unknown), seconds: median (range) over "
       f"{settings['rounds']} alternating processes x up to "
       f"{settings['reps']} calls each, {settings['threads']} threads per "
-      f"process{_on_cpu(settings)}. Peer: the faster of PyTorch eager and torch.compile; "
-      "speed > 1: ours is faster.",
+      f"process on {settings['cpu']}. Peer: the faster of PyTorch eager and "
+      "torch.compile; speed > 1: ours is faster.",
       "",
       "| size | batch | ours forward | peer forward | forward speed | "
       "ours decode | peer decode | decode speed | decode / (steps x "
@@ -517,22 +512,19 @@ def _timed_calls(fn, reps: int, budget_s: float) -> tuple[list[float], float]:
   stopping when one more would pass `budget_s`; and CPU / wall seconds.
 
   A first call shorter than `WARM_UP_S` is not kept: fn is called untimed
-  for that long first. Short calls speed up over their first few dozen
-  (with one warm-up call, the reference size's forward at batch 1 took
-  9.2 / 8.1 / 7.9 ms in one process and 6.9 / 7.1 / 5.9 ms in the next,
-  against 5.3 ms a step inside its decode)."""
-  walls, cpu, warmed = [], time.process_time(), False
-  while len(walls) < reps:
+  for that long first, since short calls speed up over their first few
+  dozen (allocator, caches, thread pools)."""
+  start, cpu = time.perf_counter(), time.process_time()
+  fn()
+  walls = [time.perf_counter() - start]
+  if walls[0] < WARM_UP_S:
+    while time.perf_counter() - start < WARM_UP_S:
+      fn()
+    walls, cpu = [], time.process_time()
+  while len(walls) < reps and not (walls and sum(walls) + walls[-1] > budget_s):
     start = time.perf_counter()
     fn()
     walls.append(time.perf_counter() - start)
-    if not warmed and walls[0] < WARM_UP_S:
-      while time.perf_counter() - start < WARM_UP_S:
-        fn()
-      walls, cpu = [], time.process_time()
-    warmed = True
-    if walls and sum(walls) + walls[-1] > budget_s:
-      break
   return walls, (time.process_time() - cpu) / sum(walls)
 
 
